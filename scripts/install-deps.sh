@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Install every build and test dependency of bulwark from Debian's archive.
+# Idempotent: when all packages are already installed it only checks (a few seconds).
+set -euo pipefail
+
+PKGS=(
+  # build
+  make gcc clang llvm lld libc6-dev pkg-config libbpf-dev bpftool linux-libc-dev
+  libmnl-dev libnl-3-dev libnl-route-3-dev libnl-genl-3-dev
+  libcryptsetup-dev libdevmapper-dev libblkid-dev libssl-dev libjson-c-dev
+  libcurl4-openssl-dev libevent-dev libtss2-dev libcmocka-dev libclang-rt-14-dev
+  # runtime tools used by tests and the VM harness
+  kmod iproute2 iputils-ping iperf3 tcpdump procps util-linux e2fsprogs
+  wireguard-tools wireguard-go cryptsetup-bin
+  qemu-system-x86 busybox-static cpio xz-utils zstd dpkg
+  swtpm swtpm-tools tpm2-tools openssl python3 python3-jwcrypto curl
+)
+
+missing=()
+for p in "${PKGS[@]}"; do
+  if ! dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null | grep -q '^ii'; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all ${#PKGS[@]} packages present"
+  exit 0
+fi
+
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" </dev/null
+echo "install-deps: done"

@@ -1,0 +1,62 @@
+# Shared helpers for shell tests (netns and vm suites). Source it: . "$(dirname "$0")/../lib.sh"
+#
+#   check "description" cmd args...   run cmd; print TAP "ok N - description" or "not ok"
+#   ok / not_ok "description"         report a result directly
+#   skip "reason"                     skip the whole test (exit 77, reason printed)
+#   netns_new NAME                    create a uniquely named netns, removed on exit; prints it
+#   at_exit "cmd"                     run cmd on exit (LIFO), even when the test fails
+#   bpffs_ensure                      mount bpffs on /sys/fs/bpf when it is not mounted
+#   nsx NS cmd args...                run cmd in netns NS without remounting /sys (unlike
+#                                     `ip netns exec`, which hides /sys/fs/bpf and its pins)
+#   finish                            exit 1 when any check failed, else 0
+set -u
+BULWARK_TOP=${BULWARK_TOP:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
+BUILD=${BUILD:-$BULWARK_TOP/build}
+export PATH="$BUILD/bin:$PATH"
+_tap_n=0 _tap_failed=0 _at_exit=()
+# Unique per test run: netns, links and wireguard-go sockets are global names.
+BW_ID=${BW_ID:-$(printf '%04x' $(( ($$ + RANDOM) & 0xffff )))}
+
+ok() { _tap_n=$((_tap_n + 1)); echo "ok $_tap_n - $*"; }
+not_ok() { _tap_n=$((_tap_n + 1)); _tap_failed=$((_tap_failed + 1)); echo "not ok $_tap_n - $*"; }
+check() {
+  local desc=$1; shift
+  if "$@"; then ok "$desc"; else not_ok "$desc (command: $*)"; fi
+}
+skip() { echo "SKIP: $*"; exit 77; }
+finish() { [ "$_tap_failed" -eq 0 ] && [ "$_tap_n" -gt 0 ]; exit $?; }
+die() { not_ok "$*"; exit 1; }
+
+at_exit() { _at_exit=("$1" "${_at_exit[@]}"); }
+_run_at_exit() {
+  local c
+  for c in "${_at_exit[@]}"; do eval "$c" >/dev/null 2>&1 || true; done
+}
+trap _run_at_exit EXIT
+trap 'exit 130' INT TERM
+
+require_root() { [ "$(id -u)" -eq 0 ] || skip "needs root"; }
+
+netns_new() {
+  local name="bw$BW_ID-$1"
+  ip netns add "$name" || die "ip netns add $name"
+  at_exit "ip netns pids $name | xargs -r kill -9; ip netns del $name"
+  ip -n "$name" link set lo up
+  echo "$name"
+}
+
+nsx() { local ns=$1; shift; nsenter --net="/run/netns/$ns" -- "$@"; }
+
+bpffs_ensure() {
+  mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf
+}
+
+# Wait until a command succeeds (timeout in tenths of seconds).
+wait_for() {
+  local tries=$1; shift
+  while [ "$tries" -gt 0 ]; do
+    "$@" >/dev/null 2>&1 && return 0
+    sleep 0.1; tries=$((tries - 1))
+  done
+  return 1
+}

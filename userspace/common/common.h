@@ -1,0 +1,76 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * bulwark common helpers: logging, cleanup attributes, secret memory, file I/O.
+ *
+ * Conventions used across bulwark's C code:
+ *  - functions return 0 or a positive value on success and a negative errno on failure;
+ *  - resources are released with __attribute__((cleanup)) helpers (_cleanup_free_ etc.);
+ *  - key material lives in struct bw_secret: locked, excluded from core dumps, wiped on free.
+ */
+#ifndef BULWARK_COMMON_H
+#define BULWARK_COMMON_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+/* ---- cleanup helpers ---- */
+static inline void bw_freep(void *p) { free(*(void **)p); }
+static inline void bw_closep(int *fd) { if (*fd >= 0) close(*fd); }
+static inline void bw_fclosep(FILE **f) { if (*f) fclose(*f); }
+#define _cleanup_free_ __attribute__((cleanup(bw_freep)))
+#define _cleanup_close_ __attribute__((cleanup(bw_closep)))
+#define _cleanup_fclose_ __attribute__((cleanup(bw_fclosep)))
+
+/* Hand ownership out of a cleanup variable. */
+#define TAKE_PTR(p) ({ __typeof__(p) _t = (p); (p) = NULL; _t; })
+#define TAKE_FD(fd) ({ int _t = (fd); (fd) = -1; _t; })
+
+/* ---- logging (stderr; level from BULWARK_LOG=debug|info|warn|error) ---- */
+enum bw_log_level { BW_LOG_DEBUG, BW_LOG_INFO, BW_LOG_WARN, BW_LOG_ERROR };
+void bw_log_set_level(enum bw_log_level level);
+void bw_log_set_prefix(const char *prefix);
+void bw_log(enum bw_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+#define bw_debug(...) bw_log(BW_LOG_DEBUG, __VA_ARGS__)
+#define bw_info(...) bw_log(BW_LOG_INFO, __VA_ARGS__)
+#define bw_warn(...) bw_log(BW_LOG_WARN, __VA_ARGS__)
+#define bw_err(...) bw_log(BW_LOG_ERROR, __VA_ARGS__)
+
+/* ---- secrets: locked, non-dumpable memory, wiped with OPENSSL_cleanse on free ---- */
+struct bw_secret {
+	uint8_t *data;
+	size_t len;   /* bytes in use */
+	size_t size;  /* bytes mapped (page multiple) */
+};
+/* Allocate len zeroed bytes; -ENOMEM, or -EPERM/-EAGAIN when memory cannot be locked. */
+int bw_secret_new(struct bw_secret *s, size_t len);
+void bw_secret_free(struct bw_secret *s);
+static inline void bw_secret_freep(struct bw_secret *s) { bw_secret_free(s); }
+#define _cleanup_secret_ __attribute__((cleanup(bw_secret_freep)))
+
+/* ---- files ---- */
+/*
+ * Write data to path atomically: temp file in the same directory created with mode,
+ * written, fsync'ed, renamed over path, directory fsync'ed. Readers see old or new, never half.
+ */
+int bw_write_file_atomic(const char *path, const void *data, size_t len, mode_t mode);
+/* Read at most max bytes of a regular file; -EFBIG if larger. *out is NUL-terminated. */
+int bw_read_file(const char *path, size_t max, char **out, size_t *len);
+/*
+ * Read a key file into secret memory. The file must be a regular file, owned by the caller's
+ * uid, not accessible by group or others (0600 or stricter), and exactly len bytes long.
+ * Returns -EPERM for a wrong mode/owner, -EINVAL for a wrong size.
+ */
+int bw_read_key_file(const char *path, size_t len, struct bw_secret *out);
+
+/* Constant-time comparison of n bytes. */
+bool bw_memeq_ct(const void *a, const void *b, size_t n);
+
+#endif

@@ -94,8 +94,26 @@ $(foreach p,$(bin-y),$(eval $(call prog_rule,$(BUILD)/bin,$(p))))
 $(foreach p,$(test-unit-y),$(eval $(call prog_rule,$(BUILD)/tests/unit,$(p))))
 $(foreach p,$(test-bpf-y),$(eval $(call prog_rule,$(BUILD)/tests/bpf,$(p))))
 
+# libFuzzer targets: their own objects (clang, instrumented) under $(BUILD)/fuzz/obj.
+FUZZ_CFLAGS := -O1 -g -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer \
+               -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -DBULWARK_FUZZING
+FUZZERS := $(addprefix $(BUILD)/fuzz/,$(fuzz-y))
+$(BUILD)/fuzz/obj/%.o: %.c $(FLAGS_STAMP) | $(SKELS)
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  FUZZCC  $<")
+	$(Q)$(CLANG) $(filter-out -MMD -MP,$(CPPFLAGS)) $(FUZZ_CFLAGS) -c -o $@ $<
+define fuzz_rule
+$(BUILD)/fuzz/$(1): $(addprefix $(BUILD)/fuzz/obj/,$($(1)-objs))
+	@mkdir -p $$(@D)
+	@$$(if $$(Q),echo "  FUZZLD  $$@")
+	$$(Q)$$(CLANG) -fsanitize=fuzzer,address,undefined -o $$@ $$^ $$(shell $$(PKG_CONFIG) --libs $$($(1)-pkgs)) -lpthread
+endef
+$(foreach f,$(fuzz-y),$(eval $(call fuzz_rule,$(f))))
+.PHONY: fuzz
+fuzz: $(FUZZERS)
+
 SUITE ?= unit bpf netns vm
-check: all
+check: all fuzz
 	$(Q)BUILD=$(abspath $(BUILD)) tests/run $(SUITE)
 
 clean:

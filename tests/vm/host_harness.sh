@@ -7,7 +7,7 @@ run=$BULWARK_TOP/tests/vm/run
 out=$("$run" --timeout 120 -- sh -c 'echo guest-says-hi; uname -r; exit 3' 2>&1); rc=$?
 check "a guest command's exit status is returned (3, got $rc)" test "$rc" -eq 3
 check "its output is streamed to the host" grep -qx guest-says-hi <<<"$out"
-check "it ran on the test kernel, not the host's" grep -qx "$(basename "$(readlink -f "$BUILD/kernel/current")")" <<<"$out"
+check "it ran on the test kernel, not the host's" grep -qx "$(basename "$(readlink -f "${BULWARK_KERNEL_DIR:-$BUILD/kernel}/current")")" <<<"$out"
 
 marker=$BULWARK_TOP/build/vm-harness-$BW_ID
 at_exit "rm -f $marker"

@@ -1,0 +1,101 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * The one ABI between bulwark's BPF programs and userspace: map keys and values, the config
+ * record, counter indices and drop events. Included by the bpf/ programs and by userspace/datapath.
+ * Every map is BTF-typed, named bw_*, pinned by name under the pin directory, so
+ * `bpftool map dump pinned /sys/fs/bpf/bulwark/<map>` prints these field names.
+ */
+#ifndef BULWARK_ABI_H
+#define BULWARK_ABI_H
+
+#include <linux/types.h>
+
+#define BW_PIN_DIR_DEFAULT "/sys/fs/bpf/bulwark"
+
+/* bw_config (array, one entry, key 0): runtime settings, changed by `datapath apply` without reload. */
+struct bw_config {
+	__u32 wg_ifindex;     /* redirect target for protected traffic; 0: none, so it is dropped */
+	__u32 wg_fwmark;      /* skb mark WireGuard puts on its own encrypted packets; 0: unused */
+	__u16 wg_port;        /* this node's WireGuard UDP listen port */
+	__u16 overlay_port;   /* VXLAN/Geneve UDP port carried between nodes as pod traffic; 0: off */
+	__u32 flags;          /* BW_CFG_* */
+	__u32 events_per_sec; /* drop events per CPU per second before they are counted as lost */
+};
+#define BW_CFG_NODE_ENCRYPTION (1u << 0) /* node<->node and node<->pod traffic is protected too */
+#define BW_CFG_EVENTS          (1u << 1) /* emit drop events into bw_events */
+
+/* bw_protect_v4/v6 (LPM tries): the cluster's prefixes and what they hold. */
+struct bw_lpm_v4 {
+	__u32 prefixlen;
+	__u8 addr[4];
+};
+struct bw_lpm_v6 {
+	__u32 prefixlen;
+	__u8 addr[16];
+};
+enum bw_class {
+	BW_CLASS_NONE = 0, /* outside the cluster: never enforced */
+	BW_CLASS_POD = 1,  /* pod CIDR: always protected */
+	BW_CLASS_NODE = 2, /* node addresses: protected only with BW_CFG_NODE_ENCRYPTION */
+};
+struct bw_prefix {
+	__u32 class; /* enum bw_class */
+};
+
+/* bw_peer_v4/v6 (LPM tries): remote prefixes reachable through a WireGuard peer. */
+struct bw_peer {
+	__u8 pubkey[32]; /* the peer's WireGuard public key (informational, for operators) */
+	__u32 peer_id;   /* controller's id for the peer */
+};
+
+/* bw_allow (hash): node-to-node bootstrap ports passed in clear when node encryption is on. */
+enum bw_dir { BW_DIR_EGRESS = 0, BW_DIR_INGRESS = 1 };
+struct bw_allow_key {
+	__u8 proto; /* IPPROTO_TCP / IPPROTO_UDP */
+	__u8 dir;   /* enum bw_dir */
+	__u16 port; /* destination port, host byte order */
+};
+struct bw_allow {
+	__u32 hits; /* informational */
+};
+
+/* bw_stats (per-CPU array, key = enum bw_reason): what happened to packets, and why. */
+enum bw_reason {
+	BW_REASON_REDIRECTED = 0,         /* protected, sent into WireGuard */
+	BW_REASON_PASSED_ENCRYPTED,       /* already WireGuard (mark or listen port) */
+	BW_REASON_PASSED_UNPROTECTED,     /* not protected traffic */
+	BW_REASON_DROPPED_NO_PEER,        /* protected, no peer covers the destination */
+	BW_REASON_DROPPED_PLAINTEXT_INGRESS, /* protected source arrived in clear */
+	BW_REASON_DROPPED_MALFORMED,      /* headers truncated or invalid */
+	BW_REASON_ALLOWED_BY_PORT,        /* node-to-node bootstrap port */
+	BW_REASON_EVENTS_LOST,            /* drop events rate-limited or ring buffer full */
+	BW_REASON_MAX,
+};
+struct bw_stat {
+	__u64 packets;
+	__u64 bytes;
+};
+
+/* bw_events (ring buffer): one record per dropped packet, rate-limited per CPU. */
+struct bw_event {
+	__u64 ts_ns;     /* bpf_ktime_get_ns() */
+	__u32 ifindex;
+	__u32 len;       /* skb length */
+	__u8 reason;     /* enum bw_reason */
+	__u8 dir;        /* enum bw_dir */
+	__u8 family;     /* 4 or 6 */
+	__u8 l4proto;    /* IPPROTO_*, 0 when unknown (non-first fragment, truncated) */
+	__u16 sport;     /* host byte order; 0 when unknown */
+	__u16 dport;
+	__u8 saddr[16];  /* IPv4 in the first 4 bytes */
+	__u8 daddr[16];
+};
+
+/* bw_ratelimit (per-CPU array, one entry): the event budget of the current second. */
+struct bw_ratelimit {
+	__u64 window_ns;
+	__u32 sent;
+	__u32 pad;
+};
+
+#endif

@@ -1,0 +1,145 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/* Header parsing for uplink programs: addresses always, ports when the packet carries them. */
+#ifndef BW_LIB_PARSE_H
+#define BW_LIB_PARSE_H
+
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/in.h>
+#include <linux/in6.h>
+#include <linux/ip.h>
+#include <linux/ipv6.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+
+/* IPv6 extension headers walked before giving up on finding the transport header. */
+#define BW_MAX_EXTHDRS 8
+
+enum bw_parse { BW_PARSE_OK = 0, BW_PARSE_NOT_IP = 1, BW_PARSE_MALFORMED = -1 };
+
+struct bw_pkt {
+	__u8 family;      /* 4 or 6 */
+	__u8 l4proto;     /* transport protocol, valid when l4 != BW_L4_NONE */
+	__u8 l4;          /* enum bw_l4 */
+	__u8 icmp6_type;
+	__u16 sport;      /* host byte order, valid with BW_L4_PORTS */
+	__u16 dport;
+	__u8 saddr[16];
+	__u8 daddr[16];
+};
+
+enum bw_l4 {
+	BW_L4_NONE = 0,      /* no transport header here: non-first fragment or ESP etc. */
+	BW_L4_PORTS,         /* TCP/UDP/SCTP ports read */
+	BW_L4_OTHER,         /* transport without ports (ICMP...) */
+	BW_L4_TRUNCATED,     /* transport header should be there but is cut short */
+};
+
+static __always_inline void bw_l4_ports(struct __sk_buff *skb, struct bw_pkt *p, __u32 off)
+{
+	__be16 ports[2];
+
+	if (p->l4proto != IPPROTO_TCP && p->l4proto != IPPROTO_UDP && p->l4proto != IPPROTO_SCTP &&
+	    p->l4proto != IPPROTO_UDPLITE) {
+		p->l4 = BW_L4_OTHER;
+		if (p->l4proto == IPPROTO_ICMPV6 && bpf_skb_load_bytes(skb, off, &p->icmp6_type, 1) < 0)
+			p->l4 = BW_L4_TRUNCATED;
+		return;
+	}
+	if (bpf_skb_load_bytes(skb, off, ports, sizeof(ports)) < 0) {
+		p->l4 = BW_L4_TRUNCATED;
+		return;
+	}
+	p->sport = bpf_ntohs(ports[0]);
+	p->dport = bpf_ntohs(ports[1]);
+	p->l4 = BW_L4_PORTS;
+}
+
+static __always_inline int bw_parse_v4(struct __sk_buff *skb, struct bw_pkt *p, __u32 off)
+{
+	struct iphdr ip;
+
+	if (bpf_skb_load_bytes(skb, off, &ip, sizeof(ip)) < 0)
+		return BW_PARSE_MALFORMED;
+	if (ip.version != 4 || ip.ihl < 5)
+		return BW_PARSE_MALFORMED;
+	p->family = 4;
+	__builtin_memcpy(p->saddr, &ip.saddr, 4);
+	__builtin_memcpy(p->daddr, &ip.daddr, 4);
+	p->l4proto = ip.protocol;
+	/* A non-first fragment has no transport header: decided by addresses only. */
+	if (ip.frag_off & bpf_htons(0x1fff))
+		return BW_PARSE_OK;
+	bw_l4_ports(skb, p, off + ip.ihl * 4);
+	return BW_PARSE_OK;
+}
+
+static __always_inline int bw_parse_v6(struct __sk_buff *skb, struct bw_pkt *p, __u32 off)
+{
+	struct ipv6hdr ip6;
+	__u8 nexthdr;
+
+	if (bpf_skb_load_bytes(skb, off, &ip6, sizeof(ip6)) < 0)
+		return BW_PARSE_MALFORMED;
+	if (ip6.version != 6)
+		return BW_PARSE_MALFORMED;
+	p->family = 6;
+	__builtin_memcpy(p->saddr, &ip6.saddr, 16);
+	__builtin_memcpy(p->daddr, &ip6.daddr, 16);
+	nexthdr = ip6.nexthdr;
+	off += sizeof(ip6);
+
+#pragma unroll
+	for (int i = 0; i < BW_MAX_EXTHDRS; i++) {
+		__u8 h[8];
+
+		switch (nexthdr) {
+		case IPPROTO_HOPOPTS:
+		case IPPROTO_ROUTING:
+		case IPPROTO_DSTOPTS:
+		case IPPROTO_AH:
+		case IPPROTO_FRAGMENT:
+			break;
+		case IPPROTO_NONE:
+			p->l4proto = nexthdr;
+			p->l4 = BW_L4_OTHER;
+			return BW_PARSE_OK;
+		default:
+			p->l4proto = nexthdr;
+			bw_l4_ports(skb, p, off);
+			return BW_PARSE_OK;
+		}
+		if (bpf_skb_load_bytes(skb, off, h, sizeof(h)) < 0) {
+			p->l4 = BW_L4_TRUNCATED;
+			return BW_PARSE_OK;
+		}
+		if (nexthdr == IPPROTO_FRAGMENT) {
+			/* Fragment offset != 0: no transport header in this packet. */
+			if ((h[2] << 8 | h[3]) & 0xfff8) {
+				p->l4proto = h[0];
+				return BW_PARSE_OK;
+			}
+			off += 8;
+		} else if (nexthdr == IPPROTO_AH) {
+			off += (h[1] + 2) * 4;
+		} else {
+			off += (h[1] + 1) * 8;
+		}
+		nexthdr = h[0];
+	}
+	/* Too many extension headers to find the transport: treated as truncated. */
+	p->l4 = BW_L4_TRUNCATED;
+	return BW_PARSE_OK;
+}
+
+/* Uplinks are Ethernet: the network header follows a 14-byte MAC header. */
+static __always_inline int bw_parse(struct __sk_buff *skb, struct bw_pkt *p)
+{
+	if (skb->protocol == bpf_htons(ETH_P_IP))
+		return bw_parse_v4(skb, p, ETH_HLEN);
+	if (skb->protocol == bpf_htons(ETH_P_IPV6))
+		return bw_parse_v6(skb, p, ETH_HLEN);
+	return BW_PARSE_NOT_IP;
+}
+
+#endif

@@ -1,0 +1,103 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * bulwark datapath library: loads, attaches and drives the uplink tc programs (bpf/), whose
+ * maps are pinned under a pin directory so that state outlives any process.
+ *
+ * Pin directory: the pin_dir argument, else $BULWARK_PIN_DIR, else /sys/fs/bpf/bulwark.
+ * Layout: <pin>/bw_* maps (see bpf/bulwark_abi.h), <pin>/progs/bw_egress, <pin>/progs/bw_ingress.
+ * All functions return 0 (or a count) on success and a negative errno on failure.
+ */
+#ifndef BULWARK_DATAPATH_H
+#define BULWARK_DATAPATH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "bulwark_abi.h"
+
+/* tc filter identity on every uplink: first in line, so no other filter decides before us. */
+#define BW_TC_HANDLE 0xb0a
+#define BW_TC_PRIORITY 1
+
+struct bw_cidr {
+	uint8_t family; /* 4 or 6 */
+	uint8_t len;    /* prefix length */
+	uint8_t addr[16];
+};
+/* Parse "a.b.c.d/n" or "x::/n" (host bits must be zero); -EINVAL otherwise. */
+int bw_cidr_parse(const char *s, struct bw_cidr *out);
+/* Format into buf (at least 64 bytes). */
+const char *bw_cidr_str(const struct bw_cidr *c, char *buf, size_t size);
+
+const char *bw_reason_name(unsigned reason);
+const char *bw_pin_dir(const char *pin_dir);
+
+struct bw_dp;
+
+/* Open the pinned maps of an attached (or loaded) datapath; -ENOENT when there is none. */
+int bw_dp_open(const char *pin_dir, struct bw_dp **out);
+void bw_dp_close(struct bw_dp *dp);
+
+/* Desired map contents, applied by bw_dp_apply. */
+struct bw_dp_prefix {
+	struct bw_cidr cidr;
+	uint32_t class; /* enum bw_class */
+};
+struct bw_dp_peer_prefix {
+	struct bw_cidr cidr;
+	struct bw_peer peer;
+};
+struct bw_dp_desired {
+	struct bw_config config;       /* wg_ifindex 0 here keeps the attached device's index */
+	const struct bw_dp_prefix *protect;
+	size_t n_protect;
+	const struct bw_dp_peer_prefix *peers;
+	size_t n_peers;
+	const struct bw_allow_key *allow;
+	size_t n_allow;
+};
+/*
+ * Make the maps equal to *d: entries are added or updated first, then stale ones removed, so a
+ * prefix present before and after is never missing in between.
+ */
+int bw_dp_apply(struct bw_dp *dp, const struct bw_dp_desired *d);
+
+/*
+ * Load the programs (reusing pinned maps: counters and peers survive), apply *d when given,
+ * then attach to every uplink's egress and ingress, replacing our previous filter in place (no
+ * moment without one). wg_dev names the WireGuard device that protected traffic is sent into.
+ */
+int bw_dp_attach(const char *pin_dir, const char *const *uplinks, size_t n_uplinks,
+		 const char *wg_dev, const struct bw_dp_desired *d);
+/* Remove our filters from every device; with purge also unpin maps and programs. */
+int bw_dp_detach(const char *pin_dir, bool purge);
+
+int bw_dp_config_get(struct bw_dp *dp, struct bw_config *cfg);
+int bw_dp_config_set(struct bw_dp *dp, const struct bw_config *cfg);
+
+/* Single-peer operations for the WireGuard controller. */
+int bw_dp_peer_set(struct bw_dp *dp, const struct bw_cidr *cidr, const struct bw_peer *peer);
+int bw_dp_peer_del(struct bw_dp *dp, const struct bw_cidr *cidr);
+
+typedef int (*bw_dp_peer_cb)(const struct bw_cidr *cidr, const struct bw_peer *peer, void *ctx);
+typedef int (*bw_dp_prefix_cb)(const struct bw_cidr *cidr, uint32_t class, void *ctx);
+int bw_dp_peers_foreach(struct bw_dp *dp, bw_dp_peer_cb cb, void *ctx);
+int bw_dp_protect_foreach(struct bw_dp *dp, bw_dp_prefix_cb cb, void *ctx);
+
+/* Counters summed over CPUs, indexed by enum bw_reason. */
+int bw_dp_stats(struct bw_dp *dp, struct bw_stat out[BW_REASON_MAX]);
+
+struct bw_dp_attachment {
+	int ifindex;
+	char ifname[16];
+	uint32_t egress_prog_id;  /* 0: not attached in that direction */
+	uint32_t ingress_prog_id;
+};
+/* Our filters on the devices of the current network namespace; returns the count (<= max). */
+int bw_dp_attachments(struct bw_dp_attachment *out, size_t max);
+
+/* Drop events: calls cb for each until it returns non-zero, or timeout_ms passes (-1: forever). */
+typedef int (*bw_dp_event_cb)(const struct bw_event *e, void *ctx);
+int bw_dp_monitor(struct bw_dp *dp, bw_dp_event_cb cb, void *ctx, int timeout_ms);
+
+#endif

@@ -45,7 +45,7 @@ BPFTESTS := $(addprefix $(BUILD)/tests/bpf/,$(test-bpf-y))
 ALL_OBJS := $(call obj,$(foreach p,$(lib-y) $(bin-y) $(test-unit-y) $(test-bpf-y),$($(p)-objs)))
 
 .PHONY: all check clean bpf distclean
-all: $(BINS) $(UNIT) $(BPFTESTS) $(BPF_OBJS)
+all: $(LIBS) $(BINS) $(UNIT) $(BPFTESTS) $(BPF_OBJS)
 bpf: $(BPF_OBJS) $(SKELS)
 
 # Rebuild everything when the compiler flags change (e.g. SANITIZE=1 after a plain build).

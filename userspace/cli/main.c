@@ -13,6 +13,7 @@
 #include "cli/cli.h"
 
 static const struct bw_cli_area *const areas[] = {
+	&bw_cli_datapath,
 	&bw_cli_version,
 };
 

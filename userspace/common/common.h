@@ -70,6 +70,18 @@ int bw_read_file(const char *path, size_t max, char **out, size_t *len);
  */
 int bw_read_key_file(const char *path, size_t len, struct bw_secret *out);
 
+/* ---- IP prefixes ---- */
+struct bw_cidr {
+	uint8_t family; /* 4 or 6 */
+	uint8_t len;    /* prefix length */
+	uint8_t addr[16];
+};
+/* Parse "a.b.c.d/n" or "x::/n"; a bare address is a host prefix. Host bits must be zero. */
+int bw_cidr_parse(const char *s, struct bw_cidr *out);
+/* Format into buf (64 bytes are always enough). */
+const char *bw_cidr_str(const struct bw_cidr *c, char *buf, size_t size);
+bool bw_cidr_eq(const struct bw_cidr *a, const struct bw_cidr *b);
+
 /* Constant-time comparison of n bytes. */
 bool bw_memeq_ct(const void *a, const void *b, size_t n);
 

@@ -14,20 +14,11 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "bulwark_abi.h"
+#include "common/common.h"
 
 /* tc filter identity on every uplink: first in line, so no other filter decides before us. */
 #define BW_TC_HANDLE 0xb0a
 #define BW_TC_PRIORITY 1
-
-struct bw_cidr {
-	uint8_t family; /* 4 or 6 */
-	uint8_t len;    /* prefix length */
-	uint8_t addr[16];
-};
-/* Parse "a.b.c.d/n" or "x::/n" (host bits must be zero); -EINVAL otherwise. */
-int bw_cidr_parse(const char *s, struct bw_cidr *out);
-/* Format into buf (at least 64 bytes). */
-const char *bw_cidr_str(const struct bw_cidr *c, char *buf, size_t size);
 
 const char *bw_reason_name(unsigned reason);
 const char *bw_pin_dir(const char *pin_dir);
@@ -61,6 +52,11 @@ struct bw_dp_desired {
  * prefix present before and after is never missing in between.
  */
 int bw_dp_apply(struct bw_dp *dp, const struct bw_dp_desired *d);
+
+/* The desired state for a bulwark configuration (wireguard-conf/conf.h); heap arrays. */
+struct bw_conf;
+int bw_dp_desired_from_conf(const struct bw_conf *c, struct bw_dp_desired *d);
+void bw_dp_desired_free(struct bw_dp_desired *d);
 
 /*
  * Load the programs (reusing pinned maps: counters and peers survive), apply *d when given,

@@ -1,0 +1,374 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/* bulwark datapath <verb>: the uplink programs, their maps and drop events. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <getopt.h>
+#include <net/if.h>
+#include <signal.h>
+#include <string.h>
+#include <json-c/json.h>
+#include <netinet/in.h>
+#include "cli/cli.h"
+#include "common/common.h"
+#include "datapath/datapath.h"
+#include "wireguard-conf/conf.h"
+
+struct opts {
+	const char *pin_dir, *config, *wg_dev;
+	const char *uplinks[64];
+	size_t n_uplinks;
+	bool json, purge;
+	long count, timeout;
+};
+
+enum { OPT_PIN = 1000, OPT_JSON, OPT_PURGE, OPT_COUNT, OPT_TIMEOUT, OPT_CONFIG, OPT_UPLINK, OPT_WG };
+
+static int parse_opts(int argc, char **argv, struct opts *o, const char *allowed)
+{
+	static const struct option all[] = {
+		{ "pin-dir", required_argument, NULL, OPT_PIN },
+		{ "json", no_argument, NULL, OPT_JSON },
+		{ "purge", no_argument, NULL, OPT_PURGE },
+		{ "count", required_argument, NULL, OPT_COUNT },
+		{ "timeout", required_argument, NULL, OPT_TIMEOUT },
+		{ "config", required_argument, NULL, OPT_CONFIG },
+		{ "uplink", required_argument, NULL, OPT_UPLINK },
+		{ "wg-dev", required_argument, NULL, OPT_WG },
+		{ 0 },
+	};
+	int c;
+
+	memset(o, 0, sizeof(*o));
+	o->timeout = -1;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "", all, NULL)) != -1) {
+		const char *name = c >= OPT_PIN && c <= OPT_WG ? all[c - OPT_PIN].name : NULL;
+		if (!name || !strstr(allowed, name)) {
+			fprintf(stderr, "bulwark datapath %s: unexpected option (accepts: %s)\n", argv[0], allowed);
+			return -EINVAL;
+		}
+		switch (c) {
+		case OPT_PIN: o->pin_dir = optarg; break;
+		case OPT_JSON: o->json = true; break;
+		case OPT_PURGE: o->purge = true; break;
+		case OPT_COUNT: o->count = strtol(optarg, NULL, 10); break;
+		case OPT_TIMEOUT: o->timeout = strtol(optarg, NULL, 10); break;
+		case OPT_CONFIG: o->config = optarg; break;
+		case OPT_WG: o->wg_dev = optarg; break;
+		case OPT_UPLINK:
+			if (o->n_uplinks == ARRAY_SIZE(o->uplinks))
+				return -E2BIG;
+			o->uplinks[o->n_uplinks++] = optarg;
+			break;
+		}
+	}
+	/* `--uplink a b c`: further uplinks may follow as plain arguments. */
+	for (; optind < argc; optind++) {
+		if (!strstr(allowed, "uplink") || o->n_uplinks == ARRAY_SIZE(o->uplinks)) {
+			fprintf(stderr, "bulwark datapath %s: unexpected argument '%s'\n", argv[0], argv[optind]);
+			return -EINVAL;
+		}
+		o->uplinks[o->n_uplinks++] = argv[optind];
+	}
+	return 0;
+}
+
+static int load_desired(const char *path, struct bw_dp_desired *d)
+{
+	struct bw_conf conf;
+	char err[BW_CONF_ERR_LEN];
+	int r = bw_conf_load(path, &conf, err, sizeof(err));
+
+	if (r < 0) {
+		fprintf(stderr, "bulwark: %s\n", err);
+		return r;
+	}
+	r = bw_dp_desired_from_conf(&conf, d);
+	bw_conf_free(&conf);
+	return r;
+}
+
+static int open_dp(const char *pin_dir, struct bw_dp **dp)
+{
+	int r = bw_dp_open(pin_dir, dp);
+
+	if (r == -ENOENT)
+		fprintf(stderr, "bulwark: no datapath pinned under %s (run 'bulwark datapath attach')\n",
+			bw_pin_dir(pin_dir));
+	else if (r < 0)
+		fprintf(stderr, "bulwark: opening maps under %s: %s\n", bw_pin_dir(pin_dir), strerror(-r));
+	return r;
+}
+
+static int cmd_attach(int argc, char **argv)
+{
+	struct opts o;
+	struct bw_dp_desired d = { 0 };
+	int r;
+
+	if (parse_opts(argc, argv, &o, "uplink wg-dev config pin-dir") < 0)
+		return BW_EXIT_USAGE;
+	if (!o.n_uplinks || !o.wg_dev) {
+		fprintf(stderr, "usage: bulwark datapath attach --uplink DEV [DEV...] --wg-dev DEV [--config FILE] [--pin-dir DIR]\n");
+		return BW_EXIT_USAGE;
+	}
+	if (o.config && load_desired(o.config, &d) < 0)
+		return BW_EXIT_FAIL;
+	r = bw_dp_attach(o.pin_dir, o.uplinks, o.n_uplinks, o.wg_dev, o.config ? &d : NULL);
+	bw_dp_desired_free(&d);
+	if (r < 0) {
+		fprintf(stderr, "bulwark: attach: %s\n", r == -ENODEV ? "no such network device" : strerror(-r));
+		return BW_EXIT_FAIL;
+	}
+	return BW_EXIT_OK;
+}
+
+static int cmd_detach(int argc, char **argv)
+{
+	struct opts o;
+	int r;
+
+	if (parse_opts(argc, argv, &o, "purge pin-dir") < 0)
+		return BW_EXIT_USAGE;
+	r = bw_dp_detach(o.pin_dir, o.purge);
+	if (r < 0) {
+		fprintf(stderr, "bulwark: detach: %s\n", strerror(-r));
+		return BW_EXIT_FAIL;
+	}
+	return BW_EXIT_OK;
+}
+
+static int cmd_apply(int argc, char **argv)
+{
+	struct opts o;
+	struct bw_dp_desired d;
+	struct bw_dp *dp = NULL;
+	int r;
+
+	if (parse_opts(argc, argv, &o, "config pin-dir") < 0 || !o.config) {
+		fprintf(stderr, "usage: bulwark datapath apply --config FILE [--pin-dir DIR]\n");
+		return BW_EXIT_USAGE;
+	}
+	/* Parse everything before touching a map: a bad file changes nothing. */
+	if (load_desired(o.config, &d) < 0)
+		return BW_EXIT_FAIL;
+	if (open_dp(o.pin_dir, &dp) < 0) {
+		bw_dp_desired_free(&d);
+		return BW_EXIT_FAIL;
+	}
+	r = bw_dp_apply(dp, &d);
+	bw_dp_desired_free(&d);
+	bw_dp_close(dp);
+	if (r < 0) {
+		fprintf(stderr, "bulwark: apply: %s\n", strerror(-r));
+		return BW_EXIT_FAIL;
+	}
+	return BW_EXIT_OK;
+}
+
+static void print_json(struct json_object *j)
+{
+	printf("%s\n", json_object_to_json_string_ext(j, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
+	json_object_put(j);
+}
+
+static int cmd_status(int argc, char **argv)
+{
+	struct opts o;
+	struct bw_dp *dp = NULL;
+	struct bw_config cfg;
+	struct bw_stat st[BW_REASON_MAX];
+	struct bw_dp_attachment att[64];
+	char wg[IF_NAMESIZE] = "?";
+	int n, r;
+
+	if (parse_opts(argc, argv, &o, "json pin-dir") < 0)
+		return BW_EXIT_USAGE;
+	if (open_dp(o.pin_dir, &dp) < 0)
+		return BW_EXIT_FAIL;
+	r = bw_dp_config_get(dp, &cfg);
+	if (r == 0)
+		r = bw_dp_stats(dp, st);
+	bw_dp_close(dp);
+	n = bw_dp_attachments(att, ARRAY_SIZE(att));
+	if (r < 0 || n < 0) {
+		fprintf(stderr, "bulwark: status: %s\n", strerror(-(r < 0 ? r : n)));
+		return BW_EXIT_FAIL;
+	}
+	if_indextoname(cfg.wg_ifindex, wg);
+	if (o.json) {
+		struct json_object *j = json_object_new_object(), *a = json_object_new_array();
+		struct json_object *c = json_object_new_object(), *s = json_object_new_object();
+
+		json_object_object_add(j, "pin_dir", json_object_new_string(bw_pin_dir(o.pin_dir)));
+		json_object_object_add(c, "wg_ifindex", json_object_new_int64(cfg.wg_ifindex));
+		json_object_object_add(c, "wg_device", json_object_new_string(wg));
+		json_object_object_add(c, "wg_fwmark", json_object_new_int64(cfg.wg_fwmark));
+		json_object_object_add(c, "wg_port", json_object_new_int(cfg.wg_port));
+		json_object_object_add(c, "overlay_port", json_object_new_int(cfg.overlay_port));
+		json_object_object_add(c, "node_encryption", json_object_new_boolean(cfg.flags & BW_CFG_NODE_ENCRYPTION));
+		json_object_object_add(j, "config", c);
+		for (int i = 0; i < n; i++) {
+			struct json_object *e = json_object_new_object();
+			json_object_object_add(e, "device", json_object_new_string(att[i].ifname));
+			json_object_object_add(e, "ifindex", json_object_new_int(att[i].ifindex));
+			json_object_object_add(e, "egress_prog_id", json_object_new_int64(att[i].egress_prog_id));
+			json_object_object_add(e, "ingress_prog_id", json_object_new_int64(att[i].ingress_prog_id));
+			json_object_array_add(a, e);
+		}
+		json_object_object_add(j, "attached", a);
+		for (unsigned i = 0; i < BW_REASON_MAX; i++) {
+			struct json_object *e = json_object_new_object();
+			json_object_object_add(e, "packets", json_object_new_uint64(st[i].packets));
+			json_object_object_add(e, "bytes", json_object_new_uint64(st[i].bytes));
+			json_object_object_add(s, bw_reason_name(i), e);
+		}
+		json_object_object_add(j, "counters", s);
+		print_json(j);
+		return BW_EXIT_OK;
+	}
+	printf("pin dir:   %s\n", bw_pin_dir(o.pin_dir));
+	printf("wireguard: %s (ifindex %u), fwmark 0x%x, port %u\n", wg, cfg.wg_ifindex, cfg.wg_fwmark, cfg.wg_port);
+	printf("node encryption: %s, overlay port: %u\n", cfg.flags & BW_CFG_NODE_ENCRYPTION ? "on" : "off",
+	       cfg.overlay_port);
+	printf("attached:%s\n", n ? "" : " none");
+	for (int i = 0; i < n; i++)
+		printf("  %-16s ifindex %-4d egress prog %-6u ingress prog %u\n", att[i].ifname, att[i].ifindex,
+		       att[i].egress_prog_id, att[i].ingress_prog_id);
+	printf("counters:\n");
+	for (unsigned i = 0; i < BW_REASON_MAX; i++)
+		printf("  %-26s %12llu packets %14llu bytes\n", bw_reason_name(i),
+		       (unsigned long long)st[i].packets, (unsigned long long)st[i].bytes);
+	return BW_EXIT_OK;
+}
+
+static int peer_line(const struct bw_cidr *c, const struct bw_peer *p, void *ctx)
+{
+	char buf[64], key[45];
+
+	bw_key_to_base64(p->pubkey, key);
+	if (ctx) {
+		struct json_object *e = json_object_new_object();
+		json_object_object_add(e, "prefix", json_object_new_string(bw_cidr_str(c, buf, sizeof(buf))));
+		json_object_object_add(e, "public_key", json_object_new_string(key));
+		json_object_object_add(e, "peer_id", json_object_new_int64(p->peer_id));
+		json_object_array_add(ctx, e);
+	} else {
+		printf("%-44s %s  id %u\n", bw_cidr_str(c, buf, sizeof(buf)), key, p->peer_id);
+	}
+	return 0;
+}
+
+static int cmd_peers(int argc, char **argv)
+{
+	struct opts o;
+	struct bw_dp *dp = NULL;
+	struct json_object *arr = NULL;
+	int r;
+
+	if (parse_opts(argc, argv, &o, "json pin-dir") < 0)
+		return BW_EXIT_USAGE;
+	if (open_dp(o.pin_dir, &dp) < 0)
+		return BW_EXIT_FAIL;
+	if (o.json)
+		arr = json_object_new_array();
+	r = bw_dp_peers_foreach(dp, peer_line, arr);
+	bw_dp_close(dp);
+	if (r < 0) {
+		json_object_put(arr);
+		fprintf(stderr, "bulwark: peers: %s\n", strerror(-r));
+		return BW_EXIT_FAIL;
+	}
+	if (arr)
+		print_json(arr);
+	return BW_EXIT_OK;
+}
+
+struct mon_ctx {
+	bool json;
+	long left;
+};
+
+static volatile sig_atomic_t stop_monitor;
+static void on_signal(int sig) { (void)sig; stop_monitor = 1; }
+
+static const char *proto_name(int p, char *buf, size_t n)
+{
+	switch (p) {
+	case IPPROTO_TCP: return "tcp";
+	case IPPROTO_UDP: return "udp";
+	case IPPROTO_ICMP: return "icmp";
+	case IPPROTO_ICMPV6: return "icmp6";
+	case 0: return "-";
+	default: snprintf(buf, n, "proto-%d", p); return buf;
+	}
+}
+
+static int on_drop(const struct bw_event *e, void *arg)
+{
+	struct mon_ctx *m = arg;
+	char s[INET6_ADDRSTRLEN], d[INET6_ADDRSTRLEN], ifn[IF_NAMESIZE] = "?", pb[16];
+	int af = e->family == 4 ? AF_INET : AF_INET6;
+
+	inet_ntop(af, e->saddr, s, sizeof(s));
+	inet_ntop(af, e->daddr, d, sizeof(d));
+	if_indextoname(e->ifindex, ifn);
+	if (m->json) {
+		struct json_object *j = json_object_new_object();
+		json_object_object_add(j, "reason", json_object_new_string(bw_reason_name(e->reason)));
+		json_object_object_add(j, "direction", json_object_new_string(e->dir == BW_DIR_EGRESS ? "egress" : "ingress"));
+		json_object_object_add(j, "ifindex", json_object_new_int(e->ifindex));
+		json_object_object_add(j, "device", json_object_new_string(ifn));
+		json_object_object_add(j, "family", json_object_new_int(e->family));
+		json_object_object_add(j, "protocol", json_object_new_string(proto_name(e->l4proto, pb, sizeof(pb))));
+		json_object_object_add(j, "saddr", json_object_new_string(s));
+		json_object_object_add(j, "daddr", json_object_new_string(d));
+		json_object_object_add(j, "sport", json_object_new_int(e->sport));
+		json_object_object_add(j, "dport", json_object_new_int(e->dport));
+		json_object_object_add(j, "length", json_object_new_int64(e->len));
+		json_object_object_add(j, "ts_ns", json_object_new_uint64(e->ts_ns));
+		printf("%s\n", json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+		json_object_put(j);
+	} else {
+		printf("drop %-26s %-7s %-12s %-5s %s:%u -> %s:%u len %u\n", bw_reason_name(e->reason),
+		       e->dir == BW_DIR_EGRESS ? "egress" : "ingress", ifn, proto_name(e->l4proto, pb, sizeof(pb)),
+		       s, e->sport, d, e->dport, e->len);
+	}
+	fflush(stdout);
+	return stop_monitor || (m->left > 0 && --m->left == 0);
+}
+
+static int cmd_monitor(int argc, char **argv)
+{
+	struct opts o;
+	struct bw_dp *dp = NULL;
+	struct mon_ctx m;
+	int r;
+
+	if (parse_opts(argc, argv, &o, "json count timeout pin-dir") < 0)
+		return BW_EXIT_USAGE;
+	if (open_dp(o.pin_dir, &dp) < 0)
+		return BW_EXIT_FAIL;
+	m = (struct mon_ctx){ o.json, o.count };
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+	r = bw_dp_monitor(dp, on_drop, &m, o.timeout >= 0 ? (int)(o.timeout * 1000) : -1);
+	bw_dp_close(dp);
+	if (r < 0) {
+		fprintf(stderr, "bulwark: monitor: %s\n", strerror(-r));
+		return BW_EXIT_FAIL;
+	}
+	return BW_EXIT_OK;
+}
+
+static const struct bw_cli_verb verbs[] = {
+	{ "attach", "load and attach to uplinks: --uplink DEV... --wg-dev DEV [--config FILE]", cmd_attach },
+	{ "detach", "remove the filters from every device [--purge: also unpin maps]", cmd_detach },
+	{ "apply", "make the maps equal to a config file: --config FILE", cmd_apply },
+	{ "status", "attached devices, program ids, counters by reason [--json]", cmd_status },
+	{ "peers", "peer prefixes in the datapath [--json]", cmd_peers },
+	{ "monitor", "stream drop events [--json] [--count N] [--timeout S]", cmd_monitor },
+	{ 0 },
+};
+
+const struct bw_cli_area bw_cli_datapath = { "datapath", "uplink eBPF enforcement", verbs };

@@ -1,0 +1,193 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/* Loading the programs and attaching them to uplinks with tc (clsact), replace-in-place. */
+#include <errno.h>
+#include <net/if.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <linux/pkt_cls.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include "common/common.h"
+#include "datapath/internal.h"
+#include "bw_egress.skel.h"
+#include "bw_ingress.skel.h"
+
+static int mkdir_p(const char *path)
+{
+	char buf[512];
+
+	if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf))
+		return -ENAMETOOLONG;
+	for (char *p = buf + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(buf, 0700) < 0 && errno != EEXIST)
+			return -errno;
+		*p = '/';
+	}
+	return mkdir(buf, 0700) < 0 && errno != EEXIST ? -errno : 0;
+}
+
+/* Replace a program pin: operators find the running programs under <pin>/progs. */
+static int repin(struct bpf_program *prog, const char *dir, const char *name)
+{
+	char path[512];
+
+	snprintf(path, sizeof(path), "%s/progs/%s", dir, name);
+	unlink(path);
+	return bpf_program__pin(prog, path);
+}
+
+static int tc_attach(int ifindex, enum bpf_tc_attach_point where, int prog_fd)
+{
+	LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = where);
+	LIBBPF_OPTS(bpf_tc_opts, opts, .handle = BW_TC_HANDLE, .priority = BW_TC_PRIORITY,
+		    .prog_fd = prog_fd, .flags = BPF_TC_F_REPLACE);
+	int r = bpf_tc_hook_create(&hook);
+
+	if (r < 0 && r != -EEXIST)
+		return r;
+	/* BPF_TC_F_REPLACE swaps the program of our existing filter atomically. */
+	return bpf_tc_attach(&hook, &opts);
+}
+
+static int set_wg_ifindex(struct bw_dp *dp, int wg_ifindex)
+{
+	struct bw_config cfg;
+	int r = bw_dp_config_get(dp, &cfg);
+
+	if (r < 0)
+		return r;
+	cfg.wg_ifindex = (__u32)wg_ifindex;
+	return bw_dp_config_set(dp, &cfg);
+}
+
+int bw_dp_attach(const char *pin_dir, const char *const *uplinks, size_t n_uplinks,
+		 const char *wg_dev, const struct bw_dp_desired *d)
+{
+	const char *dir = bw_pin_dir(pin_dir);
+	char progs[512];
+	struct bw_egress *eg = NULL;
+	struct bw_ingress *in = NULL;
+	struct bw_dp *dp = NULL;
+	int wg_ifindex, r;
+	int ifindex[64];
+
+	if (n_uplinks == 0 || n_uplinks > ARRAY_SIZE(ifindex))
+		return -EINVAL;
+	/* Resolve every name before touching anything: a typo must not half-attach. */
+	for (size_t i = 0; i < n_uplinks; i++)
+		if (!(ifindex[i] = (int)if_nametoindex(uplinks[i])))
+			return -ENODEV;
+	if (!(wg_ifindex = (int)if_nametoindex(wg_dev)))
+		return -ENODEV;
+	snprintf(progs, sizeof(progs), "%s/progs", dir);
+	if ((r = mkdir_p(progs)) < 0)
+		return r;
+
+	LIBBPF_OPTS(bpf_object_open_opts, opts, .pin_root_path = dir);
+	eg = bw_egress__open_opts(&opts);
+	in = bw_ingress__open_opts(&opts);
+	if (!eg || !in) {
+		r = -errno ? -errno : -ENOMEM;
+		goto out;
+	}
+	/* Loading reuses maps already pinned in dir: counters, peers and config survive. */
+	if ((r = bw_egress__load(eg)) < 0 || (r = bw_ingress__load(in)) < 0)
+		goto out;
+	if ((r = bw_dp_open(dir, &dp)) < 0)
+		goto out;
+	if (d && (r = bw_dp_apply(dp, d)) < 0)
+		goto out;
+	if ((r = set_wg_ifindex(dp, wg_ifindex)) < 0)
+		goto out;
+	for (size_t i = 0; i < n_uplinks; i++) {
+		if ((r = tc_attach(ifindex[i], BPF_TC_EGRESS, bpf_program__fd(eg->progs.bw_egress))) < 0 ||
+		    (r = tc_attach(ifindex[i], BPF_TC_INGRESS, bpf_program__fd(in->progs.bw_ingress))) < 0) {
+			bw_err("attaching to %s: %s", uplinks[i], strerror(-r));
+			goto out;
+		}
+	}
+	if ((r = repin(eg->progs.bw_egress, dir, "bw_egress")) < 0 ||
+	    (r = repin(in->progs.bw_ingress, dir, "bw_ingress")) < 0)
+		goto out;
+	r = 0;
+out:
+	/* The filters hold the programs and the pins hold the maps: enforcement outlives us. */
+	bw_dp_close(dp);
+	bw_egress__destroy(eg);
+	bw_ingress__destroy(in);
+	return r;
+}
+
+static uint32_t query_prog(int ifindex, enum bpf_tc_attach_point where)
+{
+	LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = where);
+	LIBBPF_OPTS(bpf_tc_opts, opts, .handle = BW_TC_HANDLE, .priority = BW_TC_PRIORITY);
+
+	return bpf_tc_query(&hook, &opts) == 0 ? opts.prog_id : 0;
+}
+
+int bw_dp_attachments(struct bw_dp_attachment *out, size_t max)
+{
+	struct if_nameindex *ifs = if_nameindex();
+	size_t n = 0;
+
+	if (!ifs)
+		return -errno;
+	for (struct if_nameindex *i = ifs; i->if_index && n < max; i++) {
+		struct bw_dp_attachment a = { .ifindex = (int)i->if_index };
+
+		a.egress_prog_id = query_prog(a.ifindex, BPF_TC_EGRESS);
+		a.ingress_prog_id = query_prog(a.ifindex, BPF_TC_INGRESS);
+		if (!a.egress_prog_id && !a.ingress_prog_id)
+			continue;
+		snprintf(a.ifname, sizeof(a.ifname), "%s", i->if_name);
+		out[n++] = a;
+	}
+	if_freenameindex(ifs);
+	return (int)n;
+}
+
+static int tc_detach(int ifindex, enum bpf_tc_attach_point where)
+{
+	LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = where);
+	LIBBPF_OPTS(bpf_tc_opts, opts, .handle = BW_TC_HANDLE, .priority = BW_TC_PRIORITY);
+	int r = bpf_tc_detach(&hook, &opts);
+
+	return r == -ENOENT ? 0 : r;
+}
+
+int bw_dp_detach(const char *pin_dir, bool purge)
+{
+	struct bw_dp_attachment att[256];
+	const char *dir = bw_pin_dir(pin_dir);
+	char path[512];
+	int n = bw_dp_attachments(att, ARRAY_SIZE(att)), r;
+
+	if (n < 0)
+		return n;
+	for (int i = 0; i < n; i++)
+		if ((r = tc_detach(att[i].ifindex, BPF_TC_EGRESS)) < 0 ||
+		    (r = tc_detach(att[i].ifindex, BPF_TC_INGRESS)) < 0)
+			return r;
+	if (!purge)
+		return n;
+	for (int i = 0; i < BW_MAP_COUNT; i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, bw_dp_map_names[i]);
+		unlink(path);
+	}
+	snprintf(path, sizeof(path), "%s/bw_ratelimit", dir);
+	unlink(path);
+	snprintf(path, sizeof(path), "%s/progs/bw_egress", dir);
+	unlink(path);
+	snprintf(path, sizeof(path), "%s/progs/bw_ingress", dir);
+	unlink(path);
+	snprintf(path, sizeof(path), "%s/progs", dir);
+	rmdir(path);
+	rmdir(dir);
+	return n;
+}

@@ -1,0 +1,305 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/* The pinned maps: open, read, and make equal to a desired state. */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include "common/common.h"
+#include "datapath/internal.h"
+
+const char *const bw_dp_map_names[BW_MAP_COUNT] = {
+	"bw_config", "bw_protect_v4", "bw_protect_v6", "bw_peer_v4", "bw_peer_v6",
+	"bw_allow", "bw_stats", "bw_events",
+};
+
+int bw_dp_open(const char *pin_dir, struct bw_dp **out)
+{
+	struct bw_dp *dp = calloc(1, sizeof(*dp));
+	char path[512];
+	int r = 0;
+
+	if (!dp)
+		return -ENOMEM;
+	for (int i = 0; i < BW_MAP_COUNT; i++)
+		dp->fd[i] = -1;
+	for (int i = 0; i < BW_MAP_COUNT; i++) {
+		snprintf(path, sizeof(path), "%s/%s", bw_pin_dir(pin_dir), bw_dp_map_names[i]);
+		dp->fd[i] = bpf_obj_get(path);
+		if (dp->fd[i] < 0) {
+			r = -errno;
+			break;
+		}
+	}
+	if (r < 0) {
+		bw_dp_close(dp);
+		return r;
+	}
+	*out = dp;
+	return 0;
+}
+
+void bw_dp_close(struct bw_dp *dp)
+{
+	if (!dp)
+		return;
+	for (int i = 0; i < BW_MAP_COUNT; i++)
+		if (dp->fd[i] >= 0)
+			close(dp->fd[i]);
+	free(dp);
+}
+
+void bw_lpm_from_cidr(const struct bw_cidr *c, union bw_lpm_key *k)
+{
+	memset(k, 0, sizeof(*k));
+	if (c->family == 4) {
+		k->v4.prefixlen = c->len;
+		memcpy(k->v4.addr, c->addr, 4);
+	} else {
+		k->v6.prefixlen = c->len;
+		memcpy(k->v6.addr, c->addr, 16);
+	}
+}
+
+void bw_cidr_from_lpm(int family, const void *key, struct bw_cidr *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->family = family;
+	if (family == 4) {
+		const struct bw_lpm_v4 *k = key;
+		c->len = k->prefixlen;
+		memcpy(c->addr, k->addr, 4);
+	} else {
+		const struct bw_lpm_v6 *k = key;
+		c->len = k->prefixlen;
+		memcpy(c->addr, k->addr, 16);
+	}
+}
+
+int bw_dp_config_get(struct bw_dp *dp, struct bw_config *cfg)
+{
+	__u32 zero = 0;
+	return bpf_map_lookup_elem(dp->fd[BW_MAP_CONFIG], &zero, cfg) ? -errno : 0;
+}
+
+int bw_dp_config_set(struct bw_dp *dp, const struct bw_config *cfg)
+{
+	__u32 zero = 0;
+	return bpf_map_update_elem(dp->fd[BW_MAP_CONFIG], &zero, cfg, BPF_ANY) ? -errno : 0;
+}
+
+static int peer_fd(struct bw_dp *dp, int family)
+{
+	return dp->fd[family == 4 ? BW_MAP_PEER4 : BW_MAP_PEER6];
+}
+
+int bw_dp_peer_set(struct bw_dp *dp, const struct bw_cidr *cidr, const struct bw_peer *peer)
+{
+	union bw_lpm_key k;
+
+	bw_lpm_from_cidr(cidr, &k);
+	return bpf_map_update_elem(peer_fd(dp, cidr->family), &k, peer, BPF_ANY) ? -errno : 0;
+}
+
+int bw_dp_peer_del(struct bw_dp *dp, const struct bw_cidr *cidr)
+{
+	union bw_lpm_key k;
+
+	bw_lpm_from_cidr(cidr, &k);
+	if (bpf_map_delete_elem(peer_fd(dp, cidr->family), &k) && errno != ENOENT)
+		return -errno;
+	return 0;
+}
+
+/* Walk an LPM trie; keys are collected first because deleting while iterating restarts walks. */
+static int lpm_keys(int fd, int family, union bw_lpm_key **out, size_t *n)
+{
+	size_t ksz = family == 4 ? sizeof(struct bw_lpm_v4) : sizeof(struct bw_lpm_v6);
+	union bw_lpm_key cur, next, *keys = NULL;
+	size_t cap = 0, cnt = 0;
+	void *prev = NULL;
+
+	while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+		if (cnt == cap) {
+			union bw_lpm_key *nk = realloc(keys, (cap = cap ? cap * 2 : 256) * sizeof(*keys));
+			if (!nk) {
+				free(keys);
+				return -ENOMEM;
+			}
+			keys = nk;
+		}
+		memset(&keys[cnt], 0, sizeof(keys[cnt]));
+		memcpy(&keys[cnt++], &next, ksz);
+		memcpy(&cur, &next, ksz);
+		prev = &cur;
+	}
+	if (errno != ENOENT) {
+		free(keys);
+		return -errno;
+	}
+	*out = keys;
+	*n = cnt;
+	return 0;
+}
+
+int bw_dp_peers_foreach(struct bw_dp *dp, bw_dp_peer_cb cb, void *ctx)
+{
+	for (int family = 4; family <= 6; family += 2) {
+		_cleanup_free_ union bw_lpm_key *keys = NULL;
+		size_t n;
+		int r = lpm_keys(peer_fd(dp, family), family, &keys, &n);
+
+		if (r < 0)
+			return r;
+		for (size_t i = 0; i < n; i++) {
+			struct bw_peer v;
+			struct bw_cidr c;
+
+			if (bpf_map_lookup_elem(peer_fd(dp, family), &keys[i], &v))
+				continue; /* removed meanwhile */
+			bw_cidr_from_lpm(family, &keys[i], &c);
+			if ((r = cb(&c, &v, ctx)))
+				return r;
+		}
+	}
+	return 0;
+}
+
+int bw_dp_protect_foreach(struct bw_dp *dp, bw_dp_prefix_cb cb, void *ctx)
+{
+	for (int family = 4; family <= 6; family += 2) {
+		int fd = dp->fd[family == 4 ? BW_MAP_PROTECT4 : BW_MAP_PROTECT6];
+		_cleanup_free_ union bw_lpm_key *keys = NULL;
+		size_t n;
+		int r = lpm_keys(fd, family, &keys, &n);
+
+		if (r < 0)
+			return r;
+		for (size_t i = 0; i < n; i++) {
+			struct bw_prefix v;
+			struct bw_cidr c;
+
+			if (bpf_map_lookup_elem(fd, &keys[i], &v))
+				continue;
+			bw_cidr_from_lpm(family, &keys[i], &c);
+			if ((r = cb(&c, v.class, ctx)))
+				return r;
+		}
+	}
+	return 0;
+}
+
+int bw_dp_stats(struct bw_dp *dp, struct bw_stat out[BW_REASON_MAX])
+{
+	int ncpu = libbpf_num_possible_cpus();
+	_cleanup_free_ struct bw_stat *per = NULL;
+
+	if (ncpu < 0)
+		return ncpu;
+	per = calloc((size_t)ncpu, sizeof(*per));
+	if (!per)
+		return -ENOMEM;
+	for (__u32 r = 0; r < BW_REASON_MAX; r++) {
+		out[r] = (struct bw_stat){ 0 };
+		if (bpf_map_lookup_elem(dp->fd[BW_MAP_STATS], &r, per))
+			return -errno;
+		for (int c = 0; c < ncpu; c++) {
+			out[r].packets += per[c].packets;
+			out[r].bytes += per[c].bytes;
+		}
+	}
+	return 0;
+}
+
+/* ---- apply: add/update everything desired, then delete what is not ---- */
+
+static bool cidr_in(const struct bw_cidr *c, const void *list, size_t n, size_t stride)
+{
+	for (size_t i = 0; i < n; i++)
+		if (bw_cidr_eq(c, (const void *)((const char *)list + i * stride)))
+			return true;
+	return false;
+}
+
+/* Sync one LPM map pair; entries are (cidr, value) records of size stride with value at voff. */
+static int sync_lpm(struct bw_dp *dp, int map4, int map6, const void *list, size_t n,
+		    size_t stride, size_t voff)
+{
+	for (size_t i = 0; i < n; i++) {
+		const struct bw_cidr *c = (const void *)((const char *)list + i * stride);
+		union bw_lpm_key k;
+
+		bw_lpm_from_cidr(c, &k);
+		if (bpf_map_update_elem(dp->fd[c->family == 4 ? map4 : map6], &k,
+					(const char *)c + voff, BPF_ANY))
+			return -errno;
+	}
+	for (int family = 4; family <= 6; family += 2) {
+		int fd = dp->fd[family == 4 ? map4 : map6];
+		_cleanup_free_ union bw_lpm_key *keys = NULL;
+		size_t nk;
+		int r = lpm_keys(fd, family, &keys, &nk);
+
+		if (r < 0)
+			return r;
+		for (size_t i = 0; i < nk; i++) {
+			struct bw_cidr c;
+
+			bw_cidr_from_lpm(family, &keys[i], &c);
+			if (!cidr_in(&c, list, n, stride) && bpf_map_delete_elem(fd, &keys[i]) && errno != ENOENT)
+				return -errno;
+		}
+	}
+	return 0;
+}
+
+static int sync_allow(struct bw_dp *dp, const struct bw_allow_key *allow, size_t n)
+{
+	struct bw_allow_key cur, next, *prev = NULL;
+	struct bw_allow v = { 0 };
+	int fd = dp->fd[BW_MAP_ALLOW];
+
+	for (size_t i = 0; i < n; i++)
+		if (bpf_map_update_elem(fd, &allow[i], &v, BPF_NOEXIST) && errno != EEXIST)
+			return -errno;
+	while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+		bool keep = false;
+
+		for (size_t i = 0; i < n && !keep; i++)
+			keep = !memcmp(&allow[i], &next, sizeof(next));
+		if (!keep && bpf_map_delete_elem(fd, &next) == 0) {
+			prev = NULL; /* restart: the deleted key can no longer anchor the walk */
+			continue;
+		}
+		cur = next;
+		prev = &cur;
+	}
+	return 0;
+}
+
+int bw_dp_apply(struct bw_dp *dp, const struct bw_dp_desired *d)
+{
+	struct bw_config cfg = d->config;
+	struct bw_config old;
+	int r;
+
+	if ((r = bw_dp_config_get(dp, &old)) < 0)
+		return r;
+	if (!cfg.wg_ifindex)
+		cfg.wg_ifindex = old.wg_ifindex;
+	/*
+	 * Order matters for fail-closed: peers (where traffic may go) before protected prefixes
+	 * (what must be encrypted), so a newly protected prefix never meets a missing peer entry
+	 * that was about to be added; config last.
+	 */
+	if ((r = sync_lpm(dp, BW_MAP_PEER4, BW_MAP_PEER6, d->peers, d->n_peers,
+			  sizeof(*d->peers), offsetof(struct bw_dp_peer_prefix, peer))) < 0)
+		return r;
+	if ((r = sync_lpm(dp, BW_MAP_PROTECT4, BW_MAP_PROTECT6, d->protect, d->n_protect,
+			  sizeof(*d->protect), offsetof(struct bw_dp_prefix, class))) < 0)
+		return r;
+	if ((r = sync_allow(dp, d->allow, d->n_allow)) < 0)
+		return r;
+	return bw_dp_config_set(dp, &cfg);
+}

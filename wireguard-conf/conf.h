@@ -1,0 +1,104 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * bulwark configuration: the node file ([Node] + [Interface]) and the peers directory (one
+ * wg-quick style [Peer] file per remote node). Format: wireguard-conf/README.md.
+ *
+ * Loading is all or nothing: any error rejects the whole configuration and names file:line.
+ * Sizes are bounded (BW_CONF_MAX_*), so a hostile file cannot exhaust memory.
+ */
+#ifndef BULWARK_CONF_H
+#define BULWARK_CONF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include "common/common.h"
+
+#define BW_CONF_MAX_FILE (1u << 20)   /* bytes per file */
+#define BW_CONF_MAX_LINE 4096
+#define BW_CONF_MAX_LIST 64           /* uplinks, CIDR lists, allowlist entries in [Node] */
+#define BW_CONF_MAX_ALLOWED_IPS 1024  /* per peer */
+#define BW_CONF_MAX_PEERS 65536
+#define BW_CONF_ERR_LEN 512
+
+enum bw_conf_dir { BW_CONF_EGRESS = 1, BW_CONF_INGRESS = 2, BW_CONF_BOTH = 3 };
+
+struct bw_conf_allow {
+	uint8_t proto; /* IPPROTO_TCP or IPPROTO_UDP */
+	uint8_t dir;   /* enum bw_conf_dir */
+	uint16_t port;
+};
+
+struct bw_conf_node {
+	char name[64];
+	char uplinks[BW_CONF_MAX_LIST][16];
+	size_t n_uplinks;
+	struct bw_cidr protected_cidrs[BW_CONF_MAX_LIST]; /* the cluster's pod CIDRs */
+	size_t n_protected;
+	struct bw_cidr node_cidrs[BW_CONF_MAX_LIST];      /* the cluster's node addresses */
+	size_t n_node_cidrs;
+	struct bw_cidr pod_cidrs[BW_CONF_MAX_LIST];       /* this node's own pods */
+	size_t n_pod_cidrs;
+	bool node_encryption;
+	struct bw_conf_allow allow[BW_CONF_MAX_LIST];
+	size_t n_allow;
+	uint16_t overlay_port;   /* 0: no overlay */
+	char state_dir[256];
+	char peers_dir[256];
+	char key_service[512];
+};
+
+struct bw_conf_iface {
+	char device[16];
+	char private_key_file[256];
+	uint16_t listen_port;
+	uint32_t fwmark;
+	uint32_t mtu;            /* 0: derive from the uplink */
+};
+
+struct bw_conf_peer {
+	char file[256];          /* where it came from, for messages */
+	char node[64];
+	uint8_t public_key[32];
+	bool has_psk;
+	uint8_t psk[32];         /* wiped by bw_conf_free */
+	char endpoint[128];      /* host:port or [v6]:port as written; empty: none */
+	struct bw_cidr *allowed_ips;
+	size_t n_allowed_ips;
+	uint16_t keepalive;
+};
+
+struct bw_conf {
+	char path[256];
+	struct bw_conf_node node;
+	struct bw_conf_iface iface;
+	struct bw_conf_peer *peers;
+	size_t n_peers;
+};
+
+/* Parse a node file's text (path only for messages). On error err holds "path:line: what". */
+int bw_conf_parse_node(const char *path, const char *text, struct bw_conf *out, char *err, size_t errlen);
+/* Parse one peer file's text into *out (allocates allowed_ips). */
+int bw_conf_parse_peer(const char *path, const char *text, struct bw_conf_peer *out, char *err, size_t errlen);
+/* Read the node file, then every *.conf in its PeersDir (sorted); all or nothing. */
+int bw_conf_load(const char *node_file, struct bw_conf *out, char *err, size_t errlen);
+/* Read only the peers directory (for reconcile on change). */
+int bw_conf_load_peers(const char *dir, struct bw_conf_peer **out, size_t *n, char *err, size_t errlen);
+void bw_conf_peers_free(struct bw_conf_peer *peers, size_t n);
+void bw_conf_free(struct bw_conf *c);
+
+/*
+ * Writers. bw_conf_write_node emits the node file; bw_conf_write_peer a peer file. With wg_only,
+ * bulwark-only keys are left out and the result is what `wg setconf` accepts (the [Interface]
+ * part then carries PrivateKey only when private_key is given).
+ */
+int bw_conf_write_node(FILE *f, const struct bw_conf *c);
+int bw_conf_write_peer(FILE *f, const struct bw_conf_peer *p, bool wg_only);
+int bw_conf_write_wg(FILE *f, const struct bw_conf *c, const uint8_t *private_key);
+
+/* Base64 (44 characters) <-> 32-byte WireGuard key. */
+int bw_key_from_base64(const char *s, uint8_t key[32]);
+void bw_key_to_base64(const uint8_t key[32], char out[45]);
+
+#endif

@@ -1,0 +1,154 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/* Loading the node file and the peers directory from disk, and the checks across files. */
+#include <dirent.h>
+#include <errno.h>
+#include <libgen.h>
+#include <limits.h>
+#include <string.h>
+#include <openssl/crypto.h>
+#include "wireguard-conf/conf.h"
+
+void bw_conf_peers_free(struct bw_conf_peer *peers, size_t n)
+{
+	for (size_t i = 0; peers && i < n; i++) {
+		OPENSSL_cleanse(peers[i].psk, sizeof(peers[i].psk));
+		free(peers[i].allowed_ips);
+		peers[i].allowed_ips = NULL;
+	}
+}
+
+void bw_conf_free(struct bw_conf *c)
+{
+	bw_conf_peers_free(c->peers, c->n_peers);
+	free(c->peers);
+	c->peers = NULL;
+	c->n_peers = 0;
+}
+
+static int conf_file(const struct dirent *d)
+{
+	size_t n = strlen(d->d_name);
+	return d->d_name[0] != '.' && n > 5 && !strcmp(d->d_name + n - 5, ".conf");
+}
+
+struct owner {
+	struct bw_cidr cidr;
+	size_t peer;
+};
+
+static int owner_cmp(const void *a, const void *b)
+{
+	const struct owner *x = a, *y = b;
+	int d = x->cidr.family - y->cidr.family;
+
+	if (!d)
+		d = memcmp(x->cidr.addr, y->cidr.addr, 16);
+	return d ? d : x->cidr.len - y->cidr.len;
+}
+
+/* Two peers may not claim the same key or the same prefix: WireGuard would silently move it. */
+static int check_peers(const struct bw_conf_peer *p, size_t n, char *err, size_t errlen)
+{
+	_cleanup_free_ struct owner *all = NULL;
+	size_t total = 0, k = 0;
+
+	for (size_t i = 0; i < n; i++)
+		for (size_t j = 0; j < i; j++)
+			if (!memcmp(p[i].public_key, p[j].public_key, 32)) {
+				snprintf(err, errlen, "%s: PublicKey already used by %s", p[i].file, p[j].file);
+				return -EINVAL;
+			}
+	for (size_t i = 0; i < n; i++)
+		total += p[i].n_allowed_ips;
+	if (!total)
+		return 0;
+	if (!(all = calloc(total, sizeof(*all))))
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++)
+		for (size_t j = 0; j < p[i].n_allowed_ips; j++)
+			all[k++] = (struct owner){ p[i].allowed_ips[j], i };
+	qsort(all, total, sizeof(*all), owner_cmp);
+	for (size_t i = 1; i < total; i++)
+		if (bw_cidr_eq(&all[i].cidr, &all[i - 1].cidr)) {
+			char buf[64];
+			snprintf(err, errlen, "%s: AllowedIPs %s also claimed by %s", p[all[i].peer].file,
+				 bw_cidr_str(&all[i].cidr, buf, sizeof(buf)), p[all[i - 1].peer].file);
+			return -EINVAL;
+		}
+	return 0;
+}
+
+int bw_conf_load_peers(const char *dir, struct bw_conf_peer **out, size_t *n, char *err, size_t errlen)
+{
+	struct dirent **names = NULL;
+	struct bw_conf_peer *peers = NULL;
+	size_t count = 0;
+	int nn = scandir(dir, &names, conf_file, alphasort), r = 0;
+
+	if (nn < 0) {
+		snprintf(err, errlen, "%s: %s", dir, strerror(errno));
+		return -errno;
+	}
+	if ((size_t)nn > BW_CONF_MAX_PEERS) {
+		snprintf(err, errlen, "%s: more than %u peer files", dir, BW_CONF_MAX_PEERS);
+		r = -E2BIG;
+		goto out;
+	}
+	if (nn && !(peers = calloc((size_t)nn, sizeof(*peers)))) {
+		r = -ENOMEM;
+		goto out;
+	}
+	for (int i = 0; i < nn; i++) {
+		char path[PATH_MAX];
+		_cleanup_free_ char *text = NULL;
+
+		snprintf(path, sizeof(path), "%s/%s", dir, names[i]->d_name);
+		if ((r = bw_read_file(path, BW_CONF_MAX_FILE, &text, NULL)) < 0) {
+			snprintf(err, errlen, "%s: %s", path, r == -EFBIG ? "file too large" : strerror(-r));
+			goto out;
+		}
+		if ((r = bw_conf_parse_peer(path, text, &peers[count], err, errlen)) < 0)
+			goto out;
+		count++;
+	}
+	r = check_peers(peers, count, err, errlen);
+out:
+	for (int i = 0; i < nn; i++)
+		free(names[i]);
+	free(names);
+	if (r < 0) {
+		bw_conf_peers_free(peers, count);
+		free(peers);
+		return r;
+	}
+	*out = peers;
+	*n = count;
+	return 0;
+}
+
+int bw_conf_load(const char *node_file, struct bw_conf *out, char *err, size_t errlen)
+{
+	_cleanup_free_ char *text = NULL;
+	char dir[PATH_MAX];
+	int r;
+
+	if ((r = bw_read_file(node_file, BW_CONF_MAX_FILE, &text, NULL)) < 0) {
+		snprintf(err, errlen, "%s: %s", node_file, r == -EFBIG ? "file too large" : strerror(-r));
+		return r;
+	}
+	if ((r = bw_conf_parse_node(node_file, text, out, err, errlen)) < 0)
+		return r;
+	/* A relative PeersDir is relative to the node file, like an include. */
+	if (out->node.peers_dir[0] != '/') {
+		char tmp[PATH_MAX];
+		snprintf(tmp, sizeof(tmp), "%s", node_file);
+		snprintf(dir, sizeof(dir), "%s/%s", dirname(tmp), out->node.peers_dir);
+	} else {
+		snprintf(dir, sizeof(dir), "%s", out->node.peers_dir);
+	}
+	if ((r = bw_conf_load_peers(dir, &out->peers, &out->n_peers, err, errlen)) < 0) {
+		bw_conf_free(out);
+		return r;
+	}
+	return 0;
+}

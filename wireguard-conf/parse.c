@@ -1,0 +1,449 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/* Parser for the node file and peer files: line based, bounded, all or nothing. */
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <string.h>
+#include <strings.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include "wireguard-conf/conf.h"
+
+enum section { SEC_NONE, SEC_NODE, SEC_IFACE, SEC_PEER };
+
+struct ctx {
+	const char *path;
+	unsigned line;
+	char *err;
+	size_t errlen;
+	enum section sec;
+	unsigned seen; /* bit per scalar key, to refuse duplicates */
+};
+
+__attribute__((format(printf, 2, 3)))
+static int fail(struct ctx *c, const char *fmt, ...)
+{
+	va_list ap;
+	int n = snprintf(c->err, c->errlen, "%s:%u: ", c->path, c->line);
+
+	va_start(ap, fmt);
+	if (n >= 0 && (size_t)n < c->errlen)
+		vsnprintf(c->err + n, c->errlen - (size_t)n, fmt, ap);
+	va_end(ap);
+	return -EINVAL;
+}
+
+static char *trim(char *s)
+{
+	char *e;
+
+	while (isspace((unsigned char)*s))
+		s++;
+	e = s + strlen(s);
+	while (e > s && isspace((unsigned char)e[-1]))
+		*--e = '\0';
+	return s;
+}
+
+int bw_key_from_base64(const char *s, uint8_t key[32])
+{
+	uint8_t buf[33];
+
+	/* 44 characters, one '=' of padding: exactly 32 bytes, nothing else. */
+	if (strlen(s) != 44 || s[43] != '=' || s[42] == '=')
+		return -EINVAL;
+	if (EVP_DecodeBlock(buf, (const unsigned char *)s, 44) != 33) {
+		OPENSSL_cleanse(buf, sizeof(buf));
+		return -EINVAL;
+	}
+	memcpy(key, buf, 32);
+	OPENSSL_cleanse(buf, sizeof(buf));
+	return 0;
+}
+
+void bw_key_to_base64(const uint8_t key[32], char out[45])
+{
+	EVP_EncodeBlock((unsigned char *)out, key, 32);
+	out[44] = '\0';
+}
+
+static int parse_u32(struct ctx *c, const char *key, const char *v, unsigned long max, uint32_t *out)
+{
+	char *end;
+	unsigned long n;
+
+	errno = 0;
+	n = strtoul(v, &end, 0);
+	if (errno || *end || end == v || *v == '-' || n > max)
+		return fail(c, "%s: '%s' is not a number from 0 to %lu", key, v, max);
+	*out = (uint32_t)n;
+	return 0;
+}
+
+static int parse_bool(struct ctx *c, const char *key, const char *v, bool *out)
+{
+	if (!strcasecmp(v, "true") || !strcasecmp(v, "yes") || !strcasecmp(v, "on") || !strcmp(v, "1"))
+		*out = true;
+	else if (!strcasecmp(v, "false") || !strcasecmp(v, "no") || !strcasecmp(v, "off") || !strcmp(v, "0"))
+		*out = false;
+	else
+		return fail(c, "%s: '%s' is not true or false", key, v);
+	return 0;
+}
+
+static int parse_str(struct ctx *c, const char *key, const char *v, char *out, size_t size)
+{
+	if (!*v)
+		return fail(c, "%s: empty value", key);
+	if (strlen(v) >= size)
+		return fail(c, "%s: longer than %zu characters", key, size - 1);
+	strcpy(out, v);
+	return 0;
+}
+
+/* Calls fn for each comma-separated, trimmed, non-empty item. */
+static int each_item(struct ctx *c, const char *key, char *v, int (*fn)(struct ctx *, const char *, const char *, void *), void *arg)
+{
+	char *save = NULL;
+	int r;
+
+	for (char *tok = strtok_r(v, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		tok = trim(tok);
+		if (!*tok)
+			return fail(c, "%s: empty list item", key);
+		if ((r = fn(c, key, tok, arg)) < 0)
+			return r;
+	}
+	return 0;
+}
+
+struct cidr_list {
+	struct bw_cidr *v;
+	size_t *n;
+	size_t max;
+	bool grow; /* v is heap-allocated and may be grown (peer AllowedIPs) */
+	struct bw_cidr **heap;
+};
+
+static int add_cidr(struct ctx *c, const char *key, const char *item, void *arg)
+{
+	struct cidr_list *l = arg;
+	struct bw_cidr cidr;
+
+	if (bw_cidr_parse(item, &cidr) < 0)
+		return fail(c, "%s: '%s' is not an IP prefix (address/length, host bits zero)", key, item);
+	if (*l->n >= l->max)
+		return fail(c, "%s: more than %zu prefixes", key, l->max);
+	if (l->grow) {
+		struct bw_cidr *nv = realloc(*l->heap, (*l->n + 1) * sizeof(**l->heap));
+		if (!nv)
+			return -ENOMEM;
+		*l->heap = nv;
+		l->v = nv;
+	}
+	for (size_t i = 0; i < *l->n; i++)
+		if (bw_cidr_eq(&l->v[i], &cidr))
+			return fail(c, "%s: '%s' listed twice", key, item);
+	l->v[(*l->n)++] = cidr;
+	return 0;
+}
+
+static int add_uplink(struct ctx *c, const char *key, const char *item, void *arg)
+{
+	struct bw_conf_node *n = arg;
+
+	if (n->n_uplinks >= BW_CONF_MAX_LIST)
+		return fail(c, "%s: more than %d devices", key, BW_CONF_MAX_LIST);
+	if (strlen(item) >= sizeof(n->uplinks[0]) || strchr(item, '/') || strchr(item, ' '))
+		return fail(c, "%s: '%s' is not a network device name", key, item);
+	strcpy(n->uplinks[n->n_uplinks++], item);
+	return 0;
+}
+
+/* proto/port[/egress|ingress|both], e.g. tcp/6443 or udp/53/egress */
+static int add_allow(struct ctx *c, const char *key, const char *item, void *arg)
+{
+	struct bw_conf_node *n = arg;
+	char buf[64], *proto, *port, *dir, *save = NULL;
+	struct bw_conf_allow a = { .dir = BW_CONF_BOTH };
+	uint32_t p;
+
+	if (strlen(item) >= sizeof(buf))
+		return fail(c, "%s: '%s' is too long", key, item);
+	strcpy(buf, item);
+	proto = strtok_r(buf, "/", &save);
+	port = strtok_r(NULL, "/", &save);
+	dir = strtok_r(NULL, "/", &save);
+	if (!proto || !port || strtok_r(NULL, "/", &save))
+		return fail(c, "%s: '%s' is not proto/port[/direction]", key, item);
+	if (!strcasecmp(proto, "tcp"))
+		a.proto = IPPROTO_TCP;
+	else if (!strcasecmp(proto, "udp"))
+		a.proto = IPPROTO_UDP;
+	else
+		return fail(c, "%s: protocol '%s' is not tcp or udp", key, proto);
+	if (parse_u32(c, key, port, 65535, &p) < 0 || p == 0)
+		return p == 0 ? fail(c, "%s: port 0 is not a port", key) : -EINVAL;
+	a.port = (uint16_t)p;
+	if (dir && !strcasecmp(dir, "egress"))
+		a.dir = BW_CONF_EGRESS;
+	else if (dir && !strcasecmp(dir, "ingress"))
+		a.dir = BW_CONF_INGRESS;
+	else if (dir && strcasecmp(dir, "both"))
+		return fail(c, "%s: direction '%s' is not egress, ingress or both", key, dir);
+	if (n->n_allow >= BW_CONF_MAX_LIST)
+		return fail(c, "%s: more than %d entries", key, BW_CONF_MAX_LIST);
+	n->allow[n->n_allow++] = a;
+	return 0;
+}
+
+/* A scalar key may appear once per section. */
+static int once(struct ctx *c, unsigned bit, const char *key)
+{
+	if (c->seen & (1u << bit))
+		return fail(c, "%s given twice", key);
+	c->seen |= 1u << bit;
+	return 0;
+}
+
+#define KEY(name) (!strcasecmp(key, name))
+
+static int node_key(struct ctx *c, struct bw_conf *conf, const char *key, char *v)
+{
+	struct bw_conf_node *n = &conf->node;
+	uint32_t u;
+	int r;
+
+	if (KEY("Name"))
+		return once(c, 0, key) ?: parse_str(c, key, v, n->name, sizeof(n->name));
+	if (KEY("Uplinks"))
+		return each_item(c, key, v, add_uplink, n);
+	if (KEY("ProtectedCIDRs"))
+		return each_item(c, key, v, add_cidr, &(struct cidr_list){ n->protected_cidrs, &n->n_protected, BW_CONF_MAX_LIST, false, NULL });
+	if (KEY("NodeCIDRs"))
+		return each_item(c, key, v, add_cidr, &(struct cidr_list){ n->node_cidrs, &n->n_node_cidrs, BW_CONF_MAX_LIST, false, NULL });
+	if (KEY("PodCIDRs"))
+		return each_item(c, key, v, add_cidr, &(struct cidr_list){ n->pod_cidrs, &n->n_pod_cidrs, BW_CONF_MAX_LIST, false, NULL });
+	if (KEY("NodeEncryption"))
+		return once(c, 1, key) ?: parse_bool(c, key, v, &n->node_encryption);
+	if (KEY("Allow"))
+		return each_item(c, key, v, add_allow, n);
+	if (KEY("OverlayPort")) {
+		if ((r = once(c, 2, key)) < 0 || (r = parse_u32(c, key, v, 65535, &u)) < 0)
+			return r;
+		n->overlay_port = (uint16_t)u;
+		return 0;
+	}
+	if (KEY("StateDir"))
+		return once(c, 3, key) ?: parse_str(c, key, v, n->state_dir, sizeof(n->state_dir));
+	if (KEY("PeersDir"))
+		return once(c, 4, key) ?: parse_str(c, key, v, n->peers_dir, sizeof(n->peers_dir));
+	if (KEY("KeyService"))
+		return once(c, 5, key) ?: parse_str(c, key, v, n->key_service, sizeof(n->key_service));
+	return fail(c, "unknown key '%s' in [Node]", key);
+}
+
+static int iface_key(struct ctx *c, struct bw_conf *conf, const char *key, char *v)
+{
+	struct bw_conf_iface *i = &conf->iface;
+	uint32_t u;
+	int r;
+
+	if (KEY("Device"))
+		return once(c, 10, key) ?: parse_str(c, key, v, i->device, sizeof(i->device));
+	if (KEY("PrivateKeyFile"))
+		return once(c, 11, key) ?: parse_str(c, key, v, i->private_key_file, sizeof(i->private_key_file));
+	if (KEY("PrivateKey"))
+		return fail(c, "PrivateKey does not belong in a config file; bulwark keeps the key in PrivateKeyFile (0600)");
+	if (KEY("ListenPort")) {
+		if ((r = once(c, 12, key)) < 0 || (r = parse_u32(c, key, v, 65535, &u)) < 0)
+			return r;
+		i->listen_port = (uint16_t)u;
+		return 0;
+	}
+	if (KEY("FwMark")) {
+		if ((r = once(c, 13, key)) < 0)
+			return r;
+		if (!strcasecmp(v, "off")) {
+			i->fwmark = 0;
+			return 0;
+		}
+		return parse_u32(c, key, v, UINT32_MAX, &i->fwmark);
+	}
+	if (KEY("MTU")) {
+		if ((r = once(c, 14, key)) < 0 || (r = parse_u32(c, key, v, 65535, &u)) < 0)
+			return r;
+		if (u && u < 1280)
+			return fail(c, "MTU %u is below the IPv6 minimum of 1280", u);
+		i->mtu = u;
+		return 0;
+	}
+	return fail(c, "unknown key '%s' in [Interface]", key);
+}
+
+static int peer_key(struct ctx *c, struct bw_conf_peer *p, const char *key, char *v)
+{
+	uint32_t u;
+	int r;
+
+	if (KEY("Node"))
+		return once(c, 20, key) ?: parse_str(c, key, v, p->node, sizeof(p->node));
+	if (KEY("PublicKey")) {
+		if ((r = once(c, 21, key)) < 0)
+			return r;
+		return bw_key_from_base64(v, p->public_key) < 0 ? fail(c, "PublicKey is not a base64 WireGuard key") : 0;
+	}
+	if (KEY("PresharedKey")) {
+		if ((r = once(c, 22, key)) < 0)
+			return r;
+		if (bw_key_from_base64(v, p->psk) < 0)
+			return fail(c, "PresharedKey is not a base64 WireGuard key");
+		p->has_psk = true;
+		return 0;
+	}
+	if (KEY("Endpoint")) {
+		const char *colon = strrchr(v, ':');
+		if ((r = once(c, 23, key)) < 0)
+			return r;
+		if (!colon || colon == v || parse_u32(c, key, colon + 1, 65535, &u) < 0 || !u)
+			return fail(c, "Endpoint '%s' is not host:port", v);
+		return parse_str(c, key, v, p->endpoint, sizeof(p->endpoint));
+	}
+	if (KEY("AllowedIPs"))
+		return each_item(c, key, v, add_cidr, &(struct cidr_list){ p->allowed_ips, &p->n_allowed_ips, BW_CONF_MAX_ALLOWED_IPS, true, &p->allowed_ips });
+	if (KEY("PersistentKeepalive")) {
+		if ((r = once(c, 24, key)) < 0)
+			return r;
+		if (!strcasecmp(v, "off")) {
+			p->keepalive = 0;
+			return 0;
+		}
+		if ((r = parse_u32(c, key, v, 65535, &u)) < 0)
+			return r;
+		p->keepalive = (uint16_t)u;
+		return 0;
+	}
+	return fail(c, "unknown key '%s' in [Peer]", key);
+}
+
+/* Split text into lines and hand each key/value to the section's handler. */
+static int parse_lines(struct ctx *c, const char *text, bool peer_file,
+		       int (*on_key)(struct ctx *, void *, const char *, char *), void *arg)
+{
+	char line[BW_CONF_MAX_LINE + 2];
+	const char *p = text;
+	bool peer_seen = false;
+	int r;
+
+	if (strlen(text) > BW_CONF_MAX_FILE)
+		return fail(c, "file larger than %u bytes", BW_CONF_MAX_FILE);
+	for (c->line = 1; *p; c->line++) {
+		const char *nl = strchr(p, '\n');
+		size_t len = nl ? (size_t)(nl - p) : strlen(p);
+		char *s, *eq, *hash;
+
+		if (len > BW_CONF_MAX_LINE)
+			return fail(c, "line longer than %d characters", BW_CONF_MAX_LINE);
+		memcpy(line, p, len);
+		line[len] = '\0';
+		p += len + (nl ? 1 : 0);
+		if ((hash = strchr(line, '#')))
+			*hash = '\0';
+		s = trim(line);
+		if (!*s)
+			continue;
+		if (*s == '[') {
+			if (!strcasecmp(s, "[Node]") && !peer_file)
+				c->sec = SEC_NODE;
+			else if (!strcasecmp(s, "[Interface]") && !peer_file)
+				c->sec = SEC_IFACE;
+			else if (!strcasecmp(s, "[Peer]") && peer_file && !peer_seen)
+				c->sec = SEC_PEER, peer_seen = true;
+			else if (!strcasecmp(s, "[Peer]") && peer_file)
+				return fail(c, "a peer file holds exactly one [Peer] section");
+			else
+				return fail(c, "unexpected section %s", s);
+			continue;
+		}
+		if (c->sec == SEC_NONE)
+			return fail(c, "'%s' outside of a section", s);
+		if (!(eq = strchr(s, '=')))
+			return fail(c, "expected Key = Value");
+		*eq = '\0';
+		if ((r = on_key(c, arg, trim(s), trim(eq + 1))) < 0)
+			return r;
+	}
+	c->line = 0;
+	return 0;
+}
+
+static int node_dispatch(struct ctx *c, void *arg, const char *key, char *v)
+{
+	return c->sec == SEC_NODE ? node_key(c, arg, key, v) : iface_key(c, arg, key, v);
+}
+
+static int peer_dispatch(struct ctx *c, void *arg, const char *key, char *v)
+{
+	return peer_key(c, arg, key, v);
+}
+
+static int missing(struct ctx *c, const char *what)
+{
+	snprintf(c->err, c->errlen, "%s: %s", c->path, what);
+	return -EINVAL;
+}
+
+int bw_conf_parse_node(const char *path, const char *text, struct bw_conf *out, char *err, size_t errlen)
+{
+	struct ctx c = { path, 0, err, errlen, SEC_NONE, 0 };
+	int r;
+
+	memset(out, 0, sizeof(*out));
+	snprintf(out->path, sizeof(out->path), "%s", path);
+	if ((r = parse_lines(&c, text, false, node_dispatch, out)) < 0)
+		return r;
+	if (!out->node.name[0])
+		return missing(&c, "[Node] Name is required");
+	if (!out->node.n_uplinks)
+		return missing(&c, "[Node] Uplinks is required");
+	if (!out->node.n_protected)
+		return missing(&c, "[Node] ProtectedCIDRs is required");
+	if (!out->iface.device[0])
+		return missing(&c, "[Interface] Device is required");
+	if (!out->iface.listen_port)
+		return missing(&c, "[Interface] ListenPort is required");
+	if (!out->node.state_dir[0])
+		strcpy(out->node.state_dir, "/var/lib/bulwark");
+	if (!out->node.peers_dir[0])
+		strcpy(out->node.peers_dir, "/etc/bulwark/peers.d");
+	if (!out->iface.private_key_file[0])
+		snprintf(out->iface.private_key_file, sizeof(out->iface.private_key_file), "%.200s/wg.key",
+			 out->node.state_dir);
+	return 0;
+}
+
+int bw_conf_parse_peer(const char *path, const char *text, struct bw_conf_peer *out, char *err, size_t errlen)
+{
+	struct ctx c = { path, 0, err, errlen, SEC_NONE, 0 };
+	const char *base = strrchr(path, '/');
+	int r;
+
+	memset(out, 0, sizeof(*out));
+	snprintf(out->file, sizeof(out->file), "%s", path);
+	r = parse_lines(&c, text, true, peer_dispatch, out);
+	if (r == 0 && !(c.seen & (1u << 21)))
+		r = missing(&c, "[Peer] PublicKey is required");
+	if (r < 0) {
+		bw_conf_peers_free(out, 1);
+		memset(out, 0, sizeof(*out));
+		return r;
+	}
+	if (!out->node[0]) {
+		/* The node name defaults to the file name without .conf. */
+		base = base ? base + 1 : path;
+		snprintf(out->node, sizeof(out->node), "%.*s", (int)strcspn(base, "."), base);
+	}
+	return 0;
+}

@@ -1,0 +1,94 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/* Writers: output parses back to the same data; the wg_only form is what `wg setconf` takes. */
+#include <errno.h>
+#include <netinet/in.h>
+#include <openssl/crypto.h>
+#include "wireguard-conf/conf.h"
+
+static void cidr_list(FILE *f, const char *key, const struct bw_cidr *v, size_t n)
+{
+	char buf[64];
+
+	if (!n)
+		return;
+	fprintf(f, "%s = ", key);
+	for (size_t i = 0; i < n; i++)
+		fprintf(f, "%s%s", i ? ", " : "", bw_cidr_str(&v[i], buf, sizeof(buf)));
+	fputc('\n', f);
+}
+
+int bw_conf_write_node(FILE *f, const struct bw_conf *c)
+{
+	const struct bw_conf_node *n = &c->node;
+	static const char *const dirs[] = { "", "egress", "ingress", "both" };
+
+	fprintf(f, "[Node]\nName = %s\nUplinks = ", n->name);
+	for (size_t i = 0; i < n->n_uplinks; i++)
+		fprintf(f, "%s%s", i ? ", " : "", n->uplinks[i]);
+	fputc('\n', f);
+	cidr_list(f, "ProtectedCIDRs", n->protected_cidrs, n->n_protected);
+	cidr_list(f, "NodeCIDRs", n->node_cidrs, n->n_node_cidrs);
+	cidr_list(f, "PodCIDRs", n->pod_cidrs, n->n_pod_cidrs);
+	fprintf(f, "NodeEncryption = %s\n", n->node_encryption ? "true" : "false");
+	if (n->n_allow) {
+		fprintf(f, "Allow = ");
+		for (size_t i = 0; i < n->n_allow; i++)
+			fprintf(f, "%s%s/%u/%s", i ? ", " : "", n->allow[i].proto == IPPROTO_TCP ? "tcp" : "udp",
+				n->allow[i].port, dirs[n->allow[i].dir & 3]);
+		fputc('\n', f);
+	}
+	if (n->overlay_port)
+		fprintf(f, "OverlayPort = %u\n", n->overlay_port);
+	fprintf(f, "StateDir = %s\nPeersDir = %s\n", n->state_dir, n->peers_dir);
+	if (n->key_service[0])
+		fprintf(f, "KeyService = %s\n", n->key_service);
+	fprintf(f, "\n[Interface]\nDevice = %s\nPrivateKeyFile = %s\nListenPort = %u\n",
+		c->iface.device, c->iface.private_key_file, c->iface.listen_port);
+	if (c->iface.fwmark)
+		fprintf(f, "FwMark = 0x%x\n", c->iface.fwmark);
+	if (c->iface.mtu)
+		fprintf(f, "MTU = %u\n", c->iface.mtu);
+	return ferror(f) ? -EIO : 0;
+}
+
+int bw_conf_write_peer(FILE *f, const struct bw_conf_peer *p, bool wg_only)
+{
+	char key[45];
+
+	fprintf(f, "[Peer]\n");
+	if (!wg_only)
+		fprintf(f, "Node = %s\n", p->node);
+	bw_key_to_base64(p->public_key, key);
+	fprintf(f, "PublicKey = %s\n", key);
+	if (p->has_psk) {
+		bw_key_to_base64(p->psk, key);
+		fprintf(f, "PresharedKey = %s\n", key);
+		OPENSSL_cleanse(key, sizeof(key));
+	}
+	if (p->endpoint[0])
+		fprintf(f, "Endpoint = %s\n", p->endpoint);
+	cidr_list(f, "AllowedIPs", p->allowed_ips, p->n_allowed_ips);
+	if (p->keepalive)
+		fprintf(f, "PersistentKeepalive = %u\n", p->keepalive);
+	return ferror(f) ? -EIO : 0;
+}
+
+int bw_conf_write_wg(FILE *f, const struct bw_conf *c, const uint8_t *private_key)
+{
+	char key[45];
+	int r = 0;
+
+	fprintf(f, "[Interface]\nListenPort = %u\n", c->iface.listen_port);
+	if (c->iface.fwmark)
+		fprintf(f, "FwMark = 0x%x\n", c->iface.fwmark);
+	if (private_key) {
+		bw_key_to_base64(private_key, key);
+		fprintf(f, "PrivateKey = %s\n", key);
+		OPENSSL_cleanse(key, sizeof(key));
+	}
+	for (size_t i = 0; i < c->n_peers && !r; i++) {
+		fputc('\n', f);
+		r = bw_conf_write_peer(f, &c->peers[i], true);
+	}
+	return r ?: (ferror(f) ? -EIO : 0);
+}

@@ -24,6 +24,7 @@ check() {
   if "$@"; then ok "$desc"; else not_ok "$desc (command: $*)"; fi
 }
 skip() { echo "SKIP: $*"; exit 77; }
+fails() { ! "$@"; }   # check "x fails" fails cmd...  (works with shell functions, unlike sh -c)
 finish() { [ "$_tap_failed" -eq 0 ] && [ "$_tap_n" -gt 0 ]; exit $?; }
 die() { not_ok "$*"; exit 1; }
 

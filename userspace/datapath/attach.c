@@ -46,8 +46,10 @@ static int tc_attach(int ifindex, enum bpf_tc_attach_point where, int prog_fd)
 	LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = where);
 	LIBBPF_OPTS(bpf_tc_opts, opts, .handle = BW_TC_HANDLE, .priority = BW_TC_PRIORITY,
 		    .prog_fd = prog_fd, .flags = BPF_TC_F_REPLACE);
+	libbpf_print_fn_t old = libbpf_set_print(NULL); /* "exists" is the usual answer */
 	int r = bpf_tc_hook_create(&hook);
 
+	libbpf_set_print(old);
 	if (r < 0 && r != -EEXIST)
 		return r;
 	/* BPF_TC_F_REPLACE swaps the program of our existing filter atomically. */
@@ -134,10 +136,13 @@ static uint32_t query_prog(int ifindex, enum bpf_tc_attach_point where)
 int bw_dp_attachments(struct bw_dp_attachment *out, size_t max)
 {
 	struct if_nameindex *ifs = if_nameindex();
+	libbpf_print_fn_t old;
 	size_t n = 0;
 
 	if (!ifs)
 		return -errno;
+	/* Most devices have no clsact qdisc; libbpf would log each miss as an error. */
+	old = libbpf_set_print(NULL);
 	for (struct if_nameindex *i = ifs; i->if_index && n < max; i++) {
 		struct bw_dp_attachment a = { .ifindex = (int)i->if_index };
 
@@ -148,6 +153,7 @@ int bw_dp_attachments(struct bw_dp_attachment *out, size_t max)
 		snprintf(a.ifname, sizeof(a.ifname), "%s", i->if_name);
 		out[n++] = a;
 	}
+	libbpf_set_print(old);
 	if_freenameindex(ifs);
 	return (int)n;
 }

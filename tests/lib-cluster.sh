@@ -1,0 +1,134 @@
+# A two-node "cluster" in network namespaces for datapath/WireGuard tests. Source after lib.sh.
+#
+#   wire  (the cloud host's view): bridge br0; node A, node B and an attacker port hang off it
+#   nodeA 198.19.0.1/24 fd00:20::1/64 on uplink "up" ; pods 198.18.1.0/24 fd00:10:1::/64
+#   nodeB 198.19.0.2/24 fd00:20::2/64 on uplink "up" ; pods 198.18.2.0/24 fd00:10:2::/64
+#   podA  198.18.1.2, fd00:10:1::2 (MTU 1420: room for WireGuard's overhead)   podB .2.2, :2::2
+#
+# WG_MODE=userspace (wireguard-go, the host default) or kernel (inside tests/vm).
+# Exposes: $NS_WIRE $NS_A $NS_B $NS_PA $NS_PB $WG_A $WG_B $PIN_A $PIN_B $CONF_A $CONF_B $TMP
+WG_MODE=${WG_MODE:-userspace}
+WG_PORT=51820
+WG_MARK=0x1e00
+
+cluster_node() { # name idx
+  local n=$1 i=$2 ns pod
+  ns=$(netns_new "n$n"); pod=$(netns_new "p$n")
+  for s in "$ns" "$pod"; do
+    nsx "$s" sysctl -qw net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0 \
+      net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0
+  done
+  nsx "$ns" sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
+  # uplink to the wire
+  ip link add name uplink netns "$ns" type veth peer name "w$n" netns "$NS_WIRE"
+  nsx "$NS_WIRE" ip link set "w$n" master br0 up
+  nsx "$ns" ip link set dev uplink up
+  nsx "$ns" ip addr add "198.19.0.$i/24" dev uplink
+  nsx "$ns" ip addr add "fd00:20::$i/64" dev uplink nodad
+  # pod, behind a veth
+  ip link add eth0 netns "$pod" mtu 1420 type veth peer name pod netns "$ns" mtu 1420
+  nsx "$pod" ip link set eth0 up
+  nsx "$ns" ip link set pod up
+  nsx "$ns" ip addr add "198.18.$i.1/24" dev pod
+  nsx "$ns" ip addr add "fd00:10:$i::1/64" dev pod nodad
+  nsx "$pod" ip addr add "198.18.$i.2/24" dev eth0
+  nsx "$pod" ip addr add "fd00:10:$i::2/64" dev eth0 nodad
+  nsx "$pod" ip route add default via "198.18.$i.1"
+  nsx "$pod" ip -6 route add default via "fd00:10:$i::1"
+  echo "$ns $pod"
+}
+
+cluster_wg() { # ns ifname keyfile
+  local ns=$1 ifn=$2 key=$3
+  if [ "$WG_MODE" = kernel ]; then
+    nsx "$ns" ip link add "$ifn" type wireguard || return 1
+  else
+    nsx "$ns" env WG_PROCESS_FOREGROUND=1 wireguard-go "$ifn" >"$TMP/wg-$ifn.log" 2>&1 &
+    at_exit "kill $!; rm -f /var/run/wireguard/$ifn.sock"
+    wait_for 50 test -S "/var/run/wireguard/$ifn.sock" || return 1
+  fi
+  nsx "$ns" wg set "$ifn" private-key "$key" listen-port "$WG_PORT" fwmark "$WG_MARK" || return 1
+  nsx "$ns" ip link set "$ifn" mtu 1420 up
+}
+
+cluster_conf() { # file name idx wgdev peersdir
+  cat > "$1" <<CONF
+[Node]
+Name = $2
+Uplinks = uplink
+ProtectedCIDRs = 198.18.0.0/16, fd00:10::/32
+NodeCIDRs = 198.19.0.0/24, fd00:20::/64
+PodCIDRs = 198.18.$3.0/24, fd00:10:$3::/64
+NodeEncryption = ${NODE_ENCRYPTION:-false}
+PeersDir = $5
+StateDir = $TMP/state-$2
+
+[Interface]
+Device = $4
+ListenPort = $WG_PORT
+FwMark = $WG_MARK
+CONF
+}
+
+cluster_peer_file() { # file pubkey idx [allowed]
+  cat > "$1" <<PEER
+[Peer]
+Node = node$3
+PublicKey = $2
+Endpoint = 198.19.0.$3:$WG_PORT
+AllowedIPs = ${4-198.18.$3.0/24, fd00:10:$3::/64}
+PEER
+}
+
+cluster_up() {
+  TMP=$(mktemp -d); at_exit "rm -rf $TMP"
+  NS_WIRE=$(netns_new wire)
+  nsx "$NS_WIRE" ip link add br0 type bridge
+  nsx "$NS_WIRE" ip link set br0 up
+  read -r NS_A NS_PA < <(cluster_node a 1)
+  read -r NS_B NS_PB < <(cluster_node b 2)
+  WG_A="bwg${BW_ID}a" WG_B="bwg${BW_ID}b"
+  for x in a b; do (umask 077; wg genkey > "$TMP/$x.key"); wg pubkey < "$TMP/$x.key" > "$TMP/$x.pub"; mkdir -p "$TMP/peers-$x"; done
+  cluster_wg "$NS_A" "$WG_A" "$TMP/a.key" || return 1
+  cluster_wg "$NS_B" "$WG_B" "$TMP/b.key" || return 1
+  nsx "$NS_A" wg set "$WG_A" peer "$(cat "$TMP/b.pub")" endpoint "198.19.0.2:$WG_PORT" allowed-ips 198.18.2.0/24,fd00:10:2::/64
+  nsx "$NS_B" wg set "$WG_B" peer "$(cat "$TMP/a.pub")" endpoint "198.19.0.1:$WG_PORT" allowed-ips 198.18.1.0/24,fd00:10:1::/64
+  # Plain routing sends remote pods out of the uplink; the datapath steers them into WireGuard.
+  nsx "$NS_A" ip route add 198.18.2.0/24 via 198.19.0.2 dev uplink
+  nsx "$NS_A" ip -6 route add fd00:10:2::/64 via fd00:20::2 dev uplink
+  nsx "$NS_B" ip route add 198.18.1.0/24 via 198.19.0.1 dev uplink
+  nsx "$NS_B" ip -6 route add fd00:10:1::/64 via fd00:20::1 dev uplink
+  CONF_A=$TMP/a.conf CONF_B=$TMP/b.conf
+  cluster_conf "$CONF_A" a 1 "$WG_A" "$TMP/peers-a"
+  cluster_conf "$CONF_B" b 2 "$WG_B" "$TMP/peers-b"
+  cluster_peer_file "$TMP/peers-a/b.conf" "$(cat "$TMP/b.pub")" 2
+  cluster_peer_file "$TMP/peers-b/a.conf" "$(cat "$TMP/a.pub")" 1
+  PIN_A=/sys/fs/bpf/bw-test-$BW_ID-a PIN_B=/sys/fs/bpf/bw-test-$BW_ID-b
+  at_exit "rm -rf $PIN_A $PIN_B"
+}
+
+cluster_attach() { # node-letter
+  local ns pin conf wg
+  if [ "$1" = a ]; then ns=$NS_A pin=$PIN_A conf=$CONF_A wg=$WG_A; else ns=$NS_B pin=$PIN_B conf=$CONF_B wg=$WG_B; fi
+  nsx "$ns" bulwark datapath attach --pin-dir "$pin" --uplink uplink --wg-dev "$wg" --config "$conf"
+}
+
+# Start a capture on the wire (the cloud host's view); cluster_capture_stop prints the pcap path.
+cluster_capture_start() {
+  CAP=$TMP/wire-$1.pcap
+  nsx "$NS_WIRE" tcpdump -i br0 -U -n -w "$CAP" >"$TMP/tcpdump-$1.log" 2>&1 &
+  CAP_PID=$!
+  at_exit "kill $CAP_PID"
+  wait_for 50 grep -q "listening on" "$TMP/tcpdump-$1.log"
+}
+cluster_capture_stop() { sleep 0.3; kill "$CAP_PID" 2>/dev/null; wait "$CAP_PID" 2>/dev/null; }
+# Count captured packets matching a tcpdump filter.
+cap_count() { tcpdump -n -r "$CAP" "$@" 2>/dev/null | wc -l; }
+
+# Counter of one reason in a node's datapath.
+dp_counter() { # node-letter reason
+  local ns pin
+  if [ "$1" = a ]; then ns=$NS_A pin=$PIN_A; else ns=$NS_B pin=$PIN_B; fi
+  nsx "$ns" bulwark datapath status --json --pin-dir "$pin" |
+    python3 -c "import json,sys; print(json.load(sys.stdin)['counters']['$2']['packets'])"
+}

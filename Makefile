@@ -17,7 +17,7 @@ else
 Q := @
 endif
 
-pkgs-all := $(sort $(pkgs-y) $(foreach p,$(bin-y) $(test-unit-y) $(test-bpf-y) $(lib-y),$($(p)-pkgs)))
+pkgs-all := $(sort $(pkgs-y) $(foreach p,$(bin-y) $(test-unit-y) $(test-bpf-y) $(bench-y) $(lib-y),$($(p)-pkgs)))
 PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(pkgs-all))
 
 CFLAGS  ?= -O2 -g
@@ -42,7 +42,7 @@ LIBS     := $(call libfile,$(lib-y))
 BINS     := $(addprefix $(BUILD)/bin/,$(bin-y))
 UNIT     := $(addprefix $(BUILD)/tests/unit/,$(test-unit-y))
 BPFTESTS := $(addprefix $(BUILD)/tests/bpf/,$(test-bpf-y))
-ALL_OBJS := $(call obj,$(foreach p,$(lib-y) $(bin-y) $(test-unit-y) $(test-bpf-y),$($(p)-objs)))
+ALL_OBJS := $(call obj,$(foreach p,$(lib-y) $(bin-y) $(test-unit-y) $(test-bpf-y) $(bench-y),$($(p)-objs)))
 
 .PHONY: all check clean bpf distclean
 all: $(LIBS) $(BINS) $(UNIT) $(BPFTESTS) $(BPF_OBJS)
@@ -93,6 +93,7 @@ endef
 $(foreach p,$(bin-y),$(eval $(call prog_rule,$(BUILD)/bin,$(p))))
 $(foreach p,$(test-unit-y),$(eval $(call prog_rule,$(BUILD)/tests/unit,$(p))))
 $(foreach p,$(test-bpf-y),$(eval $(call prog_rule,$(BUILD)/tests/bpf,$(p))))
+$(foreach p,$(bench-y),$(eval $(call prog_rule,$(BUILD)/bench,$(p))))
 
 # libFuzzer targets: their own objects (clang, instrumented) under $(BUILD)/fuzz/obj.
 FUZZ_CFLAGS := -O1 -g -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer \

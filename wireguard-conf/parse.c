@@ -103,17 +103,21 @@ static int parse_str(struct ctx *c, const char *key, const char *v, char *out, s
 	return 0;
 }
 
-/* Calls fn for each comma-separated, trimmed, non-empty item. */
+/* Calls fn for each comma-separated, trimmed item; an empty item is an error (a typo). */
 static int each_item(struct ctx *c, const char *key, char *v, int (*fn)(struct ctx *, const char *, const char *, void *), void *arg)
 {
-	char *save = NULL;
 	int r;
 
-	for (char *tok = strtok_r(v, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-		tok = trim(tok);
-		if (!*tok)
+	for (char *item = v, *next; item; item = next) {
+		char *comma = strchr(item, ',');
+
+		next = comma ? comma + 1 : NULL;
+		if (comma)
+			*comma = '\0';
+		item = trim(item);
+		if (!*item)
 			return fail(c, "%s: empty list item", key);
-		if ((r = fn(c, key, tok, arg)) < 0)
+		if ((r = fn(c, key, item, arg)) < 0)
 			return r;
 	}
 	return 0;

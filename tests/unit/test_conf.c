@@ -1,0 +1,236 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/* wireguard-conf: parsing, rejection of malformed input with file:line, writer round trip. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <cmocka.h>
+#include "wireguard-conf/conf.h"
+
+#define KEY_B "xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg="
+#define KEY_C "HIgo9xNzJMWLKASShiTqIybxZ0U3wGLiUeJ1PKf8ykw="
+
+static const char *node_text =
+	"# a node\n"
+	"[Node]\n"
+	"Name = node-a\n"
+	"Uplinks = eth0, eth1\n"
+	"ProtectedCIDRs = 198.18.0.0/16, fd00:10::/32\n"
+	"NodeCIDRs = 198.19.0.0/24\n"
+	"PodCIDRs = 198.18.1.0/24\n"
+	"NodeEncryption = yes\n"
+	"Allow = tcp/6443, udp/53/egress\n"
+	"OverlayPort = 8472\n"
+	"PeersDir = peers.d\n"
+	"\n"
+	"[Interface]\n"
+	"Device = wg0\n"
+	"ListenPort = 51820 # comments end a line\n"
+	"FwMark = 0x1e00\n"
+	"MTU = 1420\n";
+
+static void parses_node_file(void **state)
+{
+	struct bw_conf c;
+	char err[BW_CONF_ERR_LEN] = "";
+	char buf[64];
+	(void)state;
+
+	assert_int_equal(bw_conf_parse_node("/etc/b.conf", node_text, &c, err, sizeof(err)), 0);
+	assert_string_equal(c.node.name, "node-a");
+	assert_int_equal(c.node.n_uplinks, 2);
+	assert_string_equal(c.node.uplinks[1], "eth1");
+	assert_int_equal(c.node.n_protected, 2);
+	assert_string_equal(bw_cidr_str(&c.node.protected_cidrs[1], buf, sizeof(buf)), "fd00:10::/32");
+	assert_true(c.node.node_encryption);
+	assert_int_equal(c.node.n_allow, 2);
+	assert_int_equal(c.node.allow[0].dir, BW_CONF_BOTH);
+	assert_int_equal(c.node.allow[1].dir, BW_CONF_EGRESS);
+	assert_int_equal(c.node.allow[1].port, 53);
+	assert_int_equal(c.node.overlay_port, 8472);
+	assert_string_equal(c.iface.device, "wg0");
+	assert_int_equal(c.iface.listen_port, 51820);
+	assert_int_equal(c.iface.fwmark, 0x1e00);
+	assert_int_equal(c.iface.mtu, 1420);
+	assert_string_equal(c.node.state_dir, "/var/lib/bulwark");
+	assert_string_equal(c.iface.private_key_file, "/var/lib/bulwark/wg.key");
+}
+
+struct bad {
+	const char *text;
+	const char *want; /* substring of the error, which starts with file:line */
+};
+
+static void rejects_malformed_with_file_and_line(void **state)
+{
+	static const struct bad cases[] = {
+		{ "[Node]\nName = a\nBogus = 1\n", "t.conf:3: unknown key 'Bogus' in [Node]" },
+		{ "Name = a\n", "t.conf:1: 'Name = a' outside of a section" },
+		{ "[Node]\nName\n", "t.conf:2: expected Key = Value" },
+		{ "[Node]\nProtectedCIDRs = 198.18.0.1/16\n", "t.conf:2: ProtectedCIDRs: '198.18.0.1/16' is not an IP prefix" },
+		{ "[Node]\nProtectedCIDRs = 198.18.0.0/33\n", "t.conf:2: ProtectedCIDRs" },
+		{ "[Node]\nProtectedCIDRs = 10.0.0.0/8,,\n", "t.conf:2: ProtectedCIDRs: empty list item" },
+		{ "[Node]\nNodeEncryption = maybe\n", "t.conf:2: NodeEncryption: 'maybe' is not true or false" },
+		{ "[Node]\nAllow = icmp/1\n", "t.conf:2: Allow: protocol 'icmp'" },
+		{ "[Node]\nAllow = tcp/70000\n", "t.conf:2: Allow" },
+		{ "[Node]\nAllow = tcp/22/sideways\n", "t.conf:2: Allow: direction 'sideways'" },
+		{ "[Node]\nName = a\nName = b\n", "t.conf:3: Name given twice" },
+		{ "[Interface]\nListenPort = -1\n", "t.conf:2: ListenPort" },
+		{ "[Interface]\nListenPort = 65536\n", "t.conf:2: ListenPort" },
+		{ "[Interface]\nMTU = 576\n", "t.conf:2: MTU 576 is below" },
+		{ "[Interface]\nPrivateKey = " KEY_B "\n", "t.conf:2: PrivateKey does not belong" },
+		{ "[Peer]\n", "t.conf:1: unexpected section [Peer]" },
+		{ "[Node]\nUplinks = a/b\n", "t.conf:2: Uplinks: 'a/b' is not a network device name" },
+		{ "[Node]\nName = a\n", "t.conf: [Node] Uplinks is required" },
+	};
+	char err[BW_CONF_ERR_LEN];
+	(void)state;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct bw_conf c;
+		err[0] = 0;
+		if (bw_conf_parse_node("t.conf", cases[i].text, &c, err, sizeof(err)) != -EINVAL || !strstr(err, cases[i].want))
+			fail_msg("case %zu: got '%s', want '%s'", i, err, cases[i].want);
+	}
+}
+
+static void rejects_bad_peers(void **state)
+{
+	static const struct bad cases[] = {
+		{ "[Peer]\nAllowedIPs = 198.18.2.0/24\n", "p.conf: [Peer] PublicKey is required" },
+		{ "[Peer]\nPublicKey = abc\n", "p.conf:2: PublicKey is not a base64 WireGuard key" },
+		{ "[Peer]\nPublicKey = " KEY_B "\nEndpoint = nohost\n", "p.conf:3: Endpoint 'nohost' is not host:port" },
+		{ "[Peer]\nPublicKey = " KEY_B "\n[Peer]\n", "p.conf:3: a peer file holds exactly one [Peer]" },
+		{ "[Peer]\nPublicKey = " KEY_B "\nAllowedIPs = 198.18.2.0/24, 198.18.2.0/24\n", "p.conf:3: AllowedIPs: '198.18.2.0/24' listed twice" },
+		{ "[Interface]\n", "p.conf:1: unexpected section [Interface]" },
+	};
+	char err[BW_CONF_ERR_LEN];
+	(void)state;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct bw_conf_peer p;
+		err[0] = 0;
+		if (bw_conf_parse_peer("p.conf", cases[i].text, &p, err, sizeof(err)) != -EINVAL || !strstr(err, cases[i].want))
+			fail_msg("case %zu: got '%s', want '%s'", i, err, cases[i].want);
+	}
+}
+
+static void write_file(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+}
+
+static void load_dir_all_or_nothing(void **state)
+{
+	char dir[] = "/tmp/bw-conf-XXXXXX", path[256], err[BW_CONF_ERR_LEN];
+	struct bw_conf c;
+	(void)state;
+
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/peers.d", dir);
+	mkdir(path, 0700);
+	snprintf(path, sizeof(path), "%s/peers.d/b.conf", dir);
+	write_file(path, "[Peer]\nPublicKey = " KEY_B "\nEndpoint = 198.19.0.2:51820\nAllowedIPs = 198.18.2.0/24\n");
+	snprintf(path, sizeof(path), "%s/peers.d/c.conf", dir);
+	write_file(path, "[Peer]\nNode = charlie\nPublicKey = " KEY_C "\nAllowedIPs = 198.18.3.0/24\nPersistentKeepalive = 25\n");
+	snprintf(path, sizeof(path), "%s/peers.d/README", dir); /* not *.conf: ignored */
+	write_file(path, "not a peer");
+	snprintf(path, sizeof(path), "%s/node.conf", dir);
+	write_file(path, node_text);
+
+	assert_int_equal(bw_conf_load(path, &c, err, sizeof(err)), 0);
+	assert_int_equal(c.n_peers, 2);
+	assert_string_equal(c.peers[0].node, "b"); /* defaults to the file name */
+	assert_string_equal(c.peers[1].node, "charlie");
+	assert_int_equal(c.peers[1].keepalive, 25);
+	bw_conf_free(&c);
+
+	/* The same prefix claimed by two peers: the whole configuration is rejected. */
+	snprintf(path, sizeof(path), "%s/peers.d/d.conf", dir);
+	write_file(path, "[Peer]\nPublicKey = 4J1TAv2eWKI0kPFNbEOs3dzfOmAW4kzA7Yx5mLo4R3U=\nAllowedIPs = 198.18.2.0/24\n");
+	snprintf(path, sizeof(path), "%s/node.conf", dir);
+	assert_int_equal(bw_conf_load(path, &c, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "AllowedIPs 198.18.2.0/24 also claimed by"));
+	assert_null(c.peers);
+
+	/* A broken peer file names its file and line. */
+	snprintf(path, sizeof(path), "%s/peers.d/d.conf", dir);
+	write_file(path, "[Peer]\nPublicKey = 4J1TAv2eWKI0kPFNbEOs3dzfOmAW4kzA7Yx5mLo4R3U=\nAllowedIPs = nonsense\n");
+	snprintf(path, sizeof(path), "%s/node.conf", dir);
+	assert_int_equal(bw_conf_load(path, &c, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "peers.d/d.conf:3: AllowedIPs: 'nonsense'"));
+
+	char cmd[128];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
+static void writer_round_trips(void **state)
+{
+	struct bw_conf a, b;
+	struct bw_conf_peer p, q;
+	char err[BW_CONF_ERR_LEN], *buf = NULL;
+	size_t len = 0;
+	FILE *f;
+	(void)state;
+
+	assert_int_equal(bw_conf_parse_node("a", node_text, &a, err, sizeof(err)), 0);
+	f = open_memstream(&buf, &len);
+	assert_int_equal(bw_conf_write_node(f, &a), 0);
+	fclose(f);
+	assert_int_equal(bw_conf_parse_node("b", buf, &b, err, sizeof(err)), 0);
+	free(buf);
+	strcpy(b.path, a.path);
+	assert_memory_equal(&a.node, &b.node, sizeof(a.node));
+	assert_memory_equal(&a.iface, &b.iface, sizeof(a.iface));
+
+	assert_int_equal(bw_conf_parse_peer("p", "[Peer]\nNode = n\nPublicKey = " KEY_B "\nPresharedKey = " KEY_C
+					    "\nEndpoint = [fd00:20::2]:51820\nAllowedIPs = fd00:10:2::/48, 198.18.2.0/24\n"
+					    "PersistentKeepalive = 10\n", &p, err, sizeof(err)), 0);
+	buf = NULL;
+	f = open_memstream(&buf, &len);
+	assert_int_equal(bw_conf_write_peer(f, &p, false), 0);
+	fclose(f);
+	assert_int_equal(bw_conf_parse_peer("p", buf, &q, err, sizeof(err)), 0);
+	free(buf);
+	assert_string_equal(q.node, "n");
+	assert_memory_equal(q.public_key, p.public_key, 32);
+	assert_true(q.has_psk);
+	assert_memory_equal(q.psk, p.psk, 32);
+	assert_string_equal(q.endpoint, "[fd00:20::2]:51820");
+	assert_int_equal(q.n_allowed_ips, 2);
+	assert_memory_equal(q.allowed_ips, p.allowed_ips, 2 * sizeof(struct bw_cidr));
+	assert_int_equal(q.keepalive, 10);
+	bw_conf_peers_free(&p, 1);
+	bw_conf_peers_free(&q, 1);
+}
+
+static void keys_base64(void **state)
+{
+	uint8_t k[32];
+	char s[45];
+	(void)state;
+
+	assert_int_equal(bw_key_from_base64(KEY_B, k), 0);
+	bw_key_to_base64(k, s);
+	assert_string_equal(s, KEY_B);
+	assert_int_equal(bw_key_from_base64("xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8D==", k), -EINVAL);
+	assert_int_equal(bw_key_from_base64("short=", k), -EINVAL);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(parses_node_file),
+		cmocka_unit_test(rejects_malformed_with_file_and_line),
+		cmocka_unit_test(rejects_bad_peers),
+		cmocka_unit_test(load_dir_all_or_nothing),
+		cmocka_unit_test(writer_round_trips),
+		cmocka_unit_test(keys_base64),
+	};
+	return cmocka_run_group_tests_name("conf", tests, NULL, NULL);
+}

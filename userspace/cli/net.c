@@ -1,0 +1,239 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/* bulwark net <verb>: the WireGuard device and its peers, reconciled with the datapath. */
+#include <errno.h>
+#include <getopt.h>
+#include <string.h>
+#include <json-c/json.h>
+#include "cli/cli.h"
+#include "datapath/datapath.h"
+#include "net/net.h"
+#include "wg/wg.h"
+#include "wireguard-conf/conf.h"
+
+#define DEFAULT_CONFIG "/etc/bulwark/bulwark.conf"
+
+struct opts {
+	const char *config, *pin_dir, *endpoint;
+	bool json;
+};
+
+static int parse(int argc, char **argv, struct opts *o)
+{
+	static const struct option all[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "pin-dir", required_argument, NULL, 'p' },
+		{ "endpoint", required_argument, NULL, 'e' },
+		{ "json", no_argument, NULL, 'j' },
+		{ 0 },
+	};
+	int ch;
+
+	memset(o, 0, sizeof(*o));
+	o->config = getenv("BULWARK_CONFIG") ? getenv("BULWARK_CONFIG") : DEFAULT_CONFIG;
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "", all, NULL)) != -1) {
+		switch (ch) {
+		case 'c': o->config = optarg; break;
+		case 'p': o->pin_dir = optarg; break;
+		case 'e': o->endpoint = optarg; break;
+		case 'j': o->json = true; break;
+		default: return -EINVAL;
+		}
+	}
+	return optind == argc ? 0 : -EINVAL;
+}
+
+static int load(const struct opts *o, struct bw_conf *c)
+{
+	char err[BW_CONF_ERR_LEN];
+	int r = bw_conf_load(o->config, c, err, sizeof(err));
+
+	if (r < 0)
+		fprintf(stderr, "bulwark: %s\n", err);
+	return r;
+}
+
+#define PREAMBLE(verb)                                                      \
+	struct opts o;                                                      \
+	struct bw_conf c;                                                   \
+	int r;                                                              \
+	if (parse(argc, argv, &o) < 0) {                                    \
+		fprintf(stderr, "usage: bulwark net " verb " [--config FILE] [--pin-dir DIR] [--json]\n"); \
+		return BW_EXIT_USAGE;                                       \
+	}                                                                   \
+	if (load(&o, &c) < 0)                                               \
+		return BW_EXIT_FAIL;
+
+static void report(const char *what, int r, const struct bw_net_result *res)
+{
+	if (r < 0)
+		fprintf(stderr, "bulwark: net %s: %s\n", what, strerror(-r));
+	else if (res)
+		printf("peers: +%u ~%u -%u, allowed IPs: +%u -%u\n", res->peers_added, res->peers_updated,
+		       res->peers_removed, res->prefixes_added, res->prefixes_removed);
+}
+
+static int cmd_up(int argc, char **argv)
+{
+	struct bw_net_result res;
+	PREAMBLE("up")
+	r = bw_net_up(&c, o.pin_dir, &res);
+	report("up", r, &res);
+	bw_conf_free(&c);
+	return r < 0 ? BW_EXIT_FAIL : BW_EXIT_OK;
+}
+
+static int cmd_sync(int argc, char **argv)
+{
+	struct bw_net_result res;
+	PREAMBLE("sync")
+	r = bw_net_reconcile(&c, o.pin_dir, &res);
+	report("sync", r, &res);
+	bw_conf_free(&c);
+	return r < 0 ? BW_EXIT_FAIL : BW_EXIT_OK;
+}
+
+static int cmd_down(int argc, char **argv)
+{
+	PREAMBLE("down")
+	r = bw_net_down(&c);
+	report("down", r, NULL);
+	bw_conf_free(&c);
+	return r < 0 ? BW_EXIT_FAIL : BW_EXIT_OK;
+}
+
+static int cmd_export(int argc, char **argv)
+{
+	PREAMBLE("export-peer")
+	r = bw_net_export_peer(&c, o.endpoint, stdout);
+	if (r < 0)
+		fprintf(stderr, "bulwark: export-peer: %s\n", r == -EADDRNOTAVAIL ? "uplink has no address; pass --endpoint" : strerror(-r));
+	bw_conf_free(&c);
+	return r < 0 ? BW_EXIT_FAIL : BW_EXIT_OK;
+}
+
+static int cmd_showconf(int argc, char **argv)
+{
+	PREAMBLE("showconf")
+	r = bw_conf_write_wg(stdout, &c, NULL);
+	bw_conf_free(&c);
+	return r < 0 ? BW_EXIT_FAIL : BW_EXIT_OK;
+}
+
+static const char *node_of(const struct bw_conf *c, const uint8_t *key)
+{
+	for (size_t i = 0; i < c->n_peers; i++)
+		if (!memcmp(c->peers[i].public_key, key, 32))
+			return c->peers[i].node;
+	return "(unknown)";
+}
+
+static void print_json(struct json_object *j)
+{
+	printf("%s\n", json_object_to_json_string_ext(j, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
+	json_object_put(j);
+}
+
+static struct json_object *peer_json(const struct bw_conf *c, const struct bw_wg_peer *p)
+{
+	struct json_object *e = json_object_new_object(), *a = json_object_new_array();
+	char key[45], buf[80];
+
+	bw_key_to_base64(p->public_key, key);
+	json_object_object_add(e, "node", json_object_new_string(node_of(c, p->public_key)));
+	json_object_object_add(e, "public_key", json_object_new_string(key));
+	json_object_object_add(e, "endpoint", json_object_new_string(bw_wg_endpoint_str(p, buf, sizeof(buf))));
+	for (size_t i = 0; i < p->n_allowed_ips; i++)
+		json_object_array_add(a, json_object_new_string(bw_cidr_str(&p->allowed_ips[i], buf, sizeof(buf))));
+	json_object_object_add(e, "allowed_ips", a);
+	json_object_object_add(e, "latest_handshake", json_object_new_int64(p->last_handshake_sec));
+	json_object_object_add(e, "rx_bytes", json_object_new_uint64(p->rx_bytes));
+	json_object_object_add(e, "tx_bytes", json_object_new_uint64(p->tx_bytes));
+	json_object_object_add(e, "preshared_key", json_object_new_boolean(p->flags & BW_WGPEER_HAS_PSK));
+	return e;
+}
+
+static int cmd_peers(int argc, char **argv)
+{
+	struct bw_wg_device *d = NULL;
+	PREAMBLE("peers")
+	if ((r = bw_wg_get(c.iface.device, &d)) < 0) {
+		fprintf(stderr, "bulwark: %s: %s\n", c.iface.device, strerror(-r));
+		bw_conf_free(&c);
+		return BW_EXIT_FAIL;
+	}
+	if (o.json) {
+		struct json_object *arr = json_object_new_array();
+		for (size_t i = 0; i < d->n_peers; i++)
+			json_object_array_add(arr, peer_json(&c, &d->peers[i]));
+		print_json(arr);
+	} else {
+		for (size_t i = 0; i < d->n_peers; i++) {
+			char key[45], ep[80], cidr[64];
+			const struct bw_wg_peer *p = &d->peers[i];
+			bw_key_to_base64(p->public_key, key);
+			printf("%-16s %s %s", node_of(&c, p->public_key), key, bw_wg_endpoint_str(p, ep, sizeof(ep)));
+			for (size_t j = 0; j < p->n_allowed_ips; j++)
+				printf("%s%s", j ? "," : " ", bw_cidr_str(&p->allowed_ips[j], cidr, sizeof(cidr)));
+			printf("\n");
+		}
+	}
+	bw_wg_device_free(d);
+	bw_conf_free(&c);
+	return BW_EXIT_OK;
+}
+
+static int cmd_status(int argc, char **argv)
+{
+	struct bw_wg_device *d = NULL;
+	struct bw_dp *dp = NULL;
+	char key[45] = "(none)";
+	enum bw_wg_backend be;
+	bool dp_ok;
+	PREAMBLE("status")
+	be = bw_wg_backend_of(c.iface.device);
+	if (be == BW_WG_NONE || (r = bw_wg_get(c.iface.device, &d)) < 0) {
+		fprintf(stderr, "bulwark: WireGuard device %s is not up\n", c.iface.device);
+		bw_conf_free(&c);
+		return BW_EXIT_FAIL;
+	}
+	dp_ok = bw_dp_open(o.pin_dir, &dp) == 0;
+	bw_dp_close(dp);
+	/* The private key is never printed; the public key identifies the node. */
+	if (d->flags & BW_WGDEV_HAS_PUBLIC_KEY)
+		bw_key_to_base64(d->public_key, key);
+	if (o.json) {
+		struct json_object *j = json_object_new_object();
+		json_object_object_add(j, "node", json_object_new_string(c.node.name));
+		json_object_object_add(j, "device", json_object_new_string(c.iface.device));
+		json_object_object_add(j, "backend", json_object_new_string(bw_wg_backend_name(be)));
+		json_object_object_add(j, "public_key", json_object_new_string(key));
+		json_object_object_add(j, "listen_port", json_object_new_int(d->listen_port));
+		json_object_object_add(j, "fwmark", json_object_new_int64(d->fwmark));
+		json_object_object_add(j, "peers", json_object_new_int64((int64_t)d->n_peers));
+		json_object_object_add(j, "peers_configured", json_object_new_int64((int64_t)c.n_peers));
+		json_object_object_add(j, "datapath", json_object_new_boolean(dp_ok));
+		print_json(j);
+	} else {
+		printf("node %s: %s (%s), public key %s, port %u, fwmark 0x%x\n", c.node.name, c.iface.device,
+		       bw_wg_backend_name(be), key, d->listen_port, d->fwmark);
+		printf("peers: %zu in the device, %zu configured; datapath: %s\n", d->n_peers, c.n_peers,
+		       dp_ok ? "attached" : "not attached");
+	}
+	bw_wg_device_free(d);
+	bw_conf_free(&c);
+	return BW_EXIT_OK;
+}
+
+static const struct bw_cli_verb verbs[] = {
+	{ "up", "create the device, load/create the key, sync peers, attach the datapath", cmd_up },
+	{ "sync", "reconcile peers and datapath with the configuration", cmd_sync },
+	{ "down", "remove the WireGuard device (the datapath stays: fail closed)", cmd_down },
+	{ "status", "device, backend, public key, peer counts [--json]", cmd_status },
+	{ "peers", "peers with endpoints, allowed IPs, handshakes [--json]", cmd_peers },
+	{ "export-peer", "this node's [Peer] stanza for other nodes [--endpoint HOST:PORT]", cmd_export },
+	{ "showconf", "the configuration as `wg setconf` takes it (no private key)", cmd_showconf },
+	{ 0 },
+};
+
+const struct bw_cli_area bw_cli_net = { "net", "WireGuard device and peers", verbs };

@@ -1,0 +1,283 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/* Desired (configuration) vs actual (device dump + datapath peer map): apply only the difference. */
+#include <errno.h>
+#include <string.h>
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+#include "datapath/datapath.h"
+#include "net/net.h"
+#include "wg/wg.h"
+
+static const struct bw_wg_peer *find_actual(const struct bw_wg_device *a, const uint8_t *key)
+{
+	for (size_t i = 0; i < a->n_peers; i++)
+		if (!memcmp(a->peers[i].public_key, key, BW_WG_KEY_LEN))
+			return &a->peers[i];
+	return NULL;
+}
+
+static const struct bw_conf_peer *find_desired(const struct bw_conf *c, const uint8_t *key)
+{
+	for (size_t i = 0; i < c->n_peers; i++)
+		if (!memcmp(c->peers[i].public_key, key, BW_WG_KEY_LEN))
+			return &c->peers[i];
+	return NULL;
+}
+
+static bool has_cidr(const struct bw_cidr *v, size_t n, const struct bw_cidr *c)
+{
+	for (size_t i = 0; i < n; i++)
+		if (bw_cidr_eq(&v[i], c))
+			return true;
+	return false;
+}
+
+static bool same_endpoint(const struct bw_wg_peer *a, const struct bw_wg_peer *b)
+{
+	if ((a->flags ^ b->flags) & BW_WGPEER_HAS_ENDPOINT)
+		return false;
+	if (!(a->flags & BW_WGPEER_HAS_ENDPOINT))
+		return true;
+	return a->endpoint.sa.sa_family == AF_INET6
+		       ? !memcmp(&a->endpoint.in6.sin6_addr, &b->endpoint.in6.sin6_addr, 16) &&
+				 a->endpoint.in6.sin6_port == b->endpoint.in6.sin6_port &&
+				 b->endpoint.sa.sa_family == AF_INET6
+		       : !memcmp(&a->endpoint.in.sin_addr, &b->endpoint.in.sin_addr, 4) &&
+				 a->endpoint.in.sin_port == b->endpoint.in.sin_port &&
+				 b->endpoint.sa.sa_family == AF_INET;
+}
+
+/* One change for a desired peer: everything new about it, allowed IPs only added. */
+static int peer_change(const struct bw_conf_peer *d, const struct bw_wg_peer *a, struct bw_wg_peer *out,
+		       struct bw_net_result *res)
+{
+	static const uint8_t zero[BW_WG_KEY_LEN];
+	bool changed = !a;
+
+	memset(out, 0, sizeof(*out));
+	memcpy(out->public_key, d->public_key, BW_WG_KEY_LEN);
+	if (d->endpoint[0] && bw_wg_endpoint_parse(d->endpoint, out) < 0)
+		return -EINVAL; /* hostnames are not resolved: the config must name an address */
+	if (a && same_endpoint(out, a))
+		out->flags &= ~BW_WGPEER_HAS_ENDPOINT;
+	else if (d->endpoint[0])
+		changed = true;
+	if (!a || a->keepalive != d->keepalive) {
+		out->flags |= BW_WGPEER_HAS_KEEPALIVE;
+		out->keepalive = d->keepalive;
+		changed = true;
+	}
+	if (d->has_psk ? (!a || !(a->flags & BW_WGPEER_HAS_PSK) || CRYPTO_memcmp(a->psk, d->psk, 32))
+		       : (a && (a->flags & BW_WGPEER_HAS_PSK))) {
+		out->flags |= BW_WGPEER_HAS_PSK;
+		memcpy(out->psk, d->has_psk ? d->psk : zero, BW_WG_KEY_LEN);
+		changed = true;
+	}
+	out->allowed_ips = calloc(d->n_allowed_ips + 1, sizeof(struct bw_cidr));
+	if (!out->allowed_ips)
+		return -ENOMEM;
+	for (size_t i = 0; i < d->n_allowed_ips; i++)
+		if (!a || !has_cidr(a->allowed_ips, a->n_allowed_ips, &d->allowed_ips[i]))
+			out->allowed_ips[out->n_allowed_ips++] = d->allowed_ips[i];
+	res->prefixes_added += (unsigned)out->n_allowed_ips;
+	if (out->n_allowed_ips)
+		changed = true;
+	if (changed) {
+		if (a)
+			res->peers_updated++;
+		else
+			res->peers_added++;
+	}
+	return changed ? 1 : 0;
+}
+
+static void free_changes(struct bw_wg_peer *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		OPENSSL_cleanse(v[i].psk, sizeof(v[i].psk));
+		free(v[i].allowed_ips);
+	}
+	free(v);
+}
+
+/* Step 1: add and update peers, add allowed IPs. */
+static int wg_add(const struct bw_conf *c, const struct bw_wg_device *act, const struct bw_wg_device *dev_cfg,
+		  struct bw_net_result *res)
+{
+	struct bw_wg_device set = *dev_cfg;
+	struct bw_wg_peer *ch = calloc(c->n_peers + 1, sizeof(*ch));
+	size_t n = 0;
+	int r = 0;
+
+	if (!ch)
+		return -ENOMEM;
+	for (size_t i = 0; i < c->n_peers && r >= 0; i++) {
+		r = peer_change(&c->peers[i], find_actual(act, c->peers[i].public_key), &ch[n], res);
+		if (r > 0)
+			n++;
+		else
+			free(ch[n].allowed_ips);
+	}
+	set.peers = ch;
+	set.n_peers = n;
+	if (r >= 0 && (n || set.flags))
+		r = bw_wg_set(c->iface.device, &set);
+	free_changes(ch, n);
+	return r < 0 ? r : 0;
+}
+
+struct dp_stale {
+	struct bw_dp *dp;
+	const struct bw_conf *c;
+	struct bw_cidr *del;
+	size_t n;
+	int err;
+};
+
+static int collect_stale(const struct bw_cidr *cidr, const struct bw_peer *p, void *ctx)
+{
+	struct dp_stale *s = ctx;
+	const struct bw_conf_peer *d = find_desired(s->c, p->pubkey);
+	struct bw_cidr *nd;
+
+	if (d && has_cidr(d->allowed_ips, d->n_allowed_ips, cidr))
+		return 0;
+	if (!(nd = realloc(s->del, (s->n + 1) * sizeof(*nd))))
+		return -ENOMEM;
+	s->del = nd;
+	nd[s->n++] = *cidr;
+	return 0;
+}
+
+/* Steps 2 and 3: datapath peer map := desired (upserts first, then deletions). */
+static int dp_sync(const struct bw_conf *c, struct bw_dp *dp)
+{
+	struct dp_stale s = { dp, c, NULL, 0, 0 };
+	int r = 0;
+
+	for (size_t i = 0; i < c->n_peers && r == 0; i++) {
+		struct bw_peer v = { .peer_id = (uint32_t)i + 1 };
+
+		memcpy(v.pubkey, c->peers[i].public_key, BW_WG_KEY_LEN);
+		for (size_t j = 0; j < c->peers[i].n_allowed_ips && r == 0; j++)
+			r = bw_dp_peer_set(dp, &c->peers[i].allowed_ips[j], &v);
+	}
+	if (r == 0)
+		r = bw_dp_peers_foreach(dp, collect_stale, &s);
+	for (size_t i = 0; i < s.n && r == 0; i++)
+		r = bw_dp_peer_del(dp, &s.del[i]);
+	free(s.del);
+	return r;
+}
+
+/* Step 4: stale allowed IPs of kept peers move to a throwaway peer; then it and gone peers go. */
+static int wg_remove(const struct bw_conf *c, const struct bw_wg_device *act, struct bw_net_result *res)
+{
+	struct bw_wg_peer *ops = calloc(act->n_peers + 2, sizeof(*ops));
+	struct bw_wg_peer *dummy;
+	struct bw_wg_device set = { 0 };
+	size_t n = 1;
+	int r = 0;
+
+	if (!ops)
+		return -ENOMEM;
+	dummy = &ops[0];
+	if (RAND_bytes(dummy->public_key, BW_WG_KEY_LEN) != 1 ||
+	    !(dummy->allowed_ips = calloc(1, sizeof(struct bw_cidr)))) {
+		free_changes(ops, 1);
+		return -EIO;
+	}
+	for (size_t i = 0; i < act->n_peers; i++) {
+		const struct bw_wg_peer *a = &act->peers[i];
+		const struct bw_conf_peer *d = find_desired(c, a->public_key);
+
+		if (!d) {
+			memcpy(ops[n].public_key, a->public_key, BW_WG_KEY_LEN);
+			ops[n++].flags = BW_WGPEER_REMOVE;
+			res->peers_removed++;
+			continue;
+		}
+		for (size_t j = 0; j < a->n_allowed_ips; j++) {
+			struct bw_cidr *nd;
+			if (has_cidr(d->allowed_ips, d->n_allowed_ips, &a->allowed_ips[j]))
+				continue;
+			if (!(nd = realloc(dummy->allowed_ips, (dummy->n_allowed_ips + 1) * sizeof(*nd)))) {
+				free_changes(ops, n);
+				return -ENOMEM;
+			}
+			dummy->allowed_ips = nd;
+			nd[dummy->n_allowed_ips++] = a->allowed_ips[j];
+			res->prefixes_removed++;
+		}
+	}
+	if (dummy->n_allowed_ips) {
+		/* Assigning a prefix to another peer takes it from its owner in one step. */
+		set.peers = dummy;
+		set.n_peers = 1;
+		r = bw_wg_set(c->iface.device, &set);
+		dummy->flags = BW_WGPEER_REMOVE;
+		set.peers = ops;
+		set.n_peers = n;
+	} else {
+		set.peers = ops + 1;
+		set.n_peers = n - 1;
+	}
+	if (r == 0 && set.n_peers)
+		r = bw_wg_set(c->iface.device, &set);
+	free_changes(ops, n);
+	return r;
+}
+
+int bw_net_reconcile(const struct bw_conf *c, const char *pin_dir, struct bw_net_result *res)
+{
+	_cleanup_secret_ struct bw_secret key = { 0 };
+	struct bw_wg_device *act = NULL, cfg = { 0 };
+	struct bw_dp *dp = NULL;
+	struct bw_net_result tmp = { 0 };
+	int r;
+
+	if (!res)
+		res = &tmp;
+	memset(res, 0, sizeof(*res));
+	if ((r = bw_net_node_key(c, false, &key)) < 0)
+		return r;
+	if ((r = bw_wg_get(c->iface.device, &act)) < 0)
+		return r;
+	if (!(act->flags & BW_WGDEV_HAS_PRIVATE_KEY) || CRYPTO_memcmp(act->private_key, key.data, BW_WG_KEY_LEN)) {
+		memcpy(cfg.private_key, key.data, BW_WG_KEY_LEN);
+		cfg.flags |= BW_WGDEV_HAS_PRIVATE_KEY;
+	}
+	if (act->listen_port != c->iface.listen_port)
+		cfg.flags |= BW_WGDEV_HAS_LISTEN_PORT, cfg.listen_port = c->iface.listen_port;
+	if (act->fwmark != c->iface.fwmark)
+		cfg.flags |= BW_WGDEV_HAS_FWMARK, cfg.fwmark = c->iface.fwmark;
+
+	r = wg_add(c, act, &cfg, res);
+	OPENSSL_cleanse(cfg.private_key, sizeof(cfg.private_key));
+	/* Without an attached datapath there is no peer map to keep in step (first `net up`). */
+	if (r == 0 && bw_dp_open(pin_dir, &dp) == 0) {
+		r = dp_sync(c, dp);
+		bw_dp_close(dp);
+	}
+	if (r == 0)
+		r = wg_remove(c, act, res);
+	bw_wg_device_free(act);
+	return r;
+}
+
+int bw_net_up(const struct bw_conf *c, const char *pin_dir, struct bw_net_result *res)
+{
+	struct bw_dp_desired d;
+	const char *uplinks[BW_CONF_MAX_LIST];
+	int r;
+
+	if ((r = bw_net_device_up(c)) < 0 || (r = bw_net_reconcile(c, pin_dir, res)) < 0)
+		return r;
+	for (size_t i = 0; i < c->node.n_uplinks; i++)
+		uplinks[i] = c->node.uplinks[i];
+	if ((r = bw_dp_desired_from_conf(c, &d)) < 0)
+		return r;
+	r = bw_dp_attach(pin_dir, uplinks, c->node.n_uplinks, c->iface.device, &d);
+	bw_dp_desired_free(&d);
+	return r;
+}

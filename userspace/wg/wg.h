@@ -1,0 +1,94 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * WireGuard device configuration behind one interface, two backends chosen per device:
+ *  - kernel: generic netlink family "wireguard" (libmnl), for kernel WireGuard devices;
+ *  - userspace: the UAPI protocol over /var/run/wireguard/<ifname>.sock (wireguard-go).
+ * All functions return 0 or a negative errno. Keys in these structs are wiped by the free
+ * functions; callers keep private keys in struct bw_secret otherwise.
+ */
+#ifndef BULWARK_WG_H
+#define BULWARK_WG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include "common/common.h"
+
+#define BW_WG_KEY_LEN 32
+
+enum bw_wg_peer_flags {
+	BW_WGPEER_REMOVE = 1 << 0,          /* remove this peer */
+	BW_WGPEER_REPLACE_ALLOWEDIPS = 1 << 1,
+	BW_WGPEER_UPDATE_ONLY = 1 << 2,     /* do not create the peer if missing */
+	BW_WGPEER_HAS_PSK = 1 << 3,
+	BW_WGPEER_HAS_ENDPOINT = 1 << 4,
+	BW_WGPEER_HAS_KEEPALIVE = 1 << 5,
+};
+
+struct bw_wg_peer {
+	uint8_t public_key[BW_WG_KEY_LEN];
+	uint8_t psk[BW_WG_KEY_LEN];
+	uint32_t flags;                    /* enum bw_wg_peer_flags (set), HAS_* (get) */
+	union {
+		struct sockaddr sa;
+		struct sockaddr_in in;
+		struct sockaddr_in6 in6;
+	} endpoint;
+	uint16_t keepalive;
+	struct bw_cidr *allowed_ips;
+	size_t n_allowed_ips;
+	/* get only */
+	int64_t last_handshake_sec;
+	uint64_t rx_bytes, tx_bytes;
+};
+
+enum bw_wg_dev_flags {
+	BW_WGDEV_HAS_PRIVATE_KEY = 1 << 0,
+	BW_WGDEV_HAS_LISTEN_PORT = 1 << 1,
+	BW_WGDEV_HAS_FWMARK = 1 << 2,
+	BW_WGDEV_REPLACE_PEERS = 1 << 3,
+	BW_WGDEV_HAS_PUBLIC_KEY = 1 << 4, /* get only */
+};
+
+struct bw_wg_device {
+	char name[16];
+	uint32_t flags;
+	uint8_t private_key[BW_WG_KEY_LEN];
+	uint8_t public_key[BW_WG_KEY_LEN];
+	uint16_t listen_port;
+	uint32_t fwmark;
+	struct bw_wg_peer *peers;
+	size_t n_peers;
+};
+
+enum bw_wg_backend { BW_WG_NONE, BW_WG_KERNEL, BW_WG_USERSPACE };
+
+/* Which backend serves ifname in the current network namespace (BW_WG_NONE: no such device). */
+enum bw_wg_backend bw_wg_backend_of(const char *ifname);
+const char *bw_wg_backend_name(enum bw_wg_backend b);
+
+int bw_wg_get(const char *ifname, struct bw_wg_device **out);
+/* Apply dev (peers are changes, not the full set, unless BW_WGDEV_REPLACE_PEERS). */
+int bw_wg_set(const char *ifname, const struct bw_wg_device *dev);
+void bw_wg_device_free(struct bw_wg_device *dev);
+
+/* Backends (ipc-linux / ipc-uapi split). */
+int bw_wg_kernel_get(const char *ifname, struct bw_wg_device **out);
+int bw_wg_kernel_set(const char *ifname, const struct bw_wg_device *dev);
+bool bw_wg_kernel_available(void);
+int bw_wg_uapi_get(const char *ifname, struct bw_wg_device **out);
+int bw_wg_uapi_set(const char *ifname, const struct bw_wg_device *dev);
+bool bw_wg_uapi_exists(const char *ifname);
+
+/* X25519: public key for a private key (OpenSSL). */
+int bw_wg_public_key(const uint8_t priv[BW_WG_KEY_LEN], uint8_t pub[BW_WG_KEY_LEN]);
+/* Generate a private key into s (32 bytes of locked memory). */
+int bw_wg_generate_key(struct bw_secret *s);
+
+/* "ip:port" or "[ip6]:port" numeric endpoints. */
+int bw_wg_endpoint_parse(const char *s, struct bw_wg_peer *p);
+const char *bw_wg_endpoint_str(const struct bw_wg_peer *p, char *buf, size_t size);
+
+#endif

@@ -43,7 +43,7 @@ cluster_wg() { # ns ifname keyfile
   if [ "$WG_MODE" = kernel ]; then
     nsx "$ns" ip link add "$ifn" type wireguard || return 1
   else
-    nsx "$ns" env WG_PROCESS_FOREGROUND=1 wireguard-go "$ifn" >"$TMP/wg-$ifn.log" 2>&1 &
+    nsenter --net="/run/netns/$ns" env WG_PROCESS_FOREGROUND=1 wireguard-go "$ifn" >"$TMP/wg-$ifn.log" 2>&1 &
     at_exit "kill $!; rm -f /var/run/wireguard/$ifn.sock"
     wait_for 50 test -S "/var/run/wireguard/$ifn.sock" || return 1
   fi
@@ -132,3 +132,29 @@ dp_counter() { # node-letter reason
   nsx "$ns" bulwark datapath status --json --pin-dir "$pin" |
     python3 -c "import json,sys; print(json.load(sys.stdin)['counters']['$2']['packets'])"
 }
+
+# Nodes managed by `bulwark net` (no hand-made WireGuard): net_cluster_up a b [c ...]
+# Exposes NS[x] POD[x] CONF[x] PIN[x], and net X VERB... running `bulwark net` on node X.
+declare -A NS POD CONF PIN
+net_cluster_up() {
+  local x i y
+  TMP=$(mktemp -d); at_exit "rm -rf $TMP"
+  NS_WIRE=$(netns_new wire)
+  nsx "$NS_WIRE" ip link add br0 type bridge
+  nsx "$NS_WIRE" ip link set br0 up
+  at_exit "pkill -f 'wireguard-go bwg$BW_ID'"
+  for x in "$@"; do
+    i=$(( $(printf '%d' "'$x") - 96 ))
+    read -r NS[$x] POD[$x] < <(cluster_node "$x" "$i")
+    mkdir -p "$TMP/peers-$x"
+    CONF[$x]=$TMP/$x.conf PIN[$x]=/sys/fs/bpf/bw-test-$BW_ID-$x
+    at_exit "rm -rf ${PIN[$x]}"
+    cluster_conf "${CONF[$x]}" "$x" "$i" "bwg$BW_ID$x" "$TMP/peers-$x"
+    for y in 1 2 3 4; do
+      [ "$y" = "$i" ] && continue
+      nsx "${NS[$x]}" ip route add "198.18.$y.0/24" via "198.19.0.$y" dev uplink
+      nsx "${NS[$x]}" ip -6 route add "fd00:10:$y::/64" via "fd00:20::$y" dev uplink
+    done
+  done
+}
+net() { local x=$1; shift; nsx "${NS[$x]}" bulwark net "$@" --config "${CONF[$x]}" --pin-dir "${PIN[$x]}"; }

@@ -6,29 +6,9 @@
 . "$(dirname "$0")/../lib-cluster.sh"
 require_root
 bpffs_ensure
-TMP=$(mktemp -d); at_exit "rm -rf $TMP"
-NS_WIRE=$(netns_new wire)
-nsx "$NS_WIRE" ip link add br0 type bridge
-nsx "$NS_WIRE" ip link set br0 up
-at_exit "pkill -f 'wireguard-go bwg$BW_ID'"
-declare -A NS POD CONF PIN
-for x in a b c; do
-  i=$(( $(printf '%d' "'$x") - 96 ))
-  read -r NS[$x] POD[$x] < <(cluster_node "$x" "$i")
-  mkdir -p "$TMP/peers-$x"
-  CONF[$x]=$TMP/$x.conf PIN[$x]=/sys/fs/bpf/bw-test-$BW_ID-$x
-  at_exit "rm -rf ${PIN[$x]}"
-  cluster_conf "${CONF[$x]}" "$x" "$i" "bwg$BW_ID$x" "$TMP/peers-$x"
-  for y in 1 2 3; do
-    [ "$y" = "$i" ] && continue
-    nsx "${NS[$x]}" ip route add "198.18.$y.0/24" via "198.19.0.$y" dev uplink
-    nsx "${NS[$x]}" ip -6 route add "fd00:10:$y::/64" via "fd00:20::$y" dev uplink
-  done
-done
-net() { local x=$1; shift; nsx "${NS[$x]}" bulwark net "$@" --config "${CONF[$x]}" --pin-dir "${PIN[$x]}"; }
+net_cluster_up a b c
 dev_has() { nsx "${NS[a]}" wg show "bwg${BW_ID}a" allowed-ips | grep -q "$1"; }
 dp_has() { nsx "${NS[a]}" bulwark datapath peers --pin-dir "${PIN[a]}" | grep -q "$1"; }
-
 for x in a b c; do check "bulwark net up on node $x" net "$x" up; done
 key=$TMP/state-a/wg.key
 check "the node key was created 0600" test "$(stat -c %a "$key")" = 600

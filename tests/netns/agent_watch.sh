@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# bulwarkd keeps WireGuard and the datapath in step with the peers directory: a removed peer
+# file takes the peer out of the device and the datapath map within a second, a new one brings it
+# in, and a broken file changes nothing.
+. "$(dirname "$0")/../lib.sh"
+. "$(dirname "$0")/../lib-cluster.sh"
+require_root
+bpffs_ensure
+net_cluster_up a b
+check "net up on node b" net b up
+nsenter --net="/run/netns/${NS[a]}" bulwarkd --config "${CONF[a]}" --pin-dir "${PIN[a]}" > "$TMP/agent.log" 2>&1 &
+agent=$!
+at_exit "kill $agent"
+check "bulwarkd brought node a up" wait_for 100 nsx "${NS[a]}" bulwark net status --config "${CONF[a]}" --pin-dir "${PIN[a]}"
+net b export-peer > "$TMP/b-peer.conf"
+net a export-peer > "$TMP/peers-b/a.conf"
+check "sync on node b" net b sync
+
+peers_a() { nsx "${NS[a]}" wg show "bwg${BW_ID}a" peers | wc -l; }
+dp_a() { nsx "${NS[a]}" bulwark datapath peers --pin-dir "${PIN[a]}" | wc -l; }
+# Milliseconds until a condition holds (gives up after 5 s).
+time_until() {
+  local start=$(date +%s%N)
+  for _ in $(seq 500); do
+    if "$@"; then echo $(( ($(date +%s%N) - start) / 1000000 )); return 0; fi
+    sleep 0.01
+  done
+  echo 99999
+}
+has_peer() { [ "$(peers_a)" -eq 1 ] && [ "$(dp_a)" -eq 2 ]; }
+no_peer() { [ "$(peers_a)" -eq 0 ] && [ "$(dp_a)" -eq 0 ]; }
+
+cp "$TMP/b-peer.conf" "$TMP/peers-a/.b.tmp" && mv "$TMP/peers-a/.b.tmp" "$TMP/peers-a/b.conf"
+ms=$(time_until has_peer)
+check "a new peer file is in the device and the datapath within 1 s (${ms} ms)" test "$ms" -le 1000
+check "pod a -> pod b through the agent's configuration" wait_for 30 nsx "${POD[a]}" ping -c 1 -W 1 -q 198.18.2.2
+
+printf '[Peer]\nPublicKey = broken\n' > "$TMP/peers-a/zz.conf"
+sleep 0.5
+check "a broken peer file changes nothing" has_peer
+check "...and the agent says which file and line" grep -q "zz.conf:2: PublicKey is not a base64 WireGuard key" "$TMP/agent.log"
+rm "$TMP/peers-a/zz.conf"
+
+rm "$TMP/peers-a/b.conf"
+ms=$(time_until no_peer)
+check "a removed peer file leaves the device and the datapath within 1 s (${ms} ms)" test "$ms" -le 1000
+check "pod a -> pod b is now dropped" fails nsx "${POD[a]}" ping -c 2 -i 0.2 -W 1 -q 198.18.2.2
+
+# Drift made by hand is repaired on SIGHUP.
+cp "$TMP/b-peer.conf" "$TMP/peers-a/b.conf"
+wait_for 20 has_peer
+nsx "${NS[a]}" wg set "bwg${BW_ID}a" peer "$(sed -n 's/^PublicKey = //p' "$TMP/b-peer.conf")" remove
+kill -HUP $agent
+check "SIGHUP resync restores a peer removed behind the agent's back" wait_for 30 has_peer
+kill -TERM $agent; wait $agent
+check "after the agent exits, enforcement stays (programs attached)" \
+  nsx "${NS[a]}" bulwark datapath status --pin-dir "${PIN[a]}" --json
+check "...and still counts" test "$(nsx "${NS[a]}" bulwark datapath status --pin-dir "${PIN[a]}" --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["attached"]))')" -eq 1
+finish

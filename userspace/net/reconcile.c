@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /* Desired (configuration) vs actual (device dump + datapath peer map): apply only the difference. */
 #include <errno.h>
+#include <stddef.h>
 #include <string.h>
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
@@ -8,20 +9,51 @@
 #include "net/net.h"
 #include "wg/wg.h"
 
+/*
+ * Lookups by public key go through sorted indexes: with thousands of peers a linear search per
+ * peer made a one-peer change cost as much as a full sync.
+ */
+struct index {
+	const uint8_t **keys; /* each points at a 32-byte key at the start of... see off */
+	size_t n;
+};
+
+static int key_cmp(const void *a, const void *b)
+{
+	return memcmp(*(const uint8_t *const *)a, *(const uint8_t *const *)b, BW_WG_KEY_LEN);
+}
+
+static int index_build(struct index *ix, const void *base, size_t n, size_t stride, size_t key_off)
+{
+	ix->n = n;
+	ix->keys = calloc(n + 1, sizeof(*ix->keys));
+	if (!ix->keys)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++)
+		ix->keys[i] = (const uint8_t *)base + i * stride + key_off;
+	qsort(ix->keys, n, sizeof(*ix->keys), key_cmp);
+	return 0;
+}
+
+static const void *index_find(const struct index *ix, const uint8_t *key, size_t key_off)
+{
+	const uint8_t **hit = ix->n ? bsearch(&key, ix->keys, ix->n, sizeof(*ix->keys), key_cmp) : NULL;
+	return hit ? *hit - key_off : NULL;
+}
+
+/* One reconcile at a time (the agent is single-threaded; the CLI runs one). */
+static struct index actual_ix, desired_ix;
+
 static const struct bw_wg_peer *find_actual(const struct bw_wg_device *a, const uint8_t *key)
 {
-	for (size_t i = 0; i < a->n_peers; i++)
-		if (!memcmp(a->peers[i].public_key, key, BW_WG_KEY_LEN))
-			return &a->peers[i];
-	return NULL;
+	(void)a;
+	return index_find(&actual_ix, key, offsetof(struct bw_wg_peer, public_key));
 }
 
 static const struct bw_conf_peer *find_desired(const struct bw_conf *c, const uint8_t *key)
 {
-	for (size_t i = 0; i < c->n_peers; i++)
-		if (!memcmp(c->peers[i].public_key, key, BW_WG_KEY_LEN))
-			return &c->peers[i];
-	return NULL;
+	(void)c;
+	return index_find(&desired_ix, key, offsetof(struct bw_conf_peer, public_key));
 }
 
 static bool has_cidr(const struct bw_cidr *v, size_t n, const struct bw_cidr *c)
@@ -126,47 +158,65 @@ static int wg_add(const struct bw_conf *c, const struct bw_wg_device *act, const
 	return r < 0 ? r : 0;
 }
 
-struct dp_stale {
-	struct bw_dp *dp;
-	const struct bw_conf *c;
-	struct bw_cidr *del;
-	size_t n;
-	int err;
+struct dp_entry {
+	struct bw_cidr cidr;
+	struct bw_peer peer;
 };
 
-static int collect_stale(const struct bw_cidr *cidr, const struct bw_peer *p, void *ctx)
-{
-	struct dp_stale *s = ctx;
-	const struct bw_conf_peer *d = find_desired(s->c, p->pubkey);
-	struct bw_cidr *nd;
+struct dp_walk {
+	struct dp_entry *v;
+	size_t n;
+};
 
-	if (d && has_cidr(d->allowed_ips, d->n_allowed_ips, cidr))
-		return 0;
-	if (!(nd = realloc(s->del, (s->n + 1) * sizeof(*nd))))
-		return -ENOMEM;
-	s->del = nd;
-	nd[s->n++] = *cidr;
+static int collect(const struct bw_cidr *cidr, const struct bw_peer *p, void *ctx)
+{
+	struct dp_walk *w = ctx;
+	struct dp_entry *nv;
+
+	if (!(w->n & (w->n + 1))) { /* n + 1 is a power of two: double */
+		if (!(nv = realloc(w->v, (2 * w->n + 2) * sizeof(*nv))))
+			return -ENOMEM;
+		w->v = nv;
+	}
+	w->v[w->n++] = (struct dp_entry){ *cidr, *p };
 	return 0;
 }
 
-/* Steps 2 and 3: datapath peer map := desired (upserts first, then deletions). */
+static int entry_cmp(const void *a, const void *b)
+{
+	const struct bw_cidr *x = a, *y = b;
+	int d = x->family - y->family;
+
+	if (!d)
+		d = memcmp(x->addr, y->addr, 16);
+	return d ? d : x->len - y->len;
+}
+
+/* Steps 2 and 3: datapath peer map := desired; changed entries first, then deletions. */
 static int dp_sync(const struct bw_conf *c, struct bw_dp *dp)
 {
-	struct dp_stale s = { dp, c, NULL, 0, 0 };
-	int r = 0;
+	struct dp_walk cur = { 0 };
+	int r = bw_dp_peers_foreach(dp, collect, &cur);
 
+	if (r == 0 && cur.n)
+		qsort(cur.v, cur.n, sizeof(*cur.v), entry_cmp);
 	for (size_t i = 0; i < c->n_peers && r == 0; i++) {
 		struct bw_peer v = { .peer_id = (uint32_t)i + 1 };
 
 		memcpy(v.pubkey, c->peers[i].public_key, BW_WG_KEY_LEN);
-		for (size_t j = 0; j < c->peers[i].n_allowed_ips && r == 0; j++)
-			r = bw_dp_peer_set(dp, &c->peers[i].allowed_ips[j], &v);
+		for (size_t j = 0; j < c->peers[i].n_allowed_ips && r == 0; j++) {
+			const struct dp_entry *e = cur.n ? bsearch(&c->peers[i].allowed_ips[j], cur.v, cur.n,
+								   sizeof(*cur.v), entry_cmp) : NULL;
+			if (!e || memcmp(&e->peer, &v, sizeof(v)))
+				r = bw_dp_peer_set(dp, &c->peers[i].allowed_ips[j], &v);
+		}
 	}
-	if (r == 0)
-		r = bw_dp_peers_foreach(dp, collect_stale, &s);
-	for (size_t i = 0; i < s.n && r == 0; i++)
-		r = bw_dp_peer_del(dp, &s.del[i]);
-	free(s.del);
+	for (size_t i = 0; i < cur.n && r == 0; i++) {
+		const struct bw_conf_peer *d = find_desired(c, cur.v[i].peer.pubkey);
+		if (!d || !has_cidr(d->allowed_ips, d->n_allowed_ips, &cur.v[i].cidr))
+			r = bw_dp_peer_del(dp, &cur.v[i].cidr);
+	}
+	free(cur.v);
 	return r;
 }
 
@@ -243,6 +293,14 @@ int bw_net_reconcile(const struct bw_conf *c, const char *pin_dir, struct bw_net
 		return r;
 	if ((r = bw_wg_get(c->iface.device, &act)) < 0)
 		return r;
+	if ((r = index_build(&actual_ix, act->peers, act->n_peers, sizeof(*act->peers),
+			     offsetof(struct bw_wg_peer, public_key))) < 0 ||
+	    (r = index_build(&desired_ix, c->peers, c->n_peers, sizeof(*c->peers),
+			     offsetof(struct bw_conf_peer, public_key))) < 0) {
+		free(actual_ix.keys);
+		bw_wg_device_free(act);
+		return r;
+	}
 	if (!(act->flags & BW_WGDEV_HAS_PRIVATE_KEY) || CRYPTO_memcmp(act->private_key, key.data, BW_WG_KEY_LEN)) {
 		memcpy(cfg.private_key, key.data, BW_WG_KEY_LEN);
 		cfg.flags |= BW_WGDEV_HAS_PRIVATE_KEY;
@@ -261,6 +319,9 @@ int bw_net_reconcile(const struct bw_conf *c, const char *pin_dir, struct bw_net
 	}
 	if (r == 0)
 		r = wg_remove(c, act, res);
+	free(actual_ix.keys);
+	free(desired_ix.keys);
+	actual_ix = desired_ix = (struct index){ 0 };
 	bw_wg_device_free(act);
 	return r;
 }

@@ -11,7 +11,7 @@ check "net up on node b" net b up
 nsenter --net="/run/netns/${NS[a]}" bulwarkd --config "${CONF[a]}" --pin-dir "${PIN[a]}" > "$TMP/agent.log" 2>&1 &
 agent=$!
 at_exit "kill $agent"
-check "bulwarkd brought node a up" wait_for 100 nsx "${NS[a]}" bulwark net status --config "${CONF[a]}" --pin-dir "${PIN[a]}"
+check "bulwarkd brought node a up and watches its peers" wait_for 200 grep -q "watching $TMP/peers-a" "$TMP/agent.log"
 net b export-peer > "$TMP/b-peer.conf"
 net a export-peer > "$TMP/peers-b/a.conf"
 check "sync on node b" net b sync

@@ -158,6 +158,9 @@ int main(int argc, char **argv)
 		bw_err("watching %s: %s", a.peers_dir, strerror(-r));
 		return 1;
 	}
+	/* Changes made while we were coming up predate the watch: catch them now. */
+	sync_peers(&a, false);
+	bw_info("watching %s", a.peers_dir);
 	a.base = event_base_new();
 	a.debounce = evtimer_new(a.base, on_debounce, &a);
 	ev[0] = event_new(a.base, a.ifd, EV_READ | EV_PERSIST, on_inotify, &a);

@@ -23,6 +23,11 @@ struct bw_config {
 };
 #define BW_CFG_NODE_ENCRYPTION (1u << 0) /* node<->node and node<->pod traffic is protected too */
 #define BW_CFG_EVENTS          (1u << 1) /* emit drop events into bw_events */
+/*
+ * Use the flow cache (bw_flow_v4/v6, bw_flow_gen). Only userspace that bumps bw_flow_gen after
+ * every map change sets it: without the bit every packet walks the tries as before.
+ */
+#define BW_CFG_FLOW_CACHE      (1u << 2)
 
 /* bw_protect_v4/v6 (LPM tries): the cluster's prefixes and what they hold. */
 struct bw_lpm_v4 {
@@ -89,6 +94,39 @@ struct bw_event {
 	__u16 dport;
 	__u8 saddr[16];  /* IPv4 in the first 4 bytes */
 	__u8 daddr[16];
+};
+
+/*
+ * bw_flow_v4/v6 (LRU hashes): the flow cache. An address pair's three trie lookups (the class of
+ * each address in bw_protect_*, whether a bw_peer_* prefix covers the destination), made once and
+ * reused while bw_flow_gen still holds the generation they were made under. Only addresses are
+ * cached: ports, marks and bw_config are evaluated on every packet, so a hit decides exactly as
+ * the tries would.
+ */
+struct bw_flow_v4 {
+	__u8 daddr[4];
+	__u8 saddr[4];
+};
+struct bw_flow_v6 {
+	__u8 daddr[16];
+	__u8 saddr[16];
+};
+struct bw_flow {
+	__u64 gen;       /* bw_flow_gen.gen when the lookups were made; any other value: stale */
+	__u8 src_class;  /* enum bw_class of saddr */
+	__u8 dst_class;  /* enum bw_class of daddr */
+	__u8 peer;       /* 1: a peer prefix covers daddr (looked up only when a class is set) */
+	__u8 pad[5];
+};
+
+/*
+ * bw_flow_gen (array, one entry, mmap-able): the cache generation. Userspace increments it
+ * atomically (through mmap) after every change to bw_protect_*, bw_peer_*, bw_allow or
+ * bw_config; programs read it before their trie lookups, so an entry made before a change can
+ * never match after the increment.
+ */
+struct bw_flow_gen {
+	__u64 gen;
 };
 
 /* bw_ratelimit (per-CPU array, one entry): the event budget of the current second. */

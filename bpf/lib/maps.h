@@ -11,6 +11,7 @@
 #define BW_MAX_PEERS 262144
 #define BW_MAX_ALLOW 256
 #define BW_EVENTS_BYTES (1 << 20)
+#define BW_FLOW_ENTRIES 32768 /* per family; LRU: a full cache evicts, a miss walks the tries */
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -85,5 +86,31 @@ struct {
 	__uint(max_entries, BW_EVENTS_BYTES);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } bw_events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, BW_FLOW_ENTRIES);
+	__type(key, struct bw_flow_v4);
+	__type(value, struct bw_flow);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} bw_flow_v4 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, BW_FLOW_ENTRIES);
+	__type(key, struct bw_flow_v6);
+	__type(value, struct bw_flow);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} bw_flow_v6 SEC(".maps");
+
+/* mmap-able so that userspace can increment it atomically without a read-modify-write race. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__type(key, __u32);
+	__type(value, struct bw_flow_gen);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} bw_flow_gen SEC(".maps");
 
 #endif

@@ -55,6 +55,84 @@ static __always_inline int bw_has_peer(const struct bw_pkt *p)
 	}
 }
 
+/* What the tries say about a packet's addresses: all the policy needs besides ports and config. */
+struct bw_addrs {
+	__u32 src, dst; /* enum bw_class */
+	__u32 peer;     /* a peer prefix covers the destination; only looked up when a class is set */
+};
+
+static __always_inline void bw_addrs_lookup(const struct bw_pkt *p, struct bw_addrs *a)
+{
+	a->src = bw_class(p, p->saddr);
+	a->dst = bw_class(p, p->daddr);
+	a->peer = (a->src != BW_CLASS_NONE || a->dst != BW_CLASS_NONE) && bw_has_peer(p);
+}
+
+/*
+ * The flow cache in front of the tries. The generation is read before the cache and the tries:
+ * a trie change that the lookups missed is followed by userspace's increment, after which the
+ * entry made here cannot match. Stale entries are replaced whole (map update, not in-place
+ * writes), so no reader ever sees half an entry. Only pairs touching the cluster are stored:
+ * traffic between outside addresses (forwarded) would only churn the LRU.
+ */
+static __always_inline int bw_flow_hit(const struct bw_flow *f, __u64 gen, struct bw_addrs *a)
+{
+	if (!f || f->gen != gen)
+		return 0;
+	a->src = f->src_class;
+	a->dst = f->dst_class;
+	a->peer = f->peer;
+	return 1;
+}
+
+/* Fill *a from the tries; returns whether the result is worth caching. */
+static __always_inline int bw_flow_miss(const struct bw_pkt *p, __u64 gen, struct bw_addrs *a,
+					struct bw_flow *v)
+{
+	bw_addrs_lookup(p, a);
+	v->gen = gen;
+	v->src_class = a->src;
+	v->dst_class = a->dst;
+	v->peer = a->peer;
+	return a->src != BW_CLASS_NONE || a->dst != BW_CLASS_NONE;
+}
+
+/*
+ * Each family names its map in its own call (one map per call site keeps the verifier's inlined
+ * lookup). A failed update only means the next packet looks up again.
+ */
+static __always_inline void bw_addrs_get(const struct bw_config *cfg, const struct bw_pkt *p,
+					 struct bw_addrs *a)
+{
+	struct bw_flow_gen *g;
+	struct bw_flow v = {};
+	__u32 zero = 0;
+	__u64 gen;
+
+	if (!(cfg->flags & BW_CFG_FLOW_CACHE) || !(g = bpf_map_lookup_elem(&bw_flow_gen, &zero))) {
+		bw_addrs_lookup(p, a);
+		return;
+	}
+	gen = *(volatile __u64 *)&g->gen;
+	if (p->family == 4) {
+		struct bw_flow_v4 k;
+
+		__builtin_memcpy(k.daddr, p->daddr, 4);
+		__builtin_memcpy(k.saddr, p->saddr, 4);
+		if (!bw_flow_hit(bpf_map_lookup_elem(&bw_flow_v4, &k), gen, a) &&
+		    bw_flow_miss(p, gen, a, &v))
+			bpf_map_update_elem(&bw_flow_v4, &k, &v, BPF_ANY);
+	} else {
+		struct bw_flow_v6 k;
+
+		__builtin_memcpy(k.daddr, p->daddr, 16);
+		__builtin_memcpy(k.saddr, p->saddr, 16);
+		if (!bw_flow_hit(bpf_map_lookup_elem(&bw_flow_v6, &k), gen, a) &&
+		    bw_flow_miss(p, gen, a, &v))
+			bpf_map_update_elem(&bw_flow_v6, &k, &v, BPF_ANY);
+	}
+}
+
 /* Replies match too: the allowed port may be the destination or the source port. */
 static __always_inline int bw_allowed(const struct bw_pkt *p, __u32 dir)
 {
@@ -95,6 +173,7 @@ static __always_inline __u32 bw_reason(struct __sk_buff *skb, const struct bw_co
 {
 	int node_enc = cfg->flags & BW_CFG_NODE_ENCRYPTION;
 	__u32 src, dst, peer_side, local_side;
+	struct bw_addrs a;
 	int protect, udp;
 
 	if (dir == BW_DIR_EGRESS && cfg->wg_fwmark && skb->mark == cfg->wg_fwmark)
@@ -106,8 +185,9 @@ static __always_inline __u32 bw_reason(struct __sk_buff *skb, const struct bw_co
 		return BW_REASON_DROPPED_MALFORMED;
 	}
 	udp = p->l4 == BW_L4_PORTS && p->l4proto == IPPROTO_UDP;
-	src = bw_class(p, p->saddr);
-	dst = bw_class(p, p->daddr);
+	bw_addrs_get(cfg, p, &a);
+	src = a.src;
+	dst = a.dst;
 	if (src == BW_CLASS_NONE && dst == BW_CLASS_NONE)
 		return BW_REASON_PASSED_UNPROTECTED;
 	if (p->l4 == BW_L4_TRUNCATED)
@@ -140,7 +220,7 @@ static __always_inline __u32 bw_reason(struct __sk_buff *skb, const struct bw_co
 		return BW_REASON_ALLOWED_BY_PORT;
 	if (dir == BW_DIR_INGRESS)
 		return BW_REASON_DROPPED_PLAINTEXT_INGRESS;
-	return cfg->wg_ifindex && bw_has_peer(p) ? BW_REASON_REDIRECTED : BW_REASON_DROPPED_NO_PEER;
+	return cfg->wg_ifindex && a.peer ? BW_REASON_REDIRECTED : BW_REASON_DROPPED_NO_PEER;
 }
 
 static __always_inline int bw_enforce(struct __sk_buff *skb, __u32 dir)

@@ -123,13 +123,14 @@ static __always_inline void bw_addrs_get(const struct bw_config *cfg, const stru
 		    bw_flow_miss(p, gen, a, &v))
 			bpf_map_update_elem(&bw_flow_v4, &k, &v, BPF_ANY);
 	} else {
-		struct bw_flow_v6 k;
+		/* bw_pkt holds daddr and saddr back to back: the key without a copy. */
+		const struct bw_flow_v6 *k = (const void *)p->daddr;
 
-		__builtin_memcpy(k.daddr, p->daddr, 16);
-		__builtin_memcpy(k.saddr, p->saddr, 16);
-		if (!bw_flow_hit(bpf_map_lookup_elem(&bw_flow_v6, &k), gen, a) &&
+		_Static_assert(__builtin_offsetof(struct bw_pkt, saddr) == __builtin_offsetof(struct bw_pkt, daddr) + 16,
+			       "bw_pkt: saddr must follow daddr");
+		if (!bw_flow_hit(bpf_map_lookup_elem(&bw_flow_v6, k), gen, a) &&
 		    bw_flow_miss(p, gen, a, &v))
-			bpf_map_update_elem(&bw_flow_v6, &k, &v, BPF_ANY);
+			bpf_map_update_elem(&bw_flow_v6, k, &v, BPF_ANY);
 	}
 }
 

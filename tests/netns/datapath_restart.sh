@@ -52,6 +52,8 @@ check "re-attach over it" nsx "$NS_A" bulwark datapath attach --pin-dir "$PIN_A"
 check "the cache maps were created and pinned" test -e "$PIN_A/bw_flow_v4" -a -e "$PIN_A/bw_flow_v6" -a -e "$PIN_A/bw_flow_gen"
 check "pods reach each other after the upgrade (IPv4)" nsx "$NS_PA" ping -c 2 -i 0.2 -W 2 -q 198.18.2.2
 check "pods reach each other after the upgrade (IPv6)" nsx "$NS_PA" ping -6 -c 2 -i 0.2 -W 2 -q fd00:10:2::2
+check "status reports the cache on" test "$(nsx "$NS_A" bulwark datapath status --json --pin-dir "$PIN_A" |
+  python3 -c 'import json,sys; print(json.load(sys.stdin)["config"]["flow_cache"])')" = True
 check "the new cache is in use" test "$(flow_entries v4)" -ge 1 -a "$(flow_entries v6)" -ge 1
 old_id=$(map_id bw_flow_v4)
 rm -f "$PIN_A/bw_flow_gen"

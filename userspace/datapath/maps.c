@@ -44,6 +44,11 @@ uint64_t bw_dp_flow_gen(struct bw_dp *dp)
 	return dp->gen ? __atomic_load_n(&dp->gen->gen, __ATOMIC_SEQ_CST) : 0;
 }
 
+bool bw_dp_flow_pinned(struct bw_dp *dp)
+{
+	return dp->gen && dp->fd[BW_MAP_FLOW4] >= 0 && dp->fd[BW_MAP_FLOW6] >= 0;
+}
+
 /* Bump after a change that succeeded; report the change's error first. */
 static int changed(struct bw_dp *dp, int r)
 {

@@ -11,7 +11,6 @@
 #define BW_MAX_PEERS 262144
 #define BW_MAX_ALLOW 256
 #define BW_EVENTS_BYTES (1 << 20)
-#define BW_FLOW_ENTRIES 32768 /* per family; LRU: a full cache evicts, a miss walks the tries */
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -87,19 +86,20 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } bw_events SEC(".maps");
 
+/* Per CPU, direct-mapped (bulwark_abi.h): a hash map's elements are recycled under readers. */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, BW_FLOW_ENTRIES);
-	__type(key, struct bw_flow_v4);
-	__type(value, struct bw_flow);
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, BW_FLOW_SLOTS);
+	__type(key, __u32);
+	__type(value, struct bw_flow_v4);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } bw_flow_v4 SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, BW_FLOW_ENTRIES);
-	__type(key, struct bw_flow_v6);
-	__type(value, struct bw_flow);
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, BW_FLOW_SLOTS);
+	__type(key, __u32);
+	__type(value, struct bw_flow_v6);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } bw_flow_v6 SEC(".maps");
 

@@ -24,8 +24,8 @@ struct bw_pkt {
 	__u8 icmp6_type;
 	__u16 sport;      /* host byte order, valid with BW_L4_PORTS */
 	__u16 dport;
-	/* daddr then saddr: for IPv6 the two are the flow cache's key as they stand (policy.h) */
-	__u8 daddr[16];
+	/* 8-aligned: the flow cache hashes and compares them a word at a time (policy.h) */
+	__u8 daddr[16] __attribute__((aligned(8)));
 	__u8 saddr[16];
 };
 

@@ -75,63 +75,76 @@ static __always_inline void bw_addrs_lookup(const struct bw_pkt *p, struct bw_ad
  * writes), so no reader ever sees half an entry. Only pairs touching the cluster are stored:
  * traffic between outside addresses (forwarded) would only churn the LRU.
  */
-static __always_inline int bw_flow_hit(const struct bw_flow *f, __u64 gen, struct bw_addrs *a)
+static __always_inline int bw_eq4(const __u8 *a, const __u8 *b)
 {
-	if (!f || f->gen != gen)
-		return 0;
-	a->src = f->src_class;
-	a->dst = f->dst_class;
-	a->peer = f->peer;
-	return 1;
+	__u32 x, y;
+
+	__builtin_memcpy(&x, a, 4);
+	__builtin_memcpy(&y, b, 4);
+	return x == y;
 }
 
-/* Fill *a from the tries; returns whether the result is worth caching. */
-static __always_inline int bw_flow_miss(const struct bw_pkt *p, __u64 gen, struct bw_addrs *a,
-					struct bw_flow *v)
+static __always_inline int bw_eq16(const __u8 *a, const __u8 *b)
 {
-	bw_addrs_lookup(p, a);
-	v->gen = gen;
-	v->src_class = a->src;
-	v->dst_class = a->dst;
-	v->peer = a->peer;
-	return a->src != BW_CLASS_NONE || a->dst != BW_CLASS_NONE;
+	__u64 x0, x1, y0, y1;
+
+	__builtin_memcpy(&x0, a, 8);
+	__builtin_memcpy(&x1, a + 8, 8);
+	__builtin_memcpy(&y0, b, 8);
+	__builtin_memcpy(&y1, b + 8, 8);
+	return x0 == y0 && x1 == y1;
 }
 
 /*
- * Each family names its map in its own call (one map per call site keeps the verifier's inlined
- * lookup). A failed update only means the next packet looks up again.
+ * One family's cache step (a macro: each family names its own map and slot type, and one map per
+ * call site keeps the verifier's inlined lookup). A hit needs the current generation and the
+ * whole pair; on a miss the tries decide and the slot is overwritten with their answer.
+ */
+#define BW_FLOW_STEP(type, map, alen, eq)                                                       \
+	do {                                                                                     \
+		__u32 slot = bw_flow_slot(p->daddr, p->saddr, (alen) / 4);                        \
+		type *f = bpf_map_lookup_elem(&map, &slot);                                       \
+                                                                                                 \
+		if (f && f->gen == gen && eq(f->daddr, p->daddr) && eq(f->saddr, p->saddr)) {    \
+			a->src = f->src_class;                                                   \
+			a->dst = f->dst_class;                                                   \
+			a->peer = f->peer;                                                       \
+			return;                                                                  \
+		}                                                                                \
+		bw_addrs_lookup(p, a);                                                           \
+		if (!f || (a->src == BW_CLASS_NONE && a->dst == BW_CLASS_NONE))                  \
+			return;                                                                  \
+		f->gen = gen;                                                                    \
+		__builtin_memcpy(f->daddr, p->daddr, alen);                                      \
+		__builtin_memcpy(f->saddr, p->saddr, alen);                                      \
+		f->src_class = a->src;                                                           \
+		f->dst_class = a->dst;                                                           \
+		f->peer = a->peer;                                                               \
+	} while (0)
+
+/*
+ * The flow cache in front of the tries (bulwark_abi.h). The generation is read before the slot
+ * and the tries: a trie change that the lookups missed is followed by userspace's increment,
+ * after which the slot written here cannot match. Slots are this CPU's own, so reading and
+ * writing them in place is safe. Only pairs touching the cluster are stored: traffic between
+ * outside addresses (forwarded) would only evict useful slots.
  */
 static __always_inline void bw_addrs_get(const struct bw_config *cfg, const struct bw_pkt *p,
 					 struct bw_addrs *a)
 {
 	struct bw_flow_gen *g;
-	struct bw_flow v = {};
 	__u32 zero = 0;
 	__u64 gen;
 
-	if (!(cfg->flags & BW_CFG_FLOW_CACHE) || !(g = bpf_map_lookup_elem(&bw_flow_gen, &zero))) {
+	if (!(cfg->flags & BW_CFG_FLOW_CACHE) || !(g = bpf_map_lookup_elem(&bw_flow_gen, &zero)) ||
+	    !(gen = *(volatile __u64 *)&g->gen)) {
 		bw_addrs_lookup(p, a);
 		return;
 	}
-	gen = *(volatile __u64 *)&g->gen;
-	if (p->family == 4) {
-		struct bw_flow_v4 k;
-
-		__builtin_memcpy(k.daddr, p->daddr, 4);
-		__builtin_memcpy(k.saddr, p->saddr, 4);
-		if (!bw_flow_hit(bpf_map_lookup_elem(&bw_flow_v4, &k), gen, a) &&
-		    bw_flow_miss(p, gen, a, &v))
-			bpf_map_update_elem(&bw_flow_v4, &k, &v, BPF_ANY);
-	} else {
-		/* bw_pkt holds daddr and saddr back to back: the key without a copy. */
-		const struct bw_flow_v6 *k = (const void *)p->daddr;
-
-		_Static_assert(__builtin_offsetof(struct bw_pkt, saddr) == __builtin_offsetof(struct bw_pkt, daddr) + 16,
-			       "bw_pkt: saddr must follow daddr");
-		if (!bw_flow_hit(bpf_map_lookup_elem(&bw_flow_v6, k), gen, a) &&
-		    bw_flow_miss(p, gen, a, &v))
-			bpf_map_update_elem(&bw_flow_v6, k, &v, BPF_ANY);
-	}
+	if (p->family == 4)
+		BW_FLOW_STEP(struct bw_flow_v4, bw_flow_v4, 4, bw_eq4);
+	else
+		BW_FLOW_STEP(struct bw_flow_v6, bw_flow_v6, 16, bw_eq16);
 }
 
 /* Replies match too: the allowed port may be the destination or the source port. */

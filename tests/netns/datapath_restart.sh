@@ -42,7 +42,10 @@ check "the peer map is intact" test -n "$(nsx "$NS_A" bulwark datapath peers --p
 # The flow cache over pins from an older build (no cache maps) and over a partial set.
 map_id() { bpftool -j map show pinned "$PIN_A/$1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])'; }
 flow_gen() { bpftool -j map dump pinned "$PIN_A/bw_flow_gen" | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["formatted"]["value"]["gen"])'; }
-flow_entries() { bpftool -j map dump pinned "$PIN_A/bw_flow_$1" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))'; }
+# Cache slots in use over all CPUs (a per-CPU array: an empty slot has generation 0).
+flow_entries() { bpftool -j map dump pinned "$PIN_A/bw_flow_$1" | python3 -c '
+import json, sys
+print(sum(1 for e in json.load(sys.stdin) for v in e["formatted"]["values"] if v["value"]["gen"]))'; }
 check "pod traffic filled the flow cache" test "$(flow_entries v4)" -ge 1
 rm -f "$PIN_A/bw_flow_v4" "$PIN_A/bw_flow_v6" "$PIN_A/bw_flow_gen"
 check "status works on a pin dir without the cache maps (an older build's)" \

@@ -305,18 +305,24 @@ static int build_json(const struct quote *q, const uint8_t *spki, size_t spki_le
 	if (!ev || !tq || !pcrs)
 		goto out;
 	for (i = 0; i < BW_TPM_PCRS; i++) {
+		struct json_object *v;
 		char hex[65];
 
 		bw_tpm_hex(q->pcrs[i], 32, hex);
-		if (json_object_array_add(pcrs, json_object_new_string(hex)))
+		v = json_object_new_string(hex);
+		if (!v || json_object_array_add(pcrs, v)) {
+			json_object_put(v);
 			goto out;
+		}
 	}
 	if (add_b64(tq, "signature", sig, sig_len) || add_b64(tq, "message",
 	    q->msg->attestationData, q->msg->size))
 		goto out;
-	json_object_object_add(tq, "pcrs", pcrs);
+	if (json_object_object_add(tq, "pcrs", pcrs))
+		goto out;
 	pcrs = NULL;
-	json_object_object_add(ev, "tpm_quote", tq);
+	if (json_object_object_add(ev, "tpm_quote", tq))
+		goto out;
 	tq = NULL;
 	if (add_b64(ev, "ak_public", spki, spki_len))
 		goto out;

@@ -5,6 +5,7 @@
  * every tampering must fail with its specific error; claims must expose AK and PCR changes.
  */
 #include <errno.h>
+#include <libgen.h>
 #include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -507,13 +508,16 @@ static int group_setup(void **state)
 	snprintf(g.dir, sizeof(g.dir), "/tmp/bw-tpm.XXXXXX");
 	if (!mkdtemp(g.dir))
 		return -1;
+	/* cmocka skips the group teardown when setup fails: stop swtpm here then. */
 	if (sh("TPM_KEEP=1 tpm_start %s && tpm_create_ak 0x%08x rsa && tpm_create_ak 0x%08x ecc &&"
-	       " tpm_create_ak 0x%08x rsa && tpm_pcr_extend 16 a && tpm_pcr_extend 23 b",
-	       g.dir, AK_RSA, AK_ECC, AK_RSA2))
+	       " tpm_create_ak 0x%08x rsa && tpm_pcr_extend 16 a && tpm_pcr_extend 23 b"
+	       " || { tpm_stop; false; }", g.dir, AK_RSA, AK_ECC, AK_RSA2))
 		return -1;
 	snprintf(path, sizeof(path), "%s/env", g.dir);
-	if (bw_read_file(path, 4096, &env, NULL) < 0 || !(p = strstr(env, "TPM_TCTI=")))
+	if (bw_read_file(path, 4096, &env, NULL) < 0 || !(p = strstr(env, "TPM_TCTI="))) {
+		sh("tpm_stop");
 		return -1;
+	}
 	snprintf(g.tcti, sizeof(g.tcti), "%.*s", (int)strcspn(p + 9, "\n"), p + 9);
 	return 0;
 }
@@ -534,10 +538,10 @@ static void find_top(void)
 		snprintf(g.top, sizeof(g.top), "%.1000s", top);
 		return;
 	}
-	/* build/tests/unit/test_tpm -> the checkout three levels up */
+	/* build/tests/unit/test_tpm -> the checkout three directories up */
 	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
 	self[n > 0 ? n : 0] = '\0';
-	snprintf(g.top, sizeof(g.top), "%s/../../../..", self);
+	snprintf(g.top, sizeof(g.top), "%s/../../..", dirname(self));
 }
 
 int main(void)

@@ -68,13 +68,6 @@ static __always_inline void bw_addrs_lookup(const struct bw_pkt *p, struct bw_ad
 	a->peer = (a->src != BW_CLASS_NONE || a->dst != BW_CLASS_NONE) && bw_has_peer(p);
 }
 
-/*
- * The flow cache in front of the tries. The generation is read before the cache and the tries:
- * a trie change that the lookups missed is followed by userspace's increment, after which the
- * entry made here cannot match. Stale entries are replaced whole (map update, not in-place
- * writes), so no reader ever sees half an entry. Only pairs touching the cluster are stored:
- * traffic between outside addresses (forwarded) would only churn the LRU.
- */
 static __always_inline int bw_eq4(const __u8 *a, const __u8 *b)
 {
 	__u32 x, y;

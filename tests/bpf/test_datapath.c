@@ -46,9 +46,10 @@ static __u32 base_flags;      /* BW_CFG_FLOW_CACHE in the cached group, 0 in the
 
 /* ---- packet building ---- */
 struct pkt {
+	unsigned char align[2]; /* puts the IP header (b + 14) on a 4-byte boundary, as in an skb */
 	unsigned char b[256];
 	size_t len;
-};
+} __attribute__((aligned(4)));
 
 struct flow {
 	int family;

@@ -8,6 +8,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -850,6 +851,75 @@ static void flow_cache_peer_change(void **state)
 	}
 }
 
+/* ---- traffic on other CPUs while the peer goes: nothing started after the removal passes ---- */
+struct racer {
+	const struct pkt *p;
+	int fd;
+	int stop, removed;           /* removed: set once bw_dp_peer_del has returned */
+	unsigned long redirected_before, redirected_after, dropped_after, errors;
+};
+
+static void *race_worker(void *arg)
+{
+	struct racer *r = arg;
+	unsigned long rb = 0, ra = 0, da = 0, err = 0;
+
+	while (!__atomic_load_n(&r->stop, __ATOMIC_ACQUIRE)) {
+		int removed = __atomic_load_n(&r->removed, __ATOMIC_ACQUIRE);
+		LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = r->p->b, .data_size_in = r->p->len);
+
+		if (bpf_prog_test_run_opts(r->fd, &o)) {
+			err++;
+			continue;
+		}
+		if (o.retval == TC_ACT_REDIRECT)
+			removed ? ra++ : rb++;
+		else if (o.retval == TC_ACT_SHOT && removed)
+			da++;
+	}
+	__atomic_add_fetch(&r->redirected_before, rb, __ATOMIC_SEQ_CST);
+	__atomic_add_fetch(&r->redirected_after, ra, __ATOMIC_SEQ_CST);
+	__atomic_add_fetch(&r->dropped_after, da, __ATOMIC_SEQ_CST);
+	__atomic_add_fetch(&r->errors, err, __ATOMIC_SEQ_CST);
+	return NULL;
+}
+
+static void flow_cache_removal_races_traffic(void **state)
+{
+	struct bw_peer peer = { .peer_id = 2 };
+	(void)state;
+	set_config(0, 0); /* no events: the ring buffer is not what is tested here */
+	EACH_FAMILY {
+		struct flow f = { fam, AD(fam)->pod_a, AD(fam)->pod_b, IPPROTO_TCP, 40000, 80 };
+		struct bw_cidr c = cidr(AD(fam)->peer_b);
+		struct racer r = { .fd = bpf_program__fd(eg->progs.bw_egress) };
+		pthread_t t[2];
+		struct pkt p;
+
+		build(&p, &f);
+		r.p = &p;
+		for (int i = 0; i < 2; i++)
+			assert_int_equal(pthread_create(&t[i], NULL, race_worker, &r), 0);
+		for (int round = 0; round < 40; round++) {
+			usleep(2000);
+			assert_int_equal(bw_dp_peer_del(dp, &c), 0);
+			__atomic_store_n(&r.removed, 1, __ATOMIC_RELEASE);
+			usleep(2000);
+			__atomic_store_n(&r.removed, 0, __ATOMIC_RELEASE);
+			assert_int_equal(bw_dp_peer_set(dp, &c, &peer), 0);
+		}
+		__atomic_store_n(&r.stop, 1, __ATOMIC_RELEASE);
+		for (int i = 0; i < 2; i++)
+			pthread_join(t[i], NULL);
+		print_message("IPv%d: %lu redirected with the peer, %lu dropped after its removal\n", fam,
+			      r.redirected_before, r.dropped_after);
+		assert_int_equal(r.errors, 0);
+		assert_int_equal(r.redirected_after, 0);
+		assert_true(r.redirected_before > 0 && r.dropped_after > 0);
+	}
+	set_config(BW_CFG_EVENTS, 0);
+}
+
 /* The test's cluster as a desired state, plus an optional extra protected pod prefix. */
 static void apply_cluster(const char *extra4, const char *extra6)
 {
@@ -1069,6 +1139,7 @@ int main(void)
 		T(flow_cache_protect_change, ""),
 		T(flow_cache_skips_outside_pairs, ""),
 		T(flow_cache_disabled_by_config, ""),
+		T(flow_cache_removal_races_traffic, ""),
 		T(flow_cache_pins_from_older_build, ""),
 		/* the verdicts once more after all that churn */
 		T(redirect_pod_to_peer, " (after cache churn)"),
@@ -1078,6 +1149,7 @@ int main(void)
 		VERDICT_TESTS(" (cache off)"),
 		T(flow_cache_protect_change, " (cache off)"),
 		T(flow_cache_peer_remove_add, " (cache off)"),
+		T(flow_cache_removal_races_traffic, " (cache off)"),
 	};
 	int failed = cmocka_run_group_tests_name("datapath", cached, setup_cached, teardown);
 

@@ -77,4 +77,19 @@ cluster_capture_stop
 check "dropped-no-peer counted it ($before -> $(dp_counter a dropped-no-peer))" \
   test "$(dp_counter a dropped-no-peer)" -ge $((before + 2))
 check "and nothing left in clear" test "$(cap_count net 198.18.0.0/16 or net fd00:10::/32)" -eq 0
+
+# FlowCache = false in the configuration switches the cache off, and re-attaching keeps it off.
+cache_on() { nsx "$NS_A" bulwark datapath status --json --pin-dir "$PIN_A" |
+  python3 -c 'import json,sys; print(json.load(sys.stdin)["config"]["flow_cache"])'; }
+sed '/^\[Node\]/a FlowCache = false' "$CONF_A" > "$TMP/a-nocache.conf"
+check "apply a configuration with FlowCache = false" \
+  nsx "$NS_A" bulwark datapath apply --pin-dir "$PIN_A" --config "$TMP/a-nocache.conf"
+check "status reports the cache off" test "$(cache_on)" = False
+nsx "$NS_A" bulwark datapath attach --pin-dir "$PIN_A" --uplink uplink --wg-dev "$WG_A"
+check "attach without --config leaves it off" test "$(cache_on)" = False
+check "pod traffic to B is still dropped without the cache" \
+  fails nsx "$NS_PA" ping -c 2 -i 0.2 -W 1 -q 198.18.2.2
+check "apply the default configuration: on again" \
+  nsx "$NS_A" bulwark datapath apply --pin-dir "$PIN_A" --config "$CONF_A"
+check "status reports the cache on" test "$(cache_on)" = True
 finish

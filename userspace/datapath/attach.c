@@ -56,8 +56,8 @@ static int tc_attach(int ifindex, enum bpf_tc_attach_point where, int prog_fd)
 	return bpf_tc_attach(&hook, &opts);
 }
 
-/* This build keeps bw_flow_gen current on every change: the programs may use the flow cache. */
-static int set_attached(struct bw_dp *dp, int wg_ifindex)
+/* The flow cache's switch (BW_CFG_FLOW_CACHE) comes from the configuration, when one is applied. */
+static int set_wg_ifindex(struct bw_dp *dp, int wg_ifindex)
 {
 	struct bw_config cfg;
 	int r = bw_dp_config_get(dp, &cfg);
@@ -65,7 +65,6 @@ static int set_attached(struct bw_dp *dp, int wg_ifindex)
 	if (r < 0)
 		return r;
 	cfg.wg_ifindex = (__u32)wg_ifindex;
-	cfg.flags |= BW_CFG_FLOW_CACHE;
 	return bw_dp_config_set(dp, &cfg);
 }
 
@@ -138,7 +137,7 @@ int bw_dp_attach(const char *pin_dir, const char *const *uplinks, size_t n_uplin
 		goto out;
 	if (d && (r = bw_dp_apply(dp, d)) < 0)
 		goto out;
-	if ((r = set_attached(dp, wg_ifindex)) < 0)
+	if ((r = set_wg_ifindex(dp, wg_ifindex)) < 0)
 		goto out;
 	for (size_t i = 0; i < n_uplinks; i++) {
 		if ((r = tc_attach(ifindex[i], BPF_TC_EGRESS, bpf_program__fd(eg->progs.bw_egress))) < 0 ||

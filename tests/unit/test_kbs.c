@@ -284,6 +284,7 @@ static void fixture_init(struct fixture *f, bool sample)
 
 static void fixture_free(struct fixture *f)
 {
+	ks_ctx_free_cache(&f->c);
 	ks_policy_free(&f->c.policy);
 	ks_sessions_free(f->c.sessions);
 	EVP_PKEY_free(f->c.signing_key);

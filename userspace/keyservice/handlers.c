@@ -195,6 +195,53 @@ void ks_handle_attest(struct ks_ctx *c, const char *cookie, const char *body, si
 	json_object_put(a.msg);
 }
 
+/*
+ * Verified tokens, direct-mapped by SHA-256 of the token text: the same bytes verified once need
+ * no second ECDSA verification until they expire. The policy is still checked per request.
+ */
+#define TOKEN_SLOTS 1024
+struct ks_token_cache {
+	struct slot {
+		uint8_t hash[32];
+		int64_t exp;
+		struct json_object *claims;
+	} s[TOKEN_SLOTS];
+};
+
+void ks_ctx_free_cache(struct ks_ctx *c)
+{
+	for (size_t i = 0; c->tokens && i < TOKEN_SLOTS; i++)
+		json_object_put(c->tokens->s[i].claims);
+	free(c->tokens);
+	c->tokens = NULL;
+}
+
+static int verify_cached(struct ks_ctx *c, const char *tok, time_t now, struct json_object **claims,
+			 char *err, size_t errlen)
+{
+	uint8_t h[32];
+	struct slot *sl;
+	struct json_object *exp;
+	int r;
+
+	if (!c->tokens && !(c->tokens = calloc(1, sizeof(*c->tokens))))
+		return -ENOMEM;
+	EVP_Digest(tok, strlen(tok), h, NULL, EVP_sha256(), NULL);
+	sl = &c->tokens->s[(h[0] | h[1] << 8) % TOKEN_SLOTS];
+	if (sl->claims && !memcmp(sl->hash, h, 32) && sl->exp > (int64_t)now) {
+		*claims = json_object_get(sl->claims);
+		return 0;
+	}
+	r = bw_jwt_verify(c->signing_key, tok, now, claims, err, errlen);
+	if (r < 0)
+		return r;
+	json_object_put(sl->claims);
+	memcpy(sl->hash, h, 32);
+	sl->exp = json_object_object_get_ex(*claims, "exp", &exp) ? json_object_get_int64(exp) : 0;
+	sl->claims = json_object_get(*claims);
+	return 0;
+}
+
 /* Token claims from the bearer token, or from the cookie's attested session. */
 static int authenticate(struct ks_ctx *c, const char *cookie, const char *bearer, time_t now,
 			struct json_object **claims, char *err, size_t errlen)
@@ -207,7 +254,7 @@ static int authenticate(struct ks_ctx *c, const char *cookie, const char *bearer
 		snprintf(err, errlen, "no token: attest first (cookie session or Authorization: Bearer)");
 		return -ENOENT;
 	}
-	return bw_jwt_verify(c->signing_key, bearer, now, claims, err, errlen);
+	return verify_cached(c, bearer, now, claims, err, errlen);
 }
 
 void ks_handle_resource(struct ks_ctx *c, const char *cookie, const char *bearer, const char *path,

@@ -91,6 +91,7 @@ struct ks_ctx {
 	EVP_PKEY *signing_key;
 	struct bw_secret master, salt;
 	time_t token_lifetime;
+	struct ks_token_cache *tokens; /* verified tokens by hash; allocated on first use */
 	struct ks_metrics {
 		uint64_t auth_ok, auth_fail, attest_ok, attest_fail, resource_ok, resource_denied,
 			resource_fail, bad_request;
@@ -107,6 +108,7 @@ void ks_handle_attest(struct ks_ctx *c, const char *cookie, const char *body, si
 		      struct ks_reply *r);
 void ks_handle_resource(struct ks_ctx *c, const char *cookie, const char *bearer, const char *path,
 			time_t now, struct ks_reply *r);
+void ks_ctx_free_cache(struct ks_ctx *c);
 /* An ErrorInformation reply. */
 void ks_error(struct ks_reply *r, int status, const char *type, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));

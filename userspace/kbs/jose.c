@@ -5,6 +5,7 @@
  * Concat KDF of RFC 7518 §4.6.2 is OpenSSL's single-step KDF (SSKDF, SP 800-56C).
  */
 #include <errno.h>
+#include <pthread.h>
 #include <string.h>
 #include <openssl/core_names.h>
 #include <openssl/ec.h>
@@ -32,12 +33,67 @@ static void bn_freep(BIGNUM **b) { BN_free(*b); }
 #define _cleanup_json_ __attribute__((cleanup(json_putp)))
 #define _cleanup_bn_ __attribute__((cleanup(bn_freep)))
 
+/* OpenSSL 3 algorithm fetches cost more than the operations here: fetch once per process. */
+static struct {
+	EVP_KDF *sskdf;
+	EVP_CIPHER *wrap, *gcm;
+} algs;
+static pthread_once_t algs_once = PTHREAD_ONCE_INIT;
+
+static void algs_fetch(void)
+{
+	algs.sskdf = EVP_KDF_fetch(NULL, "SSKDF", NULL);
+	algs.wrap = EVP_CIPHER_fetch(NULL, "AES-256-WRAP", NULL);
+	algs.gcm = EVP_CIPHER_fetch(NULL, "AES-256-GCM", NULL);
+}
+
+static void algs_init(void) { pthread_once(&algs_once, algs_fetch); }
+
+static void keygen_ctx_free(void *c) { EVP_PKEY_CTX_free(c); }
+
+static pthread_key_t keygen_key;
+static pthread_once_t keygen_once = PTHREAD_ONCE_INIT;
+static void keygen_key_make(void) { pthread_key_create(&keygen_key, keygen_ctx_free); }
+
+/* One P-256 key generation context per thread (a context is not shareable between threads). */
+static EVP_PKEY_CTX *ec_keygen_ctx(void)
+{
+	EVP_PKEY_CTX *c;
+
+	pthread_once(&keygen_once, keygen_key_make);
+	c = pthread_getspecific(keygen_key);
+	if (c)
+		return c;
+	c = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL);
+	if (!c || EVP_PKEY_keygen_init(c) <= 0 || EVP_PKEY_CTX_set_group_name(c, "P-256") <= 0) {
+		EVP_PKEY_CTX_free(c);
+		return NULL;
+	}
+	pthread_setspecific(keygen_key, c);
+	return c;
+}
+
 EVP_PKEY *bw_key_new(enum bw_key_type type)
 {
-	return type == BW_KEY_RSA3072 ? EVP_RSA_gen(3072) : EVP_EC_gen("P-256");
+	EVP_PKEY_CTX *c;
+	EVP_PKEY *k = NULL;
+
+	if (type == BW_KEY_RSA3072)
+		return EVP_RSA_gen(3072);
+	c = ec_keygen_ctx();
+	return c && EVP_PKEY_generate(c, &k) > 0 ? k : NULL;
 }
 
 static bool is_ec(EVP_PKEY *k) { return EVP_PKEY_is_a(k, "EC"); }
+
+static void add_b64(struct json_object *o, const char *key, const uint8_t *buf, size_t len)
+{
+	char *s = NULL;
+
+	if (bw_b64url_encode(buf, len, &s) == 0)
+		json_object_object_add(o, key, json_object_new_string(s));
+	free(s);
+}
 
 static int add_bn(struct json_object *o, const char *name, EVP_PKEY *k, const char *param, int pad)
 {
@@ -58,6 +114,20 @@ static int add_bn(struct json_object *o, const char *name, EVP_PKEY *k, const ch
 	return 0;
 }
 
+/* x and y from the uncompressed point: one export instead of two big-number conversions. */
+static int add_point(struct json_object *o, EVP_PKEY *k)
+{
+	uint8_t pub[65];
+	size_t len = 0;
+
+	if (!EVP_PKEY_get_octet_string_param(k, OSSL_PKEY_PARAM_PUB_KEY, pub, sizeof(pub), &len) || len != 65 ||
+	    pub[0] != 0x04)
+		return -EINVAL;
+	add_b64(o, "x", pub + 1, 32);
+	add_b64(o, "y", pub + 33, 32);
+	return 0;
+}
+
 int bw_jwk_public(EVP_PKEY *key, struct json_object **out)
 {
 	_cleanup_json_ struct json_object *o = json_object_new_object();
@@ -69,9 +139,7 @@ int bw_jwk_public(EVP_PKEY *key, struct json_object **out)
 		json_object_object_add(o, "kty", json_object_new_string("EC"));
 		json_object_object_add(o, "crv", json_object_new_string("P-256"));
 		json_object_object_add(o, "alg", json_object_new_string(ALG_ECDH));
-		r = add_bn(o, "x", key, OSSL_PKEY_PARAM_EC_PUB_X, 32);
-		if (r == 0)
-			r = add_bn(o, "y", key, OSSL_PKEY_PARAM_EC_PUB_Y, 32);
+		r = add_point(o, key);
 	} else {
 		json_object_object_add(o, "kty", json_object_new_string("RSA"));
 		json_object_object_add(o, "alg", json_object_new_string(ALG_RSA));
@@ -215,11 +283,12 @@ static int concat_kdf(const uint8_t z[32], uint8_t kek[32])
 {
 	static const char alg[] = ALG_ECDH;
 	uint8_t info[4 + sizeof(alg) - 1 + 4 + 4 + 4] = { 0 }, *p = info;
-	EVP_KDF *kdf = EVP_KDF_fetch(NULL, "SSKDF", NULL);
-	EVP_KDF_CTX *ctx = kdf ? EVP_KDF_CTX_new(kdf) : NULL;
+	EVP_KDF_CTX *ctx;
 	OSSL_PARAM params[4];
 	int r;
 
+	algs_init();
+	ctx = algs.sskdf ? EVP_KDF_CTX_new(algs.sskdf) : NULL;
 	p[3] = sizeof(alg) - 1;
 	memcpy(p + 4, alg, sizeof(alg) - 1);
 	p += 4 + sizeof(alg) - 1 + 8; /* apu and apv: zero lengths */
@@ -230,7 +299,6 @@ static int concat_kdf(const uint8_t z[32], uint8_t kek[32])
 	params[3] = OSSL_PARAM_construct_end();
 	r = ctx && EVP_KDF_derive(ctx, kek, 32, params) > 0 ? 0 : -EINVAL;
 	EVP_KDF_CTX_free(ctx);
-	EVP_KDF_free(kdf);
 	return r;
 }
 
@@ -238,15 +306,14 @@ static int aes_kw(bool wrap, const uint8_t kek[32], const uint8_t *in, size_t in
 		  size_t *outlen)
 {
 	_cleanup_cctx_ EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
-	EVP_CIPHER *c = EVP_CIPHER_fetch(NULL, "AES-256-WRAP", NULL);
 	int n = 0, f = 0, r = -EINVAL;
 
-	if (ctx && c && EVP_CipherInit_ex2(ctx, c, kek, NULL, wrap, NULL) > 0 &&
+	algs_init();
+	if (ctx && algs.wrap && EVP_CipherInit_ex2(ctx, algs.wrap, kek, NULL, wrap, NULL) > 0 &&
 	    EVP_CipherUpdate(ctx, out, &n, in, (int)inlen) > 0 && EVP_CipherFinal_ex(ctx, out + n, &f) > 0) {
 		*outlen = (size_t)(n + f);
 		r = 0;
 	}
-	EVP_CIPHER_free(c);
 	return r;
 }
 
@@ -272,7 +339,8 @@ static int gcm(bool enc, const uint8_t cek[32], const uint8_t iv[IV_LEN], const 
 	_cleanup_cctx_ EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
 	int n = 0, f = 0;
 
-	if (!ctx || len > INT32_MAX || EVP_CipherInit_ex(ctx, EVP_aes_256_gcm(), NULL, cek, iv, enc) <= 0 ||
+	algs_init();
+	if (!ctx || len > INT32_MAX || EVP_CipherInit_ex2(ctx, algs.gcm, cek, iv, enc, NULL) <= 0 ||
 	    EVP_CipherUpdate(ctx, NULL, &n, (const uint8_t *)aad, (int)strlen(aad)) <= 0 ||
 	    EVP_CipherUpdate(ctx, out, &n, in, (int)len) <= 0)
 		return -EINVAL;
@@ -286,15 +354,6 @@ static int gcm(bool enc, const uint8_t cek[32], const uint8_t iv[IV_LEN], const 
 }
 
 /* ---- JWE encrypt (service side) ---- */
-
-static void add_b64(struct json_object *o, const char *key, const uint8_t *buf, size_t len)
-{
-	char *s = NULL;
-
-	if (bw_b64url_encode(buf, len, &s) == 0)
-		json_object_object_add(o, key, json_object_new_string(s));
-	free(s);
-}
 
 /* Wrap cek for the recipient; fills the protected header and encrypted_key. */
 static int wrap_cek(EVP_PKEY *peer, const char *alg, const uint8_t cek[32], struct json_object *hdr,
@@ -327,19 +386,24 @@ static int wrap_cek(EVP_PKEY *peer, const char *alg, const uint8_t cek[32], stru
 int bw_jwe_encrypt(struct json_object *jwk, const uint8_t *pt, size_t len, char **out)
 {
 	_cleanup_pkey_ EVP_PKEY *peer = NULL;
+	const char *alg;
+	int r = bw_jwk_import(jwk, &peer, &alg);
+
+	return r < 0 ? r : bw_jwe_encrypt_to(peer, alg, pt, len, out);
+}
+
+int bw_jwe_encrypt_to(EVP_PKEY *peer, const char *alg, const uint8_t *pt, size_t len, char **out)
+{
 	_cleanup_json_ struct json_object *hdr = json_object_new_object(), *jwe = json_object_new_object();
 	_cleanup_free_ char *prot = NULL;
 	_cleanup_free_ uint8_t *ct = malloc(len + 1);
 	uint8_t cek[CEK_LEN], iv[IV_LEN], tag[TAG_LEN], ek[1024];
 	size_t eklen = sizeof(ek);
-	const char *alg, *h;
+	const char *h;
 	int r;
 
 	if (!hdr || !jwe || !ct)
 		return -ENOMEM;
-	r = bw_jwk_import(jwk, &peer, &alg);
-	if (r < 0)
-		return r;
 	if (RAND_bytes(cek, sizeof(cek)) <= 0 || RAND_bytes(iv, sizeof(iv)) <= 0)
 		return -EIO;
 	r = wrap_cek(peer, alg, cek, hdr, ek, &eklen);

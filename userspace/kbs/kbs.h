@@ -68,6 +68,8 @@ int bw_key_id(EVP_PKEY *key, char out[65]);
 /* ---- JWE (flattened JSON serialization; A256GCM content encryption) ---- */
 /* Encrypt pt to the public JWK; *out is the JSON text (malloc'ed). */
 int bw_jwe_encrypt(struct json_object *jwk, const uint8_t *pt, size_t len, char **out);
+/* The same to an imported key (alg as bw_jwk_import returned it). */
+int bw_jwe_encrypt_to(EVP_PKEY *peer, const char *alg, const uint8_t *pt, size_t len, char **out);
 /* Decrypt a flattened JWE with the private key; the plaintext lands in locked memory. */
 int bw_jwe_decrypt(EVP_PKEY *key, const char *jwe, size_t len, struct bw_secret *out,
 		   char *err, size_t errlen);

@@ -205,23 +205,30 @@ struct ks_token_cache {
 		uint8_t hash[32];
 		int64_t exp;
 		struct json_object *claims;
+		EVP_PKEY *tee;   /* the token's tee-pubkey, imported */
+		const char *alg; /* JWE alg for it */
 	} s[TOKEN_SLOTS];
 };
 
 void ks_ctx_free_cache(struct ks_ctx *c)
 {
-	for (size_t i = 0; c->tokens && i < TOKEN_SLOTS; i++)
+	for (size_t i = 0; c->tokens && i < TOKEN_SLOTS; i++) {
 		json_object_put(c->tokens->s[i].claims);
+		EVP_PKEY_free(c->tokens->s[i].tee);
+	}
 	free(c->tokens);
 	c->tokens = NULL;
+	bw_secret_free(&c->scratch);
 }
 
 static int verify_cached(struct ks_ctx *c, const char *tok, time_t now, struct json_object **claims,
-			 char *err, size_t errlen)
+			 struct slot **slot, char *err, size_t errlen)
 {
 	uint8_t h[32];
 	struct slot *sl;
-	struct json_object *exp;
+	struct json_object *exp, *jwk;
+	EVP_PKEY *tee = NULL;
+	const char *alg = NULL;
 	int r;
 
 	if (!c->tokens && !(c->tokens = calloc(1, sizeof(*c->tokens))))
@@ -230,21 +237,31 @@ static int verify_cached(struct ks_ctx *c, const char *tok, time_t now, struct j
 	sl = &c->tokens->s[(h[0] | h[1] << 8) % TOKEN_SLOTS];
 	if (sl->claims && !memcmp(sl->hash, h, 32) && sl->exp > (int64_t)now) {
 		*claims = json_object_get(sl->claims);
+		*slot = sl;
 		return 0;
 	}
 	r = bw_jwt_verify(c->signing_key, tok, now, claims, err, errlen);
 	if (r < 0)
 		return r;
+	if (!json_object_object_get_ex(*claims, "tee-pubkey", &jwk) || bw_jwk_import(jwk, &tee, &alg) < 0) {
+		json_object_put(*claims);
+		snprintf(err, errlen, "token without a usable tee-pubkey");
+		return -EINVAL;
+	}
 	json_object_put(sl->claims);
+	EVP_PKEY_free(sl->tee);
 	memcpy(sl->hash, h, 32);
 	sl->exp = json_object_object_get_ex(*claims, "exp", &exp) ? json_object_get_int64(exp) : 0;
 	sl->claims = json_object_get(*claims);
+	sl->tee = tee;
+	sl->alg = alg;
+	*slot = sl;
 	return 0;
 }
 
 /* Token claims from the bearer token, or from the cookie's attested session. */
 static int authenticate(struct ks_ctx *c, const char *cookie, const char *bearer, time_t now,
-			struct json_object **claims, char *err, size_t errlen)
+			struct json_object **claims, struct slot **slot, char *err, size_t errlen)
 {
 	struct ks_session *s;
 
@@ -254,14 +271,14 @@ static int authenticate(struct ks_ctx *c, const char *cookie, const char *bearer
 		snprintf(err, errlen, "no token: attest first (cookie session or Authorization: Bearer)");
 		return -ENOENT;
 	}
-	return verify_cached(c, bearer, now, claims, err, errlen);
+	return verify_cached(c, bearer, now, claims, slot, err, errlen);
 }
 
 void ks_handle_resource(struct ks_ctx *c, const char *cookie, const char *bearer, const char *path,
 			time_t now, struct ks_reply *r)
 {
-	_cleanup_secret_ struct bw_secret key = { 0 };
-	struct json_object *claims = NULL, *rules = NULL, *jwk = NULL;
+	struct json_object *claims = NULL, *rules = NULL;
+	struct slot *sl = NULL;
 	char err[KS_ERRLEN] = "";
 	int e;
 
@@ -270,7 +287,7 @@ void ks_handle_resource(struct ks_ctx *c, const char *cookie, const char *bearer
 		ks_error(r, 404, "InvalidRequestPath", "resource path must be REPO/TYPE/TAG of [A-Za-z0-9._-]");
 		return;
 	}
-	e = authenticate(c, cookie, bearer, now, &claims, err, sizeof(err));
+	e = authenticate(c, cookie, bearer, now, &claims, &sl, err, sizeof(err));
 	if (e < 0) {
 		c->m.resource_denied++;
 		ks_error(r, 401, e == -ENOENT ? "TokenNotFound" : "TokenVerifierError", "%s", err);
@@ -280,14 +297,16 @@ void ks_handle_resource(struct ks_ctx *c, const char *cookie, const char *bearer
 	if (!ks_policy_allows(&c->policy, rules, bw_json_str(claims, "tee"), path)) {
 		c->m.resource_denied++;
 		ks_error(r, 403, "PolicyDeny", "resource %s is not allowed for this evidence", path);
-	} else if (!json_object_object_get_ex(claims, "tee-pubkey", &jwk) ||
-		   ks_derive(&c->master, &c->salt, path, &key) < 0 ||
-		   bw_jwe_encrypt(jwk, key.data, key.len, &r->body) < 0) {
+	} else if ((!c->scratch.data && bw_secret_new(&c->scratch, KS_RESOURCE_LEN) < 0) ||
+		   ks_derive_into(&c->master, &c->salt, path, c->scratch.data) < 0 ||
+		   bw_jwe_encrypt_to(sl->tee, sl->alg, c->scratch.data, KS_RESOURCE_LEN, &r->body) < 0) {
 		c->m.resource_fail++;
 		ks_error(r, 500, "JweError", "cannot derive or encrypt the resource");
 	} else {
 		c->m.resource_ok++;
 		r->status = 200;
 	}
+	if (c->scratch.data)
+		OPENSSL_cleanse(c->scratch.data, c->scratch.size);
 	json_object_put(claims);
 }

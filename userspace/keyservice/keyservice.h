@@ -79,6 +79,9 @@ size_t ks_sessions_count(const struct ks_sessions *s);
 /* HKDF-SHA256(master, salt, info(path), 32); bulwark/volume/<id> uses info "key-<id>". */
 int ks_derive(const struct bw_secret *master, const struct bw_secret *salt, const char *path,
 	      struct bw_secret *out);
+/* The same into out[KS_RESOURCE_LEN] (caller's locked memory). */
+int ks_derive_into(const struct bw_secret *master, const struct bw_secret *salt, const char *path,
+		   uint8_t *out);
 /* HKDF info for a resource path. */
 int ks_info(const char *path, char *buf, size_t size);
 /* Read a secret file: regular, owned by us, mode without group/other bits, min..4096 bytes. */
@@ -92,6 +95,7 @@ struct ks_ctx {
 	struct bw_secret master, salt;
 	time_t token_lifetime;
 	struct ks_token_cache *tokens; /* verified tokens by hash; allocated on first use */
+	struct bw_secret scratch;      /* locked buffer for the key being served (one at a time) */
 	struct ks_metrics {
 		uint64_t auth_ok, auth_fail, attest_ok, attest_fail, resource_ok, resource_denied,
 			resource_fail, bad_request;
@@ -108,6 +112,7 @@ void ks_handle_attest(struct ks_ctx *c, const char *cookie, const char *body, si
 		      struct ks_reply *r);
 void ks_handle_resource(struct ks_ctx *c, const char *cookie, const char *bearer, const char *path,
 			time_t now, struct ks_reply *r);
+/* Free the token cache and the scratch buffer. */
 void ks_ctx_free_cache(struct ks_ctx *c);
 /* An ErrorInformation reply. */
 void ks_error(struct ks_reply *r, int status, const char *type, const char *fmt, ...)

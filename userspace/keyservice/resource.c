@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <openssl/core_names.h>
@@ -26,28 +27,43 @@ int ks_info(const char *path, char *buf, size_t size)
 	return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
 }
 
-int ks_derive(const struct bw_secret *master, const struct bw_secret *salt, const char *path,
-	      struct bw_secret *out)
+static EVP_KDF *hkdf;
+static pthread_once_t hkdf_once = PTHREAD_ONCE_INIT;
+static void hkdf_fetch(void) { hkdf = EVP_KDF_fetch(NULL, "HKDF", NULL); }
+
+int ks_derive_into(const struct bw_secret *master, const struct bw_secret *salt, const char *path,
+		   uint8_t *out)
 {
-	EVP_KDF *kdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
-	EVP_KDF_CTX *ctx = kdf ? EVP_KDF_CTX_new(kdf) : NULL;
-	_cleanup_secret_ struct bw_secret key = { 0 };
+	EVP_KDF_CTX *ctx;
 	OSSL_PARAM params[5];
 	char info[300];
 	int r = ks_info(path, info, sizeof(info));
 
-	if (r == 0)
-		r = ctx ? bw_secret_new(&key, KS_RESOURCE_LEN) : -ENOMEM;
-	if (r == 0) {
-		params[0] = OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, (char *)"SHA256", 0);
-		params[1] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, master->data, master->len);
-		params[2] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, salt->data, salt->len);
-		params[3] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, info, strlen(info));
-		params[4] = OSSL_PARAM_construct_end();
-		r = EVP_KDF_derive(ctx, key.data, key.len, params) > 0 ? 0 : -EIO;
-	}
+	if (r < 0)
+		return r;
+	/* Fetch once: an OpenSSL 3 fetch costs more than the derivation. */
+	pthread_once(&hkdf_once, hkdf_fetch);
+	ctx = hkdf ? EVP_KDF_CTX_new(hkdf) : NULL;
+	if (!ctx)
+		return -ENOMEM;
+	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, (char *)"SHA256", 0);
+	params[1] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, master->data, master->len);
+	params[2] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, salt->data, salt->len);
+	params[3] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, info, strlen(info));
+	params[4] = OSSL_PARAM_construct_end();
+	r = EVP_KDF_derive(ctx, out, KS_RESOURCE_LEN, params) > 0 ? 0 : -EIO;
 	EVP_KDF_CTX_free(ctx);
-	EVP_KDF_free(kdf);
+	return r;
+}
+
+int ks_derive(const struct bw_secret *master, const struct bw_secret *salt, const char *path,
+	      struct bw_secret *out)
+{
+	_cleanup_secret_ struct bw_secret key = { 0 };
+	int r = bw_secret_new(&key, KS_RESOURCE_LEN);
+
+	if (r == 0)
+		r = ks_derive_into(master, salt, path, key.data);
 	if (r < 0)
 		return r;
 	*out = key;

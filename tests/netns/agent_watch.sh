@@ -35,6 +35,19 @@ ms=$(time_until has_peer)
 check "a new peer file is in the device and the datapath within 1 s (${ms} ms)" test "$ms" -le 1000
 check "pod a -> pod b through the agent's configuration" wait_for 30 nsx "${POD[a]}" ping -c 1 -W 1 -q 198.18.2.2
 
+# An AllowedIPs edit is applied as a difference: the new prefix in, then out again.
+allowed_a() { nsx "${NS[a]}" wg show "bwg${BW_ID}a" allowed-ips; }
+has_extra() { allowed_a | grep -q 198.18.99.0/24 && [ "$(dp_a)" -eq 3 ]; }
+no_extra() { ! allowed_a | grep -q 198.18.99.0/24 && [ "$(dp_a)" -eq 2 ]; }
+sed 's|^AllowedIPs = |AllowedIPs = 198.18.99.0/24, |' "$TMP/b-peer.conf" > "$TMP/peers-a/.b.tmp"
+mv "$TMP/peers-a/.b.tmp" "$TMP/peers-a/b.conf"
+ms=$(time_until has_extra)
+check "an added allowed IP is in the device and the datapath within 1 s (${ms} ms)" test "$ms" -le 1000
+cp "$TMP/b-peer.conf" "$TMP/peers-a/.b.tmp" && mv "$TMP/peers-a/.b.tmp" "$TMP/peers-a/b.conf"
+ms=$(time_until no_extra)
+check "a removed allowed IP leaves the device and the datapath within 1 s (${ms} ms)" test "$ms" -le 1000
+check "...and the peer's other prefixes stayed" has_peer
+
 printf '[Peer]\nPublicKey = broken\n' > "$TMP/peers-a/zz.conf"
 sleep 0.5
 check "a broken peer file changes nothing" has_peer
@@ -56,4 +69,12 @@ kill -TERM $agent; wait $agent
 check "after the agent exits, enforcement stays (programs attached)" \
   nsx "${NS[a]}" bulwark datapath status --pin-dir "${PIN[a]}" --json
 check "...and still counts" test "$(nsx "${NS[a]}" bulwark datapath status --pin-dir "${PIN[a]}" --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["attached"]))')" -eq 1
+
+# The periodic reconcile dumps the device: it repairs drift that change-driven syncs cannot see.
+nsenter --net="/run/netns/${NS[a]}" bulwarkd --config "${CONF[a]}" --pin-dir "${PIN[a]}" --resync 2 > "$TMP/agent2.log" 2>&1 &
+agent=$!
+at_exit "kill $agent"
+wait_for 200 grep -q "watching" "$TMP/agent2.log"
+nsx "${NS[a]}" wg set "bwg${BW_ID}a" peer "$(sed -n 's/^PublicKey = //p' "$TMP/b-peer.conf")" remove
+check "the periodic reconcile restores a peer removed behind the agent's back" wait_for 50 has_peer
 finish

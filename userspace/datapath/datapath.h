@@ -72,6 +72,12 @@ int bw_dp_config_get(struct bw_dp *dp, struct bw_config *cfg);
 int bw_dp_config_set(struct bw_dp *dp, const struct bw_config *cfg);
 
 /* Single-peer operations for the WireGuard controller. */
+/* A peer's id in the map: the first 32 bits of its public key, so that ids stay put when other
+ * peers come and go (an index would renumber, and rewrite, every entry after a removal). */
+static inline uint32_t bw_dp_peer_id(const uint8_t *pubkey)
+{
+	return (uint32_t)pubkey[0] << 24 | (uint32_t)pubkey[1] << 16 | (uint32_t)pubkey[2] << 8 | pubkey[3];
+}
 int bw_dp_peer_set(struct bw_dp *dp, const struct bw_cidr *cidr, const struct bw_peer *peer);
 int bw_dp_peer_del(struct bw_dp *dp, const struct bw_cidr *cidr);
 

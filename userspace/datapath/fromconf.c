@@ -44,7 +44,7 @@ int bw_dp_desired_from_conf(const struct bw_conf *c, struct bw_dp_desired *d)
 			struct bw_dp_peer_prefix *pp = &peers[npeer++];
 			pp->cidr = c->peers[i].allowed_ips[j];
 			memcpy(pp->peer.pubkey, c->peers[i].public_key, 32);
-			pp->peer.peer_id = (uint32_t)i + 1;
+			pp->peer.peer_id = bw_dp_peer_id(c->peers[i].public_key);
 		}
 	for (size_t i = 0; i < n->n_allow; i++) {
 		if (n->allow[i].dir & BW_CONF_EGRESS)

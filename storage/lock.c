@@ -11,30 +11,38 @@
 #include <unistd.h>
 #include "storage/internal.h"
 
+#define LOCK_DEFAULT_MS 60000
+#define LOCK_POLL_MS 50
+
+/* Neither libcryptsetup nor libdevmapper is thread-safe (global state, log callbacks). */
 static pthread_mutex_t global = PTHREAD_MUTEX_INITIALIZER;
 
 void bw_vol_lock_global(void) { pthread_mutex_lock(&global); }
 void bw_vol_unlock_global(void) { pthread_mutex_unlock(&global); }
 
-int bw_vol_lock(const char *name)
+/*
+ * flock(2) on /run/bulwark/locks/<name>.lock: the kernel drops it when the holder dies (even by
+ * SIGKILL), so a killed stage never leaves the volume locked.
+ */
+int bw_vol_lock(const char *name, int timeout_ms)
 {
-	const char *env = getenv("BULWARK_LOCK_TIMEOUT");
-	long timeout_ms = (env ? atol(env) : 120) * 1000;
 	char path[256];
 	int fd;
 
+	if (timeout_ms < 0)
+		timeout_ms = LOCK_DEFAULT_MS;
 	mkdir(BW_VOL_RUN_DIR, 0700);
-	mkdir(BW_VOL_RUN_DIR "/locks", 0700);
-	snprintf(path, sizeof(path), BW_VOL_RUN_DIR "/locks/%s.lock", name);
-	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	mkdir(BW_VOL_LOCK_DIR, 0700);
+	snprintf(path, sizeof(path), BW_VOL_LOCK_DIR "/%s.lock", name);
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd < 0)
 		return -errno;
-	for (long waited = 0; flock(fd, LOCK_EX | LOCK_NB) < 0; waited += 50) {
+	for (int waited = 0; flock(fd, LOCK_EX | LOCK_NB) < 0; waited += LOCK_POLL_MS) {
 		if (errno != EWOULDBLOCK || waited >= timeout_ms) {
 			close(fd);
 			return -EBUSY; /* CSI: ABORTED, the CO retries */
 		}
-		nanosleep(&(struct timespec){ 0, 50 * 1000 * 1000 }, NULL);
+		nanosleep(&(struct timespec){ 0, LOCK_POLL_MS * 1000 * 1000 }, NULL);
 	}
 	return fd;
 }

@@ -11,6 +11,27 @@
 #include "bulwark/storage.h"
 #include "storage/internal.h"
 
+/* The dm-crypt table line with the key field elided (it is a keyring reference anyway). */
+static void crypt_table(const char *name, char *out, size_t len)
+{
+	struct dm_task *t = dm_task_create(DM_DEVICE_TABLE);
+	uint64_t start, length;
+	char *type = NULL, *params = NULL;
+
+	if (!t)
+		return;
+	if (dm_task_set_name(t, name) && dm_task_run(t)) {
+		dm_get_next_target(t, NULL, &start, &length, &type, &params);
+		if (type && params) {
+			char cipher[64] = "", rest[200] = "";
+			/* "<cipher> <key> <iv_offset> <dev> <offset> [opts]": drop <key> */
+			if (sscanf(params, "%63s %*s %199[^\n]", cipher, rest) >= 1)
+				snprintf(out, len, "%" PRIu64 " %" PRIu64 " %s %s - %s", start, length, type, cipher, rest);
+		}
+	}
+	dm_task_destroy(t);
+}
+
 /* dm-integrity's status line starts with the number of integrity mismatches seen. */
 static int integrity_mismatches(const char *dif, uint64_t *out)
 {
@@ -31,7 +52,7 @@ static int integrity_mismatches(const char *dif, uint64_t *out)
 	return r;
 }
 
-int bw_vol_status(const char *id, struct bw_vol_status *st, char *err, size_t len)
+int bw_vol_status(const char *id, const char *name, struct bw_vol_status *st, char *err, size_t len)
 {
 	struct crypt_device *cd = NULL;
 	struct crypt_active_device ad;
@@ -41,10 +62,12 @@ int bw_vol_status(const char *id, struct bw_vol_status *st, char *err, size_t le
 	int r;
 
 	memset(st, 0, sizeof(*st));
-	if (bw_vol_name(id, st->name, sizeof(st->name)) < 0) {
-		snprintf(err, len, "volume id must be 1-%d printable characters", BW_VOL_ID_MAX);
-		return -EINVAL;
-	}
+	if (name && (strlen(name) >= sizeof(st->name) || strchr(name, '/')))
+		return bw_vol_say(err, len, -EINVAL, "mapping name '%s' is invalid", name);
+	if (name)
+		snprintf(st->name, sizeof(st->name), "%s", name);
+	else if (bw_vol_name(id, st->name, sizeof(st->name)) < 0)
+		return bw_vol_say(err, len, -EINVAL, "volume id must be 1-%d printable ASCII characters", BW_VOL_ID_MAX);
 	snprintf(st->path, sizeof(st->path), "%s/%s", crypt_get_dir(), st->name);
 	bw_vol_lock_global();
 	r = crypt_status(NULL, st->name);
@@ -63,9 +86,38 @@ int bw_vol_status(const char *id, struct bw_vol_status *st, char *err, size_t le
 		if (dev && stat(dev, &sb) == 0)
 			snprintf(st->backing, sizeof(st->backing), "%u:%u (%s)", major(sb.st_rdev), minor(sb.st_rdev), dev);
 	}
+	crypt_table(st->name, st->table, sizeof(st->table));
 	snprintf(dif, sizeof(dif), "%s_dif", st->name);
 	st->integrity = integrity_mismatches(dif, &st->integrity_mismatches) == 0;
 	crypt_free(cd);
 	bw_vol_unlock_global();
 	return 0;
+}
+
+/* Active mappings that are bulwark's: bw-<hash> volumes and the state disk. */
+int bw_vol_list(char (*names)[64], size_t max, size_t *count)
+{
+	struct dm_task *t = dm_task_create(DM_DEVICE_LIST);
+	struct dm_names *n;
+	unsigned next = 0;
+	int r = -EIO;
+
+	*count = 0;
+	if (!t)
+		return -ENOMEM;
+	bw_vol_lock_global();
+	if (dm_task_run(t) && (n = dm_task_get_names(t))) {
+		r = 0;
+		if (n->dev)
+			do {
+				n = (struct dm_names *)((char *)n + next);
+				if (((!strncmp(n->name, "bw-", 3) && strlen(n->name) == 35) ||
+				     !strcmp(n->name, BW_STATEDISK_NAME)) && *count < max)
+					snprintf(names[(*count)++], 64, "%s", n->name);
+				next = n->next;
+			} while (next);
+	}
+	bw_vol_unlock_global();
+	dm_task_destroy(t);
+	return r;
 }

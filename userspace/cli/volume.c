@@ -310,8 +310,28 @@ static int cmd_statedisk_open(int argc, char **argv)
 	return print_path(&o, path);
 }
 
+static int cmd_statedisk_close(int argc, char **argv)
+{
+	struct bw_vol_opts vo;
+	struct opts o;
+	char err[512];
+	int r;
+
+	if (parse(argc, argv, &o) < 0)
+		return usage("statedisk close [--json]");
+	vol_opts(&o, NULL, &vo);
+	vo.id = BW_STATEDISK_ID;
+	vo.name = BW_STATEDISK_NAME;
+	if ((r = bw_vol_unstage(&vo, err, sizeof(err))) < 0)
+		return fail(&o, r, err);
+	if (o.json)
+		printf("{}\n");
+	return 0;
+}
+
 static const struct bw_cli_verb statedisk_verbs[] = {
 	{ "open", "first boot: format with integrity; later boots: open (resumes an interrupted setup)", cmd_statedisk_open },
+	{ "close", "close the state disk (idempotent)", cmd_statedisk_close },
 	{ 0 },
 };
 

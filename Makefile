@@ -117,6 +117,10 @@ SUITE ?= unit bpf netns vm
 check: all fuzz
 	$(Q)BUILD=$(abspath $(BUILD)) tests/run $(SUITE)
 
+.PHONY: demo
+demo: all
+	$(Q)BUILD=$(abspath $(BUILD)) bash scripts/demo.sh
+
 clean:
 	rm -rf $(BUILD)/obj $(BUILD)/bin $(BUILD)/lib $(BUILD)/tests $(BUILD)/include $(BUILD)/*.bpf.o* $(FLAGS_STAMP)
 distclean:

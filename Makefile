@@ -23,7 +23,7 @@ PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(pkgs-all))
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=gnu11 -Wall -Wextra -Werror -fno-strict-aliasing -D_GNU_SOURCE \
            -fstack-protector-strong -D_FORTIFY_SOURCE=2 -fPIC
-CPPFLAGS += -I. -Ibpf -Iuserspace -I$(BUILD)/include $(PKG_CFLAGS) -MMD -MP
+CPPFLAGS += -I. -Ibpf -Iuserspace -Istorage/include -I$(BUILD)/include $(PKG_CFLAGS) -MMD -MP
 LDFLAGS ?=
 ifeq ($(SANITIZE),1)
 CFLAGS  := $(filter-out -D_FORTIFY_SOURCE=2,$(CFLAGS)) -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
@@ -116,6 +116,10 @@ fuzz: $(FUZZERS)
 SUITE ?= unit bpf netns vm
 check: all fuzz
 	$(Q)BUILD=$(abspath $(BUILD)) tests/run $(SUITE)
+
+.PHONY: demo
+demo: all
+	$(Q)BUILD=$(abspath $(BUILD)) bash scripts/demo.sh
 
 clean:
 	rm -rf $(BUILD)/obj $(BUILD)/bin $(BUILD)/lib $(BUILD)/tests $(BUILD)/include $(BUILD)/*.bpf.o* $(FLAGS_STAMP)

@@ -5,7 +5,10 @@
  *           [--tcti TCTI] [--ak-handle HANDLE] [--json]
  *           Without --out the key is printed as hex on stdout (never written to disk).
  *   attest  --service URL [--attester NAME] [--ca FILE] [--tcti ..] [--ak-handle ..] [--json]
- *           Runs the handshake only and prints the token.
+ *           [--attestation-out FILE]
+ *           Runs the handshake only and prints the token; --attestation-out saves the Attestation
+ *           message sent (evidence + runtime data, nothing secret) for audit or tpm2_checkquote.
+ * Both take --tries N (handshake attempts, default 5).
  * Exit codes: 0 ok, 1 failure, 2 usage, 3 denied by the service (401/403), 4 no such resource,
  * 5 the service's TLS certificate did not verify.
  */
@@ -30,7 +33,8 @@ static int parse(int argc, char **argv, struct opts *o)
 		{ "attester", required_argument, NULL, 'a' }, { "ca", required_argument, NULL, 'C' },
 		{ "out", required_argument, NULL, 'o' }, { "tcti", required_argument, NULL, 'T' },
 		{ "ak-handle", required_argument, NULL, 'H' }, { "json", no_argument, NULL, 'j' },
-		{ "tries", required_argument, NULL, 'n' }, { 0 },
+		{ "tries", required_argument, NULL, 'n' },
+		{ "attestation-out", required_argument, NULL, 'A' }, { 0 },
 	};
 	int ch;
 
@@ -48,6 +52,7 @@ static int parse(int argc, char **argv, struct opts *o)
 		case 'T': o->c.aopts.tcti = optarg; break;
 		case 'H': o->c.aopts.ak_handle = (uint32_t)strtoul(optarg, NULL, 0); break;
 		case 'n': o->c.handshake_tries = atoi(optarg); break;
+		case 'A': o->c.attestation_out = optarg; break;
 		case 'j': o->json = true; break;
 		default: return -EINVAL;
 		}

@@ -289,6 +289,8 @@ static int handshake_once(struct bw_kbs_client *c, long *status, char *err, size
 	resp_free(&resp);
 	if (r < 0)
 		return r;
+	if (c->o.attestation_out && bw_write_file_atomic(c->o.attestation_out, tb, strlen(tb), 0644) < 0)
+		bw_warn("cannot save the attestation message to %s", c->o.attestation_out);
 	r = request(c, BW_KBS_PREFIX "/attest", tb, &resp, err, errlen);
 	if (r < 0)
 		return r;

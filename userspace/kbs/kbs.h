@@ -112,6 +112,7 @@ struct bw_kbs_client_opts {
 	int handshake_tries;  /* default 5 */
 	long timeout_ms;      /* per request, default 10000 */
 	long backoff_ms;      /* first retry delay, doubled per try, default 200 */
+	const char *attestation_out; /* if set: save each Attestation message sent (not secret) */
 };
 struct bw_kbs_client;
 int bw_kbs_client_new(const struct bw_kbs_client_opts *o, struct bw_kbs_client **out);

@@ -23,7 +23,7 @@ PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(pkgs-all))
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=gnu11 -Wall -Wextra -Werror -fno-strict-aliasing -D_GNU_SOURCE \
            -fstack-protector-strong -D_FORTIFY_SOURCE=2 -fPIC
-CPPFLAGS += -I. -Ibpf -Iuserspace -I$(BUILD)/include $(PKG_CFLAGS) -MMD -MP
+CPPFLAGS += -I. -Ibpf -Iuserspace -Istorage/include -I$(BUILD)/include $(PKG_CFLAGS) -MMD -MP
 LDFLAGS ?=
 ifeq ($(SANITIZE),1)
 CFLAGS  := $(filter-out -D_FORTIFY_SOURCE=2,$(CFLAGS)) -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all

@@ -23,5 +23,7 @@ extern const struct bw_cli_area bw_cli_version;
 extern const struct bw_cli_area bw_cli_datapath;
 extern const struct bw_cli_area bw_cli_net;
 extern const struct bw_cli_area bw_cli_key;
+extern const struct bw_cli_area bw_cli_volume;
+extern const struct bw_cli_area bw_cli_statedisk;
 
 #endif

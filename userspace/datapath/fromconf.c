@@ -63,7 +63,8 @@ int bw_dp_desired_from_conf(const struct bw_conf *c, struct bw_dp_desired *d)
 		.wg_fwmark = c->iface.fwmark,
 		.wg_port = c->iface.listen_port,
 		.overlay_port = n->overlay_port,
-		.flags = BW_CFG_EVENTS | (n->node_encryption ? BW_CFG_NODE_ENCRYPTION : 0),
+		.flags = BW_CFG_EVENTS | (n->no_flow_cache ? 0 : BW_CFG_FLOW_CACHE) |
+			 (n->node_encryption ? BW_CFG_NODE_ENCRYPTION : 0),
 	};
 	return 0;
 }

@@ -1,0 +1,47 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/* storage internals shared by its files; not installed. */
+#ifndef BW_STORAGE_INTERNAL_H
+#define BW_STORAGE_INTERNAL_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stddef.h>
+#include "bulwark/storage.h"
+
+#define BW_VOL_CIPHER "aes-xts-plain64"
+#define BW_VOL_INTEGRITY "hmac(sha256)"
+#define BW_VOL_SECTOR 4096
+#define BW_VOL_VK_PLAIN 64            /* aes-xts-plain64, 512-bit key */
+#define BW_VOL_VK_INTEGRITY 96        /* ... + 32-byte hmac(sha256) key */
+#define BW_VOL_JSON_DEPTH 16
+#define BW_VOL_RUN_DIR "/run/bulwark"
+#define BW_VOL_HDR_DIR "/run/bulwark/headers"  /* detached header copies (tmpfs), 0700 */
+
+/* The binary LUKS2 header (both copies follow each other; see cryptsetup's docs/on-disk format). */
+#define LUKS2_BIN_SIZE 4096
+#define LUKS2_HDR_MIN (16u << 10)
+#define LUKS2_HDR_MAX (4u << 20)
+
+/* Lifecycle recorded in the token (storage/README.md, "On-disk format"). */
+enum bw_vol_state { ST_PREPARED, ST_FORMATTED, ST_WIPING, ST_WIPED, ST_READY };
+struct bw_vol_token {
+	enum bw_vol_state state;
+	bool integrity;
+	uint64_t wipe_offset;         /* bytes of the mapped device known to be wiped (and flushed) */
+};
+const char *bw_vol_state_name(enum bw_vol_state s);
+struct crypt_device;
+int bw_vol_token_read(struct crypt_device *cd, struct bw_vol_token *t);
+int bw_vol_token_write(struct crypt_device *cd, const char *id, const struct bw_vol_token *t);
+
+/* Message into err (when given); returns r. */
+int bw_vol_say(char *err, size_t len, int r, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+void bw_vol_lock_global(void);
+void bw_vol_unlock_global(void);
+/* Per-volume lock file; -EBUSY when still held after timeout_ms (<0: the default, 60 s). */
+int bw_vol_lock(const char *name, int timeout_ms);
+void bw_vol_unlock(int fd);
+
+#endif

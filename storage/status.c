@@ -1,0 +1,123 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/* Volume status from device-mapper: table, size, integrity and its mismatch count, backing device. */
+#include <errno.h>
+#include <inttypes.h>
+#include <libcryptsetup.h>
+#include <libdevmapper.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include "bulwark/storage.h"
+#include "storage/internal.h"
+
+/* The dm-crypt table line with the key field elided (it is a keyring reference anyway). */
+static void crypt_table(const char *name, char *out, size_t len)
+{
+	struct dm_task *t = dm_task_create(DM_DEVICE_TABLE);
+	uint64_t start, length;
+	char *type = NULL, *params = NULL;
+
+	if (!t)
+		return;
+	if (dm_task_set_name(t, name) && dm_task_run(t)) {
+		dm_get_next_target(t, NULL, &start, &length, &type, &params);
+		if (type && params) {
+			char cipher[64] = "", rest[200] = "";
+			/* "<cipher> <key> <iv_offset> <dev> <offset> [opts]": drop <key> */
+			if (sscanf(params, "%63s %*s %199[^\n]", cipher, rest) >= 1)
+				snprintf(out, len, "%" PRIu64 " %" PRIu64 " %s %s - %s", start, length, type, cipher, rest);
+		}
+	}
+	dm_task_destroy(t);
+}
+
+/* dm-integrity's status line starts with the number of integrity mismatches seen. */
+static int integrity_mismatches(const char *dif, uint64_t *out)
+{
+	struct dm_task *t = dm_task_create(DM_DEVICE_STATUS);
+	uint64_t start, length;
+	char *type = NULL, *params = NULL;
+	struct dm_info info;
+	int r = -ENOENT;
+
+	if (!t)
+		return -ENOMEM;
+	if (dm_task_set_name(t, dif) && dm_task_run(t) && dm_task_get_info(t, &info) && info.exists) {
+		dm_get_next_target(t, NULL, &start, &length, &type, &params);
+		if (type && !strcmp(type, "integrity") && params && sscanf(params, "%" SCNu64, out) == 1)
+			r = 0;
+	}
+	dm_task_destroy(t);
+	return r;
+}
+
+int bw_vol_status(const char *id, const char *name, struct bw_vol_status *st, char *err, size_t len)
+{
+	struct crypt_device *cd = NULL;
+	struct crypt_active_device ad;
+	struct stat sb;
+	const char *dev;
+	char dif[80];
+	int r;
+
+	memset(st, 0, sizeof(*st));
+	if (name && (strlen(name) >= sizeof(st->name) || strchr(name, '/')))
+		return bw_vol_say(err, len, -EINVAL, "mapping name '%s' is invalid", name);
+	if (name)
+		snprintf(st->name, sizeof(st->name), "%s", name);
+	else if (bw_vol_name(id, st->name, sizeof(st->name)) < 0)
+		return bw_vol_say(err, len, -EINVAL, "volume id must be 1-%d printable ASCII characters", BW_VOL_ID_MAX);
+	snprintf(st->path, sizeof(st->path), "%s/%s", crypt_get_dir(), st->name);
+	bw_vol_lock_global();
+	r = crypt_status(NULL, st->name);
+	if (r != CRYPT_ACTIVE && r != CRYPT_BUSY) {
+		bw_vol_unlock_global();
+		return 0; /* not staged: active = false */
+	}
+	st->active = true;
+	r = crypt_init_by_name(&cd, st->name);
+	if (r == 0 && crypt_get_active_device(cd, st->name, &ad) == 0)
+		st->size_bytes = ad.size * 512;
+	if (r == 0) {
+		snprintf(st->cipher, sizeof(st->cipher), "%s-%s", crypt_get_cipher(cd) ?: "?", crypt_get_cipher_mode(cd) ?: "?");
+		st->sector_size = (uint32_t)crypt_get_sector_size(cd);
+		dev = crypt_get_device_name(cd);
+		if (dev && stat(dev, &sb) == 0)
+			snprintf(st->backing, sizeof(st->backing), "%u:%u (%s)", major(sb.st_rdev), minor(sb.st_rdev), dev);
+	}
+	crypt_table(st->name, st->table, sizeof(st->table));
+	snprintf(dif, sizeof(dif), "%s_dif", st->name);
+	st->integrity = integrity_mismatches(dif, &st->integrity_mismatches) == 0;
+	crypt_free(cd);
+	bw_vol_unlock_global();
+	return 0;
+}
+
+/* Active mappings that are bulwark's: bw-<hash> volumes and the state disk. */
+int bw_vol_list(char (*names)[64], size_t max, size_t *count)
+{
+	struct dm_task *t = dm_task_create(DM_DEVICE_LIST);
+	struct dm_names *n;
+	unsigned next = 0;
+	int r = -EIO;
+
+	*count = 0;
+	if (!t)
+		return -ENOMEM;
+	bw_vol_lock_global();
+	if (dm_task_run(t) && (n = dm_task_get_names(t))) {
+		r = 0;
+		if (n->dev)
+			do {
+				n = (struct dm_names *)((char *)n + next);
+				if (((!strncmp(n->name, "bw-", 3) && strlen(n->name) == 35) ||
+				     !strcmp(n->name, BW_STATEDISK_NAME)) && *count < max)
+					snprintf(names[(*count)++], 64, "%s", n->name);
+				next = n->next;
+			} while (next);
+	}
+	bw_vol_unlock_global();
+	dm_task_destroy(t);
+	return r;
+}

@@ -1,0 +1,645 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * Stage, unstage, format, expand: format only blank devices, activate only validated header
+ * copies. The flow of one stage (storage/README.md has the picture):
+ *
+ *   probe(device) --blank--> format: header + token "prepared", keyslot, token "formatted"
+ *        |                                       |
+ *        +--LUKS2--> copy the header to tmpfs, validate the copy, load the copy
+ *                    -> wipe (integrity; resumable) -> activate from the copy -> token "ready"
+ *        +--anything else--> refuse, untouched
+ */
+#include <blkid/blkid.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <libcryptsetup.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <openssl/evp.h>
+#include "bulwark/storage.h"
+#include "common/common.h"
+#include "storage/internal.h"
+
+#define WIPE_BLOCK (1u << 20)
+#define WIPE_SAVE_EVERY (8ull << 20) /* flush and record wipe progress in the token every 8 MiB */
+#define ZERO_CHECK 65536
+#define MIN_DEVICE (17u << 20)             /* a blank device also has zeros at its start */
+
+int bw_vol_say(char *err, size_t len, int r, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err && len) {
+		va_start(ap, fmt);
+		vsnprintf(err, len, fmt, ap);
+		va_end(ap);
+	}
+	return r;
+}
+#define say bw_vol_say
+
+static void crypt_freep(struct crypt_device **cd) { if (*cd) crypt_free(*cd); }
+#define _cleanup_crypt_ __attribute__((cleanup(crypt_freep)))
+
+int bw_vol_name(const char *id, char *out, size_t len)
+{
+	unsigned char md[32];
+	size_t n = id ? strlen(id) : 0;
+
+	if (n == 0 || n > BW_VOL_ID_MAX || len < 36)
+		return -EINVAL;
+	for (size_t i = 0; i < n; i++)
+		if (id[i] < 0x21 || id[i] > 0x7e)
+			return -EINVAL;
+	if (!EVP_Digest(id, n, md, NULL, EVP_sha256(), NULL))
+		return -EINVAL;
+	strcpy(out, "bw-");
+	for (int i = 0; i < 16; i++)
+		sprintf(out + 3 + 2 * i, "%02x", md[i]);
+	return 0;
+}
+
+/* One operation on one volume: its names, its key (fetched once, locked, wiped) and messages. */
+struct op {
+	const struct bw_vol_opts *o;
+	const char *id;
+	char name[64];
+	char hdr[192];               /* the detached header copy */
+	struct bw_secret key;
+	char *err;
+	size_t len;
+};
+
+static void op_done(struct op *op)
+{
+	bw_secret_free(&op->key);
+	if (op->hdr[0])
+		unlink(op->hdr);
+}
+
+static int op_init(struct op *op, const struct bw_vol_opts *o, const char *def_id, const char *def_name,
+		   char *err, size_t len)
+{
+	memset(op, 0, sizeof(*op));
+	op->o = o;
+	op->id = o->id ?: def_id;
+	op->err = err;
+	op->len = len;
+	if (bw_vol_name(op->id, op->name, sizeof(op->name)) < 0)
+		return say(err, len, -EINVAL, "volume id must be 1-%d printable ASCII characters", BW_VOL_ID_MAX);
+	if (o->name ?: def_name) {
+		const char *n = o->name ?: def_name;
+		if (strlen(n) >= 48 || strchr(n, '/') || !n[0])
+			return say(err, len, -EINVAL, "mapping name '%s' is invalid", n);
+		snprintf(op->name, sizeof(op->name), "%s", n);
+	}
+	return 0;
+}
+
+static int get_key(struct op *op)
+{
+	int r;
+
+	if (op->key.data)
+		return 0;
+	if (!op->o->keys || !op->o->keys->get)
+		return say(op->err, op->len, -EINVAL, "no key source");
+	if ((r = bw_secret_new(&op->key, BW_VOL_KEY_LEN)) < 0)
+		return say(op->err, op->len, r, "locking memory for the key: %s", strerror(-r));
+	r = op->o->keys->get(op->o->keys->ctx, op->id, op->key.data, op->err, op->len);
+	if (r < 0)
+		bw_secret_free(&op->key);
+	return r;
+}
+
+static int activate(struct crypt_device *cd, struct op *op, const char *name, uint32_t flags)
+{
+	int r = crypt_activate_by_passphrase(cd, name, CRYPT_ANY_SLOT, (const char *)op->key.data, BW_VOL_KEY_LEN, flags);
+
+	if (r == -EPERM)
+		return say(op->err, op->len, -EKEYREJECTED, "wrong key: no keyslot of volume '%s' opens with the %s's key",
+			   op->id, op->o->keys->name ?: "key source");
+	if (r < 0)
+		return say(op->err, op->len, r, "activating %s: %s", name ?: "(check)", strerror(-r));
+	return 0;
+}
+
+/* ---- device inspection ---- */
+
+enum kind { BLANK, LUKS2, OTHER };
+
+static int zeros_at_start(const char *device, char *what, size_t len)
+{
+	_cleanup_close_ int fd = open(device, O_RDONLY | O_CLOEXEC);
+	unsigned char buf[ZERO_CHECK];
+	ssize_t n;
+
+	if (fd < 0)
+		return -errno;
+	if ((n = read(fd, buf, sizeof(buf))) < 0)
+		return -errno;
+	for (ssize_t i = 0; i < n; i++)
+		if (buf[i]) {
+			snprintf(what, len, "data without a known signature (non-zero byte at offset %zd)", i);
+			return 0;
+		}
+	return 1;
+}
+
+/* libblkid decides: LUKS version 2, nothing at all (and zeros at the start), or something else. */
+static int probe(const char *device, enum kind *k, char *what, size_t len)
+{
+	blkid_probe pr = blkid_new_probe_from_filename(device);
+	const char *type = NULL, *ver = NULL;
+	int r;
+
+	if (!pr)
+		return errno ? -errno : -ENODEV;
+	blkid_probe_enable_superblocks(pr, 1);
+	blkid_probe_set_superblocks_flags(pr, BLKID_SUBLKS_TYPE | BLKID_SUBLKS_VERSION);
+	blkid_probe_enable_partitions(pr, 1);
+	r = blkid_do_safeprobe(pr);
+	if (r == 0) {
+		if (blkid_probe_lookup_value(pr, "TYPE", &type, NULL) < 0)
+			blkid_probe_lookup_value(pr, "PTTYPE", &type, NULL);
+		blkid_probe_lookup_value(pr, "VERSION", &ver, NULL);
+		*k = type && ver && !strcmp(type, "crypto_LUKS") && !strcmp(ver, "2") ? LUKS2 : OTHER;
+		snprintf(what, len, "a '%s'%s%s signature", type ?: "unknown", ver ? " version " : "", ver ?: "");
+	} else if (r == -2) {
+		*k = OTHER;
+		snprintf(what, len, "several conflicting signatures");
+	}
+	blkid_free_probe(pr);
+	if (r == 1) {
+		r = zeros_at_start(device, what, len);
+		if (r >= 0)
+			*k = r ? BLANK : OTHER;
+	}
+	return r < 0 && r != -2 ? -EIO : 0;
+}
+
+/* The backing device of an active mapping is this device (same dev_t)? */
+static int backing_matches(const char *name, const char *device)
+{
+	_cleanup_crypt_ struct crypt_device *cd = NULL;
+	struct stat a, b;
+	const char *dev;
+
+	if (crypt_init_by_name(&cd, name) < 0 || !(dev = crypt_get_device_name(cd)))
+		return -ENODEV;
+	if (stat(dev, &a) < 0 || stat(device, &b) < 0)
+		return -errno;
+	return a.st_rdev == b.st_rdev;
+}
+
+static bool is_active(const char *name)
+{
+	crypt_status_info s = crypt_status(NULL, name);
+	return s == CRYPT_ACTIVE || s == CRYPT_BUSY;
+}
+
+/* ---- the header copy: one read of the disk, then only the copy is used ---- */
+
+/* The first max bytes of a file (a header copy also holds the keyslot area, up to 128 MiB). */
+static int read_prefix(const char *path, size_t max, char **out, size_t *len)
+{
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	_cleanup_free_ char *buf = malloc(max);
+	size_t n = 0;
+
+	if (fd < 0 || !buf)
+		return fd < 0 ? -errno : -ENOMEM;
+	while (n < max) {
+		ssize_t k = read(fd, buf + n, max - n);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0)
+			return -errno;
+		if (k == 0)
+			break;
+		n += (size_t)k;
+	}
+	*out = TAKE_PTR(buf);
+	*len = n;
+	return 0;
+}
+
+static int copy_header(struct op *op, struct crypt_device **copy, bool *integrity)
+{
+	_cleanup_crypt_ struct crypt_device *disk = NULL;
+	_cleanup_free_ char *buf = NULL;
+	size_t n = 0;
+	int r;
+
+	mkdir(BW_VOL_RUN_DIR, 0700);
+	mkdir(BW_VOL_HDR_DIR, 0700);
+	snprintf(op->hdr, sizeof(op->hdr), BW_VOL_HDR_DIR "/%s.%d", op->name, (int)getpid());
+	unlink(op->hdr);
+	if ((r = crypt_init(&disk, op->o->device)) < 0 || (r = crypt_header_backup(disk, CRYPT_LUKS2, op->hdr)) < 0)
+		return say(op->err, op->len, r == -EINVAL ? -EMEDIUMTYPE : r, "copying the LUKS2 header of %s: %s",
+			   op->o->device, strerror(-r));
+	/* Both metadata copies, not the keyslot area: 2 * hdr_size <= 8 MiB. */
+	r = read_prefix(op->hdr, 2 * LUKS2_HDR_MAX, &buf, &n);
+	if (r < 0)
+		return say(op->err, op->len, r, "reading the header copy: %s", strerror(-r));
+	r = bw_vol_check_luks2_header((const uint8_t *)buf, n, op->id, integrity, op->err, op->len);
+	if (r < 0)
+		return r;
+	if ((r = crypt_init_data_device(copy, op->hdr, op->o->device)) < 0 || (r = crypt_load(*copy, CRYPT_LUKS2, NULL)) < 0)
+		return say(op->err, op->len, r, "loading the validated header copy: %s", strerror(-r));
+	return 0;
+}
+
+/* What libcryptsetup made of the copy must match the allow-list too (belt and braces). */
+static int check_loaded(struct crypt_device *cd, bool integrity, struct op *op)
+{
+	struct crypt_params_integrity ip = { 0 };
+	const char *c = crypt_get_cipher(cd), *m = crypt_get_cipher_mode(cd);
+
+	if (!c || !m || strcmp(c, "aes") || strcmp(m, "xts-plain64") || crypt_get_sector_size(cd) != BW_VOL_SECTOR ||
+	    crypt_get_volume_key_size(cd) != (integrity ? BW_VOL_VK_INTEGRITY : BW_VOL_VK_PLAIN))
+		return say(op->err, op->len, -EMEDIUMTYPE, "the loaded header is not %s with %d-byte sectors",
+			   BW_VOL_CIPHER, BW_VOL_SECTOR);
+	if (crypt_get_integrity_info(cd, &ip) < 0 || (integrity != (ip.integrity != NULL)) ||
+	    (integrity && strcmp(ip.integrity, BW_VOL_INTEGRITY)))
+		return say(op->err, op->len, -EMEDIUMTYPE, "the loaded header's integrity is not %s",
+			   integrity ? BW_VOL_INTEGRITY : "none");
+	return 0;
+}
+
+/*
+ * The token lives on the disk: write it there. This is the only write to an existing header;
+ * it never feeds activation (a later open validates a fresh copy again). The disk must still
+ * hold the header we validated (same UUID), else someone swapped it: stop.
+ */
+static int save_token(struct op *op, struct crypt_device *copy, const struct bw_vol_token *t)
+{
+	_cleanup_crypt_ struct crypt_device *disk = NULL;
+	const char *u;
+	int r;
+
+	if ((r = crypt_init(&disk, op->o->device)) < 0 || (r = crypt_load(disk, CRYPT_LUKS2, NULL)) < 0)
+		return say(op->err, op->len, r, "reloading the header to record state: %s", strerror(-r));
+	u = crypt_get_uuid(disk);
+	if (!u || strcmp(u, crypt_get_uuid(copy) ?: ""))
+		return say(op->err, op->len, -EMEDIUMTYPE, "the header on %s changed under us (UUID %s): refusing",
+			   op->o->device, u ?: "none");
+	if ((r = bw_vol_token_write(disk, op->id, t)) < 0)
+		return say(op->err, op->len, r, "recording state '%s' in the token: %s", bw_vol_state_name(t->state),
+			   strerror(-r));
+	return 0;
+}
+
+/* ---- the integrity wipe: resumable, progress in the token ---- */
+
+struct wipe_ctx {
+	struct op *op;
+	struct crypt_device *copy;
+	struct bw_vol_token *t;
+	const char *path;
+	uint64_t saved;
+	int fail;
+};
+
+/* Data first, then the record: a flushed wipe up to offset is what the token claims. */
+static int wipe_save(struct wipe_ctx *w, uint64_t done)
+{
+	_cleanup_close_ int fd = open(w->path, O_RDWR | O_CLOEXEC);
+
+	if (fd < 0 || fdatasync(fd) < 0)
+		return -errno;
+	w->t->wipe_offset = done;
+	w->saved = done;
+	return save_token(w->op, w->copy, w->t);
+}
+
+static int wipe_progress(uint64_t size, uint64_t offset, void *p)
+{
+	struct wipe_ctx *w = p;
+	const struct bw_vol_opts *o = w->op->o;
+
+	if (offset - w->saved >= WIPE_SAVE_EVERY && offset < size && (w->fail = wipe_save(w, offset)) < 0)
+		return 1;
+	if (o->progress && o->progress(offset, size, o->progress_ctx))
+		return 1;
+	return 0;
+}
+
+/*
+ * Zero the whole integrity device once so every sector has a valid tag (an unwritten sector
+ * fails to read with EIO, and mkfs reads some). A temporary private mapping without journal
+ * does it, as cryptsetup luksFormat does; progress is flushed and recorded in the token, so a
+ * crash, SIGKILL or CSI timeout resumes at the last record instead of formatting again.
+ */
+static int wipe(struct op *op, struct crypt_device *copy, struct bw_vol_token *t)
+{
+	char tmp[80], path[160];
+	struct wipe_ctx w = { op, copy, t, path, t->wipe_offset, 0 };
+	int r;
+
+	snprintf(tmp, sizeof(tmp), "%s-wipe", op->name);
+	snprintf(path, sizeof(path), "%s/%s", crypt_get_dir(), tmp);
+	if (is_active(tmp))
+		crypt_deactivate_by_name(NULL, tmp, CRYPT_DEACTIVATE_FORCE); /* left by a killed run */
+	if ((r = activate(copy, op, tmp, CRYPT_ACTIVATE_PRIVATE | CRYPT_ACTIVATE_NO_JOURNAL)) < 0)
+		return r;
+	t->state = ST_WIPING;
+	if ((r = save_token(op, copy, t)) == 0)
+		r = crypt_wipe(copy, path, CRYPT_WIPE_ZERO, t->wipe_offset, 0, WIPE_BLOCK, 0, wipe_progress, &w);
+	if (r == 0) {
+		_cleanup_close_ int fd = open(path, O_RDWR | O_CLOEXEC);
+		r = fd < 0 || fdatasync(fd) < 0 ? -errno : 0;
+	}
+	crypt_deactivate(copy, tmp);
+	if (r < 0 || w.fail < 0)
+		return say(op->err, op->len, w.fail < 0 ? w.fail : r == -EINTR ? -EINTR : r,
+			   "integrity wipe stopped at %llu bytes (resumes there): %s", (unsigned long long)t->wipe_offset,
+			   strerror(-(w.fail < 0 ? w.fail : r)));
+	t->state = ST_WIPED;
+	t->wipe_offset = 0;
+	return save_token(op, copy, t);
+}
+
+/* ---- format: blank devices only ---- */
+
+/* The LUKS2 header and keyslots take 16 MiB; leave at least 1 MiB of data behind them. */
+static int big_enough(struct op *op)
+{
+	_cleanup_close_ int fd = open(op->o->device, O_RDONLY | O_CLOEXEC);
+	off_t size;
+
+	if (fd < 0 || (size = lseek(fd, 0, SEEK_END)) < 0)
+		return say(op->err, op->len, -errno, "device %s: %s", op->o->device, strerror(errno));
+	if (size < (off_t)MIN_DEVICE)
+		return say(op->err, op->len, -EINVAL, "device %s has %lld bytes: at least %u MiB are needed",
+			   op->o->device, (long long)size, MIN_DEVICE >> 20);
+	return 0;
+}
+
+static int format(struct op *op, bool integrity)
+{
+	_cleanup_crypt_ struct crypt_device *cd = NULL;
+	/* The passphrase is 32 random bytes, not a password: a slow KDF adds nothing against
+	 * guessing 2^256 keys, so PBKDF2 at libcryptsetup's floor (1000) keeps opening fast. */
+	struct crypt_pbkdf_type pbkdf = { .type = CRYPT_KDF_PBKDF2, .hash = "sha256", .iterations = 1000,
+					  .flags = CRYPT_PBKDF_NO_BENCHMARK };
+	struct crypt_params_luks2 p = { .sector_size = BW_VOL_SECTOR, .integrity = integrity ? BW_VOL_INTEGRITY : NULL };
+	struct bw_vol_token t = { .state = ST_PREPARED, .integrity = integrity };
+	int r;
+
+	if ((r = big_enough(op)) < 0 || (r = get_key(op)) < 0)
+		return r;
+	if ((r = crypt_init(&cd, op->o->device)) < 0 || (r = crypt_set_pbkdf_type(cd, &pbkdf)) < 0 ||
+	    (r = crypt_format(cd, CRYPT_LUKS2, "aes", "xts-plain64", NULL, NULL,
+			      integrity ? BW_VOL_VK_INTEGRITY : BW_VOL_VK_PLAIN, &p)) < 0)
+		return say(op->err, op->len, r, "formatting %s: %s", op->o->device, strerror(-r));
+	/* prepared: a crash before the keyslot leaves a header no key opens, which is formatted again */
+	if ((r = bw_vol_token_write(cd, op->id, &t)) < 0 ||
+	    (r = crypt_keyslot_add_by_volume_key(cd, CRYPT_ANY_SLOT, NULL, 0, (const char *)op->key.data, BW_VOL_KEY_LEN)) < 0)
+		return say(op->err, op->len, r, "writing the token and keyslot: %s", strerror(-r));
+	t.state = ST_FORMATTED;
+	if ((r = bw_vol_token_write(cd, op->id, &t)) < 0)
+		return say(op->err, op->len, r, "recording state 'formatted': %s", strerror(-r));
+	return 0;
+}
+
+/* ---- open: validated copy, resume the lifecycle, activate ---- */
+
+static int open_copy(struct op *op, bool map)
+{
+	_cleanup_crypt_ struct crypt_device *copy = NULL;
+	uint32_t flags = CRYPT_ACTIVATE_NO_READ_WORKQUEUE | CRYPT_ACTIVATE_NO_WRITE_WORKQUEUE;
+	struct bw_vol_token t;
+	bool integrity = false;
+	int r;
+
+	if ((r = copy_header(op, &copy, &integrity)) < 0 || (r = check_loaded(copy, integrity, op)) < 0)
+		return r;
+	if ((r = bw_vol_token_read(copy, &t)) < 0)
+		return say(op->err, op->len, -EMEDIUMTYPE, "the '" BW_VOL_TOKEN_TYPE "' token's state is unreadable");
+	if (t.integrity != integrity)
+		return say(op->err, op->len, -EMEDIUMTYPE, "the token's integrity flag disagrees with segment 0");
+	if ((r = get_key(op)) < 0 || (r = activate(copy, op, NULL, 0)) < 0)
+		return r;
+	if (t.state < ST_WIPED && integrity && (r = wipe(op, copy, &t)) < 0)
+		return r;
+	if (!integrity)
+		flags |= CRYPT_ACTIVATE_ALLOW_DISCARDS; /* dm-integrity cannot pass discards through */
+	if (map && (r = activate(copy, op, op->name, flags)) < 0)
+		return r;
+	if (t.state != ST_READY) {
+		t.state = ST_READY;
+		t.wipe_offset = 0;
+		if ((r = save_token(op, copy, &t)) < 0)
+			return r;
+	}
+	return 0;
+}
+
+static int stage_locked(struct op *op, bool allow_open, bool integrity)
+{
+	char what[160] = "";
+	enum kind k = OTHER;
+	int r;
+
+	if (allow_open && is_active(op->name)) {
+		r = backing_matches(op->name, op->o->device);
+		if (r == 0)
+			return say(op->err, op->len, -EEXIST, "volume '%s' is already staged from another device", op->id);
+		return r < 0 ? say(op->err, op->len, r, "inspecting %s: %s", op->name, strerror(-r)) : 0;
+	}
+	if ((r = probe(op->o->device, &k, what, sizeof(what))) < 0)
+		return say(op->err, op->len, r, "probing %s: %s", op->o->device, strerror(-r));
+	if (k == LUKS2) {
+		r = open_copy(op, true);
+		if (r != -ENOKEY)
+			return r;
+		/* A LUKS2 header without any keyslot: a format cut short; no key opens it, no data
+		 * can be lost by formatting it again. */
+		op->err[0] = 0;
+	} else if (k == OTHER) {
+		return say(op->err, op->len, -ENOTEMPTY, "device %s holds %s: refusing to touch it", op->o->device, what);
+	}
+	if ((r = format(op, integrity)) < 0)
+		return r;
+	return open_copy(op, true);
+}
+
+static int with_lock(struct op *op, int (*fn)(struct op *, void *), void *arg)
+{
+	int lock = bw_vol_lock(op->name, op->o->lock_timeout_ms), r;
+
+	if (lock < 0)
+		return say(op->err, op->len, lock, lock == -EBUSY ? "another operation on volume '%s' is in progress"
+							     : "locking volume '%s' failed", op->id);
+	bw_vol_lock_global();
+	r = fn(op, arg);
+	bw_vol_unlock_global();
+	bw_vol_unlock(lock);
+	return r;
+}
+
+static int need_device(struct op *op)
+{
+	if (!op->o->device)
+		return say(op->err, op->len, -EINVAL, "a device is required");
+	if (access(op->o->device, R_OK | W_OK) < 0)
+		return say(op->err, op->len, errno == ENOENT ? -ENOENT : -errno, "device %s: %s", op->o->device,
+			   strerror(errno));
+	return 0;
+}
+
+static int do_stage(struct op *op, void *arg) { (void)arg; return stage_locked(op, true, op->o->integrity); }
+
+static int stage_common(const struct bw_vol_opts *o, const char *def_id, const char *def_name, char *path,
+			size_t path_len, char *err, size_t len)
+{
+	struct op op;
+	int r = op_init(&op, o, def_id, def_name, err, len);
+
+	if (r == 0 && (r = need_device(&op)) == 0 && (r = with_lock(&op, do_stage, NULL)) == 0 && path)
+		snprintf(path, path_len, "%s/%s", crypt_get_dir(), op.name);
+	op_done(&op);
+	return r;
+}
+
+int bw_vol_stage(const struct bw_vol_opts *o, char *path, size_t path_len, char *err, size_t len)
+{
+	return stage_common(o, NULL, NULL, path, path_len, err, len);
+}
+
+int bw_statedisk_open(const struct bw_vol_opts *o, char *path, size_t path_len, char *err, size_t len)
+{
+	struct bw_vol_opts so = *o;
+
+	so.integrity = true; /* the state disk is always authenticated */
+	return stage_common(&so, BW_STATEDISK_ID, BW_STATEDISK_NAME, path, path_len, err, len);
+}
+
+static int do_format(struct op *op, void *arg)
+{
+	char what[160] = "";
+	enum kind k = OTHER;
+	int r;
+
+	(void)arg;
+	if ((r = probe(op->o->device, &k, what, sizeof(what))) < 0)
+		return say(op->err, op->len, r, "probing %s: %s", op->o->device, strerror(-r));
+	if (k != BLANK)
+		return say(op->err, op->len, -ENOTEMPTY, "device %s holds %s: format only takes blank devices",
+			   op->o->device, what);
+	if ((r = format(op, op->o->integrity)) < 0)
+		return r;
+	return open_copy(op, false); /* wipe (integrity), record "ready", leave it closed */
+}
+
+int bw_vol_format(const struct bw_vol_opts *o, char *err, size_t len)
+{
+	struct op op;
+	int r = op_init(&op, o, NULL, NULL, err, len);
+
+	if (r == 0 && (r = need_device(&op)) == 0)
+		r = with_lock(&op, do_format, NULL);
+	op_done(&op);
+	return r;
+}
+
+static int do_unstage(struct op *op, void *arg)
+{
+	int r;
+
+	(void)arg;
+	if (!is_active(op->name))
+		return 0; /* idempotent: nothing staged */
+	r = crypt_deactivate(NULL, op->name); /* takes the _dif device with it */
+	if (r == -EBUSY)
+		return say(op->err, op->len, -EBUSY, "deactivating %s: still in use (mounted?)", op->name);
+	if (r < 0)
+		return say(op->err, op->len, r, "deactivating %s: %s", op->name, strerror(-r));
+	return 0;
+}
+
+int bw_vol_unstage(const struct bw_vol_opts *o, char *err, size_t len)
+{
+	struct op op;
+	int r = op_init(&op, o, NULL, NULL, err, len);
+
+	if (r == 0)
+		r = with_lock(&op, do_unstage, NULL);
+	op_done(&op);
+	return r;
+}
+
+/*
+ * Resize needs the volume key in this context (the kernel holds it in its keyring): verify the
+ * passphrase against the validated copy first, as cryptsetup resize does.
+ */
+static int do_expand(struct op *op, void *arg)
+{
+	_cleanup_crypt_ struct crypt_device *copy = NULL;
+	struct crypt_active_device ad;
+	bool integrity = false;
+	uint64_t *size = arg;
+	int r;
+
+	if (!is_active(op->name))
+		return say(op->err, op->len, -ENOENT, "volume '%s' is not staged", op->id);
+	if ((r = backing_matches(op->name, op->o->device)) <= 0)
+		return say(op->err, op->len, r < 0 ? r : -EEXIST, "volume '%s' is not staged from %s", op->id, op->o->device);
+	if ((r = copy_header(op, &copy, &integrity)) < 0 || (r = check_loaded(copy, integrity, op)) < 0)
+		return r;
+	if (integrity)
+		return say(op->err, op->len, -ENOTSUP, "volume '%s' has integrity protection: expanding it is not supported"
+			   " (dm-integrity cannot be resized)", op->id);
+	if ((r = get_key(op)) < 0 || (r = activate(copy, op, NULL, CRYPT_ACTIVATE_KEYRING_KEY)) < 0)
+		return r;
+	if ((r = crypt_resize(copy, op->name, 0)) < 0)
+		return say(op->err, op->len, r, "resizing %s: %s", op->name, strerror(-r));
+	if (crypt_get_active_device(copy, op->name, &ad) == 0)
+		*size = ad.size * 512;
+	return 0;
+}
+
+int bw_vol_expand(const struct bw_vol_opts *o, uint64_t *new_size, char *err, size_t len)
+{
+	struct op op;
+	uint64_t size = 0;
+	int r = op_init(&op, o, NULL, NULL, err, len);
+
+	if (r == 0 && (r = need_device(&op)) == 0)
+		r = with_lock(&op, do_expand, &size);
+	op_done(&op);
+	if (r == 0 && new_size)
+		*new_size = size;
+	return r;
+}
+
+enum bw_vol_code bw_vol_code(int e)
+{
+	switch (e) {
+	case 0: return BW_VOL_OK;
+	case -EINVAL: return BW_VOL_INVALID_ARGUMENT;
+	case -ENOENT: case -ENODEV: case -ENXIO: return BW_VOL_NOT_FOUND;
+	case -EBUSY: case -EINTR: return BW_VOL_ABORTED;
+	case -EEXIST: case -ENOTEMPTY: case -EMEDIUMTYPE: case -EKEYREJECTED: case -ENOKEY: case -ENOTSUP:
+	case -EPERM: case -EACCES:
+		return BW_VOL_FAILED_PRECONDITION;
+	default: return BW_VOL_INTERNAL;
+	}
+}
+
+const char *bw_vol_code_name(enum bw_vol_code c)
+{
+	switch (c) {
+	case BW_VOL_OK: return "OK";
+	case BW_VOL_INVALID_ARGUMENT: return "INVALID_ARGUMENT";
+	case BW_VOL_NOT_FOUND: return "NOT_FOUND";
+	case BW_VOL_FAILED_PRECONDITION: return "FAILED_PRECONDITION";
+	case BW_VOL_ABORTED: return "ABORTED";
+	default: return "INTERNAL";
+	}
+}

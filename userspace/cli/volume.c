@@ -1,0 +1,338 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * bulwark volume <verb> and bulwark statedisk open: encrypted volumes for CSI node plugins and
+ * the node's state disk (storage/README.md). Failures exit with the CSI (gRPC) code's number and
+ * print a message (with --json also {"error":..., "code":...} on stdout).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <json-c/json.h>
+#include "bulwark/storage.h"
+#include "cli/cli.h"
+#include "common/common.h"
+
+#define PROGRESS_EVERY (8ull << 20)
+
+struct opts {
+	const char *id, *device, *key_file, *name;
+	bool integrity, json;
+	int lock_timeout_ms;
+	uint64_t last_progress;
+};
+
+static int parse(int argc, char **argv, struct opts *o)
+{
+	static const struct option all[] = {
+		{ "id", required_argument, NULL, 'i' },
+		{ "device", required_argument, NULL, 'd' },
+		{ "key-file", required_argument, NULL, 'k' },
+		{ "integrity", no_argument, NULL, 'I' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "lock-timeout", required_argument, NULL, 't' },
+		{ 0 },
+	};
+	char *end;
+	int c;
+
+	memset(o, 0, sizeof(*o));
+	o->lock_timeout_ms = -1;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "", all, NULL)) != -1) {
+		switch (c) {
+		case 'i': o->id = optarg; break;
+		case 'd': o->device = optarg; break;
+		case 'k': o->key_file = optarg; break;
+		case 'I': o->integrity = true; break;
+		case 'j': o->json = true; break;
+		case 't':
+			o->lock_timeout_ms = (int)(strtod(optarg, &end) * 1000);
+			if (*end || end == optarg || o->lock_timeout_ms < 0)
+				return -EINVAL;
+			break;
+		default: return -EINVAL;
+		}
+	}
+	return optind == argc ? 0 : -EINVAL;
+}
+
+static void print_json(struct json_object *j)
+{
+	printf("%s\n", json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+	json_object_put(j);
+}
+
+/* Failures print a message (and a JSON object) and exit with the CSI code's number. */
+static int fail(const struct opts *o, int r, const char *msg)
+{
+	enum bw_vol_code c = bw_vol_code(r);
+
+	if (o->json) {
+		struct json_object *j = json_object_new_object();
+		json_object_object_add(j, "error", json_object_new_string(msg));
+		json_object_object_add(j, "code", json_object_new_string(bw_vol_code_name(c)));
+		print_json(j);
+	}
+	fprintf(stderr, "bulwark: %s (%s)\n", msg, bw_vol_code_name(c));
+	return c;
+}
+
+static int usage(const char *u)
+{
+	fprintf(stderr, "usage: bulwark %s\n", u);
+	return BW_EXIT_USAGE;
+}
+
+/* Progress lines on stderr (JSON lines with --json), about every 8 MiB and at the end. */
+static int progress(uint64_t done, uint64_t total, void *ctx)
+{
+	struct opts *o = ctx;
+
+	if (done - o->last_progress < PROGRESS_EVERY && done != total)
+		return 0;
+	o->last_progress = done;
+	if (o->json)
+		fprintf(stderr, "{\"wipe_done\":%" PRIu64 ",\"wipe_total\":%" PRIu64 "}\n", done, total);
+	else
+		fprintf(stderr, "bulwark: integrity wipe %" PRIu64 "/%" PRIu64 " MiB\n", done >> 20, total >> 20);
+	return 0;
+}
+
+/*
+ * The key source. --key-file now; an attested key service (--key-service URL --attester NAME)
+ * fills the same struct: a get() callback and its context.
+ */
+static int key_source(const struct opts *o, struct bw_vol_key_source *ks)
+{
+	if (!o->key_file)
+		return -EINVAL;
+	bw_vol_key_file_source(ks, o->key_file);
+	return 0;
+}
+
+static void vol_opts(struct opts *o, const struct bw_vol_key_source *ks, struct bw_vol_opts *vo)
+{
+	*vo = (struct bw_vol_opts){ .id = o->id, .device = o->device, .integrity = o->integrity, .keys = ks,
+				    .progress = progress, .progress_ctx = o, .lock_timeout_ms = o->lock_timeout_ms };
+}
+
+static int print_path(const struct opts *o, const char *path)
+{
+	if (o->json) {
+		struct json_object *j = json_object_new_object();
+		json_object_object_add(j, "path", json_object_new_string(path));
+		print_json(j);
+	} else {
+		printf("%s\n", path);
+	}
+	return 0;
+}
+
+#define STAGE_USAGE "volume stage --id ID --device DEV --key-file FILE [--integrity] [--lock-timeout S] [--json]"
+static int cmd_stage(int argc, char **argv)
+{
+	struct bw_vol_key_source ks;
+	struct bw_vol_opts vo;
+	struct opts o;
+	char path[128], err[512];
+	int r;
+
+	if (parse(argc, argv, &o) < 0 || !o.id || !o.device || key_source(&o, &ks) < 0)
+		return usage(STAGE_USAGE);
+	vol_opts(&o, &ks, &vo);
+	if ((r = bw_vol_stage(&vo, path, sizeof(path), err, sizeof(err))) < 0)
+		return fail(&o, r, err);
+	return print_path(&o, path);
+}
+
+#define FORMAT_USAGE "volume format --id ID --device DEV --key-file FILE [--integrity] [--json]"
+static int cmd_format(int argc, char **argv)
+{
+	struct bw_vol_key_source ks;
+	struct bw_vol_opts vo;
+	struct opts o;
+	char err[512];
+	int r;
+
+	if (parse(argc, argv, &o) < 0 || !o.id || !o.device || key_source(&o, &ks) < 0)
+		return usage(FORMAT_USAGE);
+	vol_opts(&o, &ks, &vo);
+	if ((r = bw_vol_format(&vo, err, sizeof(err))) < 0)
+		return fail(&o, r, err);
+	if (o.json)
+		printf("{}\n");
+	return 0;
+}
+
+static int cmd_unstage(int argc, char **argv)
+{
+	struct bw_vol_opts vo;
+	struct opts o;
+	char err[512];
+	int r;
+
+	if (parse(argc, argv, &o) < 0 || !o.id)
+		return usage("volume unstage --id ID [--lock-timeout S] [--json]");
+	vol_opts(&o, NULL, &vo);
+	if ((r = bw_vol_unstage(&vo, err, sizeof(err))) < 0)
+		return fail(&o, r, err);
+	if (o.json)
+		printf("{}\n");
+	return 0;
+}
+
+static int cmd_expand(int argc, char **argv)
+{
+	struct bw_vol_key_source ks;
+	struct bw_vol_opts vo;
+	struct opts o;
+	uint64_t size = 0;
+	char err[512];
+	int r;
+
+	if (parse(argc, argv, &o) < 0 || !o.id || !o.device || key_source(&o, &ks) < 0)
+		return usage("volume expand --id ID --device DEV --key-file FILE [--json]");
+	vol_opts(&o, &ks, &vo);
+	if ((r = bw_vol_expand(&vo, &size, err, sizeof(err))) < 0)
+		return fail(&o, r, err);
+	if (o.json)
+		printf("{\"size_bytes\":%" PRIu64 "}\n", size);
+	else
+		printf("%" PRIu64 "\n", size);
+	return 0;
+}
+
+static struct json_object *status_json(const char *id, const struct bw_vol_status *st)
+{
+	struct json_object *j = json_object_new_object();
+
+	if (id)
+		json_object_object_add(j, "id", json_object_new_string(id));
+	json_object_object_add(j, "name", json_object_new_string(st->name));
+	json_object_object_add(j, "path", json_object_new_string(st->path));
+	json_object_object_add(j, "active", json_object_new_boolean(st->active));
+	if (!st->active)
+		return j;
+	json_object_object_add(j, "size_bytes", json_object_new_uint64(st->size_bytes));
+	json_object_object_add(j, "cipher", json_object_new_string(st->cipher));
+	json_object_object_add(j, "sector_size", json_object_new_int64(st->sector_size));
+	json_object_object_add(j, "integrity", json_object_new_boolean(st->integrity));
+	json_object_object_add(j, "integrity_mismatches", json_object_new_uint64(st->integrity_mismatches));
+	json_object_object_add(j, "backing_device", json_object_new_string(st->backing));
+	json_object_object_add(j, "table", json_object_new_string(st->table));
+	return j;
+}
+
+static void status_text(const char *id, const struct bw_vol_status *st)
+{
+	if (!st->active) {
+		printf("%s: not staged\n", id ?: st->name);
+		return;
+	}
+	printf("%s: %s, %" PRIu64 " bytes, %s, %u-byte sectors, integrity %s (%" PRIu64 " mismatches), on %s\n",
+	       id ?: st->name, st->path, st->size_bytes, st->cipher, st->sector_size,
+	       st->integrity ? "hmac(sha256)" : "off", st->integrity_mismatches, st->backing);
+}
+
+static int status_all(const struct opts *o)
+{
+	char names[256][64], err[512];
+	struct json_object *arr = json_object_new_array();
+	struct bw_vol_status st;
+	size_t n;
+	int r;
+
+	if ((r = bw_vol_list(names, 256, &n)) < 0) {
+		json_object_put(arr);
+		return fail(o, r, "listing device-mapper devices failed");
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (bw_vol_status(NULL, names[i], &st, err, sizeof(err)) < 0)
+			continue;
+		if (o->json)
+			json_object_array_add(arr, status_json(NULL, &st));
+		else
+			status_text(NULL, &st);
+	}
+	if (o->json)
+		print_json(arr);
+	else
+		json_object_put(arr);
+	return 0;
+}
+
+static int cmd_status(int argc, char **argv)
+{
+	struct bw_vol_status st;
+	struct opts o;
+	char err[512];
+	int r;
+
+	if (parse(argc, argv, &o) < 0)
+		return usage("volume status [--id ID] [--json]");
+	if (!o.id)
+		return status_all(&o);
+	if ((r = bw_vol_status(o.id, NULL, &st, err, sizeof(err))) < 0)
+		return fail(&o, r, err);
+	if (o.json)
+		print_json(status_json(o.id, &st));
+	else
+		status_text(o.id, &st);
+	return 0;
+}
+
+static const struct bw_cli_verb verbs[] = {
+	{ "stage", "NodeStageVolume: format a blank device or open a validated one (idempotent)", cmd_stage },
+	{ "unstage", "NodeUnstageVolume: close the volume (idempotent)", cmd_unstage },
+	{ "expand", "NodeExpandVolume: grow a staged volume without integrity to its device", cmd_expand },
+	{ "status", "mapping, size, cipher, integrity and mismatches, backing device [--id ID] [--json]", cmd_status },
+	{ "format", "format a blank device only (wipes integrity volumes), leave it closed", cmd_format },
+	{ 0 },
+};
+
+const struct bw_cli_area bw_cli_volume = { "volume", "encrypted volumes for CSI (dm-crypt + dm-integrity)", verbs };
+
+static int cmd_statedisk_open(int argc, char **argv)
+{
+	struct bw_vol_key_source ks;
+	struct bw_vol_opts vo;
+	struct opts o;
+	char path[128], err[512];
+	int r;
+
+	if (parse(argc, argv, &o) < 0 || !o.device || key_source(&o, &ks) < 0)
+		return usage("statedisk open --device DEV --key-file FILE [--id ID] [--json]");
+	vol_opts(&o, &ks, &vo);
+	if ((r = bw_statedisk_open(&vo, path, sizeof(path), err, sizeof(err))) < 0)
+		return fail(&o, r, err);
+	return print_path(&o, path);
+}
+
+static int cmd_statedisk_close(int argc, char **argv)
+{
+	struct bw_vol_opts vo;
+	struct opts o;
+	char err[512];
+	int r;
+
+	if (parse(argc, argv, &o) < 0)
+		return usage("statedisk close [--json]");
+	vol_opts(&o, NULL, &vo);
+	vo.id = BW_STATEDISK_ID;
+	vo.name = BW_STATEDISK_NAME;
+	if ((r = bw_vol_unstage(&vo, err, sizeof(err))) < 0)
+		return fail(&o, r, err);
+	if (o.json)
+		printf("{}\n");
+	return 0;
+}
+
+static const struct bw_cli_verb statedisk_verbs[] = {
+	{ "open", "first boot: format with integrity; later boots: open (resumes an interrupted setup)", cmd_statedisk_open },
+	{ "close", "close the state disk (idempotent)", cmd_statedisk_close },
+	{ 0 },
+};
+
+const struct bw_cli_area bw_cli_statedisk = { "statedisk", "the node's encrypted, authenticated state disk", statedisk_verbs };

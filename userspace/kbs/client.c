@@ -384,3 +384,30 @@ int bw_kbs_get_resource(struct bw_kbs_client *c, const char *path, struct bw_sec
 	}
 	return r;
 }
+
+int bw_kbs_fetch_key(const struct bw_kbs_client_opts *o, const char *path, uint8_t *out, size_t len,
+		     char *err, size_t errlen)
+{
+	_cleanup_secret_ struct bw_secret key = { 0 };
+	struct bw_kbs_client *c = NULL;
+	char why[BW_KBS_ERRLEN] = "";
+	int r = bw_kbs_client_new(o, &c);
+
+	if (r < 0) {
+		snprintf(err, errlen, "key service %s: %s", o->url ? o->url : "(none)",
+			 r == -ENOENT ? "unknown attester" : "bad URL (https://HOST:PORT)");
+		return -EINVAL;
+	}
+	r = bw_kbs_get_resource(c, path, &key, why, sizeof(why));
+	bw_kbs_client_free(c);
+	if (r == 0 && key.len != len) {
+		snprintf(why, sizeof(why), "resource is %zu bytes, expected %zu", key.len, len);
+		r = -EPROTO;
+	}
+	if (r < 0) {
+		snprintf(err, errlen, "key service %s: %s", o->url, why);
+		return r;
+	}
+	memcpy(out, key.data, len);
+	return 0;
+}

@@ -126,6 +126,11 @@ int bw_kbs_get_resource(struct bw_kbs_client *c, const char *path, struct bw_sec
 /* The current token (NULL before a handshake) and the tee public key's JWK text. */
 const char *bw_kbs_client_token(struct bw_kbs_client *c);
 
+/* One-shot: attest and fetch path into out, which must be exactly len bytes long (volume keys).
+ * For key-source callbacks (storage): the client and its ephemeral key live only in this call. */
+int bw_kbs_fetch_key(const struct bw_kbs_client_opts *o, const char *path, uint8_t *out, size_t len,
+		     char *err, size_t errlen);
+
 /* Resource paths are exactly three segments of [A-Za-z0-9._-] (no "." / ".."), <= 255 bytes. */
 bool bw_kbs_resource_path_valid(const char *path);
 

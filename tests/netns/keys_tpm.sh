@@ -12,8 +12,7 @@ if miss=$(tpm_tools_missing); then
   [ "${CI:-}" = true ] && die "TPM tools missing in CI: $miss"
   skip "TPM tools missing: $miss (scripts/install-deps.sh)"
 fi
-[ -x "$KS_PY" ] && "$KS_PY" -c 'import jwcrypto' 2>/dev/null || {
-  [ "${CI:-}" = true ] && die "python3-jwcrypto missing"; skip "python3-jwcrypto missing"; }
+ks_require_jwcrypto
 tpm_start || die "swtpm did not start"
 tpm_create_ak 0x81010002 rsa || die "create AK"
 tpm_create_ak 0x81010003 ecc || die "create second AK"

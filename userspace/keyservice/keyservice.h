@@ -84,7 +84,8 @@ int ks_derive_into(const struct bw_secret *master, const struct bw_secret *salt,
 		   uint8_t *out);
 /* HKDF info for a resource path. */
 int ks_info(const char *path, char *buf, size_t size);
-/* Read a secret file: regular, owned by us, mode without group/other bits, min..4096 bytes. */
+/* Read a secret file: regular, owned by us, mode without group/other bits, min..4096 bytes
+ * (-EPERM wrong owner/mode, -EINVAL wrong size). */
 int ks_read_secret(const char *path, size_t min, struct bw_secret *out);
 
 /* ---- protocol handlers (transport independent, used by the HTTP front end and the fuzzer) ---- */

@@ -66,6 +66,8 @@ check "server certificate from another CA: bulwark exits 5, no key" \
   sh -c "$(declare -f fetch_fails kx nsx); KS_DIR=$KS_DIR KS_NS=$KS_NS; fetch_fails 5 $A bulwark/volume/v1 --ca $KS_DIR/other.pem"
 check "server certificate for another name (localhost vs IP SAN): exit 5, no key" \
   sh -c "$(declare -f fetch_fails kx nsx); KS_DIR=$KS_DIR KS_NS=$KS_NS; fetch_fails 5 https://localhost:8443 bulwark/volume/v1"
+check "a plain http:// service URL is refused by the client (exit 2, no request)" \
+  sh -c "$(declare -f fetch_fails kx nsx); KS_DIR=$KS_DIR KS_NS=$KS_NS; fetch_fails 2 http://127.0.0.1:8443 bulwark/volume/v1"
 check "the client re-attests by itself when its token expired (service b, 2 s tokens)" \
   kx bulwark key fetch --service $B --resource bulwark/volume/v1 --attester sample --ca "$KS_DIR/ca.pem"
 finish

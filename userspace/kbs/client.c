@@ -117,7 +117,8 @@ int bw_kbs_client_new(const struct bw_kbs_client_opts *o, struct bw_kbs_client *
 {
 	struct bw_kbs_client *c;
 
-	if (!o->url || (strncmp(o->url, "https://", 8) && strncmp(o->url, "http://", 7)))
+	/* https only: without server authentication a fake service could hand out a key it chose. */
+	if (!o->url || strncmp(o->url, "https://", 8))
 		return -EINVAL;
 	c = calloc(1, sizeof(*c));
 	if (!c)
@@ -146,7 +147,7 @@ int bw_kbs_client_new(const struct bw_kbs_client_opts *o, struct bw_kbs_client *
 	curl_easy_setopt(c->curl, CURLOPT_WRITEFUNCTION, on_data);
 	curl_easy_setopt(c->curl, CURLOPT_TIMEOUT_MS, c->o.timeout_ms);
 	curl_easy_setopt(c->curl, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(c->curl, CURLOPT_PROTOCOLS_STR, "https,http");
+	curl_easy_setopt(c->curl, CURLOPT_PROTOCOLS_STR, "https");
 	curl_easy_setopt(c->curl, CURLOPT_SSL_VERIFYPEER, 1L);
 	curl_easy_setopt(c->curl, CURLOPT_SSL_VERIFYHOST, 2L);
 	if (c->ca)

@@ -252,6 +252,9 @@ static void tsm_request(void **state)
 	for (int i = 48; i < 64; i++)
 		assert_int_equal(blob[i], 0);
 	assert_int_equal(bw_tsm_inblob(big, sizeof(big), blob), -EINVAL);
+	assert_string_equal(bw_tsm_tee("tdx_guest"), "tdx");
+	assert_string_equal(bw_tsm_tee("sev_guest"), "snp");
+	assert_null(bw_tsm_tee("arm_cca_guest"));
 	assert_non_null(bw_attester_find("tsm"));
 	assert_non_null(bw_attester_find("sample"));
 	assert_null(bw_attester_find("nope"));

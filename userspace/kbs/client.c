@@ -260,7 +260,8 @@ static bool retryable(int r, long status)
 /* One RCAR round; *status is the failing HTTP status (0 for transport errors). */
 static int handshake_once(struct bw_kbs_client *c, long *status, char *err, size_t errlen)
 {
-	_cleanup_free_ char *ab = auth_body(c->att->tee), *tb = NULL;
+	const char *tee = c->att->tee_of ? c->att->tee_of(&c->o.aopts) : c->att->tee;
+	_cleanup_free_ char *ab = tee ? auth_body(tee) : NULL, *tb = NULL;
 	struct http_resp resp;
 	struct json_object *o = NULL;
 	const char *nonce, *tok;
@@ -268,6 +269,10 @@ static int handshake_once(struct bw_kbs_client *c, long *status, char *err, size
 
 	drop_session(c);
 	*status = 0;
+	if (!tee) {
+		snprintf(err, errlen, "attester %s: cannot tell the TEE type (no configfs-tsm provider?)", c->att->name);
+		return -ENODEV;
+	}
 	r = ab ? request(c, BW_KBS_PREFIX "/auth", ab, &resp, err, errlen) : -ENOMEM;
 	if (r < 0)
 		return r;

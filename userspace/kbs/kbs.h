@@ -89,6 +89,8 @@ struct bw_attester_opts {
 struct bw_attester {
 	const char *name; /* --attester NAME */
 	const char *tee;  /* KBS tee string sent in the Request */
+	/* Optional: the tee string found at run time (tsm: from the provider); NULL on failure. */
+	const char *(*tee_of)(const struct bw_attester_opts *o);
 	int (*evidence)(const struct bw_attester_opts *o, const uint8_t *report_data, size_t len,
 			struct json_object **evidence);
 };
@@ -99,6 +101,8 @@ const char *bw_attester_names(void);
 
 /* tsm request building, exposed for unit tests: the 64-byte inblob (report data zero-padded). */
 int bw_tsm_inblob(const uint8_t *report_data, size_t len, uint8_t out[64]);
+/* The KBS tee for a configfs-tsm provider name: "tdx_guest" -> "tdx", "sev_guest" -> "snp". */
+const char *bw_tsm_tee(const char *provider);
 /* The sample attester's evidence (also used by tests and the service's verifier). */
 int bw_sample_evidence(const uint8_t *report_data, size_t len, struct json_object **out);
 

@@ -70,4 +70,9 @@ check "a plain http:// service URL is refused by the client (exit 2, no request)
   sh -c "$(declare -f fetch_fails kx nsx); KS_DIR=$KS_DIR KS_NS=$KS_NS; fetch_fails 2 http://127.0.0.1:8443 bulwark/volume/v1"
 check "the client re-attests by itself when its token expired (service b, 2 s tokens)" \
   kx bulwark key fetch --service $B --resource bulwark/volume/v1 --attester sample --ca "$KS_DIR/ca.pem"
+# Policy reload: the token's rule changed (now another resource prefix), so the token lapses.
+ks_policy "$KS_DIR/sample.json" '{"sample":true,"rules":[{"name":"t","tee":"sample","resources":["bulwark/other/"]}]}'
+kill -HUP "$KS_PID_a"; sleep 0.5
+check "after a policy edit + SIGHUP, a token issued under the old rule is denied: 403 PolicyDeny" \
+  answer 403 PolicyDeny -H "Authorization: Bearer $tok_a" $A/kbs/v0/resource/bulwark/volume/v1
 finish

@@ -195,6 +195,16 @@ static void policy_parse_and_match(void **state)
 	assert_int_equal(json_object_array_length(names), 1);
 	assert_true(ks_policy_allows(&p, names, "tpm", "bulwark/statedisk/n1"));
 	assert_false(ks_policy_allows(&p, names, "tpm", "bulwark/statedisk/n2"));
+	/* The same rule name with another reference value: tokens issued under the old rule lapse. */
+	{
+		struct ks_policy p2;
+		char *t2 = strdup(text), *at = strstr(t2, P7);
+		at[0] = '8';
+		assert_int_equal(ks_policy_parse(t2, strlen(t2), &p2, err, sizeof(err)), 0);
+		assert_false(ks_policy_allows(&p2, names, "tpm", "bulwark/statedisk/n1"));
+		ks_policy_free(&p2);
+		free(t2);
+	}
 	json_object_put(names);
 	/* A PCR that differs from the reference value: no rule. */
 	json_object_array_put_idx(pcrs, 7, json_object_new_string(P0));

@@ -87,6 +87,13 @@ static void jwe_round_trip(enum bw_key_type type)
 	assert_int_equal(out.len, sizeof(msg));
 	assert_memory_equal(out.data, msg, sizeof(msg));
 	bw_secret_free(&out);
+	/* Into a caller's buffer: exact fit works, one byte short is refused. */
+	uint8_t buf[32];
+	size_t got = 0;
+	assert_int_equal(bw_jwe_decrypt_into(k, jwe, strlen(jwe), buf, sizeof(buf), &got, err, sizeof(err)), 0);
+	assert_int_equal(got, 32);
+	assert_memory_equal(buf, msg, 32);
+	assert_int_equal(bw_jwe_decrypt_into(k, jwe, strlen(jwe), buf, 31, &got, err, sizeof(err)), -EMSGSIZE);
 	/* Another key cannot decrypt. */
 	assert_true(bw_jwe_decrypt(other, jwe, strlen(jwe), &out, err, sizeof(err)) < 0);
 	/* A flipped ciphertext character fails the tag. */

@@ -338,19 +338,27 @@ int bw_kbs_attest(struct bw_kbs_client *c, char *err, size_t errlen)
 	return r;
 }
 
-static int decrypt(struct bw_kbs_client *c, const struct http_resp *resp, struct bw_secret *out,
+/* Where a fetched resource goes: a new secret, or the caller's buffer. */
+struct sink {
+	struct bw_secret *secret;
+	uint8_t *buf;
+	size_t cap, *len;
+};
+
+static int decrypt(struct bw_kbs_client *c, const struct http_resp *resp, const struct sink *k,
 		   char *err, size_t errlen)
 {
 	char why[BW_KBS_ERRLEN] = "";
-	int r = bw_jwe_decrypt(c->key, resp->body, resp->len, out, why, sizeof(why));
+	int r = k->secret ? bw_jwe_decrypt(c->key, resp->body, resp->len, k->secret, why, sizeof(why))
+			  : bw_jwe_decrypt_into(c->key, resp->body, resp->len, k->buf, k->cap, k->len, why, sizeof(why));
 
 	if (r < 0)
 		snprintf(err, errlen, "resource: %s", why);
 	return r;
 }
 
-int bw_kbs_get_resource(struct bw_kbs_client *c, const char *path, struct bw_secret *out,
-			char *err, size_t errlen)
+static int get_resource(struct bw_kbs_client *c, const char *path, const struct sink *k, char *err,
+			size_t errlen)
 {
 	_cleanup_free_ char *rpath = NULL;
 	struct http_resp resp;
@@ -374,7 +382,7 @@ int bw_kbs_get_resource(struct bw_kbs_client *c, const char *path, struct bw_sec
 		if (r < 0)
 			return r;
 		if (resp.status == 200) {
-			r = decrypt(c, &resp, out, err, errlen);
+			r = decrypt(c, &resp, k, err, errlen);
 			resp_free(&resp);
 			return r;
 		}
@@ -391,12 +399,24 @@ int bw_kbs_get_resource(struct bw_kbs_client *c, const char *path, struct bw_sec
 	return r;
 }
 
+int bw_kbs_get_resource(struct bw_kbs_client *c, const char *path, struct bw_secret *out,
+			char *err, size_t errlen)
+{
+	return get_resource(c, path, &(struct sink){ .secret = out }, err, errlen);
+}
+
+int bw_kbs_get_resource_into(struct bw_kbs_client *c, const char *path, uint8_t *out, size_t cap,
+			     size_t *len, char *err, size_t errlen)
+{
+	return get_resource(c, path, &(struct sink){ .buf = out, .cap = cap, .len = len }, err, errlen);
+}
+
 int bw_kbs_fetch_key(const struct bw_kbs_client_opts *o, const char *path, uint8_t *out, size_t len,
 		     char *err, size_t errlen)
 {
-	_cleanup_secret_ struct bw_secret key = { 0 };
 	struct bw_kbs_client *c = NULL;
 	char why[BW_KBS_ERRLEN] = "";
+	size_t got = 0;
 	int r = bw_kbs_client_new(o, &c);
 
 	if (r < 0) {
@@ -404,16 +424,19 @@ int bw_kbs_fetch_key(const struct bw_kbs_client_opts *o, const char *path, uint8
 			 r == -ENOENT ? "unknown attester" : "bad URL (https://HOST:PORT)");
 		return -EINVAL;
 	}
-	r = bw_kbs_get_resource(c, path, &key, why, sizeof(why));
+	/* Straight into the caller's locked buffer: the key exists in no other place. */
+	r = bw_kbs_get_resource_into(c, path, out, len, &got, why, sizeof(why));
 	bw_kbs_client_free(c);
-	if (r == 0 && key.len != len) {
-		snprintf(why, sizeof(why), "resource is %zu bytes, expected %zu", key.len, len);
+	if (r == 0 && got != len) {
+		OPENSSL_cleanse(out, len);
+		snprintf(why, sizeof(why), "resource is %zu bytes, expected %zu", got, len);
 		r = -EPROTO;
 	}
+	if (r == -EMSGSIZE)
+		snprintf(why, sizeof(why), "resource is larger than the %zu-byte key", len);
 	if (r < 0) {
 		snprintf(err, errlen, "key service %s: %s", o->url, why);
 		return r;
 	}
-	memcpy(out, key.data, len);
 	return 0;
 }

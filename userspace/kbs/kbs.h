@@ -74,6 +74,10 @@ int bw_jwe_encrypt_to(EVP_PKEY *peer, const char *alg, const uint8_t *pt, size_t
 int bw_jwe_decrypt(EVP_PKEY *key, const char *jwe, size_t len, struct bw_secret *out,
 		   char *err, size_t errlen);
 
+/* The same into the caller's (locked) buffer of cap bytes; -EMSGSIZE when it does not fit. */
+int bw_jwe_decrypt_into(EVP_PKEY *key, const char *jwe, size_t len, uint8_t *out, size_t cap,
+			size_t *outlen, char *err, size_t errlen);
+
 /* ---- JWT (ES256) ---- */
 int bw_jwt_sign(EVP_PKEY *key, struct json_object *claims, char **out);
 /* Verify signature (alg must be ES256) and exp/iat against now; *claims on success. */
@@ -127,6 +131,9 @@ int bw_kbs_attest(struct bw_kbs_client *c, char *err, size_t errlen);
  * on 401. Errors carry the server's error type and detail. */
 int bw_kbs_get_resource(struct bw_kbs_client *c, const char *path, struct bw_secret *out,
 			char *err, size_t errlen);
+/* The same into the caller's locked buffer (no allocation per fetch: long-lived callers). */
+int bw_kbs_get_resource_into(struct bw_kbs_client *c, const char *path, uint8_t *out, size_t cap,
+			     size_t *len, char *err, size_t errlen);
 /* The current token (NULL before a handshake) and the tee public key's JWK text. */
 const char *bw_kbs_client_token(struct bw_kbs_client *c);
 

@@ -7,8 +7,12 @@
 #   kbs_client.py URL CA other-nonce     evidence bound to another nonce than the challenge
 #   kbs_client.py URL CA cross-session   session 1's attestation presented on session 2
 #   kbs_client.py URL CA swap-key        evidence bound to key A, tee-pubkey B in the message
+#   kbs_client.py URL CA tpm KIND TPMTOOL TCTI [AK_HANDLE]
+#                                        tee "tpm": evidence from tpmtool (userspace/tpm) for this
+#                                        session; KIND ok | sig | msg | pcr (tampered signature,
+#                                        quote message, PCR value) | nonce (quote for another nonce)
 # Rejection modes print "STATUS TYPE" of the last answer.
-import base64, hashlib, http.client, json, ssl, sys, urllib.parse
+import base64, hashlib, http.client, json, ssl, subprocess, sys, urllib.parse
 from jwcrypto import jwe, jwk
 
 url, ca, mode = sys.argv[1], sys.argv[2], sys.argv[3]
@@ -53,8 +57,11 @@ def new_key(rsa=False):
     return k, pub
 
 
+TEE = "tpm" if mode == "tpm" else "sample"
+
+
 def auth(c):
-    st, body = c.req("POST", "/kbs/v0/auth", json.dumps({"version": "0.4.0", "tee": "sample", "extra-params": {}}))
+    st, body = c.req("POST", "/kbs/v0/auth", json.dumps({"version": "0.4.0", "tee": TEE, "extra-params": {}}))
     assert st == 200, (st, body)
     return json.loads(body)["nonce"]
 
@@ -68,7 +75,9 @@ def attestation(nonce, pub, bound_nonce=None, bound_pub=None):
 
 def verdict(st, body):
     try:
-        t = json.loads(body).get("type", "").rsplit("/", 1)[-1]
+        d = json.loads(body)
+        t = d.get("type", "").rsplit("/", 1)[-1] or "-"
+        print("#", d.get("detail", ""), file=sys.stderr)
     except ValueError:
         t = "-"
     print(st, t)
@@ -101,5 +110,22 @@ elif mode == "cross-session":
 elif mode == "swap-key":
     _, other = new_key()
     verdict(*c.req("POST", "/kbs/v0/attest", attestation(nonce, other, bound_pub=pub)))
+elif mode == "tpm":
+    kind, tool, tcti = sys.argv[4], sys.argv[5], sys.argv[6]
+    handle = sys.argv[7] if len(sys.argv) > 7 else "0x81010002"
+    rd = report_data(pub, nonce if kind != "nonce" else base64.b64encode(b"y" * 32).decode())
+    ev = json.loads(subprocess.run([tool, "evidence", "--tcti", tcti, "--ak-handle", handle, "--report-data", rd.hex()],
+                                   check=True, capture_output=True).stdout)
+    q = ev["tpm_quote"]
+    flip = lambda b64: base64.b64encode(bytes([b ^ (i == len(base64.b64decode(b64)) - 5) for i, b in enumerate(base64.b64decode(b64))])).decode()
+    if kind == "sig":
+        q["signature"] = flip(q["signature"])
+    elif kind == "msg":
+        q["message"] = flip(q["message"])
+    elif kind == "pcr":
+        q["pcrs"][4] = ("%064x" % (int(q["pcrs"][4], 16) ^ 1))
+    att = json.dumps({"runtime-data": {"nonce": nonce, "tee-pubkey": pub},
+                      "tee-evidence": {"primary_evidence": ev, "additional_evidence": ""}})
+    verdict(*c.req("POST", "/kbs/v0/attest", att))
 else:
     sys.exit("unknown mode " + mode)

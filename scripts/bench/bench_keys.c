@@ -67,17 +67,21 @@ static struct bw_kbs_client *client(void)
 	return c;
 }
 
+/* As a long-lived agent would: one locked buffer per thread, reused for every key. */
 static int fetch(struct bw_kbs_client *c, int i)
 {
+	static __thread struct bw_secret k;
 	char err[BW_KBS_ERRLEN], path[64];
-	struct bw_secret k = { 0 };
+	size_t len;
 	int r;
 
+	if (!k.data && bw_secret_new(&k, 4096) < 0)
+		return -1;
 	snprintf(path, sizeof(path), "bulwark/volume/bench-%d", i % 1000);
-	r = bw_kbs_get_resource(c, path, &k, err, sizeof(err));
+	r = bw_kbs_get_resource_into(c, path, k.data, k.size, &len, err, sizeof(err));
 	if (r < 0)
 		fprintf(stderr, "fetch: %s\n", err);
-	bw_secret_free(&k);
+	OPENSSL_cleanse(k.data, k.size);
 	return r;
 }
 

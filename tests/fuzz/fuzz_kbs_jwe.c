@@ -45,8 +45,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort();
 		free(jwe);
 		json_object_put(jwk);
-	} else if (bw_jwe_decrypt(key(), (const char *)data, size, &out, err, sizeof(err)) == 0 && !out.data) {
-		abort();
+	} else {
+		uint8_t buf[64];
+		size_t n = 0;
+		int a = bw_jwe_decrypt(key(), (const char *)data, size, &out, err, sizeof(err));
+		int b = bw_jwe_decrypt_into(key(), (const char *)data, size, buf, sizeof(buf), &n, err, sizeof(err));
+		/* Both paths agree whenever the plaintext fits the buffer. */
+		if ((a == 0 && !out.data) || (a == 0 && out.len <= sizeof(buf) && (b != 0 || n != out.len ||
+		    memcmp(buf, out.data, n))) || (b == 0 && a != 0))
+			abort();
 	}
 	bw_secret_free(&out);
 	return 0;

@@ -8,27 +8,11 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include "keyservice/keyservice.h"
-
-static struct ks_ctx *ctx(void)
-{
-	static struct ks_ctx c;
-	static const char pol[] = "{\"sample\":true,\"rules\":[{\"name\":\"s\",\"tee\":\"sample\",\"resources\":[\"*\"]}]}";
-	char err[KS_ERRLEN];
-
-	if (!c.signing_key) {
-		c.signing_key = bw_key_new(BW_KEY_EC_P256);
-		c.sessions = ks_sessions_new(1 << 20, 300);
-		c.token_lifetime = 60;
-		if (ks_policy_parse(pol, strlen(pol), &c.policy, err, sizeof(err)) < 0)
-			abort();
-	}
-	return &c;
-}
+#include "tests/fuzz/fuzz_kbs.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct ks_ctx *c = ctx();
+	struct ks_ctx *c = fuzz_ks_ctx(1 << 20);
 	struct ks_reply r = { 0 };
 	struct ks_session *s;
 	struct ks_policy p;

@@ -6,8 +6,7 @@
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../lib-keys.sh"
 require_root
-[ -x "$KS_PY" ] && "$KS_PY" -c 'import jwcrypto' 2>/dev/null || {
-  [ "${CI:-}" = true ] && die "python3-jwcrypto missing"; skip "python3-jwcrypto missing"; }
+ks_require_jwcrypto
 ks_init
 ks_policy "$KS_DIR/p.json" '{"sample":true,"rules":[{"name":"t","tee":"sample","resources":["bulwark/volume/"]}]}'
 ks_start a 8443 "$KS_DIR/p.json"

@@ -3,8 +3,7 @@
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../lib-keys.sh"
 require_root
-[ -x "$KS_PY" ] && "$KS_PY" -c 'import jwcrypto' 2>/dev/null || {
-  [ "${CI:-}" = true ] && die "python3-jwcrypto missing"; skip "python3-jwcrypto missing"; }
+ks_require_jwcrypto
 ks_init
 ks_policy "$KS_DIR/sample.json" '{"sample":true,"rules":[{"name":"t","tee":"sample","resources":["bulwark/volume/"]}]}'
 ks_policy "$KS_DIR/nosample.json" '{"rules":[{"name":"t","tee":"sample","resources":["bulwark/volume/"]}]}'
@@ -67,6 +66,13 @@ check "server certificate from another CA: bulwark exits 5, no key" \
   sh -c "$(declare -f fetch_fails kx nsx); KS_DIR=$KS_DIR KS_NS=$KS_NS; fetch_fails 5 $A bulwark/volume/v1 --ca $KS_DIR/other.pem"
 check "server certificate for another name (localhost vs IP SAN): exit 5, no key" \
   sh -c "$(declare -f fetch_fails kx nsx); KS_DIR=$KS_DIR KS_NS=$KS_NS; fetch_fails 5 https://localhost:8443 bulwark/volume/v1"
+check "a plain http:// service URL is refused by the client (exit 2, no request)" \
+  sh -c "$(declare -f fetch_fails kx nsx); KS_DIR=$KS_DIR KS_NS=$KS_NS; fetch_fails 2 http://127.0.0.1:8443 bulwark/volume/v1"
 check "the client re-attests by itself when its token expired (service b, 2 s tokens)" \
   kx bulwark key fetch --service $B --resource bulwark/volume/v1 --attester sample --ca "$KS_DIR/ca.pem"
+# Policy reload: the token's rule changed (now another resource prefix), so the token lapses.
+ks_policy "$KS_DIR/sample.json" '{"sample":true,"rules":[{"name":"t","tee":"sample","resources":["bulwark/other/"]}]}'
+kill -HUP "$KS_PID_a"; sleep 0.5
+check "after a policy edit + SIGHUP, a token issued under the old rule is denied: 403 PolicyDeny" \
+  answer 403 PolicyDeny -H "Authorization: Bearer $tok_a" $A/kbs/v0/resource/bulwark/volume/v1
 finish

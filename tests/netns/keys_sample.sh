@@ -32,9 +32,24 @@ ks_start b 8443 "$KS_DIR/policy.json"
 check "after a service restart the same key is derived" \
   test "$(kx bulwark key fetch --service $url --resource bulwark/volume/pvc-1234 --attester sample --ca "$KS_DIR/ca.pem")" = "$want"
 
+# Token reuse: three resources in one call, one attestation.
+a0=$(ks_curl "$url/metrics" | awk '/attest_total{result="ok"}/ { print $2 }')
+three=$(kx bulwark key fetch --service $url --attester sample --ca "$KS_DIR/ca.pem" --resource bulwark/volume/a \
+  --resource bulwark/volume/b --resource bulwark/volume/pvc-1234 | tail -1)
+a1=$(ks_curl "$url/metrics" | awk '/attest_total{result="ok"}/ { print $2 }')
+check "three resources with one attestation (token reused: attestations $a0 -> $a1)" \
+  test "$((a1 - a0))" = 1 -a "$three" = "$want"
+# Bounded retries with backoff: nothing listens on 8450; 3 tries wait 0.2 + 0.4 s, then fail.
+start=$(date +%s%N)
+kx bulwark key fetch --service https://127.0.0.1:8450 --resource bulwark/volume/x --attester sample \
+  --ca "$KS_DIR/ca.pem" --tries 3 > "$KS_DIR/out" 2>&1; rc=$?
+ms=$(( ($(date +%s%N) - start) / 1000000 ))
+check "unreachable service: 3 tries with backoff (${ms} ms >= 600), exit 1, no key" \
+  test "$rc" = 1 -a "$ms" -ge 600 -a "$ms" -lt 5000 -a "$(grep -c '^[0-9a-f]\{64\}$' "$KS_DIR/out")" = 0
+
 m=$(ks_curl "$url/metrics")
 check "/metrics counts attestations and resources" \
-  sh -c "printf '%s\n' '$m' | grep -q '^bulwark_keyservice_resource_total{result=\"ok\"} 1' && printf '%s\n' '$m' | grep -q '^bulwark_keyservice_sessions 1'"
+  sh -c "printf '%s\n' '$m' | grep -q '^bulwark_keyservice_resource_total{result=\"ok\"} 4' && printf '%s\n' '$m' | grep -q '^bulwark_keyservice_sessions 2'"
 check "/healthz answers ok" sh -c "nsenter --net=/run/netns/$KS_NS curl -sS --cacert $KS_DIR/ca.pem $url/healthz | grep -q ok"
 check "the master secret never appears in the service log" \
   sh -c "! grep -q \"$(od -An -v -tx1 "$KS_DIR/master" | tr -d ' \n' | cut -c1-16)\" $KS_DIR/*.log"

@@ -87,6 +87,13 @@ static void jwe_round_trip(enum bw_key_type type)
 	assert_int_equal(out.len, sizeof(msg));
 	assert_memory_equal(out.data, msg, sizeof(msg));
 	bw_secret_free(&out);
+	/* Into a caller's buffer: exact fit works, one byte short is refused. */
+	uint8_t buf[32];
+	size_t got = 0;
+	assert_int_equal(bw_jwe_decrypt_into(k, jwe, strlen(jwe), buf, sizeof(buf), &got, err, sizeof(err)), 0);
+	assert_int_equal(got, 32);
+	assert_memory_equal(buf, msg, 32);
+	assert_int_equal(bw_jwe_decrypt_into(k, jwe, strlen(jwe), buf, 31, &got, err, sizeof(err)), -EMSGSIZE);
 	/* Another key cannot decrypt. */
 	assert_true(bw_jwe_decrypt(other, jwe, strlen(jwe), &out, err, sizeof(err)) < 0);
 	/* A flipped ciphertext character fails the tag. */
@@ -195,6 +202,16 @@ static void policy_parse_and_match(void **state)
 	assert_int_equal(json_object_array_length(names), 1);
 	assert_true(ks_policy_allows(&p, names, "tpm", "bulwark/statedisk/n1"));
 	assert_false(ks_policy_allows(&p, names, "tpm", "bulwark/statedisk/n2"));
+	/* The same rule name with another reference value: tokens issued under the old rule lapse. */
+	{
+		struct ks_policy p2;
+		char *t2 = strdup(text), *at = strstr(t2, P7);
+		at[0] = '8';
+		assert_int_equal(ks_policy_parse(t2, strlen(t2), &p2, err, sizeof(err)), 0);
+		assert_false(ks_policy_allows(&p2, names, "tpm", "bulwark/statedisk/n1"));
+		ks_policy_free(&p2);
+		free(t2);
+	}
 	json_object_put(names);
 	/* A PCR that differs from the reference value: no rule. */
 	json_object_array_put_idx(pcrs, 7, json_object_new_string(P0));
@@ -252,6 +269,9 @@ static void tsm_request(void **state)
 	for (int i = 48; i < 64; i++)
 		assert_int_equal(blob[i], 0);
 	assert_int_equal(bw_tsm_inblob(big, sizeof(big), blob), -EINVAL);
+	assert_string_equal(bw_tsm_tee("tdx_guest"), "tdx");
+	assert_string_equal(bw_tsm_tee("sev_guest"), "snp");
+	assert_null(bw_tsm_tee("arm_cca_guest"));
 	assert_non_null(bw_attester_find("tsm"));
 	assert_non_null(bw_attester_find("sample"));
 	assert_null(bw_attester_find("nope"));

@@ -1,11 +1,15 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
  * bulwark key <verb>: keys from an attested key service (KBS 0.4.0).
- *   fetch   --service URL --resource REPO/TYPE/TAG [--attester NAME] [--ca FILE] [--out FILE]
- *           [--tcti TCTI] [--ak-handle HANDLE] [--json]
- *           Without --out the key is printed as hex on stdout (never written to disk).
+ *   fetch   --service URL --resource REPO/TYPE/TAG [--resource ...] [--attester NAME] [--ca FILE]
+ *           [--out FILE] [--tcti TCTI] [--ak-handle HANDLE] [--json]
+ *           Without --out the key is printed as hex on stdout (never written to disk), one line
+ *           per resource; several resources share one attestation (the token is reused).
  *   attest  --service URL [--attester NAME] [--ca FILE] [--tcti ..] [--ak-handle ..] [--json]
- *           Runs the handshake only and prints the token.
+ *           [--attestation-out FILE]
+ *           Runs the handshake only and prints the token; --attestation-out saves the Attestation
+ *           message sent (evidence + runtime data, nothing secret) for audit or tpm2_checkquote.
+ * Both take --tries N (handshake attempts, default 5).
  * Exit codes: 0 ok, 1 failure, 2 usage, 3 denied by the service (401/403), 4 no such resource,
  * 5 the service's TLS certificate did not verify.
  */
@@ -17,9 +21,12 @@
 
 enum { EXIT_DENIED = 3, EXIT_NOTFOUND = 4, EXIT_TLS = 5 };
 
+#define MAX_RESOURCES 64
+
 struct opts {
 	struct bw_kbs_client_opts c;
-	const char *resource, *out;
+	const char *resource[MAX_RESOURCES], *out;
+	int n_resources;
 	bool json;
 };
 
@@ -30,7 +37,8 @@ static int parse(int argc, char **argv, struct opts *o)
 		{ "attester", required_argument, NULL, 'a' }, { "ca", required_argument, NULL, 'C' },
 		{ "out", required_argument, NULL, 'o' }, { "tcti", required_argument, NULL, 'T' },
 		{ "ak-handle", required_argument, NULL, 'H' }, { "json", no_argument, NULL, 'j' },
-		{ "tries", required_argument, NULL, 'n' }, { 0 },
+		{ "tries", required_argument, NULL, 'n' },
+		{ "attestation-out", required_argument, NULL, 'A' }, { 0 },
 	};
 	int ch;
 
@@ -41,13 +49,18 @@ static int parse(int argc, char **argv, struct opts *o)
 	while ((ch = getopt_long(argc, argv, "", all, NULL)) != -1) {
 		switch (ch) {
 		case 's': o->c.url = optarg; break;
-		case 'r': o->resource = optarg; break;
+		case 'r':
+			if (o->n_resources == MAX_RESOURCES)
+				return -EINVAL;
+			o->resource[o->n_resources++] = optarg;
+			break;
 		case 'a': o->c.attester = optarg; break;
 		case 'C': o->c.ca_file = optarg; break;
 		case 'o': o->out = optarg; break;
 		case 'T': o->c.aopts.tcti = optarg; break;
 		case 'H': o->c.aopts.ak_handle = (uint32_t)strtoul(optarg, NULL, 0); break;
 		case 'n': o->c.handshake_tries = atoi(optarg); break;
+		case 'A': o->c.attestation_out = optarg; break;
 		case 'j': o->json = true; break;
 		default: return -EINVAL;
 		}
@@ -82,44 +95,57 @@ static void print_hex(FILE *f, const uint8_t *b, size_t n)
 		fprintf(f, "%02x", b[i]);
 }
 
+static int print_key(const struct opts *o, const char *res, const struct bw_secret *key)
+{
+	int r;
+
+	if (o->out) {
+		r = bw_write_file_atomic(o->out, key->data, key->len, 0600);
+		if (r < 0) {
+			fprintf(stderr, "bulwark: %s: %s\n", o->out, strerror(-r));
+			return BW_EXIT_FAIL;
+		}
+		if (o->json)
+			printf("{\"resource\":\"%s\",\"length\":%zu,\"out\":\"%s\"}\n", res, key->len, o->out);
+		return 0;
+	}
+	if (o->json)
+		printf("{\"resource\":\"%s\",\"length\":%zu,\"key\":\"", res, key->len);
+	print_hex(stdout, key->data, key->len);
+	printf(o->json ? "\"}\n" : "\n");
+	fflush(stdout);
+	return 0;
+}
+
+/* Several --resource: one attestation, the token reused; one key (or JSON object) per line. */
 static int cmd_fetch(int argc, char **argv)
 {
 	struct opts o;
 	struct bw_kbs_client *c = NULL;
-	_cleanup_secret_ struct bw_secret key = { 0 };
 	char err[BW_KBS_ERRLEN] = "";
-	int r;
+	int r = 0, rc = 0;
 
-	if (parse(argc, argv, &o) < 0 || !o.resource) {
-		fprintf(stderr, "usage: bulwark key fetch --service URL --resource REPO/TYPE/TAG [--attester %s]\n"
-				"         [--ca FILE] [--out FILE] [--tcti TCTI] [--ak-handle H] [--json]\n",
+	if (parse(argc, argv, &o) < 0 || !o.n_resources || (o.out && o.n_resources > 1)) {
+		fprintf(stderr, "usage: bulwark key fetch --service URL --resource REPO/TYPE/TAG [--resource ...]\n"
+				"         [--attester %s] [--ca FILE] [--out FILE (one resource)] [--tcti TCTI]\n"
+				"         [--ak-handle H] [--tries N] [--json]\n",
 			bw_attester_names());
 		return BW_EXIT_USAGE;
 	}
 	if (client(&o, &c) < 0)
 		return BW_EXIT_USAGE;
-	r = bw_kbs_get_resource(c, o.resource, &key, err, sizeof(err));
-	bw_kbs_client_free(c);
-	if (r < 0) {
-		fprintf(stderr, "bulwark: key fetch %s: %s\n", o.resource, err);
-		return exit_code(r);
-	}
-	if (o.out) {
-		r = bw_write_file_atomic(o.out, key.data, key.len, 0600);
+	for (int i = 0; i < o.n_resources && rc == 0; i++) {
+		_cleanup_secret_ struct bw_secret key = { 0 };
+		r = bw_kbs_get_resource(c, o.resource[i], &key, err, sizeof(err));
 		if (r < 0) {
-			fprintf(stderr, "bulwark: %s: %s\n", o.out, strerror(-r));
-			return BW_EXIT_FAIL;
+			fprintf(stderr, "bulwark: key fetch %s: %s\n", o.resource[i], err);
+			rc = exit_code(r);
+		} else {
+			rc = print_key(&o, o.resource[i], &key);
 		}
-		if (o.json)
-			printf("{\"resource\":\"%s\",\"length\":%zu,\"out\":\"%s\"}\n", o.resource, key.len, o.out);
-		return 0;
 	}
-	if (o.json)
-		printf("{\"resource\":\"%s\",\"length\":%zu,\"key\":\"", o.resource, key.len);
-	print_hex(stdout, key.data, key.len);
-	printf(o.json ? "\"}\n" : "\n");
-	fflush(stdout);
-	return 0;
+	bw_kbs_client_free(c);
+	return rc;
 }
 
 static int cmd_attest(int argc, char **argv)
@@ -129,7 +155,7 @@ static int cmd_attest(int argc, char **argv)
 	char err[BW_KBS_ERRLEN] = "";
 	int r;
 
-	if (parse(argc, argv, &o) < 0 || o.resource || o.out) {
+	if (parse(argc, argv, &o) < 0 || o.n_resources || o.out) {
 		fprintf(stderr, "usage: bulwark key attest --service URL [--attester %s] [--ca FILE] [--json]\n",
 			bw_attester_names());
 		return BW_EXIT_USAGE;

@@ -84,19 +84,40 @@ static int write_file(const char *dir, const char *name, const void *buf, size_t
 	return write(fd, buf, len) == (ssize_t)len ? 0 : -EIO;
 }
 
-static int tsm_read(const char *entry, struct json_object *ev)
+const char *bw_tsm_tee(const char *provider)
+{
+	if (!strcmp(provider, "tdx_guest"))
+		return "tdx";
+	if (!strcmp(provider, "sev_guest"))
+		return "snp";
+	return NULL;
+}
+
+static int read_provider(const char *entry, char **prov)
 {
 	char path[1024];
-	_cleanup_free_ char *blob = NULL, *prov = NULL, *b64 = NULL;
-	size_t len, plen;
+	size_t len;
 	int r;
 
 	if (join(path, sizeof(path), entry, "provider") < 0)
 		return -ENAMETOOLONG;
-	r = bw_read_file(path, 64, &prov, &plen);
+	r = bw_read_file(path, 64, prov, &len);
+	if (r == 0)
+		(*prov)[strcspn(*prov, "\n")] = '\0';
+	return r;
+}
+
+/* Evidence: TDX as Trustee's {"quote": base64}; SNP as the raw report (no Trustee verifier shape). */
+static int tsm_read(const char *entry, struct json_object *ev)
+{
+	char path[1024];
+	_cleanup_free_ char *blob = NULL, *prov = NULL, *b64 = NULL;
+	size_t len;
+	int r;
+
+	r = read_provider(entry, &prov);
 	if (r < 0)
 		return r;
-	prov[strcspn(prov, "\n")] = '\0';
 	if (join(path, sizeof(path), entry, "outblob") < 0)
 		return -ENAMETOOLONG;
 	r = bw_read_file(path, 1 << 20, &blob, &len);
@@ -106,8 +127,12 @@ static int tsm_read(const char *entry, struct json_object *ev)
 	if (!b64)
 		return -ENOMEM;
 	EVP_EncodeBlock((unsigned char *)b64, (uint8_t *)blob, (int)len);
-	json_object_object_add(ev, "provider", json_object_new_string(prov));
-	json_object_object_add(ev, "outblob", json_object_new_string(b64));
+	if (!strcmp(prov, "tdx_guest")) {
+		json_object_object_add(ev, "quote", json_object_new_string(b64));
+	} else {
+		json_object_object_add(ev, "provider", json_object_new_string(prov));
+		json_object_object_add(ev, "outblob", json_object_new_string(b64));
+	}
 	return 0;
 }
 
@@ -137,8 +162,24 @@ static int tsm_evidence(const struct bw_attester_opts *o, const uint8_t *rd, siz
 	return 0;
 }
 
+/* The provider names the TEE: make a report entry, read it, remove the entry. */
+static const char *tsm_tee_of(const struct bw_attester_opts *o)
+{
+	char entry[512];
+	_cleanup_free_ char *prov = NULL;
+	const char *tee = NULL;
+
+	snprintf(entry, sizeof(entry), "%s/bulwark-%d", o->tsm_dir ? o->tsm_dir : TSM_DIR, (int)getpid());
+	if (mkdir(entry, 0700) < 0)
+		return NULL;
+	if (read_provider(entry, &prov) == 0)
+		tee = bw_tsm_tee(prov);
+	rmdir(entry);
+	return tee;
+}
+
 static const struct bw_attester attester_tsm = {
-	.name = "tsm", .tee = "tsm", .evidence = tsm_evidence,
+	.name = "tsm", .tee = "tsm", .tee_of = tsm_tee_of, .evidence = tsm_evidence,
 };
 
 static const struct bw_attester *table(size_t i)

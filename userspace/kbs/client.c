@@ -117,7 +117,8 @@ int bw_kbs_client_new(const struct bw_kbs_client_opts *o, struct bw_kbs_client *
 {
 	struct bw_kbs_client *c;
 
-	if (!o->url || (strncmp(o->url, "https://", 8) && strncmp(o->url, "http://", 7)))
+	/* https only: without server authentication a fake service could hand out a key it chose. */
+	if (!o->url || strncmp(o->url, "https://", 8))
 		return -EINVAL;
 	c = calloc(1, sizeof(*c));
 	if (!c)
@@ -146,7 +147,7 @@ int bw_kbs_client_new(const struct bw_kbs_client_opts *o, struct bw_kbs_client *
 	curl_easy_setopt(c->curl, CURLOPT_WRITEFUNCTION, on_data);
 	curl_easy_setopt(c->curl, CURLOPT_TIMEOUT_MS, c->o.timeout_ms);
 	curl_easy_setopt(c->curl, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(c->curl, CURLOPT_PROTOCOLS_STR, "https,http");
+	curl_easy_setopt(c->curl, CURLOPT_PROTOCOLS_STR, "https");
 	curl_easy_setopt(c->curl, CURLOPT_SSL_VERIFYPEER, 1L);
 	curl_easy_setopt(c->curl, CURLOPT_SSL_VERIFYHOST, 2L);
 	if (c->ca)
@@ -259,7 +260,8 @@ static bool retryable(int r, long status)
 /* One RCAR round; *status is the failing HTTP status (0 for transport errors). */
 static int handshake_once(struct bw_kbs_client *c, long *status, char *err, size_t errlen)
 {
-	_cleanup_free_ char *ab = auth_body(c->att->tee), *tb = NULL;
+	const char *tee = c->att->tee_of ? c->att->tee_of(&c->o.aopts) : c->att->tee;
+	_cleanup_free_ char *ab = tee ? auth_body(tee) : NULL, *tb = NULL;
 	struct http_resp resp;
 	struct json_object *o = NULL;
 	const char *nonce, *tok;
@@ -267,6 +269,10 @@ static int handshake_once(struct bw_kbs_client *c, long *status, char *err, size
 
 	drop_session(c);
 	*status = 0;
+	if (!tee) {
+		snprintf(err, errlen, "attester %s: cannot tell the TEE type (no configfs-tsm provider?)", c->att->name);
+		return -ENODEV;
+	}
 	r = ab ? request(c, BW_KBS_PREFIX "/auth", ab, &resp, err, errlen) : -ENOMEM;
 	if (r < 0)
 		return r;
@@ -289,6 +295,8 @@ static int handshake_once(struct bw_kbs_client *c, long *status, char *err, size
 	resp_free(&resp);
 	if (r < 0)
 		return r;
+	if (c->o.attestation_out && bw_write_file_atomic(c->o.attestation_out, tb, strlen(tb), 0644) < 0)
+		bw_warn("cannot save the attestation message to %s", c->o.attestation_out);
 	r = request(c, BW_KBS_PREFIX "/attest", tb, &resp, err, errlen);
 	if (r < 0)
 		return r;
@@ -330,19 +338,27 @@ int bw_kbs_attest(struct bw_kbs_client *c, char *err, size_t errlen)
 	return r;
 }
 
-static int decrypt(struct bw_kbs_client *c, const struct http_resp *resp, struct bw_secret *out,
+/* Where a fetched resource goes: a new secret, or the caller's buffer. */
+struct sink {
+	struct bw_secret *secret;
+	uint8_t *buf;
+	size_t cap, *len;
+};
+
+static int decrypt(struct bw_kbs_client *c, const struct http_resp *resp, const struct sink *k,
 		   char *err, size_t errlen)
 {
 	char why[BW_KBS_ERRLEN] = "";
-	int r = bw_jwe_decrypt(c->key, resp->body, resp->len, out, why, sizeof(why));
+	int r = k->secret ? bw_jwe_decrypt(c->key, resp->body, resp->len, k->secret, why, sizeof(why))
+			  : bw_jwe_decrypt_into(c->key, resp->body, resp->len, k->buf, k->cap, k->len, why, sizeof(why));
 
 	if (r < 0)
 		snprintf(err, errlen, "resource: %s", why);
 	return r;
 }
 
-int bw_kbs_get_resource(struct bw_kbs_client *c, const char *path, struct bw_secret *out,
-			char *err, size_t errlen)
+static int get_resource(struct bw_kbs_client *c, const char *path, const struct sink *k, char *err,
+			size_t errlen)
 {
 	_cleanup_free_ char *rpath = NULL;
 	struct http_resp resp;
@@ -366,7 +382,7 @@ int bw_kbs_get_resource(struct bw_kbs_client *c, const char *path, struct bw_sec
 		if (r < 0)
 			return r;
 		if (resp.status == 200) {
-			r = decrypt(c, &resp, out, err, errlen);
+			r = decrypt(c, &resp, k, err, errlen);
 			resp_free(&resp);
 			return r;
 		}
@@ -381,4 +397,46 @@ int bw_kbs_get_resource(struct bw_kbs_client *c, const char *path, struct bw_sec
 		drop_session(c);
 	}
 	return r;
+}
+
+int bw_kbs_get_resource(struct bw_kbs_client *c, const char *path, struct bw_secret *out,
+			char *err, size_t errlen)
+{
+	return get_resource(c, path, &(struct sink){ .secret = out }, err, errlen);
+}
+
+int bw_kbs_get_resource_into(struct bw_kbs_client *c, const char *path, uint8_t *out, size_t cap,
+			     size_t *len, char *err, size_t errlen)
+{
+	return get_resource(c, path, &(struct sink){ .buf = out, .cap = cap, .len = len }, err, errlen);
+}
+
+int bw_kbs_fetch_key(const struct bw_kbs_client_opts *o, const char *path, uint8_t *out, size_t len,
+		     char *err, size_t errlen)
+{
+	struct bw_kbs_client *c = NULL;
+	char why[BW_KBS_ERRLEN] = "";
+	size_t got = 0;
+	int r = bw_kbs_client_new(o, &c);
+
+	if (r < 0) {
+		snprintf(err, errlen, "key service %s: %s", o->url ? o->url : "(none)",
+			 r == -ENOENT ? "unknown attester" : "bad URL (https://HOST:PORT)");
+		return -EINVAL;
+	}
+	/* Straight into the caller's locked buffer: the key exists in no other place. */
+	r = bw_kbs_get_resource_into(c, path, out, len, &got, why, sizeof(why));
+	bw_kbs_client_free(c);
+	if (r == 0 && got != len) {
+		OPENSSL_cleanse(out, len);
+		snprintf(why, sizeof(why), "resource is %zu bytes, expected %zu", got, len);
+		r = -EPROTO;
+	}
+	if (r == -EMSGSIZE)
+		snprintf(why, sizeof(why), "resource is larger than the %zu-byte key", len);
+	if (r < 0) {
+		snprintf(err, errlen, "key service %s: %s", o->url, why);
+		return r;
+	}
+	return 0;
 }

@@ -267,12 +267,14 @@ int bw_key_id(EVP_PKEY *key, char out[65])
 
 /* ---- key agreement / wrapping ---- */
 
+/* peer was validated when imported (bw_jwk_import: on the curve, not infinity); OpenSSL's own
+ * peer validation would repeat it as a full check with a scalar multiplication. */
 static int ecdh(EVP_PKEY *priv, EVP_PKEY *peer, uint8_t z[32])
 {
 	_cleanup_pctx_ EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_pkey(NULL, priv, NULL);
 	size_t len = 32;
 
-	if (!ctx || EVP_PKEY_derive_init(ctx) <= 0 || EVP_PKEY_derive_set_peer(ctx, peer) <= 0 ||
+	if (!ctx || EVP_PKEY_derive_init(ctx) <= 0 || EVP_PKEY_derive_set_peer_ex(ctx, peer, 0) <= 0 ||
 	    EVP_PKEY_derive(ctx, z, &len) <= 0 || len != 32)
 		return -EINVAL;
 	return 0;
@@ -544,28 +546,57 @@ static int parse_parts(const char *jwe, size_t len, struct jwe_parts *p, char *e
 	return 0;
 }
 
+/* Unwrap the content key and decrypt p's ciphertext into out (p->ctlen bytes). */
+static int decrypt_parts(EVP_PKEY *key, struct jwe_parts *p, uint8_t *out, char *err, size_t errlen)
+{
+	uint8_t cek[CEK_LEN];
+	int r = unwrap_cek(key, p->hdr, p->ek, p->eklen, cek, err, errlen);
+
+	if (r < 0)
+		return r;
+	r = gcm(false, cek, p->iv, p->aad, p->ct, p->ctlen, out, p->tag);
+	OPENSSL_cleanse(cek, sizeof(cek));
+	if (r < 0) {
+		OPENSSL_cleanse(out, p->ctlen); /* GCM wrote plaintext before the tag check failed */
+		snprintf(err, errlen, "JWE: authentication tag mismatch");
+		return -EBADMSG;
+	}
+	return 0;
+}
+
 int bw_jwe_decrypt(EVP_PKEY *key, const char *jwe, size_t len, struct bw_secret *out, char *err,
 		   size_t errlen)
 {
 	struct jwe_parts p = { 0 };
 	_cleanup_secret_ struct bw_secret pt = { 0 };
-	uint8_t cek[CEK_LEN];
 	int r = parse_parts(jwe, len, &p, err, errlen);
 
 	if (r == 0)
-		r = unwrap_cek(key, p.hdr, p.ek, p.eklen, cek, err, errlen);
-	if (r == 0) {
 		r = bw_secret_new(&pt, p.ctlen);
-		if (r == 0 && gcm(false, cek, p.iv, p.aad, p.ct, p.ctlen, pt.data, p.tag) < 0) {
-			snprintf(err, errlen, "JWE: authentication tag mismatch");
-			r = -EBADMSG;
-		}
-		OPENSSL_cleanse(cek, sizeof(cek));
-	}
+	if (r == 0)
+		r = decrypt_parts(key, &p, pt.data, err, errlen);
 	parts_free(&p);
 	if (r < 0)
 		return r;
 	*out = pt;
 	pt = (struct bw_secret){ 0 };
 	return 0;
+}
+
+int bw_jwe_decrypt_into(EVP_PKEY *key, const char *jwe, size_t len, uint8_t *out, size_t cap,
+			size_t *outlen, char *err, size_t errlen)
+{
+	struct jwe_parts p = { 0 };
+	int r = parse_parts(jwe, len, &p, err, errlen);
+
+	if (r == 0 && p.ctlen > cap) {
+		snprintf(err, errlen, "JWE: plaintext of %zu bytes does not fit %zu", p.ctlen, cap);
+		r = -EMSGSIZE;
+	}
+	if (r == 0)
+		r = decrypt_parts(key, &p, out, err, errlen);
+	if (r == 0)
+		*outlen = p.ctlen;
+	parts_free(&p);
+	return r;
 }

@@ -74,6 +74,10 @@ int bw_jwe_encrypt_to(EVP_PKEY *peer, const char *alg, const uint8_t *pt, size_t
 int bw_jwe_decrypt(EVP_PKEY *key, const char *jwe, size_t len, struct bw_secret *out,
 		   char *err, size_t errlen);
 
+/* The same into the caller's (locked) buffer of cap bytes; -EMSGSIZE when it does not fit. */
+int bw_jwe_decrypt_into(EVP_PKEY *key, const char *jwe, size_t len, uint8_t *out, size_t cap,
+			size_t *outlen, char *err, size_t errlen);
+
 /* ---- JWT (ES256) ---- */
 int bw_jwt_sign(EVP_PKEY *key, struct json_object *claims, char **out);
 /* Verify signature (alg must be ES256) and exp/iat against now; *claims on success. */
@@ -89,6 +93,8 @@ struct bw_attester_opts {
 struct bw_attester {
 	const char *name; /* --attester NAME */
 	const char *tee;  /* KBS tee string sent in the Request */
+	/* Optional: the tee string found at run time (tsm: from the provider); NULL on failure. */
+	const char *(*tee_of)(const struct bw_attester_opts *o);
 	int (*evidence)(const struct bw_attester_opts *o, const uint8_t *report_data, size_t len,
 			struct json_object **evidence);
 };
@@ -99,6 +105,8 @@ const char *bw_attester_names(void);
 
 /* tsm request building, exposed for unit tests: the 64-byte inblob (report data zero-padded). */
 int bw_tsm_inblob(const uint8_t *report_data, size_t len, uint8_t out[64]);
+/* The KBS tee for a configfs-tsm provider name: "tdx_guest" -> "tdx", "sev_guest" -> "snp". */
+const char *bw_tsm_tee(const char *provider);
 /* The sample attester's evidence (also used by tests and the service's verifier). */
 int bw_sample_evidence(const uint8_t *report_data, size_t len, struct json_object **out);
 
@@ -112,6 +120,7 @@ struct bw_kbs_client_opts {
 	int handshake_tries;  /* default 5 */
 	long timeout_ms;      /* per request, default 10000 */
 	long backoff_ms;      /* first retry delay, doubled per try, default 200 */
+	const char *attestation_out; /* if set: save each Attestation message sent (not secret) */
 };
 struct bw_kbs_client;
 int bw_kbs_client_new(const struct bw_kbs_client_opts *o, struct bw_kbs_client **out);
@@ -122,8 +131,16 @@ int bw_kbs_attest(struct bw_kbs_client *c, char *err, size_t errlen);
  * on 401. Errors carry the server's error type and detail. */
 int bw_kbs_get_resource(struct bw_kbs_client *c, const char *path, struct bw_secret *out,
 			char *err, size_t errlen);
+/* The same into the caller's locked buffer (no allocation per fetch: long-lived callers). */
+int bw_kbs_get_resource_into(struct bw_kbs_client *c, const char *path, uint8_t *out, size_t cap,
+			     size_t *len, char *err, size_t errlen);
 /* The current token (NULL before a handshake) and the tee public key's JWK text. */
 const char *bw_kbs_client_token(struct bw_kbs_client *c);
+
+/* One-shot: attest and fetch path into out, which must be exactly len bytes long (volume keys).
+ * For key-source callbacks (storage): the client and its ephemeral key live only in this call. */
+int bw_kbs_fetch_key(const struct bw_kbs_client_opts *o, const char *path, uint8_t *out, size_t len,
+		     char *err, size_t errlen);
 
 /* Resource paths are exactly three segments of [A-Za-z0-9._-] (no "." / ".."), <= 255 bytes. */
 bool bw_kbs_resource_path_valid(const char *path);

@@ -20,6 +20,7 @@
 /* ---- policy ---- */
 struct ks_rule {
 	char *name;
+	char ref[96];           /* "name@<16 hex of SHA-256 of the rule's JSON>": what tokens carry */
 	char *tee;              /* "sample" or "tpm" */
 	char **aks;             /* tpm: trusted AK identities (SHA-256 hex of SPKI DER) */
 	size_t n_aks;
@@ -38,11 +39,12 @@ int ks_policy_parse(const char *text, size_t len, struct ks_policy *p, char *err
 int ks_policy_load(const char *path, struct ks_policy *p, char *err, size_t errlen);
 void ks_policy_free(struct ks_policy *p);
 /*
- * Names of the rules whose reference values the claims satisfy, as a JSON array (empty when
- * none matches). claims: {"tee":T, ...} with for tpm "ak": hex and "pcrs": [24 hex].
+ * The rules whose reference values the claims satisfy, as a JSON array of their refs (empty when
+ * none matches). claims: {"tee":T, ...} with for tpm "ak": hex and "pcrs": [24 hex]. A ref names
+ * the rule's content too, so editing a rule (or removing it) revokes the tokens issued under it.
  */
 struct json_object *ks_policy_match(const struct ks_policy *p, struct json_object *claims);
-/* Whether any of the named rules (still in the policy, same tee) allows the resource path. */
+/* Whether any of the referenced rules (still in the policy unchanged, same tee) allows the path. */
 bool ks_policy_allows(const struct ks_policy *p, struct json_object *rule_names, const char *tee,
 		      const char *path);
 
@@ -84,7 +86,8 @@ int ks_derive_into(const struct bw_secret *master, const struct bw_secret *salt,
 		   uint8_t *out);
 /* HKDF info for a resource path. */
 int ks_info(const char *path, char *buf, size_t size);
-/* Read a secret file: regular, owned by us, mode without group/other bits, min..4096 bytes. */
+/* Read a secret file: regular, owned by us, mode without group/other bits, min..4096 bytes
+ * (-EPERM wrong owner/mode, -EINVAL wrong size). */
 int ks_read_secret(const char *path, size_t min, struct bw_secret *out);
 
 /* ---- protocol handlers (transport independent, used by the HTTP front end and the fuzzer) ---- */

@@ -89,6 +89,17 @@ static int parse_pcrs(struct json_object *o, struct ks_rule *r)
 	return 0;
 }
 
+static void rule_ref(struct json_object *o, struct ks_rule *r)
+{
+	const char *text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
+	uint8_t md[32];
+	int n = snprintf(r->ref, sizeof(r->ref), "%.60s@", r->name);
+
+	EVP_Digest(text, strlen(text), md, NULL, EVP_sha256(), NULL);
+	for (int i = 0; i < 8; i++)
+		n += snprintf(r->ref + n, sizeof(r->ref) - (size_t)n, "%02x", md[i]);
+}
+
 static int parse_rule(struct json_object *o, struct ks_rule *r, char *err, size_t errlen)
 {
 	const char *name = bw_json_str(o, "name"), *tee = bw_json_str(o, "tee");
@@ -121,6 +132,7 @@ static int parse_rule(struct json_object *o, struct ks_rule *r, char *err, size_
 		FAIL(-EINVAL, "rule %s: a tpm rule must list trusted_aks", name);
 	if (!strcmp(tee, "sample") && (r->n_aks || memchr(r->has_pcr, true, KS_PCRS)))
 		FAIL(-EINVAL, "rule %s: sample rules take no reference values", name);
+	rule_ref(o, r);
 	return 0;
 }
 
@@ -231,7 +243,7 @@ struct json_object *ks_policy_match(const struct ks_policy *p, struct json_objec
 			continue;
 		if (!strcmp(tee, "tpm") && !tpm_matches(r, claims))
 			continue;
-		json_object_array_add(names, json_object_new_string(r->name));
+		json_object_array_add(names, json_object_new_string(r->ref));
 	}
 	return names;
 }
@@ -254,7 +266,7 @@ bool ks_policy_allows(const struct ks_policy *p, struct json_object *rule_names,
 		const char *name = json_object_get_string(json_object_array_get_idx(rule_names, i));
 		for (size_t j = 0; name && j < p->n_rules; j++) {
 			const struct ks_rule *r = &p->rules[j];
-			if (strcmp(r->name, name) || strcmp(r->tee, tee))
+			if (strcmp(r->ref, name) || strcmp(r->tee, tee))
 				continue;
 			for (size_t k = 0; k < r->n_resources; k++)
 				if (resource_matches(r->resources[k], path))

@@ -5,10 +5,8 @@
  * same master secret and salt give the same keys; every other path uses the path as info.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <openssl/core_names.h>
 #include <openssl/kdf.h>
 #include "keyservice/keyservice.h"
@@ -73,34 +71,5 @@ int ks_derive(const struct bw_secret *master, const struct bw_secret *salt, cons
 
 int ks_read_secret(const char *path, size_t min, struct bw_secret *out)
 {
-	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	_cleanup_secret_ struct bw_secret s = { 0 };
-	struct stat st;
-	size_t n = 0;
-	int r;
-
-	if (fd < 0)
-		return -errno;
-	if (fstat(fd, &st) < 0)
-		return -errno;
-	if (!S_ISREG(st.st_mode))
-		return -EINVAL;
-	if ((st.st_mode & 077) || st.st_uid != geteuid())
-		return -EPERM;
-	if ((size_t)st.st_size < min || st.st_size > MAX_SECRET_FILE)
-		return -EMSGSIZE;
-	r = bw_secret_new(&s, (size_t)st.st_size);
-	if (r < 0)
-		return r;
-	while (n < s.len) {
-		ssize_t k = read(fd, s.data + n, s.len - n);
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k <= 0)
-			return k < 0 ? -errno : -EIO;
-		n += (size_t)k;
-	}
-	*out = s;
-	s = (struct bw_secret){ 0 };
-	return 0;
+	return bw_read_key_file_range(path, min, MAX_SECRET_FILE, out);
 }

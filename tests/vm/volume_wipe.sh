@@ -75,4 +75,5 @@ u1=$(uuid "$s1")
 sd open --device "$s1" --key-file $T/wrong 2> $T/sd.err; rc=$?
 check "statedisk with a wrong key: refused (exit 9), not reformatted" \
   sh -c "test $rc -eq 9 && grep -q 'wrong key' $T/sd.err && test $(uuid "$s1") = $u1"
+echo "# time in the guest: ${SECONDS}s"
 finish

@@ -499,7 +499,8 @@ static int stage_locked(struct op *op, bool allow_open, bool integrity)
 			return r;
 		/* A LUKS2 header without any keyslot: a format cut short; no key opens it, no data
 		 * can be lost by formatting it again. */
-		op->err[0] = 0;
+		if (op->err && op->len)
+			op->err[0] = 0;
 	} else if (k == OTHER) {
 		return say(op->err, op->len, -ENOTEMPTY, "device %s holds %s: refusing to touch it", op->o->device, what);
 	}

@@ -294,3 +294,41 @@ int bw_vol_check_luks2_header(const uint8_t *buf, size_t n, const char *id, bool
 		return refuse(err, len, "the JSON metadata is not terminated");
 	return bw_vol_check_luks2_json((const char *)a + LUKS2_BIN_SIZE, jlen, id, integrity, err, len);
 }
+
+/*
+ * Where a validated header's metadata and keyslots end (the largest keyslot area end) and where
+ * the data starts (segment 0's offset): what a detached copy must hold. Only for JSON that
+ * passed bw_vol_check_luks2_json; bounded by LUKS2's own limits.
+ */
+int bw_vol_luks2_extent(const char *json, size_t n, uint64_t *areas_end, uint64_t *data_offset)
+{
+	struct json_tokener *tk = json_tokener_new_ex(BW_VOL_JSON_DEPTH);
+	struct json_object *root, *ks;
+	int64_t end = 0, off;
+	int r = 0;
+
+	if (!tk)
+		return -ENOMEM;
+	root = json_tokener_parse_ex(tk, json, (int)n);
+	json_tokener_free(tk);
+	if (!root)
+		return -EMEDIUMTYPE;
+	off = num(obj(obj(root, "segments"), "0"), "offset");
+	ks = obj(root, "keyslots");
+	json_object_object_foreach(ks, id, slot) {
+		struct json_object *area = obj(slot, "area");
+		int64_t o = num(area, "offset"), z = num(area, "size");
+
+		(void)id;
+		if (o < 0 || z < 0 || o > LUKS2_DATA_MAX || z > LUKS2_DATA_MAX)
+			r = -EMEDIUMTYPE;
+		else if (o + z > end)
+			end = o + z;
+	}
+	if (off < 0 || off > LUKS2_DATA_MAX || end > off)
+		r = -EMEDIUMTYPE;
+	json_object_put(root);
+	*areas_end = (uint64_t)end;
+	*data_offset = (uint64_t)off;
+	return r;
+}

@@ -22,6 +22,8 @@
 #define LUKS2_BIN_SIZE 4096
 #define LUKS2_HDR_MIN (16u << 10)
 #define LUKS2_HDR_MAX (4u << 20)
+#define LUKS2_DATA_MAX (136ll << 20)  /* metadata (2 x 4 MiB) + keyslots area (<= 128 MiB) */
+int bw_vol_luks2_extent(const char *json, size_t n, uint64_t *areas_end, uint64_t *data_offset);
 
 /* Lifecycle recorded in the token (storage/README.md, "On-disk format"). */
 enum bw_vol_state { ST_PREPARED, ST_FORMATTED, ST_WIPING, ST_WIPED, ST_READY };

@@ -204,51 +204,90 @@ static bool is_active(const char *name)
 
 /* ---- the header copy: one read of the disk, then only the copy is used ---- */
 
-/* The first max bytes of a file (a header copy also holds the keyslot area, up to 128 MiB). */
-static int read_prefix(const char *path, size_t max, char **out, size_t *len)
+static uint64_t be64(const uint8_t *p)
 {
-	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	_cleanup_free_ char *buf = malloc(max);
-	size_t n = 0;
+	uint64_t v = 0;
 
-	if (fd < 0 || !buf)
-		return fd < 0 ? -errno : -ENOMEM;
-	while (n < max) {
-		ssize_t k = read(fd, buf + n, max - n);
+	for (int i = 0; i < 8; i++)
+		v = v << 8 | p[i];
+	return v;
+}
+
+static int pread_all(int fd, void *buf, size_t n, off_t off)
+{
+	for (size_t done = 0; done < n;) {
+		ssize_t k = pread(fd, (char *)buf + done, n - done, off + (off_t)done);
 		if (k < 0 && errno == EINTR)
 			continue;
-		if (k < 0)
-			return -errno;
-		if (k == 0)
-			break;
-		n += (size_t)k;
+		if (k <= 0)
+			return k < 0 ? -errno : -EIO;
+		done += (size_t)k;
 	}
-	*out = TAKE_PTR(buf);
-	*len = n;
 	return 0;
 }
 
-static int copy_header(struct op *op, struct crypt_device **copy, bool *integrity)
+/*
+ * Write the header copy: both metadata areas (validated, from memory) and the keyslot areas
+ * they name, read once from the disk; the rest up to the data offset stays a hole.
+ */
+static int write_copy(struct op *op, int dev, const uint8_t *meta, size_t mlen)
 {
-	_cleanup_crypt_ struct crypt_device *disk = NULL;
-	_cleanup_free_ char *buf = NULL;
-	size_t n = 0;
+	_cleanup_close_ int out = open(op->hdr, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+	_cleanup_free_ uint8_t *areas = NULL;
+	uint64_t hs = be64(meta + 8), end, data;
+	const char *json = (const char *)meta + LUKS2_BIN_SIZE;
 	int r;
 
+	if (out < 0)
+		return -errno;
+	if ((r = bw_vol_luks2_extent(json, strnlen(json, hs - LUKS2_BIN_SIZE), &end, &data)) < 0)
+		return r;
+	if (end > mlen) {
+		if (!(areas = malloc(end - mlen)))
+			return -ENOMEM;
+		if ((r = pread_all(dev, areas, end - mlen, (off_t)mlen)) < 0)
+			return r;
+	}
+	errno = 0;
+	if (pwrite(out, meta, mlen, 0) != (ssize_t)mlen ||
+	    (areas && pwrite(out, areas, end - mlen, (off_t)mlen) != (ssize_t)(end - mlen)) ||
+	    ftruncate(out, (off_t)(data > mlen ? data : mlen)) < 0)
+		return errno ? -errno : -EIO;
+	return 0;
+}
+
+/*
+ * One read of the disk's header into memory, validated there, written to a private tmpfs file
+ * and loaded by libcryptsetup from that file: from here on only the copy is used, and
+ * libcryptsetup never parses the on-disk header before the allow-list has seen it.
+ */
+static int copy_header(struct op *op, struct crypt_device **copy, bool *integrity)
+{
+	_cleanup_close_ int dev = open(op->o->device, O_RDONLY | O_CLOEXEC);
+	_cleanup_free_ uint8_t *meta = NULL;
+	uint8_t bin[LUKS2_BIN_SIZE];
+	uint64_t hs;
+	int r;
+
+	if (dev < 0)
+		return say(op->err, op->len, -errno, "opening %s: %s", op->o->device, strerror(errno));
+	if ((r = pread_all(dev, bin, sizeof(bin), 0)) < 0)
+		return say(op->err, op->len, r, "reading the header of %s: %s", op->o->device, strerror(-r));
+	hs = be64(bin + 8);
+	if (hs < LUKS2_HDR_MIN || hs > LUKS2_HDR_MAX)
+		return say(op->err, op->len, -EMEDIUMTYPE, "the header's hdr_size %llu is invalid", (unsigned long long)hs);
+	if (!(meta = malloc(2 * hs)))
+		return -ENOMEM;
+	if ((r = pread_all(dev, meta, 2 * hs, 0)) < 0)
+		return say(op->err, op->len, r, "reading the header of %s: %s", op->o->device, strerror(-r));
+	if ((r = bw_vol_check_luks2_header(meta, 2 * hs, op->id, integrity, op->err, op->len)) < 0)
+		return r;
 	mkdir(BW_VOL_RUN_DIR, 0700);
 	mkdir(BW_VOL_HDR_DIR, 0700);
 	snprintf(op->hdr, sizeof(op->hdr), BW_VOL_HDR_DIR "/%s.%d", op->name, (int)getpid());
 	unlink(op->hdr);
-	if ((r = crypt_init(&disk, op->o->device)) < 0 || (r = crypt_header_backup(disk, CRYPT_LUKS2, op->hdr)) < 0)
-		return say(op->err, op->len, r == -EINVAL ? -EMEDIUMTYPE : r, "copying the LUKS2 header of %s: %s",
-			   op->o->device, strerror(-r));
-	/* Both metadata copies, not the keyslot area: 2 * hdr_size <= 8 MiB. */
-	r = read_prefix(op->hdr, 2 * LUKS2_HDR_MAX, &buf, &n);
-	if (r < 0)
-		return say(op->err, op->len, r, "reading the header copy: %s", strerror(-r));
-	r = bw_vol_check_luks2_header((const uint8_t *)buf, n, op->id, integrity, op->err, op->len);
-	if (r < 0)
-		return r;
+	if ((r = write_copy(op, dev, meta, 2 * hs)) < 0)
+		return say(op->err, op->len, r, "writing the header copy: %s", strerror(-r));
 	if ((r = crypt_init_data_device(copy, op->hdr, op->o->device)) < 0 || (r = crypt_load(*copy, CRYPT_LUKS2, NULL)) < 0)
 		return say(op->err, op->len, r, "loading the validated header copy: %s", strerror(-r));
 	return 0;
@@ -460,7 +499,8 @@ static int stage_locked(struct op *op, bool allow_open, bool integrity)
 			return r;
 		/* A LUKS2 header without any keyslot: a format cut short; no key opens it, no data
 		 * can be lost by formatting it again. */
-		op->err[0] = 0;
+		if (op->err && op->len)
+			op->err[0] = 0;
 	} else if (k == OTHER) {
 		return say(op->err, op->len, -ENOTEMPTY, "device %s holds %s: refusing to touch it", op->o->device, what);
 	}

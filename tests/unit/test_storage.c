@@ -7,6 +7,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <cmocka.h>
 #include "bulwark/storage.h"
 
@@ -149,6 +152,43 @@ static void names_are_safe_and_stable(void **state)
 	assert_null(strchr(a, '/'));
 }
 
+static void write_key(const char *path, size_t n, mode_t mode)
+{
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	for (size_t i = 0; i < n; i++)
+		fputc((int)i + 1, f);
+	fclose(f);
+	assert_int_equal(chmod(path, mode), 0);
+}
+
+static void key_file_source_rules(void **state)
+{
+	char dir[] = "/tmp/bw-test-key.XXXXXX", path[64], err[256] = "";
+	struct bw_vol_key_source ks;
+	uint8_t key[BW_VOL_KEY_LEN];
+	(void)state;
+
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/key", dir);
+	bw_vol_key_file_source(&ks, path);
+	write_key(path, 32, 0600);
+	assert_int_equal(ks.get(ks.ctx, "pvc-1", key, err, sizeof(err)), 0);
+	assert_int_equal(key[0], 1);
+	assert_int_equal(key[31], 32);
+	write_key(path, 32, 0640);
+	assert_int_equal(ks.get(ks.ctx, "pvc-1", key, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "0600"));
+	write_key(path, 31, 0600);
+	assert_int_equal(ks.get(ks.ctx, "pvc-1", key, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "exactly 32 bytes"));
+	write_key(path, 33, 0600);
+	assert_int_equal(ks.get(ks.ctx, "pvc-1", key, err, sizeof(err)), -EINVAL);
+	unlink(path);
+	assert_int_equal(ks.get(ks.ctx, "pvc-1", key, err, sizeof(err)), -EINVAL);
+	rmdir(dir);
+}
+
 static void error_codes_map_to_csi(void **state)
 {
 	(void)state;
@@ -175,6 +215,7 @@ int main(void)
 		cmocka_unit_test(binary_headers_must_agree),
 		cmocka_unit_test(no_keyslot_is_an_interrupted_format),
 		cmocka_unit_test(names_are_safe_and_stable),
+		cmocka_unit_test(key_file_source_rules),
 		cmocka_unit_test(error_codes_map_to_csi),
 	};
 	return cmocka_run_group_tests_name("storage", tests, NULL, NULL);

@@ -159,4 +159,5 @@ check "an id with a space is INVALID_ARGUMENT (exit 3)" test $rc -eq 3
 vol stage --id pvc-x --device /dev/nonexistent$BW_ID --key-file $T/key 2>/dev/null; rc=$?
 check "a missing device is NOT_FOUND (exit 5)" test $rc -eq 5
 check "nothing was left mapped" sh -c "! dmsetup ls | grep -q '^bw-'"
+echo "# time in the guest: ${SECONDS}s"
 finish

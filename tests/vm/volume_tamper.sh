@@ -70,4 +70,5 @@ check "TOCTOU: the active table is aes-xts-plain64, not cipher_null" \
 check "TOCTOU: the data reads back through the validated key and cipher" same_data "$p" $T/data
 vol unstage --id pvc-t
 refused "TOCTOU control: the swapped-in header itself" "cipher_null" 'j["segments"]["0"]["encryption"] = "cipher_null-ecb"'
+echo "# time in the guest: ${SECONDS}s"
 finish

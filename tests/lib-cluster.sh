@@ -118,7 +118,7 @@ cluster_capture_start() {
   CAP=$TMP/wire-$1.pcap
   # nsenter execs tcpdump, so $! is tcpdump itself (a backgrounded shell function would be a
   # subshell, and killing it would leave tcpdump running)
-  nsenter --net="/run/netns/$NS_WIRE" tcpdump -i br0 -U -n -w "$CAP" >"$TMP/tcpdump-$1.log" 2>&1 &
+  nsenter --net="/run/netns/$NS_WIRE" tcpdump -i br0 -B 16384 -U -n -w "$CAP" >"$TMP/tcpdump-$1.log" 2>&1 &
   CAP_PID=$!
   at_exit "kill $CAP_PID"
   wait_for 50 grep -q "listening on" "$TMP/tcpdump-$1.log"

@@ -36,8 +36,8 @@ check "status without --id lists the volume" grep -q "$(basename "$p")" $T/all.j
 
 # --- lock contention: ABORTED (10) when another operation holds the volume ---
 lockf=/run/bulwark/locks/$(basename "$p").lock
-flock "$lockf" sleep 3 & fl=$!
-sleep 0.5
+flock "$lockf" sh -c "touch $T/locked; sleep 3" & fl=$!
+wait_for 300 test -e $T/locked   # under TCG the holder can take a while to start
 vol unstage --id pvc-plain --lock-timeout 0 --json > $T/abort.json 2>/dev/null; rc=$?
 check "a held volume lock gives exit 10, ABORTED" sh -c "test $rc -eq 10 && grep -q ABORTED $T/abort.json"
 wait $fl

@@ -25,7 +25,10 @@
 #include "storage/internal.h"
 
 #define WIPE_BLOCK (1u << 20)
-#define WIPE_SAVE_EVERY (8ull << 20) /* flush and record wipe progress in the token every 8 MiB */
+/* Flush and record wipe progress in the token every 1/64 of the device, at least 8 MiB apart: a
+ * record costs a flush and two header writes, so a large disk gets at most 64 of them. */
+#define WIPE_SAVE_MIN (8ull << 20)
+#define WIPE_SAVE_PARTS 64
 #define ZERO_CHECK 65536
 #define MIN_DEVICE (17u << 20)             /* a blank device also has zeros at its start */
 
@@ -361,7 +364,9 @@ static int wipe_progress(uint64_t size, uint64_t offset, void *p)
 	struct wipe_ctx *w = p;
 	const struct bw_vol_opts *o = w->op->o;
 
-	if (offset - w->saved >= WIPE_SAVE_EVERY && offset < size && (w->fail = wipe_save(w, offset)) < 0)
+	uint64_t every = size / WIPE_SAVE_PARTS > WIPE_SAVE_MIN ? size / WIPE_SAVE_PARTS : WIPE_SAVE_MIN;
+
+	if (offset - w->saved >= every && offset < size && (w->fail = wipe_save(w, offset)) < 0)
 		return 1;
 	if (o->progress && o->progress(offset, size, o->progress_ctx))
 		return 1;

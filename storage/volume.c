@@ -595,9 +595,14 @@ int bw_vol_format(const struct bw_vol_opts *o, char *err, size_t len)
 
 static int do_unstage(struct op *op, void *arg)
 {
+	char tmp[80];
 	int r;
 
 	(void)arg;
+	/* A stage killed mid-wipe leaves its temporary mapping holding the device: drop it too. */
+	snprintf(tmp, sizeof(tmp), "%s-wipe", op->name);
+	if (is_active(tmp) && (r = crypt_deactivate_by_name(NULL, tmp, CRYPT_DEACTIVATE_FORCE)) < 0)
+		return say(op->err, op->len, r, "deactivating %s: %s", tmp, strerror(-r));
 	if (!is_active(op->name))
 		return 0; /* idempotent: nothing staged */
 	r = crypt_deactivate(NULL, op->name); /* takes the _dif device with it */

@@ -102,7 +102,7 @@ FUZZERS := $(addprefix $(BUILD)/fuzz/,$(fuzz-y))
 $(BUILD)/fuzz/obj/%.o: %.c $(FLAGS_STAMP) | $(SKELS)
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  FUZZCC  $<")
-	$(Q)$(CLANG) $(filter-out -MMD -MP,$(CPPFLAGS)) $(FUZZ_CFLAGS) -c -o $@ $<
+	$(Q)$(CLANG) $(CPPFLAGS) $(FUZZ_CFLAGS) -c -o $@ $<
 define fuzz_rule
 $(BUILD)/fuzz/$(1): $(addprefix $(BUILD)/fuzz/obj/,$($(1)-objs))
 	@mkdir -p $$(@D)
@@ -117,9 +117,14 @@ SUITE ?= unit bpf netns vm
 check: all fuzz
 	$(Q)BUILD=$(abspath $(BUILD)) tests/run $(SUITE)
 
+.PHONY: demo
+demo: all
+	$(Q)BUILD=$(abspath $(BUILD)) bash scripts/demo.sh
+
 clean:
 	rm -rf $(BUILD)/obj $(BUILD)/bin $(BUILD)/lib $(BUILD)/tests $(BUILD)/include $(BUILD)/*.bpf.o* $(FLAGS_STAMP)
 distclean:
 	rm -rf $(BUILD)
 
--include $(ALL_OBJS:.o=.d) $(addsuffix .d,$(BPF_OBJS))
+FUZZ_OBJS := $(addprefix $(BUILD)/fuzz/obj/,$(sort $(foreach f,$(fuzz-y),$($(f)-objs))))
+-include $(ALL_OBJS:.o=.d) $(FUZZ_OBJS:.o=.d) $(addsuffix .d,$(BPF_OBJS))

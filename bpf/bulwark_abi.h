@@ -23,6 +23,11 @@ struct bw_config {
 };
 #define BW_CFG_NODE_ENCRYPTION (1u << 0) /* node<->node and node<->pod traffic is protected too */
 #define BW_CFG_EVENTS          (1u << 1) /* emit drop events into bw_events */
+/*
+ * Use the flow cache (bw_flow_v4/v6, bw_flow_gen). Only userspace that bumps bw_flow_gen after
+ * every map change sets it: without the bit every packet walks the tries as before.
+ */
+#define BW_CFG_FLOW_CACHE      (1u << 2)
 
 /* bw_protect_v4/v6 (LPM tries): the cluster's prefixes and what they hold. */
 struct bw_lpm_v4 {
@@ -89,6 +94,69 @@ struct bw_event {
 	__u16 dport;
 	__u8 saddr[16];  /* IPv4 in the first 4 bytes */
 	__u8 daddr[16];
+};
+
+/*
+ * bw_flow_v4/v6 (per-CPU arrays, BW_FLOW_SLOTS slots): the flow cache. An address pair's three
+ * trie lookups (the class of each address in bw_protect_*, whether a bw_peer_* prefix covers the
+ * destination), made once and reused while bw_flow_gen still holds the generation they were made
+ * under. Direct-mapped: the pair's slot is bw_flow_slot(); a slot holds one pair, the full pair
+ * is compared, a collision is a miss. Per CPU and written only by the program on that CPU (tc
+ * runs with bottom halves off, so one CPU never runs two of them at once): no reader ever sees a
+ * slot half-written or recycled for another pair. Only addresses are cached: ports, marks and
+ * bw_config are evaluated on every packet, so a hit decides exactly as the tries would.
+ */
+#define BW_FLOW_SLOT_BITS 12
+#define BW_FLOW_SLOTS (1u << BW_FLOW_SLOT_BITS)
+struct bw_flow_v4 {
+	__u64 gen;       /* bw_flow_gen.gen when the lookups were made; 0: empty; other: stale */
+	__u8 daddr[4];
+	__u8 saddr[4];
+	__u8 src_class;  /* enum bw_class of saddr */
+	__u8 dst_class;  /* enum bw_class of daddr */
+	__u8 peer;       /* 1: a peer prefix covers daddr (looked up only when a class is set) */
+	__u8 pad[5];
+};
+struct bw_flow_v6 {
+	__u64 gen;
+	__u8 daddr[16];
+	__u8 saddr[16];
+	__u8 src_class;
+	__u8 dst_class;
+	__u8 peer;
+	__u8 pad[5];
+};
+
+/*
+ * The slot of an address pair; words = 1 (IPv4) or 4 (IPv6) 32-bit words per address. Every word
+ * has its own multiplier, so (a, b) and (b, a) (a request and its reply) land apart.
+ */
+static inline __attribute__((always_inline)) __u32 bw_flow_slot(const __u8 *daddr, const __u8 *saddr,
+								 int words)
+{
+	__u64 h = 0;
+
+	for (int i = 0; i < words && i < 4; i++) {
+		__u32 d, s;
+
+		__builtin_memcpy(&d, daddr + 4 * i, 4);
+		__builtin_memcpy(&s, saddr + 4 * i, 4);
+		h += (__u64)d * (0x9e3779b97f4a7c15ull + (__u64)i * 0xc2b2ae3d27d4eb4full);
+		h += (__u64)s * (0xd6e8feb86659fd93ull + (__u64)i * 0x94d049bb133111ebull);
+	}
+	h ^= h >> 31;
+	h *= 0xbf58476d1ce4e5b9ull;
+	return (__u32)(h >> (64 - BW_FLOW_SLOT_BITS));
+}
+
+/*
+ * bw_flow_gen (array, one entry, mmap-able): the cache generation. Userspace increments it
+ * atomically (through mmap) after every change to bw_protect_*, bw_peer_*, bw_allow or
+ * bw_config; programs read it before their trie lookups, so an entry made before a change can
+ * never match after the increment. 0 (a fresh map) disables the cache until the first increment.
+ */
+struct bw_flow_gen {
+	__u64 gen;
 };
 
 /* bw_ratelimit (per-CPU array, one entry): the event budget of the current second. */

@@ -14,6 +14,7 @@ PKGS=(
   wireguard-tools wireguard-go cryptsetup-bin
   qemu-system-x86 busybox-static cpio xz-utils zstd dpkg
   swtpm swtpm-tools tpm2-tools openssl python3 python3-jwcrypto curl
+  libtss2-tcti-swtpm0   # tpm2-tss TCTI for swtpm in socket mode (tests/lib-tpm.sh)
   gdb  # tests/vm/volume_tamper.sh: stops bulwark between header check and activation
 )
 

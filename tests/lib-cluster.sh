@@ -116,7 +116,9 @@ cluster_attach() { # node-letter
 # Start a capture on the wire (the cloud host's view); cluster_capture_stop prints the pcap path.
 cluster_capture_start() {
   CAP=$TMP/wire-$1.pcap
-  nsx "$NS_WIRE" tcpdump -i br0 -U -n -w "$CAP" >"$TMP/tcpdump-$1.log" 2>&1 &
+  # nsenter execs tcpdump, so $! is tcpdump itself (a backgrounded shell function would be a
+  # subshell, and killing it would leave tcpdump running)
+  nsenter --net="/run/netns/$NS_WIRE" tcpdump -i br0 -U -n -w "$CAP" >"$TMP/tcpdump-$1.log" 2>&1 &
   CAP_PID=$!
   at_exit "kill $CAP_PID"
   wait_for 50 grep -q "listening on" "$TMP/tcpdump-$1.log"

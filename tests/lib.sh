@@ -13,7 +13,7 @@ set -u
 BULWARK_TOP=${BULWARK_TOP:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
 BUILD=${BUILD:-$BULWARK_TOP/build}
 export PATH="$BUILD/bin:$PATH"
-_tap_n=0 _tap_failed=0 _at_exit=()
+_tap_n=0 _tap_failed=0
 # Unique per test run: netns, links and wireguard-go sockets are global names.
 BW_ID=${BW_ID:-$(printf '%04x' $(( ($$ + RANDOM) & 0xffff )))}
 
@@ -28,10 +28,15 @@ fails() { ! "$@"; }   # check "x fails" fails cmd...  (works with shell function
 finish() { [ "$_tap_failed" -eq 0 ] && [ "$_tap_n" -gt 0 ]; exit $?; }
 die() { not_ok "$*"; exit 1; }
 
-at_exit() { _at_exit=("$1" "${_at_exit[@]}"); }
+# Cleanups go to a file, not a variable: helpers called as $(...) run in a subshell, and what
+# they register there (netns_new's netns, say) must still be undone when the test exits.
+_at_exit_file=$(mktemp "${TMPDIR:-/tmp}/bw-at-exit.XXXXXX") _at_exit_owner=$BASHPID
+at_exit() { printf '%s\n' "$1" >> "$_at_exit_file"; }
 _run_at_exit() {
   local c
-  for c in "${_at_exit[@]}"; do eval "$c" >/dev/null 2>&1 || true; done
+  [ "$BASHPID" = "$_at_exit_owner" ] && [ -f "$_at_exit_file" ] || return 0
+  while IFS= read -r c; do eval "$c" >/dev/null 2>&1 || true; done < <(tac "$_at_exit_file")
+  rm -f "$_at_exit_file"
 }
 trap _run_at_exit EXIT
 trap 'exit 130' INT TERM

@@ -44,6 +44,7 @@ struct bw_conf_node {
 	struct bw_conf_allow allow[BW_CONF_MAX_LIST];
 	size_t n_allow;
 	uint16_t overlay_port;   /* 0: no overlay */
+	bool no_flow_cache;      /* FlowCache = false: the datapath walks its tries for every packet */
 	char state_dir[256];
 	char peers_dir[256];
 	char key_service[512];

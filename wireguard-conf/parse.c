@@ -240,6 +240,14 @@ static int node_key(struct ctx *c, struct bw_conf *conf, const char *key, char *
 		n->overlay_port = (uint16_t)u;
 		return 0;
 	}
+	if (KEY("FlowCache")) {
+		bool on;
+
+		if ((r = once(c, 6, key)) < 0 || (r = parse_bool(c, key, v, &on)) < 0)
+			return r;
+		n->no_flow_cache = !on;
+		return 0;
+	}
 	if (KEY("StateDir"))
 		return once(c, 3, key) ?: parse_str(c, key, v, n->state_dir, sizeof(n->state_dir));
 	if (KEY("PeersDir"))

@@ -39,6 +39,8 @@ int bw_conf_write_node(FILE *f, const struct bw_conf *c)
 	}
 	if (n->overlay_port)
 		fprintf(f, "OverlayPort = %u\n", n->overlay_port);
+	if (n->no_flow_cache)
+		fprintf(f, "FlowCache = false\n");
 	fprintf(f, "StateDir = %s\nPeersDir = %s\n", n->state_dir, n->peers_dir);
 	if (n->key_service[0])
 		fprintf(f, "KeyService = %s\n", n->key_service);

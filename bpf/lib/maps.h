@@ -86,4 +86,31 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } bw_events SEC(".maps");
 
+/* Per CPU, direct-mapped (bulwark_abi.h): a hash map's elements are recycled under readers. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, BW_FLOW_SLOTS);
+	__type(key, __u32);
+	__type(value, struct bw_flow_v4);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} bw_flow_v4 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, BW_FLOW_SLOTS);
+	__type(key, __u32);
+	__type(value, struct bw_flow_v6);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} bw_flow_v6 SEC(".maps");
+
+/* mmap-able so that userspace can increment it atomically without a read-modify-write race. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__type(key, __u32);
+	__type(value, struct bw_flow_gen);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} bw_flow_gen SEC(".maps");
+
 #endif

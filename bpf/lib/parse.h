@@ -24,8 +24,9 @@ struct bw_pkt {
 	__u8 icmp6_type;
 	__u16 sport;      /* host byte order, valid with BW_L4_PORTS */
 	__u16 dport;
+	/* 8-aligned: the flow cache hashes and compares them a word at a time (policy.h) */
+	__u8 daddr[16] __attribute__((aligned(8)));
 	__u8 saddr[16];
-	__u8 daddr[16];
 };
 
 enum bw_l4 {
@@ -35,9 +36,23 @@ enum bw_l4 {
 	BW_L4_TRUNCATED,     /* transport header should be there but is cut short */
 };
 
+/*
+ * A header of len bytes at off: a pointer straight into the linear packet data when it is there
+ * (the common case: no helper call, no copy), else copied into buf by bpf_skb_load_bytes
+ * (non-linear skbs). NULL when the packet is too short either way.
+ */
+static __always_inline void *bw_hdr(struct __sk_buff *skb, __u32 off, void *buf, __u32 len)
+{
+	void *data = (void *)(long)skb->data, *end = (void *)(long)skb->data_end;
+
+	if (off <= 128 && data + off + len <= end)
+		return data + off;
+	return bpf_skb_load_bytes(skb, off, buf, len) < 0 ? NULL : buf;
+}
+
 static __always_inline void bw_l4_ports(struct __sk_buff *skb, struct bw_pkt *p, __u32 off)
 {
-	__be16 ports[2];
+	__be16 buf[2], *ports;
 
 	if (p->l4proto != IPPROTO_TCP && p->l4proto != IPPROTO_UDP && p->l4proto != IPPROTO_SCTP &&
 	    p->l4proto != IPPROTO_UDPLITE) {
@@ -46,7 +61,7 @@ static __always_inline void bw_l4_ports(struct __sk_buff *skb, struct bw_pkt *p,
 			p->l4 = BW_L4_TRUNCATED;
 		return;
 	}
-	if (bpf_skb_load_bytes(skb, off, ports, sizeof(ports)) < 0) {
+	if (!(ports = bw_hdr(skb, off, buf, sizeof(buf)))) {
 		p->l4 = BW_L4_TRUNCATED;
 		return;
 	}
@@ -57,37 +72,33 @@ static __always_inline void bw_l4_ports(struct __sk_buff *skb, struct bw_pkt *p,
 
 static __always_inline int bw_parse_v4(struct __sk_buff *skb, struct bw_pkt *p, __u32 off)
 {
-	struct iphdr ip;
+	struct iphdr buf, *ip = bw_hdr(skb, off, &buf, sizeof(buf));
 
-	if (bpf_skb_load_bytes(skb, off, &ip, sizeof(ip)) < 0)
-		return BW_PARSE_MALFORMED;
-	if (ip.version != 4 || ip.ihl < 5)
+	if (!ip || ip->version != 4 || ip->ihl < 5)
 		return BW_PARSE_MALFORMED;
 	p->family = 4;
-	__builtin_memcpy(p->saddr, &ip.saddr, 4);
-	__builtin_memcpy(p->daddr, &ip.daddr, 4);
-	p->l4proto = ip.protocol;
+	__builtin_memcpy(p->saddr, &ip->saddr, 4);
+	__builtin_memcpy(p->daddr, &ip->daddr, 4);
+	p->l4proto = ip->protocol;
 	/* A non-first fragment has no transport header: decided by addresses only. */
-	if (ip.frag_off & bpf_htons(0x1fff))
+	if (ip->frag_off & bpf_htons(0x1fff))
 		return BW_PARSE_OK;
-	bw_l4_ports(skb, p, off + ip.ihl * 4);
+	bw_l4_ports(skb, p, off + ip->ihl * 4);
 	return BW_PARSE_OK;
 }
 
 static __always_inline int bw_parse_v6(struct __sk_buff *skb, struct bw_pkt *p, __u32 off)
 {
-	struct ipv6hdr ip6;
+	struct ipv6hdr buf, *ip6 = bw_hdr(skb, off, &buf, sizeof(buf));
 	__u8 nexthdr;
 
-	if (bpf_skb_load_bytes(skb, off, &ip6, sizeof(ip6)) < 0)
-		return BW_PARSE_MALFORMED;
-	if (ip6.version != 6)
+	if (!ip6 || ip6->version != 6)
 		return BW_PARSE_MALFORMED;
 	p->family = 6;
-	__builtin_memcpy(p->saddr, &ip6.saddr, 16);
-	__builtin_memcpy(p->daddr, &ip6.daddr, 16);
-	nexthdr = ip6.nexthdr;
-	off += sizeof(ip6);
+	__builtin_memcpy(p->saddr, &ip6->saddr, 16);
+	__builtin_memcpy(p->daddr, &ip6->daddr, 16);
+	nexthdr = ip6->nexthdr;
+	off += sizeof(*ip6);
 
 #pragma unroll
 	for (int i = 0; i < BW_MAX_EXTHDRS; i++) {

@@ -55,6 +55,91 @@ static __always_inline int bw_has_peer(const struct bw_pkt *p)
 	}
 }
 
+/* What the tries say about a packet's addresses: all the policy needs besides ports and config. */
+struct bw_addrs {
+	__u32 src, dst; /* enum bw_class */
+	__u32 peer;     /* a peer prefix covers the destination; only looked up when a class is set */
+};
+
+static __always_inline void bw_addrs_lookup(const struct bw_pkt *p, struct bw_addrs *a)
+{
+	a->src = bw_class(p, p->saddr);
+	a->dst = bw_class(p, p->daddr);
+	a->peer = (a->src != BW_CLASS_NONE || a->dst != BW_CLASS_NONE) && bw_has_peer(p);
+}
+
+static __always_inline int bw_eq4(const __u8 *a, const __u8 *b)
+{
+	__u32 x, y;
+
+	__builtin_memcpy(&x, a, 4);
+	__builtin_memcpy(&y, b, 4);
+	return x == y;
+}
+
+static __always_inline int bw_eq16(const __u8 *a, const __u8 *b)
+{
+	__u64 x0, x1, y0, y1;
+
+	__builtin_memcpy(&x0, a, 8);
+	__builtin_memcpy(&x1, a + 8, 8);
+	__builtin_memcpy(&y0, b, 8);
+	__builtin_memcpy(&y1, b + 8, 8);
+	return x0 == y0 && x1 == y1;
+}
+
+/*
+ * One family's cache step (a macro: each family names its own map and slot type, and one map per
+ * call site keeps the verifier's inlined lookup). A hit needs the current generation and the
+ * whole pair; on a miss the tries decide and the slot is overwritten with their answer.
+ */
+#define BW_FLOW_STEP(type, map, alen, eq)                                                       \
+	do {                                                                                     \
+		__u32 slot = bw_flow_slot(p->daddr, p->saddr, (alen) / 4);                        \
+		type *f = bpf_map_lookup_elem(&map, &slot);                                       \
+                                                                                                 \
+		if (f && f->gen == gen && eq(f->daddr, p->daddr) && eq(f->saddr, p->saddr)) {    \
+			a->src = f->src_class;                                                   \
+			a->dst = f->dst_class;                                                   \
+			a->peer = f->peer;                                                       \
+			return;                                                                  \
+		}                                                                                \
+		bw_addrs_lookup(p, a);                                                           \
+		if (!f || (a->src == BW_CLASS_NONE && a->dst == BW_CLASS_NONE))                  \
+			return;                                                                  \
+		f->gen = gen;                                                                    \
+		__builtin_memcpy(f->daddr, p->daddr, alen);                                      \
+		__builtin_memcpy(f->saddr, p->saddr, alen);                                      \
+		f->src_class = a->src;                                                           \
+		f->dst_class = a->dst;                                                           \
+		f->peer = a->peer;                                                               \
+	} while (0)
+
+/*
+ * The flow cache in front of the tries (bulwark_abi.h). The generation is read before the slot
+ * and the tries: a trie change that the lookups missed is followed by userspace's increment,
+ * after which the slot written here cannot match. Slots are this CPU's own, so reading and
+ * writing them in place is safe. Only pairs touching the cluster are stored: traffic between
+ * outside addresses (forwarded) would only evict useful slots.
+ */
+static __always_inline void bw_addrs_get(const struct bw_config *cfg, const struct bw_pkt *p,
+					 struct bw_addrs *a)
+{
+	struct bw_flow_gen *g;
+	__u32 zero = 0;
+	__u64 gen;
+
+	if (!(cfg->flags & BW_CFG_FLOW_CACHE) || !(g = bpf_map_lookup_elem(&bw_flow_gen, &zero)) ||
+	    !(gen = *(volatile __u64 *)&g->gen)) {
+		bw_addrs_lookup(p, a);
+		return;
+	}
+	if (p->family == 4)
+		BW_FLOW_STEP(struct bw_flow_v4, bw_flow_v4, 4, bw_eq4);
+	else
+		BW_FLOW_STEP(struct bw_flow_v6, bw_flow_v6, 16, bw_eq16);
+}
+
 /* Replies match too: the allowed port may be the destination or the source port. */
 static __always_inline int bw_allowed(const struct bw_pkt *p, __u32 dir)
 {
@@ -95,6 +180,7 @@ static __always_inline __u32 bw_reason(struct __sk_buff *skb, const struct bw_co
 {
 	int node_enc = cfg->flags & BW_CFG_NODE_ENCRYPTION;
 	__u32 src, dst, peer_side, local_side;
+	struct bw_addrs a;
 	int protect, udp;
 
 	if (dir == BW_DIR_EGRESS && cfg->wg_fwmark && skb->mark == cfg->wg_fwmark)
@@ -106,8 +192,9 @@ static __always_inline __u32 bw_reason(struct __sk_buff *skb, const struct bw_co
 		return BW_REASON_DROPPED_MALFORMED;
 	}
 	udp = p->l4 == BW_L4_PORTS && p->l4proto == IPPROTO_UDP;
-	src = bw_class(p, p->saddr);
-	dst = bw_class(p, p->daddr);
+	bw_addrs_get(cfg, p, &a);
+	src = a.src;
+	dst = a.dst;
 	if (src == BW_CLASS_NONE && dst == BW_CLASS_NONE)
 		return BW_REASON_PASSED_UNPROTECTED;
 	if (p->l4 == BW_L4_TRUNCATED)
@@ -140,7 +227,7 @@ static __always_inline __u32 bw_reason(struct __sk_buff *skb, const struct bw_co
 		return BW_REASON_ALLOWED_BY_PORT;
 	if (dir == BW_DIR_INGRESS)
 		return BW_REASON_DROPPED_PLAINTEXT_INGRESS;
-	return cfg->wg_ifindex && bw_has_peer(p) ? BW_REASON_REDIRECTED : BW_REASON_DROPPED_NO_PEER;
+	return cfg->wg_ifindex && a.peer ? BW_REASON_REDIRECTED : BW_REASON_DROPPED_NO_PEER;
 }
 
 static __always_inline int bw_enforce(struct __sk_buff *skb, __u32 dir)

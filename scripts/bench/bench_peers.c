@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
  * Peer sync cost: bulwark's reconcile (WireGuard + datapath peer map) vs `wg setconf` with the
- * same peers, on the same device, in the same run; then a one-peer change.
+ * same peers, on the same device, in the same run; then a one-peer change, both as a full
+ * reconcile (device dump + map walk) and as the agent applies a change (bw_net_reconcile_since).
  *   usage: bench_peers NODE_CONF PIN_DIR      (device and datapath already up, no peers)
  */
 #include <errno.h>
@@ -35,10 +36,10 @@ static int clear_peers(const char *dev)
 
 int main(int argc, char **argv)
 {
-	struct bw_conf c;
+	struct bw_conf c, applied;
 	struct bw_net_result res;
 	char err[BW_CONF_ERR_LEN], cmd[512], wgconf[] = "/tmp/bw-bench-wg-XXXXXX";
-	double t0, load_ms, ours_ms, wg_ms, one_ms;
+	double t0, load_ms, ours_ms, wg_ms, one_ms, since_ms;
 	FILE *f;
 	int fd;
 
@@ -52,6 +53,8 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	load_ms = now_ms() - t0;
+	if (bw_conf_load(argv[1], &applied, err, sizeof(err)) < 0)
+		return 1;
 	if ((fd = mkstemp(wgconf)) < 0 || !(f = fdopen(fd, "w")) || bw_conf_write_wg(f, &c, NULL) < 0) {
 		perror("write wg config");
 		return 1;
@@ -87,10 +90,19 @@ int main(int argc, char **argv)
 		return 1;
 	one_ms = now_ms() - t0;
 
+	/* And back, the way the agent applies a change: against what it applied last. */
+	t0 = now_ms();
+	if (bw_net_reconcile_since(&c, &applied, argv[2], &res) < 0 || res.peers_updated != 0 ||
+	    res.prefixes_removed != 1)
+		return 1;
+	since_ms = now_ms() - t0;
+
 	printf("peers %zu: config load %.1f ms; full sync: bulwark %.1f ms (WireGuard + datapath), "
-	       "wg setconf %.1f ms, ratio %.2fx; one-peer change: %.2f ms\n",
-	       c.n_peers, load_ms, ours_ms, wg_ms, ours_ms / wg_ms, one_ms);
+	       "wg setconf %.1f ms, ratio %.2fx; one-peer change: full reconcile %.2f ms, "
+	       "since applied %.2f ms\n",
+	       c.n_peers, load_ms, ours_ms, wg_ms, ours_ms / wg_ms, one_ms, since_ms);
 	unlink(wgconf);
 	bw_conf_free(&c);
+	bw_conf_free(&applied);
 	return 0;
 }

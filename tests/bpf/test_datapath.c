@@ -8,6 +8,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -27,6 +28,8 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include "bulwark_abi.h"
+#include "datapath/datapath.h"
+#include "datapath/internal.h"
 #include "bw_egress.skel.h"
 #include "bw_ingress.skel.h"
 
@@ -39,12 +42,15 @@ static struct bw_egress *eg;
 static struct bw_ingress *in;
 static char pin_dir[64];
 static int nr_cpus;
+static struct bw_dp *dp;      /* the library's view of the same pins: its writes bump the cache */
+static __u32 base_flags;      /* BW_CFG_FLOW_CACHE in the cached group, 0 in the uncached one */
 
 /* ---- packet building ---- */
 struct pkt {
+	unsigned char align[2]; /* puts the IP header (b + 14) on a 4-byte boundary, as in an skb */
 	unsigned char b[256];
 	size_t len;
-};
+} __attribute__((aligned(4)));
 
 struct flow {
 	int family;
@@ -113,7 +119,8 @@ static void build(struct pkt *p, const struct flow *f)
 }
 
 /* ---- map helpers ---- */
-static void add_prefix(int fd, int family, const char *cidr, const void *val)
+/* A write behind the library's back: the flow cache does not hear of it. */
+static void add_prefix_raw(int fd, int family, const char *cidr, const void *val)
 {
 	char a[64];
 	int len;
@@ -133,7 +140,7 @@ static void add_prefix(int fd, int family, const char *cidr, const void *val)
 	}
 }
 
-static void del_prefix(int fd, int family, const char *cidr)
+static void del_prefix_raw(int fd, int family, const char *cidr)
 {
 	char a[64];
 	const char *slash = strchr(cidr, '/');
@@ -151,11 +158,24 @@ static void del_prefix(int fd, int family, const char *cidr)
 	}
 }
 
+/* Raw writes followed by the invalidation every map writer owes the cache. */
+static void add_prefix(int fd, int family, const char *cidr, const void *val)
+{
+	add_prefix_raw(fd, family, cidr, val);
+	assert_int_equal(bw_dp_flow_invalidate(dp), 0);
+}
+
+static void del_prefix(int fd, int family, const char *cidr)
+{
+	del_prefix_raw(fd, family, cidr);
+	assert_int_equal(bw_dp_flow_invalidate(dp), 0);
+}
+
 static void set_config(__u32 flags, __u32 events_per_sec)
 {
 	struct bw_config c = {
 		.wg_ifindex = WG_IFINDEX, .wg_fwmark = WG_MARK, .wg_port = WG_PORT,
-		.overlay_port = OVERLAY_PORT, .flags = flags, .events_per_sec = events_per_sec,
+		.overlay_port = OVERLAY_PORT, .flags = flags | base_flags, .events_per_sec = events_per_sec,
 	};
 	__u32 zero = 0;
 	assert_int_equal(bpf_map_update_elem(bpf_map__fd(eg->maps.bw_config), &zero, &c, BPF_ANY), 0);
@@ -279,7 +299,7 @@ static int setup(void **state)
 	LIBBPF_OPTS(bpf_object_open_opts, opts, .pin_root_path = pin_dir);
 	eg = bw_egress__open_opts(&opts);
 	in = bw_ingress__open_opts(&opts);
-	if (!eg || !in || bw_egress__load(eg) || bw_ingress__load(in))
+	if (!eg || !in || bw_egress__load(eg) || bw_ingress__load(in) || bw_dp_open(pin_dir, &dp))
 		return -1;
 	add_prefix(bpf_map__fd(eg->maps.bw_protect_v4), 4, "198.18.0.0/16", &pod);
 	add_prefix(bpf_map__fd(eg->maps.bw_protect_v4), 4, "198.19.0.0/24", &node);
@@ -295,6 +315,7 @@ static int teardown(void **state)
 {
 	char cmd[128];
 	(void)state;
+	bw_dp_close(dp);
 	bw_egress__destroy(eg);
 	bw_ingress__destroy(in);
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", pin_dir);
@@ -634,7 +655,7 @@ static void events_are_rate_limited(void **state)
 
 static void no_wireguard_device_fails_closed(void **state)
 {
-	struct bw_config c = { .flags = BW_CFG_EVENTS };
+	struct bw_config c = { .flags = BW_CFG_EVENTS | base_flags };
 	__u32 zero = 0;
 	(void)state;
 
@@ -646,25 +667,500 @@ static void no_wireguard_device_fails_closed(void **state)
 	set_config(BW_CFG_EVENTS, 0);
 }
 
+/* ---- the flow cache (bw_flow_v4/v6, bw_flow_gen) ---- */
+
+/* A flow-cache slot of either family, as the tests look at it. */
+struct fentry {
+	__u64 gen;
+	__u8 src_class, dst_class, peer;
+};
+
+/* Slot i of every CPU, unpacked; returns the number of CPUs. */
+static int flow_slot_read(int fd, int fam, __u32 i, struct fentry *out, __u8 (*addrs)[2][16])
+{
+	struct bw_flow_v4 v4[nr_cpus];
+	struct bw_flow_v6 v6[nr_cpus];
+
+	assert_int_equal(bpf_map_lookup_elem(fd, &i, fam == 4 ? (void *)v4 : (void *)v6), 0);
+	for (int c = 0; c < nr_cpus; c++) {
+		memset(addrs[c], 0, sizeof(addrs[c]));
+		if (fam == 4) {
+			out[c] = (struct fentry){ v4[c].gen, v4[c].src_class, v4[c].dst_class, v4[c].peer };
+			memcpy(addrs[c][0], v4[c].daddr, 4);
+			memcpy(addrs[c][1], v4[c].saddr, 4);
+		} else {
+			out[c] = (struct fentry){ v6[c].gen, v6[c].src_class, v6[c].dst_class, v6[c].peer };
+			memcpy(addrs[c][0], v6[c].daddr, 16);
+			memcpy(addrs[c][1], v6[c].saddr, 16);
+		}
+	}
+	return nr_cpus;
+}
+
+static int flow_fd(int fam)
+{
+	return bpf_map__fd(fam == 4 ? eg->maps.bw_flow_v4 : eg->maps.bw_flow_v6);
+}
+
+/* The newest cache entry for a flow's address pair on any CPU; returns 0 when there is none. */
+static int flow_entry_fd(int fd, const struct flow *f, struct fentry *out)
+{
+	int af = f->family == 4 ? AF_INET : AF_INET6, alen = f->family == 4 ? 4 : 16, found = 0;
+	__u8 d[16] = { 0 }, sa[16] = { 0 }, addrs[nr_cpus][2][16];
+	struct fentry e[nr_cpus];
+
+	inet_pton(af, f->dst, d);
+	inet_pton(af, f->src, sa);
+	flow_slot_read(fd, f->family, bw_flow_slot(d, sa, alen / 4), e, addrs);
+	for (int c = 0; c < nr_cpus; c++) {
+		if (!e[c].gen || memcmp(addrs[c][0], d, alen) || memcmp(addrs[c][1], sa, alen))
+			continue;
+		if (!found || e[c].gen > out->gen)
+			*out = e[c];
+		found = 1;
+	}
+	return found;
+}
+
+static int flow_entry(const struct flow *f, struct fentry *out)
+{
+	return flow_entry_fd(flow_fd(f->family), f, out);
+}
+
+/* Slots (over all CPUs) holding an entry of generation gen, or any entry when gen is 0. */
+static size_t flow_count_fd(int fd, int fam, __u64 gen)
+{
+	__u8 addrs[nr_cpus][2][16];
+	struct fentry e[nr_cpus];
+	size_t n = 0;
+
+	for (__u32 i = 0; i < BW_FLOW_SLOTS; i++) {
+		flow_slot_read(fd, fam, i, e, addrs);
+		for (int c = 0; c < nr_cpus; c++)
+			n += gen ? e[c].gen == gen : e[c].gen != 0;
+	}
+	return n;
+}
+
+static size_t flow_count(int fam, __u64 gen)
+{
+	return flow_count_fd(flow_fd(fam), fam, gen);
+}
+
+static struct bw_cidr cidr(const char *s)
+{
+	struct bw_cidr c;
+
+	assert_int_equal(bw_cidr_parse(s, &c), 0);
+	return c;
+}
+
+/* A hit answers from the entry: a trie change nobody announced is not seen until invalidation. */
+static void flow_cache_hit(void **state)
+{
+	struct bw_peer peer = { .peer_id = 2 };
+	(void)state;
+	EACH_FAMILY {
+		struct flow f = { fam, AD(fam)->pod_a, AD(fam)->pod_b, IPPROTO_TCP, 40000, 80 };
+		int peerfd = bpf_map__fd(fam == 4 ? eg->maps.bw_peer_v4 : eg->maps.bw_peer_v6);
+		struct fentry e;
+
+		assert_int_equal(bw_dp_flow_invalidate(dp), 0);
+		assert_int_equal(flow_count(fam, bw_dp_flow_gen(dp)), 0);
+		expect(BW_DIR_EGRESS, &f, 0, TC_ACT_REDIRECT, BW_REASON_REDIRECTED);
+		assert_int_equal(flow_count(fam, bw_dp_flow_gen(dp)), 1);
+		assert_true(flow_entry(&f, &e));
+		assert_int_equal(e.gen, bw_dp_flow_gen(dp));
+		assert_int_equal(e.src_class, BW_CLASS_POD);
+		assert_int_equal(e.dst_class, BW_CLASS_POD);
+		assert_int_equal(e.peer, 1);
+		/* The packet's other fields are still read on a hit: another port, same verdict... */
+		f.dport = 443;
+		expect(BW_DIR_EGRESS, &f, 0, TC_ACT_REDIRECT, BW_REASON_REDIRECTED);
+		/* ...and a hit, not the tries, decided: the peer is gone from the trie unannounced. */
+		del_prefix_raw(peerfd, fam, AD(fam)->peer_b);
+		expect(BW_DIR_EGRESS, &f, 0, TC_ACT_REDIRECT, BW_REASON_REDIRECTED);
+		assert_int_equal(flow_count(fam, bw_dp_flow_gen(dp)), 1);
+		/* Invalidation: the very next packet walks the tries again. */
+		assert_int_equal(bw_dp_flow_invalidate(dp), 0);
+		expect(BW_DIR_EGRESS, &f, 0, TC_ACT_SHOT, BW_REASON_DROPPED_NO_PEER);
+		assert_true(flow_entry(&f, &e));
+		assert_int_equal(e.gen, bw_dp_flow_gen(dp));
+		assert_int_equal(e.peer, 0);
+		add_prefix(peerfd, fam, AD(fam)->peer_b, &peer);
+		expect(BW_DIR_EGRESS, &f, 0, TC_ACT_REDIRECT, BW_REASON_REDIRECTED);
+		/* Ingress shares the entry (classes do not depend on direction) and still drops. */
+		struct flow back = { fam, AD(fam)->pod_b, AD(fam)->pod_a, IPPROTO_TCP, 80, 40000 };
+		expect(BW_DIR_INGRESS, &back, 0, TC_ACT_SHOT, BW_REASON_DROPPED_PLAINTEXT_INGRESS);
+		expect(BW_DIR_INGRESS, &back, 0, TC_ACT_SHOT, BW_REASON_DROPPED_PLAINTEXT_INGRESS);
+		assert_true(flow_entry(&back, &e));
+	}
+}
+
+/* Peer removal through the library: the packet right after bw_dp_peer_del is dropped. */
+static void flow_cache_peer_remove_add(void **state)
+{
+	struct bw_peer peer = { .peer_id = 2 };
+	(void)state;
+	EACH_FAMILY {
+		struct flow f = { fam, AD(fam)->pod_a, AD(fam)->pod_b, IPPROTO_UDP, 40000, 53 };
+		struct bw_cidr c = cidr(AD(fam)->peer_b);
+		uint64_t g0;
+
+		expect(BW_DIR_EGRESS, &f, 0, TC_ACT_REDIRECT, BW_REASON_REDIRECTED);
+		expect(BW_DIR_EGRESS, &f, 0, TC_ACT_REDIRECT, BW_REASON_REDIRECTED); /* a hit */
+		g0 = bw_dp_flow_gen(dp);
+		assert_int_equal(bw_dp_peer_del(dp, &c), 0);
+		assert_true(bw_dp_flow_gen(dp) > g0);
+		expect(BW_DIR_EGRESS, &f, 0, TC_ACT_SHOT, BW_REASON_DROPPED_NO_PEER);
+		expect(BW_DIR_EGRESS, &f, 0, TC_ACT_SHOT, BW_REASON_DROPPED_NO_PEER); /* cached drop */
+		/* Adding the peer back is seen by the next packet too (a cached drop does not linger). */
+		assert_int_equal(bw_dp_peer_set(dp, &c, &peer), 0);
+		expect(BW_DIR_EGRESS, &f, 0, TC_ACT_REDIRECT, BW_REASON_REDIRECTED);
+	}
+}
+
+/* A peer's prefix changed (narrowed, then widened back): the next packet follows the new one. */
+static void flow_cache_peer_change(void **state)
+{
+	struct bw_peer peer = { .peer_id = 2 }, other = { .peer_id = 7 };
+	(void)state;
+	memset(other.pubkey, 0xaa, sizeof(other.pubkey));
+	EACH_FAMILY {
+		struct flow f = { fam, AD(fam)->pod_a, AD(fam)->pod_b, IPPROTO_TCP, 40000, 80 };
+		struct bw_cidr wide = cidr(AD(fam)->peer_b);
+		struct bw_cidr narrow = cidr(fam == 4 ? "198.18.2.128/25" : "fd00:10:2:8000::/49");
+		struct fentry e;
+		uint64_t g0;
+
+		expect(BW_DIR_EGRESS, &f, 0, TC_ACT_REDIRECT, BW_REASON_REDIRECTED);
+		/* The value changes (another key, another id): entries are refreshed, verdict kept. */
+		g0 = bw_dp_flow_gen(dp);
+		assert_int_equal(bw_dp_peer_set(dp, &wide, &other), 0);
+		assert_true(bw_dp_flow_gen(dp) > g0);
+		expect(BW_DIR_EGRESS, &f, 0, TC_ACT_REDIRECT, BW_REASON_REDIRECTED);
+		assert_true(flow_entry(&f, &e));
+		assert_int_equal(e.gen, bw_dp_flow_gen(dp));
+		/* The prefix shrinks to a half without our destination. */
+		assert_int_equal(bw_dp_peer_set(dp, &narrow, &other), 0);
+		assert_int_equal(bw_dp_peer_del(dp, &wide), 0);
+		expect(BW_DIR_EGRESS, &f, 0, TC_ACT_SHOT, BW_REASON_DROPPED_NO_PEER);
+		assert_int_equal(bw_dp_peer_set(dp, &wide, &peer), 0);
+		assert_int_equal(bw_dp_peer_del(dp, &narrow), 0);
+		expect(BW_DIR_EGRESS, &f, 0, TC_ACT_REDIRECT, BW_REASON_REDIRECTED);
+	}
+}
+
+/* ---- traffic on other CPUs while the peer goes: nothing run while it is gone passes ---- */
+struct racer {
+	const struct pkt *p;
+	int fd;
+	int stop;
+	/* Odd: the peer is gone (bumped after bw_dp_peer_del returned, and again before the peer is
+	 * set back). A run that starts and ends in the same odd epoch ran wholly without the peer. */
+	unsigned epoch;
+	unsigned long redirected_present, redirected_gone, dropped_gone, errors;
+	int last_error;
+};
+
+static void *race_worker(void *arg)
+{
+	struct racer *r = arg;
+	unsigned long rp = 0, rg = 0, dg = 0, err = 0;
+
+	while (!__atomic_load_n(&r->stop, __ATOMIC_ACQUIRE)) {
+		unsigned e1 = __atomic_load_n(&r->epoch, __ATOMIC_ACQUIRE), e2;
+		LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = r->p->b, .data_size_in = r->p->len);
+		int e = bpf_prog_test_run_opts(r->fd, &o);
+
+		e2 = __atomic_load_n(&r->epoch, __ATOMIC_ACQUIRE);
+		if (e) {
+			__atomic_store_n(&r->last_error, e, __ATOMIC_RELAXED);
+			err++;
+		} else if (e1 != e2) {
+			continue; /* overlapped a change: either verdict is right */
+		} else if (o.retval == TC_ACT_REDIRECT) {
+			(e1 & 1) ? rg++ : rp++;
+		} else if (o.retval == TC_ACT_SHOT && (e1 & 1)) {
+			dg++;
+		}
+	}
+	__atomic_add_fetch(&r->redirected_present, rp, __ATOMIC_SEQ_CST);
+	__atomic_add_fetch(&r->redirected_gone, rg, __ATOMIC_SEQ_CST);
+	__atomic_add_fetch(&r->dropped_gone, dg, __ATOMIC_SEQ_CST);
+	__atomic_add_fetch(&r->errors, err, __ATOMIC_SEQ_CST);
+	return NULL;
+}
+
+static void flow_cache_removal_races_traffic(void **state)
+{
+	struct bw_peer peer = { .peer_id = 2 };
+	(void)state;
+	set_config(0, 0); /* no events: the ring buffer is not what is tested here */
+	EACH_FAMILY {
+		struct flow f = { fam, AD(fam)->pod_a, AD(fam)->pod_b, IPPROTO_TCP, 40000, 80 };
+		struct bw_cidr c = cidr(AD(fam)->peer_b);
+		struct racer r = { .fd = bpf_program__fd(eg->progs.bw_egress) };
+		pthread_t t[2];
+		struct pkt p;
+
+		build(&p, &f);
+		r.p = &p;
+		for (int i = 0; i < 2; i++)
+			assert_int_equal(pthread_create(&t[i], NULL, race_worker, &r), 0);
+		for (int round = 0; round < 40; round++) {
+			usleep(2000);
+			assert_int_equal(bw_dp_peer_del(dp, &c), 0);
+			__atomic_add_fetch(&r.epoch, 1, __ATOMIC_ACQ_REL);
+			usleep(2000);
+			__atomic_add_fetch(&r.epoch, 1, __ATOMIC_ACQ_REL);
+			assert_int_equal(bw_dp_peer_set(dp, &c, &peer), 0);
+		}
+		__atomic_store_n(&r.stop, 1, __ATOMIC_RELEASE);
+		for (int i = 0; i < 2; i++)
+			pthread_join(t[i], NULL);
+		print_message("IPv%d: %lu redirected with the peer, %lu dropped without it\n", fam,
+			      r.redirected_present, r.dropped_gone);
+		if (r.errors)
+			fail_msg("%lu test runs failed, the last with %s", r.errors, strerror(-r.last_error));
+		assert_int_equal(r.redirected_gone, 0);
+		assert_true(r.redirected_present > 0 && r.dropped_gone > 0);
+	}
+	set_config(BW_CFG_EVENTS, 0);
+}
+
+/* The test's cluster as a desired state, plus an optional extra protected pod prefix. */
+static void apply_cluster(const char *extra4, const char *extra6)
+{
+	struct bw_dp_prefix protect[6] = {
+		{ cidr("198.18.0.0/16"), BW_CLASS_POD }, { cidr("198.19.0.0/24"), BW_CLASS_NODE },
+		{ cidr("fd00:10::/32"), BW_CLASS_POD }, { cidr("fd00:20::/64"), BW_CLASS_NODE },
+	};
+	struct bw_dp_peer_prefix peers[2] = {
+		{ cidr(A4.peer_b), { .peer_id = 2 } }, { cidr(A6.peer_b), { .peer_id = 2 } },
+	};
+	struct bw_dp_desired d = {
+		.config = { .wg_ifindex = WG_IFINDEX, .wg_fwmark = WG_MARK, .wg_port = WG_PORT,
+			    .overlay_port = OVERLAY_PORT, .flags = BW_CFG_EVENTS | base_flags },
+		.protect = protect, .n_protect = 4, .peers = peers, .n_peers = 2,
+	};
+
+	if (extra4) {
+		protect[4] = (struct bw_dp_prefix){ cidr(extra4), BW_CLASS_POD };
+		protect[5] = (struct bw_dp_prefix){ cidr(extra6), BW_CLASS_POD };
+		d.n_protect = 6;
+	}
+	assert_int_equal(bw_dp_apply(dp, &d), 0);
+}
+
+/* The fail-open direction: a cached "not protected" must not outlive a newly protected prefix. */
+static void flow_cache_protect_change(void **state)
+{
+	(void)state;
+	apply_cluster(NULL, NULL);
+	EACH_FAMILY {
+		const char *dst = fam == 4 ? "198.17.0.9" : "fd00:40::9";
+		struct flow f = { fam, AD(fam)->pod_a, dst, IPPROTO_TCP, 40000, 80 };
+
+		expect(BW_DIR_EGRESS, &f, 0, TC_ACT_OK, BW_REASON_PASSED_UNPROTECTED);
+		expect(BW_DIR_EGRESS, &f, 0, TC_ACT_OK, BW_REASON_PASSED_UNPROTECTED); /* a hit */
+		apply_cluster("198.17.0.0/16", "fd00:40::/32");
+		expect(BW_DIR_EGRESS, &f, 0, TC_ACT_SHOT, BW_REASON_DROPPED_NO_PEER);
+		apply_cluster(NULL, NULL);
+		expect(BW_DIR_EGRESS, &f, 0, TC_ACT_OK, BW_REASON_PASSED_UNPROTECTED);
+	}
+}
+
+/* Addresses both outside the cluster are not cached: forwarded traffic does not churn the LRU. */
+static void flow_cache_skips_outside_pairs(void **state)
+{
+	(void)state;
+	EACH_FAMILY {
+		struct flow f = { fam, AD(fam)->outside, fam == 4 ? "198.19.255.2" : "fd00:30::2",
+				  IPPROTO_TCP, 1, 2 };
+		struct fentry e;
+
+		expect(BW_DIR_EGRESS, &f, 0, TC_ACT_OK, BW_REASON_PASSED_UNPROTECTED);
+		assert_false(flow_entry(&f, &e));
+	}
+}
+
+/* Without BW_CFG_FLOW_CACHE nothing is stored and every packet sees the tries as they are. */
+static void flow_cache_disabled_by_config(void **state)
+{
+	struct bw_peer peer = { .peer_id = 2 };
+	(void)state;
+	base_flags = 0;
+	set_config(BW_CFG_EVENTS, 0);
+	EACH_FAMILY {
+		struct flow f = { fam, AD(fam)->pod_a, AD(fam)->pod_b, IPPROTO_TCP, 40000, 80 };
+		int peerfd = bpf_map__fd(fam == 4 ? eg->maps.bw_peer_v4 : eg->maps.bw_peer_v6);
+		struct fentry e;
+
+		assert_int_equal(bw_dp_flow_invalidate(dp), 0);
+		expect(BW_DIR_EGRESS, &f, 0, TC_ACT_REDIRECT, BW_REASON_REDIRECTED);
+		assert_int_equal(flow_count(fam, bw_dp_flow_gen(dp)), 0);
+		assert_false(flow_entry(&f, &e) && e.gen == bw_dp_flow_gen(dp));
+		del_prefix_raw(peerfd, fam, AD(fam)->peer_b);
+		expect(BW_DIR_EGRESS, &f, 0, TC_ACT_SHOT, BW_REASON_DROPPED_NO_PEER);
+		add_prefix_raw(peerfd, fam, AD(fam)->peer_b, &peer);
+		expect(BW_DIR_EGRESS, &f, 0, TC_ACT_REDIRECT, BW_REASON_REDIRECTED);
+	}
+	base_flags = BW_CFG_FLOW_CACHE;
+	set_config(BW_CFG_EVENTS, 0);
+}
+
+static int pin_exists(const char *name)
+{
+	char path[128];
+
+	snprintf(path, sizeof(path), "%s/%s", pin_dir, name);
+	return access(path, F_OK) == 0;
+}
+
+static void unpin(const char *name)
+{
+	char path[128];
+
+	snprintf(path, sizeof(path), "%s/%s", pin_dir, name);
+	assert_int_equal(unlink(path), 0);
+}
+
+static __u32 map_id(int fd)
+{
+	struct bpf_map_info info = { 0 };
+	__u32 len = sizeof(info);
+
+	assert_int_equal(bpf_obj_get_info_by_fd(fd, &info, &len), 0);
+	return info.id;
+}
+
+/* Load this build's programs over the pin directory as `attach` does (prepare, then load). */
+static struct bw_egress *load_over_pins(void)
+{
+	struct bw_egress *e;
+
+	assert_int_equal(bw_dp_pins_prepare(pin_dir), 0);
+	LIBBPF_OPTS(bpf_object_open_opts, opts, .pin_root_path = pin_dir);
+	e = bw_egress__open_opts(&opts);
+	assert_non_null(e);
+	assert_int_equal(bw_egress__load(e), 0);
+	return e;
+}
+
+/*
+ * A pin directory from an older build has no cache maps: the library still opens it (its
+ * programs do not cache, so there is nothing to invalidate), and loading this build creates them.
+ * A partial set is recreated whole, so an old entry can never meet a restarted generation.
+ */
+static void flow_cache_pins_from_older_build(void **state)
+{
+	struct bw_dp *old = NULL;
+	struct bw_egress *e;
+	__u32 flow4_id;
+	(void)state;
+
+	unpin("bw_flow_v4");
+	unpin("bw_flow_v6");
+	unpin("bw_flow_gen");
+	assert_int_equal(bw_dp_open(pin_dir, &old), 0);
+	assert_int_equal(bw_dp_flow_invalidate(old), 0);
+	assert_int_equal(bw_dp_flow_gen(old), 0);
+	bw_dp_close(old);
+
+	e = load_over_pins();
+	assert_true(pin_exists("bw_flow_v4") && pin_exists("bw_flow_v6") && pin_exists("bw_flow_gen"));
+	/* The peers and counters of the old pins are the ones this build uses. */
+	assert_int_equal(map_id(bpf_map__fd(e->maps.bw_peer_v4)), map_id(bpf_map__fd(eg->maps.bw_peer_v4)));
+	assert_int_equal(bw_dp_open(pin_dir, &old), 0);
+	assert_int_equal(bw_dp_flow_invalidate(old), 0);
+	assert_int_equal(bw_dp_flow_gen(old), 1);
+	/* The new program fills the recreated cache. */
+	struct flow f = { 4, A4.pod_a, A4.pod_b, IPPROTO_TCP, 40000, 80 };
+	struct pkt p;
+	build(&p, &f);
+	{
+		struct __sk_buff ctx = { 0 };
+		LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = p.b, .data_size_in = p.len,
+			    .ctx_in = &ctx, .ctx_size_in = sizeof(ctx));
+		assert_int_equal(bpf_prog_test_run_opts(bpf_program__fd(e->progs.bw_egress), &o), 0);
+		assert_int_equal(o.retval, TC_ACT_REDIRECT);
+	}
+	flow4_id = map_id(bpf_map__fd(e->maps.bw_flow_v4));
+	bw_dp_close(old);
+	assert_int_equal(flow_count_fd(bpf_map__fd(e->maps.bw_flow_v4), 4, 0), 1);
+	bw_egress__destroy(e);
+
+	/* Only the generation lost: the library refuses to pretend it invalidated... */
+	unpin("bw_flow_gen");
+	assert_int_equal(bw_dp_open(pin_dir, &old), 0);
+	assert_int_equal(bw_dp_flow_invalidate(old), -ENOENT);
+	bw_dp_close(old);
+	/* ...and loading recreates the whole set: fresh, empty cache maps. */
+	e = load_over_pins();
+	assert_true(map_id(bpf_map__fd(e->maps.bw_flow_v4)) != flow4_id);
+	assert_int_equal(flow_count_fd(bpf_map__fd(e->maps.bw_flow_v4), 4, 0), 0);
+	bw_egress__destroy(e);
+
+	/* Put the test's own programs back on the current pins for the tests that follow. */
+	bw_dp_close(dp);
+	bw_egress__destroy(eg);
+	bw_ingress__destroy(in);
+	LIBBPF_OPTS(bpf_object_open_opts, opts, .pin_root_path = pin_dir);
+	eg = bw_egress__open_opts(&opts);
+	in = bw_ingress__open_opts(&opts);
+	assert_true(eg && in && !bw_egress__load(eg) && !bw_ingress__load(in));
+	assert_int_equal(bw_dp_open(pin_dir, &dp), 0);
+	set_config(BW_CFG_EVENTS, 0);
+	redirect_pod_to_peer(NULL);
+}
+
+static int setup_cached(void **state)
+{
+	base_flags = BW_CFG_FLOW_CACHE;
+	return setup(state);
+}
+
+static int setup_uncached(void **state)
+{
+	base_flags = 0;
+	return setup(state);
+}
+
+/* Every verdict test runs twice: through the flow cache and straight on the tries. */
+#define VERDICT_TESTS(sfx) \
+	T(maps_are_shared_through_pins, sfx), T(redirect_pod_to_peer, sfx), T(drop_no_peer, sfx), \
+	T(pass_encrypted_by_mark, sfx), T(pass_encrypted_by_port, sfx), T(pass_unprotected, sfx), \
+	T(drop_plaintext_ingress, sfx), T(node_flows_follow_node_encryption, sfx), \
+	T(allowlist, sfx), T(overlay_is_pod_traffic, sfx), T(truncated_headers, sfx), \
+	T(fragments_by_address, sfx), T(ipv6_extension_headers, sfx), \
+	T(neighbour_discovery_and_non_ip_pass, sfx), T(events_are_rate_limited, sfx), \
+	T(no_wireguard_device_fails_closed, sfx)
+#define T(f, sfx) { #f sfx, f, NULL, NULL, NULL }
+
 int main(void)
 {
-	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(maps_are_shared_through_pins),
-		cmocka_unit_test(redirect_pod_to_peer),
-		cmocka_unit_test(drop_no_peer),
-		cmocka_unit_test(pass_encrypted_by_mark),
-		cmocka_unit_test(pass_encrypted_by_port),
-		cmocka_unit_test(pass_unprotected),
-		cmocka_unit_test(drop_plaintext_ingress),
-		cmocka_unit_test(node_flows_follow_node_encryption),
-		cmocka_unit_test(allowlist),
-		cmocka_unit_test(overlay_is_pod_traffic),
-		cmocka_unit_test(truncated_headers),
-		cmocka_unit_test(fragments_by_address),
-		cmocka_unit_test(ipv6_extension_headers),
-		cmocka_unit_test(neighbour_discovery_and_non_ip_pass),
-		cmocka_unit_test(events_are_rate_limited),
-		cmocka_unit_test(no_wireguard_device_fails_closed),
+	const struct CMUnitTest cached[] = {
+		VERDICT_TESTS(""),
+		T(flow_cache_hit, ""),
+		T(flow_cache_peer_remove_add, ""),
+		T(flow_cache_peer_change, ""),
+		T(flow_cache_protect_change, ""),
+		T(flow_cache_skips_outside_pairs, ""),
+		T(flow_cache_disabled_by_config, ""),
+		T(flow_cache_removal_races_traffic, ""),
+		T(flow_cache_pins_from_older_build, ""),
+		/* the verdicts once more after all that churn */
+		T(redirect_pod_to_peer, " (after cache churn)"),
+		T(node_flows_follow_node_encryption, " (after cache churn)"),
 	};
-	return cmocka_run_group_tests_name("datapath", tests, setup, teardown);
+	const struct CMUnitTest uncached[] = {
+		VERDICT_TESTS(" (cache off)"),
+		T(flow_cache_protect_change, " (cache off)"),
+		T(flow_cache_peer_remove_add, " (cache off)"),
+		T(flow_cache_removal_races_traffic, " (cache off)"),
+	};
+	int failed = cmocka_run_group_tests_name("datapath", cached, setup_cached, teardown);
+
+	return failed + cmocka_run_group_tests_name("datapath (cache off)", uncached, setup_uncached, teardown);
 }

@@ -38,4 +38,58 @@ check "the programs were replaced (prog id $id_before -> $(progid))" test "$(pro
 check "exactly one filter per direction on the uplink" \
   test "$(nsx "$NS_A" tc filter show dev uplink egress | grep -c 'bw_egress')" -eq 1
 check "the peer map is intact" test -n "$(nsx "$NS_A" bulwark datapath peers --pin-dir "$PIN_A")"
+
+# The flow cache over pins from an older build (no cache maps) and over a partial set.
+map_id() { bpftool -j map show pinned "$PIN_A/$1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])'; }
+flow_gen() { bpftool -j map dump pinned "$PIN_A/bw_flow_gen" | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["formatted"]["value"]["gen"])'; }
+# Cache slots in use over all CPUs (a per-CPU array: an empty slot has generation 0).
+flow_entries() { bpftool -j map dump pinned "$PIN_A/bw_flow_$1" | python3 -c '
+import json, sys
+print(sum(1 for e in json.load(sys.stdin) for v in e["formatted"]["values"] if v["value"]["gen"]))'; }
+check "pod traffic filled the flow cache" test "$(flow_entries v4)" -ge 1
+rm -f "$PIN_A/bw_flow_v4" "$PIN_A/bw_flow_v6" "$PIN_A/bw_flow_gen"
+check "status works on a pin dir without the cache maps (an older build's)" \
+  nsx "$NS_A" bulwark datapath status --pin-dir "$PIN_A"
+check "re-attach over it" nsx "$NS_A" bulwark datapath attach --pin-dir "$PIN_A" --uplink uplink \
+  --wg-dev "$WG_A" --config "$CONF_A"
+check "the cache maps were created and pinned" test -e "$PIN_A/bw_flow_v4" -a -e "$PIN_A/bw_flow_v6" -a -e "$PIN_A/bw_flow_gen"
+check "pods reach each other after the upgrade (IPv4)" nsx "$NS_PA" ping -c 2 -i 0.2 -W 2 -q 198.18.2.2
+check "pods reach each other after the upgrade (IPv6)" nsx "$NS_PA" ping -6 -c 2 -i 0.2 -W 2 -q fd00:10:2::2
+check "status reports the cache on" test "$(nsx "$NS_A" bulwark datapath status --json --pin-dir "$PIN_A" |
+  python3 -c 'import json,sys; print(json.load(sys.stdin)["config"]["flow_cache"])')" = True
+check "the new cache is in use" test "$(flow_entries v4)" -ge 1 -a "$(flow_entries v6)" -ge 1
+old_id=$(map_id bw_flow_v4)
+rm -f "$PIN_A/bw_flow_gen"
+check "re-attach over a partial cache set" nsx "$NS_A" bulwark datapath attach --pin-dir "$PIN_A" \
+  --uplink uplink --wg-dev "$WG_A" --config "$CONF_A"
+check "the whole set was recreated (bw_flow_v4 id $old_id -> $(map_id bw_flow_v4))" \
+  test "$(map_id bw_flow_v4)" != "$old_id"
+check "the new generation counts (attach and apply bumped it: $(flow_gen))" test "$(flow_gen)" -ge 2
+check "pods reach each other after it (the pair is cached)" nsx "$NS_PA" ping -c 2 -i 0.2 -W 2 -q 198.18.2.2
+# A cached pair must not outlive its peer: drop B's prefixes from A's datapath (WireGuard keeps them).
+cluster_peer_file "$TMP/peers-a/b.conf" "$(cat "$TMP/b.pub")" 2 ""
+sed -i '/^AllowedIPs = $/d' "$TMP/peers-a/b.conf"
+before=$(dp_counter a dropped-no-peer)
+cluster_capture_start cached
+check "apply without node B's prefixes" nsx "$NS_A" bulwark datapath apply --pin-dir "$PIN_A" --config "$CONF_A"
+check "the cached pod pair is dropped at once" fails nsx "$NS_PA" ping -c 2 -i 0.2 -W 1 -q 198.18.2.2
+cluster_capture_stop
+check "dropped-no-peer counted it ($before -> $(dp_counter a dropped-no-peer))" \
+  test "$(dp_counter a dropped-no-peer)" -ge $((before + 2))
+check "and nothing left in clear" test "$(cap_count net 198.18.0.0/16 or net fd00:10::/32)" -eq 0
+
+# FlowCache = false in the configuration switches the cache off, and re-attaching keeps it off.
+cache_on() { nsx "$NS_A" bulwark datapath status --json --pin-dir "$PIN_A" |
+  python3 -c 'import json,sys; print(json.load(sys.stdin)["config"]["flow_cache"])'; }
+sed '/^\[Node\]/a FlowCache = false' "$CONF_A" > "$TMP/a-nocache.conf"
+check "apply a configuration with FlowCache = false" \
+  nsx "$NS_A" bulwark datapath apply --pin-dir "$PIN_A" --config "$TMP/a-nocache.conf"
+check "status reports the cache off" test "$(cache_on)" = False
+nsx "$NS_A" bulwark datapath attach --pin-dir "$PIN_A" --uplink uplink --wg-dev "$WG_A"
+check "attach without --config leaves it off" test "$(cache_on)" = False
+check "pod traffic to B is still dropped without the cache" \
+  fails nsx "$NS_PA" ping -c 2 -i 0.2 -W 1 -q 198.18.2.2
+check "apply the default configuration: on again" \
+  nsx "$NS_A" bulwark datapath apply --pin-dir "$PIN_A" --config "$CONF_A"
+check "status reports the cache on" test "$(cache_on)" = True
 finish

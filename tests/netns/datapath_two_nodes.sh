@@ -56,7 +56,7 @@ nsx "$NS_WIRE" ip route add 198.19.0.0/24 dev atk0
 nsx "$NS_WIRE" ip route add 198.18.1.0/24 via 198.19.0.1 dev atk0
 nsx "$NS_WIRE" ip -6 route add fd00:20::/64 dev atk0
 nsx "$NS_WIRE" ip -6 route add fd00:10:1::/64 via fd00:20::1 dev atk0
-nsx "$NS_PA" tcpdump -i eth0 -U -n -w "$TMP/podA.pcap" src 198.18.2.7 or src fd00:10:2::7 >/dev/null 2>&1 &
+nsenter --net="/run/netns/$NS_PA" tcpdump -i eth0 -U -n -w "$TMP/podA.pcap" src 198.18.2.7 or src fd00:10:2::7 >/dev/null 2>&1 &
 podcap=$!
 cluster_capture_start inject
 before=$(dp_counter a dropped-plaintext-ingress)

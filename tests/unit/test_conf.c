@@ -209,6 +209,34 @@ static void writer_round_trips(void **state)
 	bw_conf_peers_free(&q, 1);
 }
 
+/* FlowCache defaults to on; off survives a write and re-read. */
+static void flow_cache_switch(void **state)
+{
+	struct bw_conf a, b;
+	char err[BW_CONF_ERR_LEN], *buf = NULL, text[1024];
+	size_t len = 0;
+	FILE *f;
+	(void)state;
+
+	assert_int_equal(bw_conf_parse_node("a", node_text, &a, err, sizeof(err)), 0);
+	assert_false(a.node.no_flow_cache);
+	int at = (int)(strstr(node_text, "PeersDir") - node_text);
+
+	snprintf(text, sizeof(text), "%.*sFlowCache=off\n%s", at, node_text, node_text + at);
+	assert_int_equal(bw_conf_parse_node("a", text, &a, err, sizeof(err)), 0);
+	assert_true(a.node.no_flow_cache);
+	f = open_memstream(&buf, &len);
+	assert_int_equal(bw_conf_write_node(f, &a), 0);
+	fclose(f);
+	assert_non_null(strstr(buf, "FlowCache = false\n"));
+	assert_int_equal(bw_conf_parse_node("b", buf, &b, err, sizeof(err)), 0);
+	free(buf);
+	assert_true(b.node.no_flow_cache);
+	snprintf(text, sizeof(text), "%.*sFlowCache = off\nFlowCache = on\n%s", at, node_text, node_text + at);
+	assert_true(bw_conf_parse_node("a", text, &a, err, sizeof(err)) < 0);
+	assert_non_null(strstr(err, "FlowCache given twice"));
+}
+
 static void keys_base64(void **state)
 {
 	uint8_t k[32];
@@ -231,6 +259,7 @@ int main(void)
 		cmocka_unit_test(load_dir_all_or_nothing),
 		cmocka_unit_test(writer_round_trips),
 		cmocka_unit_test(keys_base64),
+		cmocka_unit_test(flow_cache_switch),
 	};
 	return cmocka_run_group_tests_name("conf", tests, NULL, NULL);
 }

@@ -13,7 +13,7 @@ check "wg(8) reads it back" sh -c "wg show wg$BW_ID listen-port | grep -qx 51820
 ip link del "wg$BW_ID" 2>/dev/null
 
 img=/tmp/luks.img key=/tmp/luks.key
-truncate -s 64M "$img"
+truncate -s 32M "$img"
 head -c 32 /dev/urandom > "$key"
 loop=$(losetup --find --show "$img")
 at_exit "cryptsetup close bw-smoke; losetup -d $loop"

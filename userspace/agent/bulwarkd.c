@@ -4,7 +4,9 @@
  * peers in step with the peers directory:
  *   - inotify on the peers directory, debounced (100 ms), applies a change within a second;
  *   - SIGHUP: full resync (node file re-read, device, datapath programs replaced, maps applied);
- *   - every --resync seconds (default 60): reconcile, repairing drift made by hand;
+ *   - every --resync seconds (default 60): reconcile against a fresh device dump and map walk,
+ *     repairing drift made by hand. Changes in between are applied as a difference against the
+ *     last applied configuration, without a dump (a one-peer change costs one peer's syscalls);
  *   - SIGTERM/SIGINT: exit, leaving enforcement in place (pinned maps, attached programs).
  * A configuration that fails to load is logged with file:line and changes nothing.
  *
@@ -29,7 +31,11 @@ struct agent {
 	struct event *debounce;
 	int ifd;
 	char peers_dir[PATH_MAX];
+	struct bw_conf applied; /* what the last successful sync put in place */
+	bool have_applied;
 };
+
+enum sync_mode { SYNC_CHANGE, SYNC_RECONCILE, SYNC_FULL };
 
 static int load(struct agent *a, struct bw_conf *c)
 {
@@ -41,27 +47,49 @@ static int load(struct agent *a, struct bw_conf *c)
 	return r;
 }
 
-static void sync_peers(struct agent *a, bool full)
+static int sync_apply(struct agent *a, const struct bw_conf *c, enum sync_mode mode, struct bw_net_result *res)
 {
+	switch (mode) {
+	case SYNC_FULL:
+		return bw_net_up(c, a->pin_dir, res);
+	case SYNC_CHANGE:
+		if (a->have_applied)
+			return bw_net_reconcile_since(&a->applied, c, a->pin_dir, res);
+		/* fall through */
+	default:
+		return bw_net_reconcile(c, a->pin_dir, res);
+	}
+}
+
+static void sync_peers(struct agent *a, enum sync_mode mode)
+{
+	static const char *const what[] = { "sync", "reconcile", "resync" };
 	struct bw_conf c;
 	struct bw_net_result res;
 	int r;
 
 	if (load(a, &c) < 0)
 		return;
-	r = full ? bw_net_up(&c, a->pin_dir, &res) : bw_net_reconcile(&c, a->pin_dir, &res);
-	if (r < 0)
-		bw_err("%s failed: %s", full ? "resync" : "sync", strerror(-r));
-	else if (res.peers_added || res.peers_updated || res.peers_removed || res.prefixes_added || res.prefixes_removed)
-		bw_info("sync: peers +%u ~%u -%u, allowed IPs +%u -%u", res.peers_added, res.peers_updated,
-			res.peers_removed, res.prefixes_added, res.prefixes_removed);
-	bw_conf_free(&c);
+	r = sync_apply(a, &c, mode, &res);
+	if (a->have_applied)
+		bw_conf_free(&a->applied);
+	/* After a failure nobody knows what is in place: the next sync dumps and walks. */
+	a->have_applied = r >= 0;
+	if (r < 0) {
+		bw_err("%s failed: %s", what[mode], strerror(-r));
+		bw_conf_free(&c);
+		return;
+	}
+	if (res.peers_added || res.peers_updated || res.peers_removed || res.prefixes_added || res.prefixes_removed)
+		bw_info("%s: peers +%u ~%u -%u, allowed IPs +%u -%u", what[mode], res.peers_added,
+			res.peers_updated, res.peers_removed, res.prefixes_added, res.prefixes_removed);
+	a->applied = c;
 }
 
 static void on_debounce(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd, (void)what;
-	sync_peers(arg, false);
+	sync_peers(arg, SYNC_CHANGE);
 }
 
 static void on_inotify(evutil_socket_t fd, short what, void *arg)
@@ -80,14 +108,14 @@ static void on_inotify(evutil_socket_t fd, short what, void *arg)
 static void on_periodic(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd, (void)what;
-	sync_peers(arg, false);
+	sync_peers(arg, SYNC_RECONCILE);
 }
 
 static void on_sighup(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd, (void)what;
 	bw_info("SIGHUP: full resync");
-	sync_peers(arg, true);
+	sync_peers(arg, SYNC_FULL);
 }
 
 static void on_exit_signal(evutil_socket_t fd, short what, void *arg)
@@ -159,7 +187,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	/* Changes made while we were coming up predate the watch: catch them now. */
-	sync_peers(&a, false);
+	sync_peers(&a, SYNC_RECONCILE);
 	bw_info("watching %s", a.peers_dir);
 	a.base = event_base_new();
 	a.debounce = evtimer_new(a.base, on_debounce, &a);
@@ -178,5 +206,7 @@ int main(int argc, char **argv)
 	event_free(a.debounce);
 	event_base_free(a.base);
 	close(a.ifd);
+	if (a.have_applied)
+		bw_conf_free(&a.applied);
 	return 0;
 }

@@ -22,6 +22,7 @@ int bw_cli_dispatch(const struct bw_cli_area *area, int argc, char **argv);
 extern const struct bw_cli_area bw_cli_version;
 extern const struct bw_cli_area bw_cli_datapath;
 extern const struct bw_cli_area bw_cli_net;
+extern const struct bw_cli_area bw_cli_key;
 extern const struct bw_cli_area bw_cli_volume;
 extern const struct bw_cli_area bw_cli_statedisk;
 

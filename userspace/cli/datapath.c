@@ -180,6 +180,8 @@ static int cmd_status(int argc, char **argv)
 	struct bw_stat st[BW_REASON_MAX];
 	struct bw_dp_attachment att[64];
 	char wg[IF_NAMESIZE] = "?";
+	uint64_t gen;
+	bool cache;
 	int n, r;
 
 	if (parse_opts(argc, argv, &o, "json pin-dir") < 0)
@@ -189,6 +191,8 @@ static int cmd_status(int argc, char **argv)
 	r = bw_dp_config_get(dp, &cfg);
 	if (r == 0)
 		r = bw_dp_stats(dp, st);
+	gen = bw_dp_flow_gen(dp);
+	cache = bw_dp_flow_pinned(dp) && (cfg.flags & BW_CFG_FLOW_CACHE);
 	bw_dp_close(dp);
 	n = bw_dp_attachments(att, ARRAY_SIZE(att));
 	if (r < 0 || n < 0) {
@@ -207,6 +211,8 @@ static int cmd_status(int argc, char **argv)
 		json_object_object_add(c, "wg_port", json_object_new_int(cfg.wg_port));
 		json_object_object_add(c, "overlay_port", json_object_new_int(cfg.overlay_port));
 		json_object_object_add(c, "node_encryption", json_object_new_boolean(cfg.flags & BW_CFG_NODE_ENCRYPTION));
+		json_object_object_add(c, "flow_cache", json_object_new_boolean(cache));
+		json_object_object_add(c, "flow_generation", json_object_new_uint64(gen));
 		json_object_object_add(j, "config", c);
 		for (int i = 0; i < n; i++) {
 			struct json_object *e = json_object_new_object();
@@ -231,6 +237,7 @@ static int cmd_status(int argc, char **argv)
 	printf("wireguard: %s (ifindex %u), fwmark 0x%x, port %u\n", wg, cfg.wg_ifindex, cfg.wg_fwmark, cfg.wg_port);
 	printf("node encryption: %s, overlay port: %u\n", cfg.flags & BW_CFG_NODE_ENCRYPTION ? "on" : "off",
 	       cfg.overlay_port);
+	printf("flow cache: %s, generation %llu\n", cache ? "on" : "off", (unsigned long long)gen);
 	printf("attached:%s\n", n ? "" : " none");
 	for (int i = 0; i < n; i++)
 		printf("  %-16s ifindex %-4d egress prog %-6u ingress prog %u\n", att[i].ifname, att[i].ifindex,

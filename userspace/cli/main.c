@@ -15,6 +15,7 @@
 static const struct bw_cli_area *const areas[] = {
 	&bw_cli_datapath,
 	&bw_cli_net,
+	&bw_cli_key,
 	&bw_cli_volume,
 	&bw_cli_statedisk,
 	&bw_cli_version,

@@ -13,6 +13,7 @@
 #include "bulwark/storage.h"
 #include "cli/cli.h"
 #include "common/common.h"
+#include "kbs/kbs.h"
 
 #define PROGRESS_EVERY (8ull << 20)
 
@@ -21,6 +22,9 @@ struct opts {
 	bool integrity, json;
 	int lock_timeout_ms;
 	uint64_t last_progress;
+	struct bw_kbs_client_opts kbs; /* --key-service URL --attester NAME [--ca --tcti --ak-handle] */
+	const char *node;              /* statedisk: resource bulwark/statedisk/<node> */
+	char resource_prefix[32];
 };
 
 static int parse(int argc, char **argv, struct opts *o)
@@ -32,6 +36,12 @@ static int parse(int argc, char **argv, struct opts *o)
 		{ "integrity", no_argument, NULL, 'I' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "lock-timeout", required_argument, NULL, 't' },
+		{ "key-service", required_argument, NULL, 'S' },
+		{ "attester", required_argument, NULL, 'a' },
+		{ "ca", required_argument, NULL, 'C' },
+		{ "tcti", required_argument, NULL, 'T' },
+		{ "ak-handle", required_argument, NULL, 'H' },
+		{ "node", required_argument, NULL, 'N' },
 		{ 0 },
 	};
 	char *end;
@@ -39,6 +49,8 @@ static int parse(int argc, char **argv, struct opts *o)
 
 	memset(o, 0, sizeof(*o));
 	o->lock_timeout_ms = -1;
+	o->kbs.attester = "tpm";
+	o->kbs.aopts.ak_handle = 0x81010002;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "", all, NULL)) != -1) {
 		switch (c) {
@@ -46,6 +58,12 @@ static int parse(int argc, char **argv, struct opts *o)
 		case 'd': o->device = optarg; break;
 		case 'k': o->key_file = optarg; break;
 		case 'I': o->integrity = true; break;
+		case 'S': o->kbs.url = optarg; break;
+		case 'a': o->kbs.attester = optarg; break;
+		case 'C': o->kbs.ca_file = optarg; break;
+		case 'T': o->kbs.aopts.tcti = optarg; break;
+		case 'H': o->kbs.aopts.ak_handle = (uint32_t)strtoul(optarg, NULL, 0); break;
+		case 'N': o->node = optarg; break;
 		case 'j': o->json = true; break;
 		case 't':
 			o->lock_timeout_ms = (int)(strtod(optarg, &end) * 1000);
@@ -100,15 +118,32 @@ static int progress(uint64_t done, uint64_t total, void *ctx)
 	return 0;
 }
 
-/*
- * The key source. --key-file now; an attested key service (--key-service URL --attester NAME)
- * fills the same struct: a get() callback and its context.
- */
-static int key_source(const struct opts *o, struct bw_vol_key_source *ks)
+/* The attested key service as key source: bulwark/volume/<id>, or bulwark/statedisk/<node>. */
+static int service_get(void *ctx, const char *id, uint8_t *key, char *err, size_t len)
 {
-	if (!o->key_file)
+	const struct opts *o = ctx;
+	char path[300];
+
+	snprintf(path, sizeof(path), "%s/%s", o->resource_prefix, o->node ? o->node : id);
+	if (!bw_kbs_resource_path_valid(path)) {
+		snprintf(err, len, "'%s' cannot name a key-service resource (only [A-Za-z0-9._-])", o->node ? o->node : id);
 		return -EINVAL;
-	bw_vol_key_file_source(ks, o->key_file);
+	}
+	return bw_kbs_fetch_key(&o->kbs, path, key, BW_VOL_KEY_LEN, err, len);
+}
+
+/* The key source: --key-file, or --key-service URL --attester NAME (exactly one). */
+static int key_source(struct opts *o, struct bw_vol_key_source *ks)
+{
+	if (!!o->key_file == !!o->kbs.url)
+		return -EINVAL;
+	if (o->key_file) {
+		bw_vol_key_file_source(ks, o->key_file);
+		return 0;
+	}
+	if (!o->resource_prefix[0])
+		strcpy(o->resource_prefix, "bulwark/volume");
+	*ks = (struct bw_vol_key_source){ .name = "key service", .get = service_get, .ctx = o };
 	return 0;
 }
 
@@ -130,7 +165,8 @@ static int print_path(const struct opts *o, const char *path)
 	return 0;
 }
 
-#define STAGE_USAGE "volume stage --id ID --device DEV --key-file FILE [--integrity] [--lock-timeout S] [--json]"
+#define KEY_USAGE "(--key-file FILE | --key-service URL --attester NAME [--ca FILE] [--tcti T] [--ak-handle H])"
+#define STAGE_USAGE "volume stage --id ID --device DEV " KEY_USAGE " [--integrity] [--lock-timeout S] [--json]"
 static int cmd_stage(int argc, char **argv)
 {
 	struct bw_vol_key_source ks;
@@ -147,7 +183,7 @@ static int cmd_stage(int argc, char **argv)
 	return print_path(&o, path);
 }
 
-#define FORMAT_USAGE "volume format --id ID --device DEV --key-file FILE [--integrity] [--json]"
+#define FORMAT_USAGE "volume format --id ID --device DEV " KEY_USAGE " [--integrity] [--json]"
 static int cmd_format(int argc, char **argv)
 {
 	struct bw_vol_key_source ks;
@@ -193,7 +229,7 @@ static int cmd_expand(int argc, char **argv)
 	int r;
 
 	if (parse(argc, argv, &o) < 0 || !o.id || !o.device || key_source(&o, &ks) < 0)
-		return usage("volume expand --id ID --device DEV --key-file FILE [--json]");
+		return usage("volume expand --id ID --device DEV " KEY_USAGE " [--json]");
 	vol_opts(&o, &ks, &vo);
 	if ((r = bw_vol_expand(&vo, &size, err, sizeof(err))) < 0)
 		return fail(&o, r, err);
@@ -299,11 +335,18 @@ static int cmd_statedisk_open(int argc, char **argv)
 	struct bw_vol_key_source ks;
 	struct bw_vol_opts vo;
 	struct opts o;
-	char path[128], err[512];
-	int r;
+	char path[128], err[512], host[65] = "";
+	int r = parse(argc, argv, &o);
 
-	if (parse(argc, argv, &o) < 0 || !o.device || key_source(&o, &ks) < 0)
-		return usage("statedisk open --device DEV --key-file FILE [--id ID] [--json]");
+	/* The state disk's key is the node's: bulwark/statedisk/<--node, default the host name>. */
+	if (r == 0 && o.kbs.url) {
+		strcpy(o.resource_prefix, "bulwark/statedisk");
+		if (!o.node && gethostname(host, sizeof(host) - 1) == 0)
+			o.node = host;
+	}
+	if (r < 0 || !o.device || key_source(&o, &ks) < 0)
+		return usage("statedisk open --device DEV (--key-file FILE | --key-service URL --attester NAME\n"
+			     "         [--ca FILE] [--tcti T] [--ak-handle H] [--node NAME]) [--id ID] [--json]");
 	vol_opts(&o, &ks, &vo);
 	if ((r = bw_statedisk_open(&vo, path, sizeof(path), err, sizeof(err))) < 0)
 		return fail(&o, r, err);

@@ -69,6 +69,8 @@ int bw_read_file(const char *path, size_t max, char **out, size_t *len);
  * Returns -EPERM for a wrong mode/owner, -EINVAL for a wrong size.
  */
 int bw_read_key_file(const char *path, size_t len, struct bw_secret *out);
+/* The same for a key file of min..max bytes (e.g. a master secret of at least 32 bytes). */
+int bw_read_key_file_range(const char *path, size_t min, size_t max, struct bw_secret *out);
 
 /* ---- IP prefixes ---- */
 struct bw_cidr {

@@ -101,12 +101,12 @@ int bw_read_file(const char *path, size_t max, char **out, size_t *len)
 	return 0;
 }
 
-int bw_read_key_file(const char *path, size_t len, struct bw_secret *out)
+int bw_read_key_file_range(const char *path, size_t min, size_t max, struct bw_secret *out)
 {
 	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	_cleanup_secret_ struct bw_secret s = { 0 };
 	struct stat st;
-	size_t n = 0;
+	size_t n = 0, len;
 	int r;
 
 	if (fd < 0)
@@ -117,8 +117,9 @@ int bw_read_key_file(const char *path, size_t len, struct bw_secret *out)
 		return -EINVAL;
 	if ((st.st_mode & 077) || st.st_uid != geteuid())
 		return -EPERM;
-	if ((size_t)st.st_size != len)
+	if (st.st_size < 0 || (size_t)st.st_size < min || (size_t)st.st_size > max)
 		return -EINVAL;
+	len = (size_t)st.st_size;
 	r = bw_secret_new(&s, len);
 	if (r < 0)
 		return r;
@@ -133,4 +134,9 @@ int bw_read_key_file(const char *path, size_t len, struct bw_secret *out)
 	*out = s;
 	s = (struct bw_secret){ 0 };
 	return 0;
+}
+
+int bw_read_key_file(const char *path, size_t len, struct bw_secret *out)
+{
+	return bw_read_key_file_range(path, len, len, out);
 }

@@ -56,6 +56,7 @@ static int tc_attach(int ifindex, enum bpf_tc_attach_point where, int prog_fd)
 	return bpf_tc_attach(&hook, &opts);
 }
 
+/* The flow cache's switch (BW_CFG_FLOW_CACHE) comes from the configuration, when one is applied. */
 static int set_wg_ifindex(struct bw_dp *dp, int wg_ifindex)
 {
 	struct bw_config cfg;
@@ -65,6 +66,32 @@ static int set_wg_ifindex(struct bw_dp *dp, int wg_ifindex)
 		return r;
 	cfg.wg_ifindex = (__u32)wg_ifindex;
 	return bw_dp_config_set(dp, &cfg);
+}
+
+/*
+ * The flow-cache maps are one set: entries are only meaningful against the generation they were
+ * made under. A pin directory from an older build has none of them (libbpf creates them when
+ * loading); one with only some of them (a pin removed by hand, an interrupted purge) gets all of
+ * them recreated, so no surviving entry can meet a new generation counter that restarts at 0.
+ */
+int bw_dp_pins_prepare(const char *dir)
+{
+	char path[512];
+	int present = 0, n = BW_MAP_COUNT - BW_MAP_FIRST_CACHE;
+
+	for (int i = BW_MAP_FIRST_CACHE; i < BW_MAP_COUNT; i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, bw_dp_map_names[i]);
+		present += access(path, F_OK) == 0;
+	}
+	if (present == 0 || present == n)
+		return 0;
+	bw_info("pin directory %s has a partial flow cache: recreating it", dir);
+	for (int i = BW_MAP_FIRST_CACHE; i < BW_MAP_COUNT; i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, bw_dp_map_names[i]);
+		if (unlink(path) < 0 && errno != ENOENT)
+			return -errno;
+	}
+	return 0;
 }
 
 int bw_dp_attach(const char *pin_dir, const char *const *uplinks, size_t n_uplinks,
@@ -87,7 +114,7 @@ int bw_dp_attach(const char *pin_dir, const char *const *uplinks, size_t n_uplin
 	if (!(wg_ifindex = (int)if_nametoindex(wg_dev)))
 		return -ENODEV;
 	snprintf(progs, sizeof(progs), "%s/progs", dir);
-	if ((r = mkdir_p(progs)) < 0)
+	if ((r = mkdir_p(progs)) < 0 || (r = bw_dp_pins_prepare(dir)) < 0)
 		return r;
 
 	LIBBPF_OPTS(bpf_object_open_opts, opts, .pin_root_path = dir);
@@ -101,6 +128,12 @@ int bw_dp_attach(const char *pin_dir, const char *const *uplinks, size_t n_uplin
 	if ((r = bw_egress__load(eg)) < 0 || (r = bw_ingress__load(in)) < 0)
 		goto out;
 	if ((r = bw_dp_open(dir, &dp)) < 0)
+		goto out;
+	/*
+	 * Entries cached before now may predate map changes made by a build that did not keep the
+	 * generation (a downgrade and back): none of them may survive into the new programs.
+	 */
+	if ((r = bw_dp_flow_invalidate(dp)) < 0)
 		goto out;
 	if (d && (r = bw_dp_apply(dp, d)) < 0)
 		goto out;

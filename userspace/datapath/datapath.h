@@ -68,10 +68,26 @@ int bw_dp_attach(const char *pin_dir, const char *const *uplinks, size_t n_uplin
 /* Remove our filters from every device; with purge also unpin maps and programs. */
 int bw_dp_detach(const char *pin_dir, bool purge);
 
+/*
+ * Invalidate every flow-cache entry (increment bw_flow_gen). The functions here that change a
+ * map call it themselves; whoever writes the maps otherwise (bpftool, tests) must call it after.
+ * A no-op on a pin directory without the cache (an older build's programs do not cache).
+ */
+int bw_dp_flow_invalidate(struct bw_dp *dp);
+/* The current generation (0 without the cache); whether the cache maps are pinned at all. */
+uint64_t bw_dp_flow_gen(struct bw_dp *dp);
+bool bw_dp_flow_pinned(struct bw_dp *dp);
+
 int bw_dp_config_get(struct bw_dp *dp, struct bw_config *cfg);
 int bw_dp_config_set(struct bw_dp *dp, const struct bw_config *cfg);
 
 /* Single-peer operations for the WireGuard controller. */
+/* A peer's id in the map: the first 32 bits of its public key, so that ids stay put when other
+ * peers come and go (an index would renumber, and rewrite, every entry after a removal). */
+static inline uint32_t bw_dp_peer_id(const uint8_t *pubkey)
+{
+	return (uint32_t)pubkey[0] << 24 | (uint32_t)pubkey[1] << 16 | (uint32_t)pubkey[2] << 8 | pubkey[3];
+}
 int bw_dp_peer_set(struct bw_dp *dp, const struct bw_cidr *cidr, const struct bw_peer *peer);
 int bw_dp_peer_del(struct bw_dp *dp, const struct bw_cidr *cidr);
 

@@ -44,7 +44,7 @@ int bw_dp_desired_from_conf(const struct bw_conf *c, struct bw_dp_desired *d)
 			struct bw_dp_peer_prefix *pp = &peers[npeer++];
 			pp->cidr = c->peers[i].allowed_ips[j];
 			memcpy(pp->peer.pubkey, c->peers[i].public_key, 32);
-			pp->peer.peer_id = (uint32_t)i + 1;
+			pp->peer.peer_id = bw_dp_peer_id(c->peers[i].public_key);
 		}
 	for (size_t i = 0; i < n->n_allow; i++) {
 		if (n->allow[i].dir & BW_CONF_EGRESS)
@@ -63,7 +63,8 @@ int bw_dp_desired_from_conf(const struct bw_conf *c, struct bw_dp_desired *d)
 		.wg_fwmark = c->iface.fwmark,
 		.wg_port = c->iface.listen_port,
 		.overlay_port = n->overlay_port,
-		.flags = BW_CFG_EVENTS | (n->node_encryption ? BW_CFG_NODE_ENCRYPTION : 0),
+		.flags = BW_CFG_EVENTS | (n->no_flow_cache ? 0 : BW_CFG_FLOW_CACHE) |
+			 (n->node_encryption ? BW_CFG_NODE_ENCRYPTION : 0),
 	};
 	return 0;
 }

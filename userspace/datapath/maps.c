@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -11,8 +12,50 @@
 
 const char *const bw_dp_map_names[BW_MAP_COUNT] = {
 	"bw_config", "bw_protect_v4", "bw_protect_v6", "bw_peer_v4", "bw_peer_v6",
-	"bw_allow", "bw_stats", "bw_events",
+	"bw_allow", "bw_stats", "bw_events", "bw_flow_v4", "bw_flow_v6", "bw_flow_gen",
 };
+
+static int map_gen(struct bw_dp *dp)
+{
+	long page = sysconf(_SC_PAGESIZE);
+	void *p = mmap(NULL, (size_t)page, PROT_READ | PROT_WRITE, MAP_SHARED, dp->fd[BW_MAP_FLOW_GEN], 0);
+
+	if (p == MAP_FAILED)
+		return -errno;
+	dp->gen = p;
+	return 0;
+}
+
+int bw_dp_flow_invalidate(struct bw_dp *dp)
+{
+	if (dp->gen) {
+		/* Atomic: two writers must never both store the same successor. */
+		__atomic_add_fetch(&dp->gen->gen, 1, __ATOMIC_SEQ_CST);
+		return 0;
+	}
+	/* A cache without its generation cannot be invalidated: `attach` rebuilds the set. */
+	if (dp->fd[BW_MAP_FLOW4] >= 0 || dp->fd[BW_MAP_FLOW6] >= 0)
+		return -ENOENT;
+	return 0;
+}
+
+uint64_t bw_dp_flow_gen(struct bw_dp *dp)
+{
+	return dp->gen ? __atomic_load_n(&dp->gen->gen, __ATOMIC_SEQ_CST) : 0;
+}
+
+bool bw_dp_flow_pinned(struct bw_dp *dp)
+{
+	return dp->gen && dp->fd[BW_MAP_FLOW4] >= 0 && dp->fd[BW_MAP_FLOW6] >= 0;
+}
+
+/* Bump after a change that succeeded; report the change's error first. */
+static int changed(struct bw_dp *dp, int r)
+{
+	int g = bw_dp_flow_invalidate(dp);
+
+	return r < 0 ? r : g;
+}
 
 int bw_dp_open(const char *pin_dir, struct bw_dp **out)
 {
@@ -27,11 +70,13 @@ int bw_dp_open(const char *pin_dir, struct bw_dp **out)
 	for (int i = 0; i < BW_MAP_COUNT; i++) {
 		snprintf(path, sizeof(path), "%s/%s", bw_pin_dir(pin_dir), bw_dp_map_names[i]);
 		dp->fd[i] = bpf_obj_get(path);
-		if (dp->fd[i] < 0) {
+		if (dp->fd[i] < 0 && !(errno == ENOENT && i >= BW_MAP_FIRST_CACHE)) {
 			r = -errno;
 			break;
 		}
 	}
+	if (r == 0 && dp->fd[BW_MAP_FLOW_GEN] >= 0)
+		r = map_gen(dp);
 	if (r < 0) {
 		bw_dp_close(dp);
 		return r;
@@ -44,6 +89,8 @@ void bw_dp_close(struct bw_dp *dp)
 {
 	if (!dp)
 		return;
+	if (dp->gen)
+		munmap(dp->gen, (size_t)sysconf(_SC_PAGESIZE));
 	for (int i = 0; i < BW_MAP_COUNT; i++)
 		if (dp->fd[i] >= 0)
 			close(dp->fd[i]);
@@ -86,7 +133,7 @@ int bw_dp_config_get(struct bw_dp *dp, struct bw_config *cfg)
 int bw_dp_config_set(struct bw_dp *dp, const struct bw_config *cfg)
 {
 	__u32 zero = 0;
-	return bpf_map_update_elem(dp->fd[BW_MAP_CONFIG], &zero, cfg, BPF_ANY) ? -errno : 0;
+	return changed(dp, bpf_map_update_elem(dp->fd[BW_MAP_CONFIG], &zero, cfg, BPF_ANY) ? -errno : 0);
 }
 
 static int peer_fd(struct bw_dp *dp, int family)
@@ -99,7 +146,7 @@ int bw_dp_peer_set(struct bw_dp *dp, const struct bw_cidr *cidr, const struct bw
 	union bw_lpm_key k;
 
 	bw_lpm_from_cidr(cidr, &k);
-	return bpf_map_update_elem(peer_fd(dp, cidr->family), &k, peer, BPF_ANY) ? -errno : 0;
+	return changed(dp, bpf_map_update_elem(peer_fd(dp, cidr->family), &k, peer, BPF_ANY) ? -errno : 0);
 }
 
 int bw_dp_peer_del(struct bw_dp *dp, const struct bw_cidr *cidr)
@@ -108,8 +155,8 @@ int bw_dp_peer_del(struct bw_dp *dp, const struct bw_cidr *cidr)
 
 	bw_lpm_from_cidr(cidr, &k);
 	if (bpf_map_delete_elem(peer_fd(dp, cidr->family), &k) && errno != ENOENT)
-		return -errno;
-	return 0;
+		return changed(dp, -errno);
+	return changed(dp, 0);
 }
 
 /* Walk an LPM trie; keys are collected first because deleting while iterating restarts walks. */
@@ -223,7 +270,7 @@ static bool cidr_in(const struct bw_cidr *c, const void *list, size_t n, size_t 
 }
 
 /* Sync one LPM map pair; entries are (cidr, value) records of size stride with value at voff. */
-static int sync_lpm(struct bw_dp *dp, int map4, int map6, const void *list, size_t n,
+static int sync_lpm_entries(struct bw_dp *dp, int map4, int map6, const void *list, size_t n,
 		    size_t stride, size_t voff)
 {
 	for (size_t i = 0; i < n; i++) {
@@ -254,6 +301,12 @@ static int sync_lpm(struct bw_dp *dp, int map4, int map6, const void *list, size
 	return 0;
 }
 
+static int sync_lpm(struct bw_dp *dp, int map4, int map6, const void *list, size_t n,
+		    size_t stride, size_t voff)
+{
+	return changed(dp, sync_lpm_entries(dp, map4, map6, list, n, stride, voff));
+}
+
 static int sync_allow(struct bw_dp *dp, const struct bw_allow_key *allow, size_t n)
 {
 	struct bw_allow_key cur, next, *prev = NULL;
@@ -275,7 +328,7 @@ static int sync_allow(struct bw_dp *dp, const struct bw_allow_key *allow, size_t
 		cur = next;
 		prev = &cur;
 	}
-	return 0;
+	return changed(dp, 0);
 }
 
 int bw_dp_apply(struct bw_dp *dp, const struct bw_dp_desired *d)

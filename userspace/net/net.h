@@ -34,6 +34,16 @@ struct bw_net_result {
 int bw_net_device_up(const struct bw_conf *c);
 /* Make WireGuard and (when pin_dir's datapath exists) the datapath peer map equal to c. */
 int bw_net_reconcile(const struct bw_conf *c, const char *pin_dir, struct bw_net_result *res);
+/*
+ * The same, but trusting that WireGuard and the peer map still hold exactly what `applied` (the
+ * configuration of this device's last successful reconcile) put there: no device dump, no map
+ * walk, so a one-peer change costs one peer's worth of syscalls. Drift made behind our back is
+ * not seen: callers run bw_net_reconcile periodically. A change to the device settings (name,
+ * key file, port, fwmark) falls back to bw_net_reconcile. After a failure the state is unknown:
+ * the next call must be bw_net_reconcile.
+ */
+int bw_net_reconcile_since(const struct bw_conf *applied, const struct bw_conf *c, const char *pin_dir,
+			   struct bw_net_result *res);
 /* Device up, reconcile, attach the datapath (uplinks from c). */
 int bw_net_up(const struct bw_conf *c, const char *pin_dir, struct bw_net_result *res);
 /* Remove the WireGuard device. The datapath stays attached: protected traffic is dropped. */

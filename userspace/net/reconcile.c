@@ -192,16 +192,32 @@ static int entry_cmp(const void *a, const void *b)
 	return d ? d : x->len - y->len;
 }
 
-/* Steps 2 and 3: datapath peer map := desired; changed entries first, then deletions. */
-static int dp_sync(const struct bw_conf *c, struct bw_dp *dp)
+/* The peer map's entries as the configuration `applied` put them there (no map walk). */
+static int dp_from_conf(const struct bw_conf *applied, struct dp_walk *cur)
+{
+	int r = 0;
+
+	for (size_t i = 0; i < applied->n_peers && r == 0; i++) {
+		struct bw_peer v = { .peer_id = bw_dp_peer_id(applied->peers[i].public_key) };
+
+		memcpy(v.pubkey, applied->peers[i].public_key, BW_WG_KEY_LEN);
+		for (size_t j = 0; j < applied->peers[i].n_allowed_ips && r == 0; j++)
+			r = collect(&applied->peers[i].allowed_ips[j], &v, cur);
+	}
+	return r;
+}
+
+/* Steps 2 and 3: datapath peer map := desired; changed entries first, then deletions. The
+ * current entries come from the map, or from `applied` when the caller vouches for it. */
+static int dp_sync(const struct bw_conf *c, const struct bw_conf *applied, struct bw_dp *dp)
 {
 	struct dp_walk cur = { 0 };
-	int r = bw_dp_peers_foreach(dp, collect, &cur);
+	int r = applied ? dp_from_conf(applied, &cur) : bw_dp_peers_foreach(dp, collect, &cur);
 
 	if (r == 0 && cur.n)
 		qsort(cur.v, cur.n, sizeof(*cur.v), entry_cmp);
 	for (size_t i = 0; i < c->n_peers && r == 0; i++) {
-		struct bw_peer v = { .peer_id = (uint32_t)i + 1 };
+		struct bw_peer v = { .peer_id = bw_dp_peer_id(c->peers[i].public_key) };
 
 		memcpy(v.pubkey, c->peers[i].public_key, BW_WG_KEY_LEN);
 		for (size_t j = 0; j < c->peers[i].n_allowed_ips && r == 0; j++) {
@@ -220,13 +236,17 @@ static int dp_sync(const struct bw_conf *c, struct bw_dp *dp)
 	return r;
 }
 
-/* Step 4: stale allowed IPs of kept peers move to a throwaway peer; then it and gone peers go. */
+/*
+ * Step 4: stale allowed IPs of kept peers move to a throwaway peer (assigning a prefix to another
+ * peer takes it from its owner), which is then removed with the gone peers - one set, applied in
+ * order: ops[0] the throwaway peer with the stale prefixes, ops[1] its removal, then the rest.
+ */
 static int wg_remove(const struct bw_conf *c, const struct bw_wg_device *act, struct bw_net_result *res)
 {
-	struct bw_wg_peer *ops = calloc(act->n_peers + 2, sizeof(*ops));
+	struct bw_wg_peer *ops = calloc(act->n_peers + 3, sizeof(*ops));
 	struct bw_wg_peer *dummy;
 	struct bw_wg_device set = { 0 };
-	size_t n = 1;
+	size_t n = 2;
 	int r = 0;
 
 	if (!ops)
@@ -260,69 +280,188 @@ static int wg_remove(const struct bw_conf *c, const struct bw_wg_device *act, st
 			res->prefixes_removed++;
 		}
 	}
-	if (dummy->n_allowed_ips) {
-		/* Assigning a prefix to another peer takes it from its owner in one step. */
-		set.peers = dummy;
-		set.n_peers = 1;
-		r = bw_wg_set(c->iface.device, &set);
-		dummy->flags = BW_WGPEER_REMOVE;
-		set.peers = ops;
-		set.n_peers = n;
-	} else {
-		set.peers = ops + 1;
-		set.n_peers = n - 1;
-	}
-	if (r == 0 && set.n_peers)
+	memcpy(ops[1].public_key, dummy->public_key, BW_WG_KEY_LEN);
+	ops[1].flags = BW_WGPEER_REMOVE;
+	set.peers = dummy->n_allowed_ips ? ops : ops + 2;
+	set.n_peers = dummy->n_allowed_ips ? n : n - 2;
+	if (set.n_peers)
 		r = bw_wg_set(c->iface.device, &set);
 	free_changes(ops, n);
 	return r;
 }
 
-int bw_net_reconcile(const struct bw_conf *c, const char *pin_dir, struct bw_net_result *res)
+/* WireGuard's peers as `applied` configured them, for a reconcile that skips the dump. */
+static int device_from_conf(const struct bw_conf *applied, struct bw_wg_device **out)
+{
+	struct bw_wg_device *d = calloc(1, sizeof(*d));
+
+	if (!d || !(d->peers = calloc(applied->n_peers + 1, sizeof(*d->peers)))) {
+		free(d);
+		return -ENOMEM;
+	}
+	d->n_peers = applied->n_peers;
+	d->listen_port = applied->iface.listen_port;
+	d->fwmark = applied->iface.fwmark;
+	for (size_t i = 0; i < applied->n_peers; i++) {
+		const struct bw_conf_peer *p = &applied->peers[i];
+		struct bw_wg_peer *w = &d->peers[i];
+
+		memcpy(w->public_key, p->public_key, BW_WG_KEY_LEN);
+		if (p->endpoint[0] && bw_wg_endpoint_parse(p->endpoint, w) < 0) {
+			bw_wg_device_free(d);
+			return -EINVAL;
+		}
+		if (p->has_psk) {
+			w->flags |= BW_WGPEER_HAS_PSK;
+			memcpy(w->psk, p->psk, BW_WG_KEY_LEN);
+		}
+		w->keepalive = p->keepalive;
+		w->n_allowed_ips = p->n_allowed_ips;
+		if (!(w->allowed_ips = malloc((p->n_allowed_ips + 1) * sizeof(struct bw_cidr)))) {
+			bw_wg_device_free(d);
+			return -ENOMEM;
+		}
+		memcpy(w->allowed_ips, p->allowed_ips, p->n_allowed_ips * sizeof(struct bw_cidr));
+	}
+	*out = d;
+	return 0;
+}
+
+/* Device-wide settings that differ between the device and c (key, port, fwmark). */
+static int device_settings(const struct bw_conf *c, const struct bw_wg_device *act, bool trust_key,
+			   struct bw_wg_device *cfg)
 {
 	_cleanup_secret_ struct bw_secret key = { 0 };
+	int r;
+
+	if (!trust_key) {
+		if ((r = bw_net_node_key(c, false, &key)) < 0)
+			return r;
+		if (!(act->flags & BW_WGDEV_HAS_PRIVATE_KEY) ||
+		    CRYPTO_memcmp(act->private_key, key.data, BW_WG_KEY_LEN)) {
+			memcpy(cfg->private_key, key.data, BW_WG_KEY_LEN);
+			cfg->flags |= BW_WGDEV_HAS_PRIVATE_KEY;
+		}
+	}
+	if (act->listen_port != c->iface.listen_port)
+		cfg->flags |= BW_WGDEV_HAS_LISTEN_PORT, cfg->listen_port = c->iface.listen_port;
+	if (act->fwmark != c->iface.fwmark)
+		cfg->flags |= BW_WGDEV_HAS_FWMARK, cfg->fwmark = c->iface.fwmark;
+	return 0;
+}
+
+static int reconcile(const struct bw_conf *c, const struct bw_conf *applied, const char *pin_dir,
+		     struct bw_net_result *res)
+{
 	struct bw_wg_device *act = NULL, cfg = { 0 };
 	struct bw_dp *dp = NULL;
+	int r;
+
+	r = applied ? device_from_conf(applied, &act) : bw_wg_get(c->iface.device, &act);
+	if (r < 0)
+		return r;
+	if ((r = device_settings(c, act, applied != NULL, &cfg)) < 0 ||
+	    (r = index_build(&actual_ix, act->peers, act->n_peers, sizeof(*act->peers),
+			     offsetof(struct bw_wg_peer, public_key))) < 0 ||
+	    (r = index_build(&desired_ix, c->peers, c->n_peers, sizeof(*c->peers),
+			     offsetof(struct bw_conf_peer, public_key))) < 0)
+		goto out;
+	r = wg_add(c, act, &cfg, res);
+	/* Without an attached datapath there is no peer map to keep in step (first `net up`). */
+	if (r == 0 && bw_dp_open(pin_dir, &dp) == 0) {
+		r = dp_sync(c, applied, dp);
+		bw_dp_close(dp);
+	}
+	if (r == 0)
+		r = wg_remove(c, act, res);
+out:
+	OPENSSL_cleanse(cfg.private_key, sizeof(cfg.private_key));
+	free(actual_ix.keys);
+	free(desired_ix.keys);
+	actual_ix = desired_ix = (struct index){ 0 };
+	bw_wg_device_free(act);
+	return r;
+}
+
+int bw_net_reconcile(const struct bw_conf *c, const char *pin_dir, struct bw_net_result *res)
+{
 	struct bw_net_result tmp = { 0 };
+
+	if (!res)
+		res = &tmp;
+	memset(res, 0, sizeof(*res));
+	return reconcile(c, NULL, pin_dir, res);
+}
+
+/* Only peers may differ: anything about the device itself takes the full path. */
+static bool same_device(const struct bw_conf *a, const struct bw_conf *b)
+{
+	return !strcmp(a->iface.device, b->iface.device) &&
+	       !strcmp(a->iface.private_key_file, b->iface.private_key_file) &&
+	       a->iface.listen_port == b->iface.listen_port && a->iface.fwmark == b->iface.fwmark;
+}
+
+static bool same_peer(const struct bw_conf_peer *a, const struct bw_conf_peer *b)
+{
+	return a->has_psk == b->has_psk && (!a->has_psk || !CRYPTO_memcmp(a->psk, b->psk, 32)) &&
+	       a->keepalive == b->keepalive && !strcmp(a->endpoint, b->endpoint) &&
+	       a->n_allowed_ips == b->n_allowed_ips &&
+	       !memcmp(a->allowed_ips, b->allowed_ips, a->n_allowed_ips * sizeof(*a->allowed_ips));
+}
+
+/*
+ * Cut both configurations down to the peers that differ (shallow copies): the desired side keeps
+ * new and changed peers, the applied side their old versions and the removed ones. Reconciling
+ * those two is the whole change. Both lists come sorted by file name (bw_conf_load), so one merge
+ * pass pairs them up; a peer paired wrongly (renamed file, another sort order) lands on both sides
+ * unchanged, which reconcile sees as "nothing to do" - slower, never wrong.
+ */
+static int changed_only(const struct bw_conf *applied, const struct bw_conf *c, struct bw_conf *old,
+			struct bw_conf *new)
+{
+	size_t i = 0, j = 0;
+
+	*old = *applied, *new = *c;
+	old->n_peers = new->n_peers = 0;
+	old->peers = malloc((applied->n_peers + 1) * sizeof(*old->peers));
+	new->peers = malloc((c->n_peers + 1) * sizeof(*new->peers));
+	if (!old->peers || !new->peers)
+		return -ENOMEM;
+	while (i < applied->n_peers || j < c->n_peers) {
+		const struct bw_conf_peer *a = i < applied->n_peers ? &applied->peers[i] : NULL;
+		const struct bw_conf_peer *d = j < c->n_peers ? &c->peers[j] : NULL;
+		int cmp = !a ? 1 : !d ? -1 : strcmp(a->file, d->file);
+
+		if (cmp == 0 && !memcmp(a->public_key, d->public_key, BW_WG_KEY_LEN) && same_peer(a, d)) {
+			i++, j++;
+			continue;
+		}
+		if (cmp <= 0)
+			old->peers[old->n_peers++] = applied->peers[i++];
+		if (cmp >= 0)
+			new->peers[new->n_peers++] = c->peers[j++];
+	}
+	return 0;
+}
+
+int bw_net_reconcile_since(const struct bw_conf *applied, const struct bw_conf *c, const char *pin_dir,
+			   struct bw_net_result *res)
+{
+	struct bw_net_result tmp = { 0 };
+	struct bw_conf old, new;
 	int r;
 
 	if (!res)
 		res = &tmp;
 	memset(res, 0, sizeof(*res));
-	if ((r = bw_net_node_key(c, false, &key)) < 0)
-		return r;
-	if ((r = bw_wg_get(c->iface.device, &act)) < 0)
-		return r;
-	if ((r = index_build(&actual_ix, act->peers, act->n_peers, sizeof(*act->peers),
-			     offsetof(struct bw_wg_peer, public_key))) < 0 ||
-	    (r = index_build(&desired_ix, c->peers, c->n_peers, sizeof(*c->peers),
-			     offsetof(struct bw_conf_peer, public_key))) < 0) {
-		free(actual_ix.keys);
-		bw_wg_device_free(act);
-		return r;
-	}
-	if (!(act->flags & BW_WGDEV_HAS_PRIVATE_KEY) || CRYPTO_memcmp(act->private_key, key.data, BW_WG_KEY_LEN)) {
-		memcpy(cfg.private_key, key.data, BW_WG_KEY_LEN);
-		cfg.flags |= BW_WGDEV_HAS_PRIVATE_KEY;
-	}
-	if (act->listen_port != c->iface.listen_port)
-		cfg.flags |= BW_WGDEV_HAS_LISTEN_PORT, cfg.listen_port = c->iface.listen_port;
-	if (act->fwmark != c->iface.fwmark)
-		cfg.flags |= BW_WGDEV_HAS_FWMARK, cfg.fwmark = c->iface.fwmark;
-
-	r = wg_add(c, act, &cfg, res);
-	OPENSSL_cleanse(cfg.private_key, sizeof(cfg.private_key));
-	/* Without an attached datapath there is no peer map to keep in step (first `net up`). */
-	if (r == 0 && bw_dp_open(pin_dir, &dp) == 0) {
-		r = dp_sync(c, dp);
-		bw_dp_close(dp);
-	}
-	if (r == 0)
-		r = wg_remove(c, act, res);
-	free(actual_ix.keys);
-	free(desired_ix.keys);
-	actual_ix = desired_ix = (struct index){ 0 };
-	bw_wg_device_free(act);
+	if (!applied || !same_device(applied, c))
+		return reconcile(c, NULL, pin_dir, res);
+	r = changed_only(applied, c, &old, &new);
+	if (r == 0 && (old.n_peers || new.n_peers))
+		r = reconcile(&new, &old, pin_dir, res);
+	/* shallow copies: the peers' contents belong to applied and c */
+	free(old.peers);
+	free(new.peers);
 	return r;
 }
 

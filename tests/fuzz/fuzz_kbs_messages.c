@@ -1,0 +1,39 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * libFuzzer: the key service's JSON message parsers — the Request (/auth), the Attestation
+ * (/attest, on a fresh session: runtime data, tee-pubkey JWK import, JCS, sample evidence) — and
+ * the policy file parser, all on the same input. A forged attestation must never be accepted:
+ * the fuzzer cannot know the session's random nonce.
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include "tests/fuzz/fuzz_kbs.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct ks_ctx *c = fuzz_ks_ctx(1 << 20);
+	struct ks_reply r = { 0 };
+	struct ks_session *s;
+	struct ks_policy p;
+	struct json_object *o = NULL;
+	char err[KS_ERRLEN], *canon = NULL;
+
+	ks_handle_auth(c, (const char *)data, size, 1000, &r);
+	free(r.body);
+	r = (struct ks_reply){ 0 };
+	s = ks_session_create(c->sessions, "sample", 1000);
+	if (s) {
+		ks_handle_attest(c, s->id, (const char *)data, size, 1000, &r);
+		if (r.status == 200)
+			abort();
+		free(r.body);
+		ks_sessions_purge(c->sessions, 100000); /* keep the table small */
+	}
+	if (ks_policy_parse((const char *)data, size, &p, err, sizeof(err)) == 0)
+		ks_policy_free(&p);
+	if (bw_kbs_parse_object((const char *)data, size, &o) == 0 && bw_jcs(o, &canon, NULL) == 0)
+		free(canon);
+	json_object_put(o);
+	return 0;
+}

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Key service end to end over TLS on loopback with the sample attester: the key bulwark fetches
+# is the HKDF value `openssl kdf` computes for the same master secret, salt and info.
+. "$(dirname "$0")/../lib.sh"
+. "$(dirname "$0")/../lib-keys.sh"
+require_root
+ks_init
+ks_policy "$KS_DIR/policy.json" '{"sample":true,"rules":[{"name":"test","tee":"sample",
+  "resources":["bulwark/volume/","bulwark/statedisk/node-1"]}]}'
+ks_start a 8443 "$KS_DIR/policy.json"
+url=https://127.0.0.1:8443
+
+key=$(kx bulwark key fetch --service $url --resource bulwark/volume/pvc-1234 --attester sample --ca "$KS_DIR/ca.pem")
+want=$(ks_hkdf key-pvc-1234)
+check "fetched volume key equals openssl kdf HKDF(master, salt, \"key-pvc-1234\") ($key)" \
+  test -n "$key" -a "$key" = "$want"
+key2=$(kx bulwark key fetch --service $url --resource bulwark/statedisk/node-1 --attester sample --ca "$KS_DIR/ca.pem")
+check "state-disk key equals HKDF with info \"bulwark/statedisk/node-1\"" \
+  test -n "$key2" -a "$key2" = "$(ks_hkdf bulwark/statedisk/node-1)"
+check "different volumes get different keys" test "$key" != "$(ks_hkdf key-pvc-9)"
+
+kx bulwark key fetch --service $url --resource bulwark/volume/pvc-1234 --attester sample --ca "$KS_DIR/ca.pem" \
+  --out "$KS_DIR/key.bin" > /dev/null
+check "--out writes the 32-byte key, mode 0600" \
+  test "$(stat -c %a "$KS_DIR/key.bin")" = 600 -a "$(od -An -v -tx1 "$KS_DIR/key.bin" | tr -d ' \n')" = "$want"
+json=$(kx bulwark key fetch --service $url --resource bulwark/volume/pvc-1234 --attester sample --ca "$KS_DIR/ca.pem" --json)
+check "--json carries resource and key" sh -c "printf '%s' '$json' | python3 -c 'import json,sys; d=json.load(sys.stdin); assert d[\"key\"]==\"$want\" and d[\"resource\"]==\"bulwark/volume/pvc-1234\"'"
+
+# Same master secret and salt after a restart: same key (nothing is stored).
+kill "$KS_PID_a"; wait "$KS_PID_a" 2>/dev/null
+ks_start b 8443 "$KS_DIR/policy.json"
+check "after a service restart the same key is derived" \
+  test "$(kx bulwark key fetch --service $url --resource bulwark/volume/pvc-1234 --attester sample --ca "$KS_DIR/ca.pem")" = "$want"
+
+# Token reuse: three resources in one call, one attestation.
+a0=$(ks_curl "$url/metrics" | awk '/attest_total{result="ok"}/ { print $2 }')
+three=$(kx bulwark key fetch --service $url --attester sample --ca "$KS_DIR/ca.pem" --resource bulwark/volume/a \
+  --resource bulwark/volume/b --resource bulwark/volume/pvc-1234 | tail -1)
+a1=$(ks_curl "$url/metrics" | awk '/attest_total{result="ok"}/ { print $2 }')
+check "three resources with one attestation (token reused: attestations $a0 -> $a1)" \
+  test "$((a1 - a0))" = 1 -a "$three" = "$want"
+# Bounded retries with backoff: nothing listens on 8450; 3 tries wait 0.2 + 0.4 s, then fail.
+start=$(date +%s%N)
+kx bulwark key fetch --service https://127.0.0.1:8450 --resource bulwark/volume/x --attester sample \
+  --ca "$KS_DIR/ca.pem" --tries 3 > "$KS_DIR/out" 2>&1; rc=$?
+ms=$(( ($(date +%s%N) - start) / 1000000 ))
+check "unreachable service: 3 tries with backoff (${ms} ms >= 600), exit 1, no key" \
+  test "$rc" = 1 -a "$ms" -ge 600 -a "$ms" -lt 5000 -a "$(grep -c '^[0-9a-f]\{64\}$' "$KS_DIR/out")" = 0
+
+m=$(ks_curl "$url/metrics")
+check "/metrics counts attestations and resources" \
+  sh -c "printf '%s\n' '$m' | grep -q '^bulwark_keyservice_resource_total{result=\"ok\"} 4' && printf '%s\n' '$m' | grep -q '^bulwark_keyservice_sessions 2'"
+check "/healthz answers ok" sh -c "nsenter --net=/run/netns/$KS_NS curl -sS --cacert $KS_DIR/ca.pem $url/healthz | grep -q ok"
+check "the master secret never appears in the service log" \
+  sh -c "! grep -q \"$(od -An -v -tx1 "$KS_DIR/master" | tr -d ' \n' | cut -c1-16)\" $KS_DIR/*.log"
+finish

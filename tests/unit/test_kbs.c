@@ -1,0 +1,482 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * kbs + keyservice units: encodings, JCS, JWE round trips (both key types, tampering), JWT
+ * (expiry, foreign key), policy parsing and matching, sessions, the tsm request, and the
+ * protocol handlers end to end without the network. The JWE cross-check against
+ * python3-jwcrypto (the client decrypts what jwcrypto encrypts) is here too.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <string.h>
+#include <cmocka.h>
+#include "kbs/kbs.h"
+#include "keyservice/keyservice.h"
+
+static void b64_round_trip(void **state)
+{
+	const uint8_t in[] = { 0xfb, 0xff, 0x00, 0x3e, 0x3f };
+	_cleanup_free_ char *s = NULL;
+	_cleanup_free_ uint8_t *back = NULL;
+	uint8_t *x = NULL;
+	size_t len;
+	(void)state;
+
+	for (size_t n = 0; n <= sizeof(in); n++) {
+		free(s);
+		free(back);
+		assert_int_equal(bw_b64url_encode(in, n, &s), 0);
+		assert_null(strpbrk(s, "+/="));
+		assert_int_equal(bw_b64_decode(s, true, &back, &len), 0);
+		assert_int_equal(len, n);
+		assert_memory_equal(back, in, n);
+	}
+	assert_string_equal(s, "-_8APj8");
+	assert_int_equal(bw_b64_decode("+/8APj8=", false, &x, &len), 0);
+	assert_int_equal(len, 5);
+	free(x);
+	assert_int_equal(bw_b64_decode("+/8APj8", true, &x, &len), -EINVAL);
+	assert_int_equal(bw_b64_decode("-_8APj8", false, &x, &len), -EINVAL);
+	assert_int_equal(bw_b64_decode("a", true, &x, &len), -EINVAL);
+	assert_int_equal(bw_b64_decode("ab c", true, &x, &len), -EINVAL);
+}
+
+static void jcs_canonical(void **state)
+{
+	struct json_object *o = json_tokener_parse(
+		"{\"z\":1,\"a\":{\"y\":\"\\u0001\\n\\\"/é\",\"b\":[true,null,-5]},\"tee-pubkey\":\"x\"}");
+	_cleanup_free_ char *s = NULL;
+	struct json_object *d = json_tokener_parse("{\"a\":1.5}");
+	char *t = NULL;
+	(void)state;
+
+	assert_int_equal(bw_jcs(o, &s, NULL), 0);
+	assert_string_equal(s, "{\"a\":{\"b\":[true,null,-5],\"y\":\"\\u0001\\n\\\"/é\"},\"tee-pubkey\":\"x\",\"z\":1}");
+	assert_int_equal(bw_jcs(d, &t, NULL), -ENOTSUP);
+	json_object_put(o);
+	json_object_put(d);
+}
+
+static void report_data_is_sha384_of_jcs(void **state)
+{
+	struct json_object *jwk = json_tokener_parse("{\"kty\":\"EC\",\"crv\":\"P-256\",\"x\":\"A\",\"y\":\"B\"}");
+	const char *canon = "{\"additional-evidence\":\"\",\"nonce\":\"n0\",\"tee-pubkey\":"
+			    "{\"crv\":\"P-256\",\"kty\":\"EC\",\"x\":\"A\",\"y\":\"B\"}}";
+	uint8_t rd[48], want[48];
+	(void)state;
+
+	assert_int_equal(bw_kbs_report_data(jwk, "n0", rd), 0);
+	EVP_Digest(canon, strlen(canon), want, NULL, EVP_sha384(), NULL);
+	assert_memory_equal(rd, want, 48);
+	json_object_put(jwk);
+}
+
+static void jwe_round_trip(enum bw_key_type type)
+{
+	EVP_PKEY *k = bw_key_new(type), *other = bw_key_new(type);
+	struct json_object *jwk = NULL;
+	_cleanup_free_ char *jwe = NULL;
+	struct bw_secret out = { 0 };
+	char err[256];
+	const uint8_t msg[32] = "0123456789abcdef0123456789abcde";
+
+	assert_non_null(k);
+	assert_int_equal(bw_jwk_public(k, &jwk), 0);
+	assert_int_equal(bw_jwe_encrypt(jwk, msg, sizeof(msg), &jwe), 0);
+	assert_int_equal(bw_jwe_decrypt(k, jwe, strlen(jwe), &out, err, sizeof(err)), 0);
+	assert_int_equal(out.len, sizeof(msg));
+	assert_memory_equal(out.data, msg, sizeof(msg));
+	bw_secret_free(&out);
+	/* Into a caller's buffer: exact fit works, one byte short is refused. */
+	uint8_t buf[32];
+	size_t got = 0;
+	assert_int_equal(bw_jwe_decrypt_into(k, jwe, strlen(jwe), buf, sizeof(buf), &got, err, sizeof(err)), 0);
+	assert_int_equal(got, 32);
+	assert_memory_equal(buf, msg, 32);
+	assert_int_equal(bw_jwe_decrypt_into(k, jwe, strlen(jwe), buf, 31, &got, err, sizeof(err)), -EMSGSIZE);
+	/* Another key cannot decrypt. */
+	assert_true(bw_jwe_decrypt(other, jwe, strlen(jwe), &out, err, sizeof(err)) < 0);
+	/* A flipped ciphertext character fails the tag. */
+	char *ct = strstr(jwe, "\"ciphertext\":\"") + 14;
+	*ct = *ct == 'A' ? 'B' : 'A';
+	assert_int_equal(bw_jwe_decrypt(k, jwe, strlen(jwe), &out, err, sizeof(err)), -EBADMSG);
+	assert_null(out.data);
+	json_object_put(jwk);
+	EVP_PKEY_free(k);
+	EVP_PKEY_free(other);
+}
+
+static void jwe_ec(void **state) { (void)state; jwe_round_trip(BW_KEY_EC_P256); }
+static void jwe_rsa(void **state) { (void)state; jwe_round_trip(BW_KEY_RSA3072); }
+
+static void jwk_rejects_off_curve_and_rsa1_5(void **state)
+{
+	struct json_object *bad = json_tokener_parse(
+		"{\"kty\":\"EC\",\"crv\":\"P-256\",\"x\":\"AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\","
+		"\"y\":\"AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\"}");
+	struct json_object *rsa15 = json_tokener_parse("{\"kty\":\"RSA\",\"alg\":\"RSA1_5\",\"n\":\"AQAB\",\"e\":\"AQAB\"}");
+	EVP_PKEY *k = NULL;
+	const char *alg;
+	(void)state;
+
+	assert_true(bw_jwk_import(bad, &k, &alg) < 0);
+	assert_null(k);
+	assert_int_equal(bw_jwk_import(rsa15, &k, &alg), -EPROTONOSUPPORT);
+	json_object_put(bad);
+	json_object_put(rsa15);
+}
+
+static void jwt_verify(void **state)
+{
+	EVP_PKEY *k = bw_key_new(BW_KEY_EC_P256), *other = bw_key_new(BW_KEY_EC_P256);
+	struct json_object *c = json_object_new_object(), *back = NULL;
+	_cleanup_free_ char *tok = NULL;
+	char err[256];
+	(void)state;
+
+	json_object_object_add(c, "iat", json_object_new_int64(1000));
+	json_object_object_add(c, "exp", json_object_new_int64(2000));
+	json_object_object_add(c, "tee", json_object_new_string("sample"));
+	assert_int_equal(bw_jwt_sign(k, c, &tok), 0);
+	assert_int_equal(bw_jwt_verify(k, tok, 1500, &back, err, sizeof(err)), 0);
+	assert_string_equal(bw_json_str(back, "tee"), "sample");
+	json_object_put(back);
+	assert_int_equal(bw_jwt_verify(k, tok, 2000, &back, err, sizeof(err)), -EKEYEXPIRED);
+	assert_int_equal(bw_jwt_verify(other, tok, 1500, &back, err, sizeof(err)), -EKEYREJECTED);
+	tok[strlen(tok) - 2] ^= 1;
+	assert_true(bw_jwt_verify(k, tok, 1500, &back, err, sizeof(err)) < 0);
+	json_object_put(c);
+	EVP_PKEY_free(k);
+	EVP_PKEY_free(other);
+}
+
+static void resource_paths(void **state)
+{
+	(void)state;
+	assert_true(bw_kbs_resource_path_valid("bulwark/volume/pvc-1.a_b"));
+	assert_false(bw_kbs_resource_path_valid("bulwark/volume"));
+	assert_false(bw_kbs_resource_path_valid("bulwark/volume/a/b"));
+	assert_false(bw_kbs_resource_path_valid("bulwark/../x"));
+	assert_false(bw_kbs_resource_path_valid("bulwark//x"));
+	assert_false(bw_kbs_resource_path_valid("bulwark/v/%2e"));
+	char buf[64];
+	assert_int_equal(ks_info("bulwark/volume/abc", buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "key-abc");
+	assert_int_equal(ks_info("bulwark/statedisk/n1", buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "bulwark/statedisk/n1");
+}
+
+#define AK "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+#define P0 "0000000000000000000000000000000000000000000000000000000000000000"
+#define P7 "7777777777777777777777777777777777777777777777777777777777777777"
+
+static void policy_parse_and_match(void **state)
+{
+	const char *text = "{\"sample\":true,\"rules\":["
+			   "{\"name\":\"s\",\"tee\":\"sample\",\"resources\":[\"bulwark/volume/\"]},"
+			   "{\"name\":\"t\",\"tee\":\"tpm\",\"trusted_aks\":[\"" AK "\"],\"pcrs\":{\"7\":\"" P7 "\"},"
+			   "\"resources\":[\"bulwark/statedisk/n1\"]}]}";
+	struct ks_policy p;
+	char err[256];
+	struct json_object *claims, *names, *pcrs;
+	(void)state;
+
+	assert_int_equal(ks_policy_parse(text, strlen(text), &p, err, sizeof(err)), 0);
+	claims = json_tokener_parse("{\"tee\":\"sample\"}");
+	names = ks_policy_match(&p, claims);
+	assert_int_equal(json_object_array_length(names), 1);
+	assert_true(ks_policy_allows(&p, names, "sample", "bulwark/volume/x"));
+	assert_false(ks_policy_allows(&p, names, "sample", "bulwark/statedisk/n1"));
+	assert_false(ks_policy_allows(&p, names, "tpm", "bulwark/volume/x"));
+	json_object_put(names);
+	json_object_put(claims);
+
+	claims = json_object_new_object();
+	pcrs = json_object_new_array();
+	for (int i = 0; i < 24; i++)
+		json_object_array_add(pcrs, json_object_new_string(i == 7 ? P7 : P0));
+	json_object_object_add(claims, "tee", json_object_new_string("tpm"));
+	json_object_object_add(claims, "ak", json_object_new_string(AK));
+	json_object_object_add(claims, "pcrs", pcrs);
+	names = ks_policy_match(&p, claims);
+	assert_int_equal(json_object_array_length(names), 1);
+	assert_true(ks_policy_allows(&p, names, "tpm", "bulwark/statedisk/n1"));
+	assert_false(ks_policy_allows(&p, names, "tpm", "bulwark/statedisk/n2"));
+	/* The same rule name with another reference value: tokens issued under the old rule lapse. */
+	{
+		struct ks_policy p2;
+		char *t2 = strdup(text), *at = strstr(t2, P7);
+		at[0] = '8';
+		assert_int_equal(ks_policy_parse(t2, strlen(t2), &p2, err, sizeof(err)), 0);
+		assert_false(ks_policy_allows(&p2, names, "tpm", "bulwark/statedisk/n1"));
+		ks_policy_free(&p2);
+		free(t2);
+	}
+	json_object_put(names);
+	/* A PCR that differs from the reference value: no rule. */
+	json_object_array_put_idx(pcrs, 7, json_object_new_string(P0));
+	names = ks_policy_match(&p, claims);
+	assert_int_equal(json_object_array_length(names), 0);
+	json_object_put(names);
+	/* Unknown AK: no rule. */
+	json_object_array_put_idx(pcrs, 7, json_object_new_string(P7));
+	json_object_object_add(claims, "ak", json_object_new_string(P0));
+	names = ks_policy_match(&p, claims);
+	assert_int_equal(json_object_array_length(names), 0);
+	json_object_put(names);
+	json_object_put(claims);
+	ks_policy_free(&p);
+
+	const char *bad[] = {
+		"{\"rules\":[{\"name\":\"t\",\"tee\":\"tpm\",\"resources\":[\"a/\"]}]}",      /* no AK */
+		"{\"rules\":[{\"name\":\"s\",\"tee\":\"sample\",\"resource\":[\"a/\"]}]}",     /* typo */
+		"{\"rules\":[{\"name\":\"s\",\"tee\":\"sample\",\"resources\":[\"../\"]}]}",  /* bad prefix */
+		"{\"sampel\":true}",
+		"[]",
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++)
+		assert_true(ks_policy_parse(bad[i], strlen(bad[i]), &p, err, sizeof(err)) < 0);
+}
+
+static void sessions(void **state)
+{
+	struct ks_sessions *s = ks_sessions_new(2, 300);
+	struct ks_session *a, *b;
+	(void)state;
+
+	a = ks_session_create(s, "sample", 1000);
+	b = ks_session_create(s, "sample", 1000);
+	assert_non_null(a);
+	assert_non_null(b);
+	assert_string_not_equal(a->nonce, b->nonce);
+	assert_int_equal(strlen(a->nonce), 44);
+	assert_null(ks_session_create(s, "sample", 1100)); /* full */
+	assert_ptr_equal(ks_session_find(s, a->id, 1299), a);
+	assert_null(ks_session_find(s, a->id, 1300)); /* 5 minutes */
+	assert_non_null(ks_session_create(s, "sample", 1300)); /* purged the expired ones */
+	assert_int_equal(ks_sessions_count(s), 1);
+	ks_sessions_free(s);
+}
+
+static void tsm_request(void **state)
+{
+	uint8_t rd[48], blob[64], big[65];
+	(void)state;
+
+	memset(rd, 0xab, sizeof(rd));
+	assert_int_equal(bw_tsm_inblob(rd, sizeof(rd), blob), 0);
+	assert_memory_equal(blob, rd, 48);
+	for (int i = 48; i < 64; i++)
+		assert_int_equal(blob[i], 0);
+	assert_int_equal(bw_tsm_inblob(big, sizeof(big), blob), -EINVAL);
+	assert_string_equal(bw_tsm_tee("tdx_guest"), "tdx");
+	assert_string_equal(bw_tsm_tee("sev_guest"), "snp");
+	assert_null(bw_tsm_tee("arm_cca_guest"));
+	assert_non_null(bw_attester_find("tsm"));
+	assert_non_null(bw_attester_find("sample"));
+	assert_null(bw_attester_find("nope"));
+}
+
+/* ---- handlers without the network ---- */
+
+struct fixture {
+	struct ks_ctx c;
+	EVP_PKEY *tee;
+	struct json_object *jwk;
+};
+
+static void fixture_init(struct fixture *f, bool sample)
+{
+	const char *pol = sample ? "{\"sample\":true,\"rules\":[{\"name\":\"s\",\"tee\":\"sample\",\"resources\":[\"bulwark/volume/\"]}]}"
+				 : "{\"rules\":[{\"name\":\"s\",\"tee\":\"sample\",\"resources\":[\"bulwark/volume/\"]}]}";
+	char err[256];
+
+	memset(f, 0, sizeof(*f));
+	assert_int_equal(ks_policy_parse(pol, strlen(pol), &f->c.policy, err, sizeof(err)), 0);
+	f->c.sessions = ks_sessions_new(100, 300);
+	f->c.signing_key = bw_key_new(BW_KEY_EC_P256);
+	f->c.token_lifetime = 60;
+	assert_int_equal(bw_secret_new(&f->c.master, 32), 0);
+	assert_int_equal(bw_secret_new(&f->c.salt, 32), 0);
+	f->tee = bw_key_new(BW_KEY_EC_P256);
+	assert_int_equal(bw_jwk_public(f->tee, &f->jwk), 0);
+}
+
+static void fixture_free(struct fixture *f)
+{
+	ks_ctx_free_cache(&f->c);
+	ks_policy_free(&f->c.policy);
+	ks_sessions_free(f->c.sessions);
+	EVP_PKEY_free(f->c.signing_key);
+	bw_secret_free(&f->c.master);
+	bw_secret_free(&f->c.salt);
+	EVP_PKEY_free(f->tee);
+	json_object_put(f->jwk);
+}
+
+static char *attestation(struct fixture *f, const char *nonce, const char *bind_nonce)
+{
+	uint8_t rd[48];
+	struct json_object *ev, *m = json_object_new_object(), *rt = json_object_new_object(),
+				*te = json_object_new_object();
+	char *s;
+
+	assert_int_equal(bw_kbs_report_data(f->jwk, bind_nonce, rd), 0);
+	assert_int_equal(bw_sample_evidence(rd, sizeof(rd), &ev), 0);
+	json_object_object_add(rt, "nonce", json_object_new_string(nonce));
+	json_object_object_add(rt, "tee-pubkey", json_object_get(f->jwk));
+	json_object_object_add(te, "primary_evidence", ev);
+	json_object_object_add(te, "additional_evidence", json_object_new_string(""));
+	json_object_object_add(m, "runtime-data", rt);
+	json_object_object_add(m, "tee-evidence", te);
+	s = strdup(json_object_to_json_string(m));
+	json_object_put(m);
+	return s;
+}
+
+static void handshake(struct fixture *f, char *cookie, char *nonce)
+{
+	const char *req = "{\"version\":\"0.4.0\",\"tee\":\"sample\",\"extra-params\":{}}";
+	struct ks_reply r = { 0 };
+	struct json_object *o;
+
+	ks_handle_auth(&f->c, req, strlen(req), 1000, &r);
+	assert_int_equal(r.status, 200);
+	strcpy(cookie, r.set_cookie);
+	o = json_tokener_parse(r.body);
+	strcpy(nonce, bw_json_str(o, "nonce"));
+	json_object_put(o);
+	free(r.body);
+}
+
+static void handlers_sample_flow_and_rejections(void **state)
+{
+	struct fixture f;
+	char cookie[65], nonce[64], err[256];
+	_cleanup_free_ char *att = NULL, *wrong = NULL;
+	struct ks_reply r = { 0 };
+	struct bw_secret key = { 0 };
+	(void)state;
+
+	fixture_init(&f, true);
+	handshake(&f, cookie, nonce);
+	att = attestation(&f, nonce, nonce);
+	ks_handle_attest(&f.c, cookie, att, strlen(att), 1001, &r);
+	assert_int_equal(r.status, 200);
+	free(r.body);
+	r.body = NULL;
+	/* Replay of the same attestation on the same session: nonce already used. */
+	ks_handle_attest(&f.c, cookie, att, strlen(att), 1002, &r);
+	assert_int_equal(r.status, 401);
+	assert_non_null(strstr(r.body, "already used"));
+	free(r.body);
+	r.body = NULL;
+	/* The cookie's session serves the resource, encrypted to the tee key. */
+	ks_handle_resource(&f.c, cookie, NULL, "bulwark/volume/v1", 1003, &r);
+	assert_int_equal(r.status, 200);
+	assert_int_equal(bw_jwe_decrypt(f.tee, r.body, strlen(r.body), &key, err, sizeof(err)), 0);
+	assert_int_equal(key.len, 32);
+	bw_secret_free(&key);
+	free(r.body);
+	r.body = NULL;
+	ks_handle_resource(&f.c, cookie, NULL, "bulwark/statedisk/n1", 1003, &r);
+	assert_int_equal(r.status, 403);
+	free(r.body);
+	r.body = NULL;
+	/* Evidence bound to another nonce, on a fresh session. */
+	handshake(&f, cookie, nonce);
+	wrong = attestation(&f, nonce, "another nonce");
+	ks_handle_attest(&f.c, cookie, wrong, strlen(wrong), 1004, &r);
+	assert_int_equal(r.status, 401);
+	free(r.body);
+	fixture_free(&f);
+}
+
+static void handlers_sample_disabled(void **state)
+{
+	struct fixture f;
+	char cookie[65], nonce[64];
+	_cleanup_free_ char *att = NULL;
+	struct ks_reply r = { 0 };
+	(void)state;
+
+	fixture_init(&f, false);
+	handshake(&f, cookie, nonce);
+	att = attestation(&f, nonce, nonce);
+	ks_handle_attest(&f.c, cookie, att, strlen(att), 1001, &r);
+	assert_int_equal(r.status, 401);
+	assert_non_null(strstr(r.body, "disabled"));
+	free(r.body);
+	fixture_free(&f);
+}
+
+/* jwcrypto (python3-jwcrypto) encrypts to our public JWK; the client library decrypts. */
+static void jwcrypto_encrypts_client_decrypts(enum bw_key_type type, const char *alg)
+{
+	EVP_PKEY *k = bw_key_new(type);
+	struct json_object *jwk = NULL;
+	char path[] = "/tmp/bw-jwk-XXXXXX", cmd[512], err[256];
+	_cleanup_free_ char *out = NULL;
+	struct bw_secret pt = { 0 };
+	size_t n = 0;
+	FILE *f, *p;
+	int fd;
+
+	if (access("/usr/bin/python3", X_OK) || system("/usr/bin/python3 -c 'import jwcrypto' 2>/dev/null")) {
+		if (getenv("CI") && !strcmp(getenv("CI"), "true"))
+			fail_msg("python3-jwcrypto missing in CI");
+		skip();
+	}
+	assert_int_equal(bw_jwk_public(k, &jwk), 0);
+	fd = mkstemp(path);
+	f = fdopen(fd, "w");
+	fputs(json_object_to_json_string(jwk), f);
+	fclose(f);
+	snprintf(cmd, sizeof(cmd),
+		 "/usr/bin/python3 -c 'import sys,json\n"
+		 "from jwcrypto import jwk, jwe\n"
+		 "k = jwk.JWK(**json.load(open(sys.argv[1])))\n"
+		 "e = jwe.JWE(b\"secret from jwcrypto 0123456789\", json.dumps({\"alg\": sys.argv[2], \"enc\": \"A256GCM\"}))\n"
+		 "e.add_recipient(k)\n"
+		 "print(e.serialize())' %s %s",
+		 path, alg);
+	p = popen(cmd, "r");
+	assert_non_null(p);
+	out = calloc(1, 65536);
+	n = fread(out, 1, 65535, p);
+	assert_int_equal(pclose(p), 0);
+	unlink(path);
+	assert_true(n > 0);
+	if (bw_jwe_decrypt(k, out, strlen(out), &pt, err, sizeof(err)) < 0)
+		fail_msg("%s: %s", err, out);
+	assert_int_equal(pt.len, 31);
+	assert_memory_equal(pt.data, "secret from jwcrypto 0123456789", 31);
+	bw_secret_free(&pt);
+	json_object_put(jwk);
+	EVP_PKEY_free(k);
+}
+
+static void jwcrypto_ec(void **state) { (void)state; jwcrypto_encrypts_client_decrypts(BW_KEY_EC_P256, "ECDH-ES+A256KW"); }
+static void jwcrypto_rsa(void **state) { (void)state; jwcrypto_encrypts_client_decrypts(BW_KEY_RSA3072, "RSA-OAEP-256"); }
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(b64_round_trip),
+		cmocka_unit_test(jcs_canonical),
+		cmocka_unit_test(report_data_is_sha384_of_jcs),
+		cmocka_unit_test(jwe_ec),
+		cmocka_unit_test(jwe_rsa),
+		cmocka_unit_test(jwk_rejects_off_curve_and_rsa1_5),
+		cmocka_unit_test(jwt_verify),
+		cmocka_unit_test(resource_paths),
+		cmocka_unit_test(policy_parse_and_match),
+		cmocka_unit_test(sessions),
+		cmocka_unit_test(tsm_request),
+		cmocka_unit_test(handlers_sample_flow_and_rejections),
+		cmocka_unit_test(handlers_sample_disabled),
+		cmocka_unit_test(jwcrypto_ec),
+		cmocka_unit_test(jwcrypto_rsa),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

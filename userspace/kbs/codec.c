@@ -1,0 +1,316 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/* Encodings shared by client and service: base64/base64url, JCS canonical JSON, report data. */
+#include <errno.h>
+#include <string.h>
+#include <openssl/evp.h>
+#include <openssl/sha.h>
+#include "kbs/kbs.h"
+
+int bw_b64url_encode(const uint8_t *in, size_t len, char **out)
+{
+	size_t cap = 4 * ((len + 2) / 3) + 1;
+	char *s;
+	int n;
+
+	if (len > INT32_MAX / 2)
+		return -EFBIG;
+	s = malloc(cap);
+	if (!s)
+		return -ENOMEM;
+	n = EVP_EncodeBlock((unsigned char *)s, in, (int)len);
+	while (n > 0 && s[n - 1] == '=')
+		n--;
+	s[n] = '\0';
+	for (char *p = s; *p; p++)
+		*p = *p == '+' ? '-' : *p == '/' ? '_' : *p;
+	*out = s;
+	return 0;
+}
+
+/* Translate to standard alphabet with padding; -EINVAL on a character of the other alphabet. */
+static int normalise(const char *in, bool url, char **out, size_t *pad)
+{
+	size_t n = strlen(in), i;
+	char *s;
+
+	while (n > 0 && in[n - 1] == '=')
+		n--;
+	if (n % 4 == 1 || strlen(in) - n > 2)
+		return -EINVAL;
+	*pad = (4 - n % 4) % 4;
+	s = malloc(n + *pad + 1);
+	if (!s)
+		return -ENOMEM;
+	for (i = 0; i < n; i++) {
+		char c = in[i];
+		bool alnum = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+		if (url && (c == '-' || c == '_'))
+			c = c == '-' ? '+' : '/';
+		else if (!alnum && (url || (c != '+' && c != '/'))) {
+			free(s);
+			return -EINVAL;
+		}
+		s[i] = c;
+	}
+	memset(s + n, '=', *pad);
+	s[n + *pad] = '\0';
+	*out = s;
+	return 0;
+}
+
+static int decode_into(const char *in, bool url, uint8_t *buf, size_t cap, size_t *len)
+{
+	_cleanup_free_ char *s = NULL;
+	size_t pad, n;
+	int r = normalise(in, url, &s, &pad), k;
+
+	if (r < 0)
+		return r;
+	n = strlen(s);
+	if (n / 4 * 3 > cap || n > INT32_MAX)
+		return -EFBIG;
+	k = EVP_DecodeBlock(buf, (unsigned char *)s, (int)n);
+	if (k < 0 || (size_t)k < pad)
+		return -EINVAL;
+	*len = (size_t)k - pad;
+	return 0;
+}
+
+int bw_b64_decode(const char *in, bool url, uint8_t **out, size_t *len)
+{
+	size_t cap = strlen(in) / 4 * 3 + 4;
+	_cleanup_free_ uint8_t *buf = malloc(cap + 1);
+	int r;
+
+	if (!buf)
+		return -ENOMEM;
+	r = decode_into(in, url, buf, cap, len);
+	if (r < 0)
+		return r;
+	buf[*len] = 0;
+	*out = TAKE_PTR(buf);
+	return 0;
+}
+
+int bw_b64_decode_secret(const char *in, struct bw_secret *out)
+{
+	size_t cap = strlen(in) / 4 * 3 + 4, len;
+	_cleanup_secret_ struct bw_secret s = { 0 };
+	int r = bw_secret_new(&s, cap);
+
+	if (r < 0)
+		return r;
+	r = decode_into(in, true, s.data, cap, &len);
+	if (r < 0)
+		return r;
+	s.len = len;
+	*out = s;
+	s = (struct bw_secret){ 0 };
+	return 0;
+}
+
+/* ---- JCS (RFC 8785) ---- */
+
+static void jcs_string(FILE *f, const char *s, size_t n)
+{
+	fputc('"', f);
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		switch (c) {
+		case '"': fputs("\\\"", f); break;
+		case '\\': fputs("\\\\", f); break;
+		case '\b': fputs("\\b", f); break;
+		case '\f': fputs("\\f", f); break;
+		case '\n': fputs("\\n", f); break;
+		case '\r': fputs("\\r", f); break;
+		case '\t': fputs("\\t", f); break;
+		default:
+			if (c < 0x20)
+				fprintf(f, "\\u%04x", c);
+			else
+				fputc(c, f);
+		}
+	}
+	fputc('"', f);
+}
+
+/*
+ * JCS orders members by their UTF-16 code units. For keys in the Basic Multilingual Plane that
+ * equals byte order of their UTF-8 encoding except around surrogates; our protocol keys are
+ * ASCII, and strcmp on UTF-8 is what serde_json_canonicalizer's peers get for them too.
+ */
+static int key_cmp(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static int jcs_value(FILE *f, struct json_object *o, int depth);
+
+static int jcs_object(FILE *f, struct json_object *o, int depth)
+{
+	size_t n = (size_t)json_object_object_length(o), i = 0;
+	_cleanup_free_ const char **keys = calloc(n ? n : 1, sizeof(*keys));
+	int r = 0;
+
+	if (!keys)
+		return -ENOMEM;
+	json_object_object_foreach(o, k, v) {
+		(void)v;
+		keys[i++] = k;
+	}
+	qsort(keys, n, sizeof(*keys), key_cmp);
+	fputc('{', f);
+	for (i = 0; i < n && r == 0; i++) {
+		if (i)
+			fputc(',', f);
+		jcs_string(f, keys[i], strlen(keys[i]));
+		fputc(':', f);
+		r = jcs_value(f, json_object_object_get(o, keys[i]), depth + 1);
+	}
+	fputc('}', f);
+	return r;
+}
+
+static int jcs_value(FILE *f, struct json_object *o, int depth)
+{
+	int r = 0;
+
+	if (depth > 64)
+		return -ELOOP;
+	switch (json_object_get_type(o)) {
+	case json_type_null: fputs("null", f); break;
+	case json_type_boolean: fputs(json_object_get_boolean(o) ? "true" : "false", f); break;
+	case json_type_int:
+		/* Integers beyond 2^53 have no exact ES6 number form. */
+		if (llabs(json_object_get_int64(o)) > (1LL << 53))
+			return -ERANGE;
+		fprintf(f, "%lld", (long long)json_object_get_int64(o));
+		break;
+	case json_type_double: return -ENOTSUP;
+	case json_type_string:
+		jcs_string(f, json_object_get_string(o), (size_t)json_object_get_string_len(o));
+		break;
+	case json_type_array:
+		fputc('[', f);
+		for (size_t i = 0; i < json_object_array_length(o) && r == 0; i++) {
+			if (i)
+				fputc(',', f);
+			r = jcs_value(f, json_object_array_get_idx(o, i), depth + 1);
+		}
+		fputc(']', f);
+		break;
+	case json_type_object: r = jcs_object(f, o, depth); break;
+	}
+	return r;
+}
+
+int bw_jcs(struct json_object *o, char **out, size_t *len)
+{
+	char *buf = NULL;
+	size_t n = 0;
+	FILE *f = open_memstream(&buf, &n);
+	int r;
+
+	if (!f)
+		return -ENOMEM;
+	r = jcs_value(f, o, 0);
+	if (fclose(f) != 0 && r == 0)
+		r = -ENOMEM;
+	if (r < 0) {
+		free(buf);
+		return r;
+	}
+	*out = buf;
+	if (len)
+		*len = n;
+	return 0;
+}
+
+int bw_kbs_report_data(struct json_object *tee_pubkey, const char *nonce,
+		       uint8_t out[BW_KBS_REPORT_DATA_LEN])
+{
+	struct json_object *rd = json_object_new_object();
+	_cleanup_free_ char *text = NULL;
+	size_t len;
+	int r;
+
+	if (!rd)
+		return -ENOMEM;
+	/* What Trustee rebuilds as primary runtime data (no additional device evidence). */
+	json_object_object_add(rd, "tee-pubkey", json_object_get(tee_pubkey));
+	json_object_object_add(rd, "nonce", json_object_new_string(nonce));
+	json_object_object_add(rd, "additional-evidence", json_object_new_string(""));
+	r = bw_jcs(rd, &text, &len);
+	json_object_put(rd);
+	if (r < 0)
+		return r;
+	SHA384((const unsigned char *)text, len, out);
+	return 0;
+}
+
+static bool only_space(const char *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i] != ' ' && p[i] != '\n' && p[i] != '\r' && p[i] != '\t')
+			return false;
+	return true;
+}
+
+int bw_kbs_parse_object(const char *buf, size_t len, struct json_object **out)
+{
+	struct json_tokener *tok;
+	struct json_object *o;
+
+	if (len > BW_KBS_MAX_BODY)
+		return -EFBIG;
+	tok = json_tokener_new_ex(32);
+	if (!tok)
+		return -ENOMEM;
+	o = json_tokener_parse_ex(tok, buf, (int)len);
+	/* Trailing bytes after the value, or a truncated value, are malformed. */
+	if (!o || json_tokener_get_error(tok) != json_tokener_success || !json_object_is_type(o, json_type_object) ||
+	    !only_space(buf + json_tokener_get_parse_end(tok), len - json_tokener_get_parse_end(tok))) {
+		json_object_put(o);
+		json_tokener_free(tok);
+		return -EBADMSG;
+	}
+	json_tokener_free(tok);
+	*out = o;
+	return 0;
+}
+
+const char *bw_json_str(struct json_object *o, const char *key)
+{
+	struct json_object *v;
+
+	if (!o || !json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_string))
+		return NULL;
+	return json_object_get_string(v);
+}
+
+bool bw_kbs_resource_path_valid(const char *path)
+{
+	int segs = 1;
+	size_t seglen = 0;
+
+	if (!path || !*path || strlen(path) > 255)
+		return false;
+	for (const char *p = path;; p++) {
+		if (*p == '/' || !*p) {
+			/* Empty, "." and ".." segments could escape a prefix match. */
+			if (seglen == 0 || (seglen == 1 && p[-1] == '.') ||
+			    (seglen == 2 && p[-1] == '.' && p[-2] == '.'))
+				return false;
+			if (!*p)
+				break;
+			segs++;
+			seglen = 0;
+			continue;
+		}
+		if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
+		      *p == '.' || *p == '_' || *p == '-'))
+			return false;
+		seglen++;
+	}
+	return segs == 3;
+}

@@ -1,0 +1,124 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * bulwark-keyservice: the reference key service for the KBS 0.4.0 protocol subset (see
+ * README.md here). Pieces: policy (which evidence may read which resources), verifiers
+ * (sample; tpm through userspace/tpm), sessions, resource derivation, and the HTTP front end.
+ */
+#ifndef BULWARK_KEYSERVICE_H
+#define BULWARK_KEYSERVICE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+#include <json-c/json.h>
+#include "common/common.h"
+#include "kbs/kbs.h"
+
+#define KS_ERRLEN 256
+#define KS_PCRS 24
+
+/* ---- policy ---- */
+struct ks_rule {
+	char *name;
+	char ref[96];           /* "name@<16 hex of SHA-256 of the rule's JSON>": what tokens carry */
+	char *tee;              /* "sample" or "tpm" */
+	char **aks;             /* tpm: trusted AK identities (SHA-256 hex of SPKI DER) */
+	size_t n_aks;
+	bool has_pcr[KS_PCRS];  /* tpm: reference PCR values (SHA-256 bank), only those listed */
+	uint8_t pcr[KS_PCRS][32];
+	char **resources;       /* "repo/type/tag" exact or "prefix/" (segment boundary) or "*" */
+	size_t n_resources;
+};
+struct ks_policy {
+	bool sample;            /* sample evidence accepted at all (tests only) */
+	struct ks_rule *rules;
+	size_t n_rules;
+};
+/* Parse policy JSON (bounded, strict: unknown members are errors). */
+int ks_policy_parse(const char *text, size_t len, struct ks_policy *p, char *err, size_t errlen);
+int ks_policy_load(const char *path, struct ks_policy *p, char *err, size_t errlen);
+void ks_policy_free(struct ks_policy *p);
+/*
+ * The rules whose reference values the claims satisfy, as a JSON array of their refs (empty when
+ * none matches). claims: {"tee":T, ...} with for tpm "ak": hex and "pcrs": [24 hex]. A ref names
+ * the rule's content too, so editing a rule (or removing it) revokes the tokens issued under it.
+ */
+struct json_object *ks_policy_match(const struct ks_policy *p, struct json_object *claims);
+/* Whether any of the referenced rules (still in the policy unchanged, same tee) allows the path. */
+bool ks_policy_allows(const struct ks_policy *p, struct json_object *rule_names, const char *tee,
+		      const char *path);
+
+/* ---- verifiers: evidence + expected report data -> claims ---- */
+struct ks_verifier {
+	const char *tee;
+	int (*verify)(const struct ks_policy *p, struct json_object *evidence, const uint8_t *report_data,
+		      size_t len, struct json_object **claims, char *err, size_t errlen);
+};
+const struct ks_verifier *ks_verifier_find(const char *tee);
+
+/* ---- sessions ---- */
+struct ks_session {
+	char id[65];
+	char nonce[48];
+	char tee[16];
+	time_t created;
+	bool nonce_used;   /* single use: any attestation attempt consumes it */
+	char *token;       /* after a successful attestation */
+	struct ks_session *next;
+};
+struct ks_sessions;
+struct ks_sessions *ks_sessions_new(size_t max, time_t lifetime);
+void ks_sessions_free(struct ks_sessions *s);
+/* New session with a fresh nonce; NULL when full (after purging expired ones). */
+struct ks_session *ks_session_create(struct ks_sessions *s, const char *tee, time_t now);
+/* NULL when unknown or expired. */
+struct ks_session *ks_session_find(struct ks_sessions *s, const char *id, time_t now);
+size_t ks_sessions_purge(struct ks_sessions *s, time_t now);
+size_t ks_sessions_count(const struct ks_sessions *s);
+
+/* ---- resources ---- */
+#define KS_RESOURCE_LEN 32
+/* HKDF-SHA256(master, salt, info(path), 32); bulwark/volume/<id> uses info "key-<id>". */
+int ks_derive(const struct bw_secret *master, const struct bw_secret *salt, const char *path,
+	      struct bw_secret *out);
+/* The same into out[KS_RESOURCE_LEN] (caller's locked memory). */
+int ks_derive_into(const struct bw_secret *master, const struct bw_secret *salt, const char *path,
+		   uint8_t *out);
+/* HKDF info for a resource path. */
+int ks_info(const char *path, char *buf, size_t size);
+/* Read a secret file: regular, owned by us, mode without group/other bits, min..4096 bytes
+ * (-EPERM wrong owner/mode, -EINVAL wrong size). */
+int ks_read_secret(const char *path, size_t min, struct bw_secret *out);
+
+/* ---- protocol handlers (transport independent, used by the HTTP front end and the fuzzer) ---- */
+struct ks_ctx {
+	struct ks_policy policy;
+	struct ks_sessions *sessions;
+	EVP_PKEY *signing_key;
+	struct bw_secret master, salt;
+	time_t token_lifetime;
+	struct ks_token_cache *tokens; /* verified tokens by hash; allocated on first use */
+	struct bw_secret scratch;      /* locked buffer for the key being served (one at a time) */
+	struct ks_metrics {
+		uint64_t auth_ok, auth_fail, attest_ok, attest_fail, resource_ok, resource_denied,
+			resource_fail, bad_request;
+	} m;
+};
+struct ks_reply {
+	int status;           /* HTTP status */
+	char *body;           /* JSON, malloc'ed */
+	char set_cookie[65];  /* session id to set, or "" */
+};
+/* body/len: request body; cookie: kbs-session-id value or NULL; bearer: token or NULL. */
+void ks_handle_auth(struct ks_ctx *c, const char *body, size_t len, time_t now, struct ks_reply *r);
+void ks_handle_attest(struct ks_ctx *c, const char *cookie, const char *body, size_t len, time_t now,
+		      struct ks_reply *r);
+void ks_handle_resource(struct ks_ctx *c, const char *cookie, const char *bearer, const char *path,
+			time_t now, struct ks_reply *r);
+/* Free the token cache and the scratch buffer. */
+void ks_ctx_free_cache(struct ks_ctx *c);
+/* An ErrorInformation reply. */
+void ks_error(struct ks_reply *r, int status, const char *type, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+#endif

@@ -1,0 +1,388 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * bulwark-keyservice --listen ADDR:PORT --cert FILE --key FILE --master-secret FILE --salt FILE
+ *                    --policy FILE [--signing-key FILE] [--token-lifetime SEC]
+ *                    [--session-lifetime SEC] [--max-sessions N]
+ *
+ * libevent's evhttp over OpenSSL TLS (bufferevent_openssl), single-threaded. SIGHUP reloads the
+ * policy; SIGTERM/SIGINT stop. Exit codes: 0 stopped by signal, 1 runtime failure, 2 usage or
+ * configuration error.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <string.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include "keyservice/keyservice.h"
+
+struct opts {
+	const char *listen, *cert, *key, *master, *salt, *policy, *signing_key;
+	long token_lifetime, session_lifetime, max_sessions;
+};
+
+struct server {
+	struct ks_ctx ctx;
+	struct opts o;
+	SSL_CTX *ssl;
+	struct event_base *base;
+	uint64_t requests, tls_conns;
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: bulwark-keyservice --listen ADDR:PORT --cert FILE --key FILE\n"
+		   "         --master-secret FILE --salt FILE --policy FILE [--signing-key FILE]\n"
+		   "         [--token-lifetime SEC] [--session-lifetime SEC] [--max-sessions N]\n");
+}
+
+static int parse(int argc, char **argv, struct opts *o)
+{
+	static const struct option all[] = {
+		{ "listen", required_argument, NULL, 'l' }, { "cert", required_argument, NULL, 'c' },
+		{ "key", required_argument, NULL, 'k' }, { "master-secret", required_argument, NULL, 'm' },
+		{ "salt", required_argument, NULL, 's' }, { "policy", required_argument, NULL, 'p' },
+		{ "signing-key", required_argument, NULL, 'S' }, { "token-lifetime", required_argument, NULL, 't' },
+		{ "session-lifetime", required_argument, NULL, 'L' }, { "max-sessions", required_argument, NULL, 'n' },
+		{ "help", no_argument, NULL, 'h' }, { 0 },
+	};
+	int ch;
+
+	*o = (struct opts){ .token_lifetime = 300, .session_lifetime = 300, .max_sessions = 100000 };
+	while ((ch = getopt_long(argc, argv, "h", all, NULL)) != -1) {
+		switch (ch) {
+		case 'l': o->listen = optarg; break;
+		case 'c': o->cert = optarg; break;
+		case 'k': o->key = optarg; break;
+		case 'm': o->master = optarg; break;
+		case 's': o->salt = optarg; break;
+		case 'p': o->policy = optarg; break;
+		case 'S': o->signing_key = optarg; break;
+		case 't': o->token_lifetime = atol(optarg); break;
+		case 'L': o->session_lifetime = atol(optarg); break;
+		case 'n': o->max_sessions = atol(optarg); break;
+		case 'h': usage(stdout); exit(0);
+		default: return -EINVAL;
+		}
+	}
+	if (optind != argc || !o->listen || !o->cert || !o->key || !o->master || !o->salt || !o->policy ||
+	    o->token_lifetime <= 0 || o->session_lifetime <= 0 || o->max_sessions <= 0)
+		return -EINVAL;
+	return 0;
+}
+
+/* ---- HTTP front end ---- */
+
+static const char *cookie_value(struct evhttp_request *req, char *buf, size_t size)
+{
+	const char *h = evhttp_find_header(evhttp_request_get_input_headers(req), "Cookie");
+	const char *p = h;
+	size_t n = strlen(BW_KBS_COOKIE);
+
+	while (p && *p) {
+		p += strspn(p, " ;");
+		if (!strncmp(p, BW_KBS_COOKIE, n) && p[n] == '=') {
+			size_t len = strcspn(p + n + 1, ";");
+			if (len >= size)
+				return NULL;
+			memcpy(buf, p + n + 1, len);
+			buf[len] = '\0';
+			return buf;
+		}
+		p = strchr(p, ';');
+	}
+	return NULL;
+}
+
+static const char *bearer_value(struct evhttp_request *req)
+{
+	const char *h = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
+
+	return h && !strncmp(h, "Bearer ", 7) ? h + 7 : NULL;
+}
+
+static void send_reply(struct evhttp_request *req, struct ks_reply *r, const char *ctype)
+{
+	struct evkeyvalq *out = evhttp_request_get_output_headers(req);
+	struct evbuffer *buf = evbuffer_new();
+	char cookie[160];
+
+	evhttp_add_header(out, "Content-Type", ctype);
+	evhttp_add_header(out, "Cache-Control", "no-store");
+	if (r->set_cookie[0]) {
+		snprintf(cookie, sizeof(cookie), "%s=%s; Path=" BW_KBS_PREFIX "; Secure; HttpOnly", BW_KBS_COOKIE,
+			 r->set_cookie);
+		evhttp_add_header(out, "Set-Cookie", cookie);
+	}
+	if (r->body)
+		evbuffer_add(buf, r->body, strlen(r->body));
+	evhttp_send_reply(req, r->status, r->status == 200 ? "OK" : "Error", buf);
+	evbuffer_free(buf);
+	if (r->body)
+		OPENSSL_cleanse(r->body, strlen(r->body));
+	free(r->body);
+	r->body = NULL;
+}
+
+static void metrics(struct server *s, struct ks_reply *r)
+{
+	const struct ks_metrics *m = &s->ctx.m;
+
+	r->status = 200;
+	if (asprintf(&r->body,
+		     "# TYPE bulwark_keyservice_requests_total counter\nbulwark_keyservice_requests_total %llu\n"
+		     "# TYPE bulwark_keyservice_auth_total counter\n"
+		     "bulwark_keyservice_auth_total{result=\"ok\"} %llu\nbulwark_keyservice_auth_total{result=\"fail\"} %llu\n"
+		     "# TYPE bulwark_keyservice_attest_total counter\n"
+		     "bulwark_keyservice_attest_total{result=\"ok\"} %llu\nbulwark_keyservice_attest_total{result=\"fail\"} %llu\n"
+		     "# TYPE bulwark_keyservice_resource_total counter\n"
+		     "bulwark_keyservice_resource_total{result=\"ok\"} %llu\n"
+		     "bulwark_keyservice_resource_total{result=\"denied\"} %llu\n"
+		     "bulwark_keyservice_resource_total{result=\"fail\"} %llu\n"
+		     "# TYPE bulwark_keyservice_bad_requests_total counter\nbulwark_keyservice_bad_requests_total %llu\n"
+		     "# TYPE bulwark_keyservice_sessions gauge\nbulwark_keyservice_sessions %zu\n",
+		     (unsigned long long)s->requests, (unsigned long long)m->auth_ok, (unsigned long long)m->auth_fail,
+		     (unsigned long long)m->attest_ok, (unsigned long long)m->attest_fail,
+		     (unsigned long long)m->resource_ok, (unsigned long long)m->resource_denied,
+		     (unsigned long long)m->resource_fail, (unsigned long long)m->bad_request,
+		     ks_sessions_count(s->ctx.sessions)) < 0)
+		r->body = NULL;
+}
+
+static void route(struct evhttp_request *req, void *arg)
+{
+	struct server *s = arg;
+	const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
+	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+	struct evbuffer *in = evhttp_request_get_input_buffer(req);
+	size_t len = evbuffer_get_length(in);
+	const char *body = len ? (const char *)evbuffer_pullup(in, -1) : "";
+	struct ks_reply r = { 0 };
+	char cookie[80];
+	time_t now = time(NULL);
+
+	s->requests++;
+	path = path ? path : "";
+	if (cmd == EVHTTP_REQ_POST && !strcmp(path, BW_KBS_PREFIX "/auth"))
+		ks_handle_auth(&s->ctx, body, len, now, &r);
+	else if (cmd == EVHTTP_REQ_POST && !strcmp(path, BW_KBS_PREFIX "/attest"))
+		ks_handle_attest(&s->ctx, cookie_value(req, cookie, sizeof(cookie)), body, len, now, &r);
+	else if (cmd == EVHTTP_REQ_GET && !strncmp(path, BW_KBS_PREFIX "/resource/", strlen(BW_KBS_PREFIX "/resource/")))
+		ks_handle_resource(&s->ctx, cookie_value(req, cookie, sizeof(cookie)), bearer_value(req),
+				   path + strlen(BW_KBS_PREFIX "/resource/"), now, &r);
+	else if (cmd == EVHTTP_REQ_GET && !strcmp(path, "/healthz")) {
+		r.status = 200;
+		r.body = strdup("{\"status\":\"ok\"}");
+	} else if (cmd == EVHTTP_REQ_GET && !strcmp(path, "/metrics")) {
+		metrics(s, &r);
+		send_reply(req, &r, "text/plain; version=0.0.4");
+		return;
+	} else
+		ks_error(&r, 404, "InvalidRequestPath", "no such endpoint");
+	send_reply(req, &r, "application/json");
+}
+
+static struct bufferevent *tls_bev(struct event_base *base, void *arg)
+{
+	struct server *s = arg;
+	SSL *ssl = SSL_new(s->ssl);
+
+	s->tls_conns++;
+	return ssl ? bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE)
+		   : NULL;
+}
+
+static SSL_CTX *tls_ctx(const char *cert, const char *key)
+{
+	SSL_CTX *c = SSL_CTX_new(TLS_server_method());
+
+	if (!c || !SSL_CTX_set_min_proto_version(c, TLS1_2_VERSION) ||
+	    SSL_CTX_use_certificate_chain_file(c, cert) != 1 ||
+	    SSL_CTX_use_PrivateKey_file(c, key, SSL_FILETYPE_PEM) != 1 || SSL_CTX_check_private_key(c) != 1) {
+		SSL_CTX_free(c);
+		return NULL;
+	}
+	SSL_CTX_set_options(c, SSL_OP_NO_RENEGOTIATION);
+	return c;
+}
+
+static EVP_PKEY *signing_key(const char *path)
+{
+	EVP_PKEY *k = NULL;
+	FILE *f;
+
+	if (!path)
+		return bw_key_new(BW_KEY_EC_P256); /* tokens die with the process; clients re-attest */
+	f = fopen(path, "re");
+	if (!f)
+		return NULL;
+	k = PEM_read_PrivateKey(f, NULL, NULL, NULL);
+	fclose(f);
+	if (k && (!EVP_PKEY_is_a(k, "EC") || EVP_PKEY_get_bits(k) != 256)) {
+		EVP_PKEY_free(k);
+		k = NULL;
+	}
+	return k;
+}
+
+/* ---- lifecycle ---- */
+
+static void on_signal(evutil_socket_t sig, short ev, void *arg)
+{
+	struct server *s = arg;
+	struct ks_policy p;
+	char err[KS_ERRLEN];
+
+	(void)ev;
+	if (sig != SIGHUP) {
+		event_base_loopbreak(s->base);
+		return;
+	}
+	if (ks_policy_load(s->o.policy, &p, err, sizeof(err)) < 0) {
+		bw_err("policy reload failed, keeping the old policy: %s", err);
+		return;
+	}
+	ks_policy_free(&s->ctx.policy);
+	s->ctx.policy = p;
+	bw_info("policy reloaded: %zu rules%s", p.n_rules, p.sample ? ", sample evidence ENABLED" : "");
+}
+
+static void on_purge(evutil_socket_t fd, short ev, void *arg)
+{
+	struct server *s = arg;
+
+	(void)fd;
+	(void)ev;
+	ks_sessions_purge(s->ctx.sessions, time(NULL));
+}
+
+static int load(struct server *s, char *err, size_t errlen)
+{
+	int r;
+
+	r = ks_read_secret(s->o.master, 32, &s->ctx.master);
+	if (r < 0) {
+		snprintf(err, errlen, "master secret %s: %s (need a 0600 file of 32..4096 bytes)", s->o.master, strerror(-r));
+		return r;
+	}
+	r = ks_read_secret(s->o.salt, 32, &s->ctx.salt);
+	if (r < 0) {
+		snprintf(err, errlen, "salt %s: %s (need a 0600 file of 32..4096 bytes)", s->o.salt, strerror(-r));
+		return r;
+	}
+	r = ks_policy_load(s->o.policy, &s->ctx.policy, err, errlen);
+	if (r < 0)
+		return r;
+	s->ctx.signing_key = signing_key(s->o.signing_key);
+	if (!s->ctx.signing_key) {
+		snprintf(err, errlen, "signing key %s: not an EC P-256 private key (PEM)", s->o.signing_key);
+		return -EINVAL;
+	}
+	s->ssl = tls_ctx(s->o.cert, s->o.key);
+	if (!s->ssl) {
+		snprintf(err, errlen, "TLS certificate/key %s / %s cannot be loaded", s->o.cert, s->o.key);
+		return -EINVAL;
+	}
+	s->ctx.sessions = ks_sessions_new((size_t)s->o.max_sessions, s->o.session_lifetime);
+	s->ctx.token_lifetime = s->o.token_lifetime;
+	return s->ctx.sessions ? 0 : -ENOMEM;
+}
+
+static int split_listen(const char *l, char *host, size_t size, unsigned short *port)
+{
+	const char *c = strrchr(l, ':');
+	char *end;
+	long p;
+
+	if (!c || (size_t)(c - l) >= size)
+		return -EINVAL;
+	p = strtol(c + 1, &end, 10);
+	if (*end || p <= 0 || p > 65535)
+		return -EINVAL;
+	if (l[0] == '[' && c > l && c[-1] == ']')
+		snprintf(host, size, "%.*s", (int)(c - l - 2), l + 1);
+	else
+		snprintf(host, size, "%.*s", (int)(c - l), l);
+	*port = (unsigned short)p;
+	return 0;
+}
+
+static int serve(struct server *s)
+{
+	struct evhttp *http = evhttp_new(s->base);
+	struct evhttp_bound_socket *bound;
+	int one = 1;
+	struct event *ev[4];
+	const int sigs[] = { SIGHUP, SIGTERM, SIGINT };
+	struct timeval minute = { 60, 0 };
+	char host[128];
+	unsigned short port;
+
+	if (!http || split_listen(s->o.listen, host, sizeof(host), &port) < 0)
+		return -EINVAL;
+	evhttp_set_bevcb(http, tls_bev, s);
+	evhttp_set_gencb(http, route, s);
+	evhttp_set_max_body_size(http, BW_KBS_MAX_BODY);
+	evhttp_set_max_headers_size(http, 32768);
+	evhttp_set_timeout(http, 30);
+	evhttp_set_allowed_methods(http, EVHTTP_REQ_GET | EVHTTP_REQ_POST);
+	bound = evhttp_bind_socket_with_handle(http, host, port);
+	if (!bound) {
+		bw_err("cannot listen on %s", s->o.listen);
+		evhttp_free(http);
+		return -EADDRINUSE;
+	}
+	/* Accepted sockets inherit it: without, Nagle holds the last TLS record of a reply until the
+	 * client's delayed ACK (40 ms per request). */
+	setsockopt(evhttp_bound_socket_get_fd(bound), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	for (size_t i = 0; i < ARRAY_SIZE(sigs); i++) {
+		ev[i] = evsignal_new(s->base, sigs[i], on_signal, s);
+		event_add(ev[i], NULL);
+	}
+	ev[3] = event_new(s->base, -1, EV_PERSIST, on_purge, s);
+	event_add(ev[3], &minute);
+	bw_info("listening on https://%s (policy: %zu rules%s)", s->o.listen, s->ctx.policy.n_rules,
+		s->ctx.policy.sample ? ", sample evidence ENABLED" : "");
+	event_base_dispatch(s->base);
+	for (size_t i = 0; i < ARRAY_SIZE(ev); i++)
+		event_free(ev[i]);
+	evhttp_free(http);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct server s = { 0 };
+	char err[KS_ERRLEN] = "";
+	int r;
+
+	bw_log_set_prefix("bulwark-keyservice");
+	if (parse(argc, argv, &s.o) < 0) {
+		usage(stderr);
+		return 2;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	if (load(&s, err, sizeof(err)) < 0) {
+		bw_err("%s", err);
+		return 2;
+	}
+	s.base = event_base_new();
+	r = s.base ? serve(&s) : -ENOMEM;
+	event_base_free(s.base);
+	SSL_CTX_free(s.ssl);
+	EVP_PKEY_free(s.ctx.signing_key);
+	ks_sessions_free(s.ctx.sessions);
+	ks_ctx_free_cache(&s.ctx);
+	ks_policy_free(&s.ctx.policy);
+	bw_secret_free(&s.ctx.master);
+	bw_secret_free(&s.ctx.salt);
+	return r < 0 ? 1 : 0;
+}

@@ -1,0 +1,41 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * The tpm verifier: userspace/tpm checks the quote (AK signature, PCR digest, nonce binding);
+ * the claims it returns (AK identity, 24 SHA-256 PCRs) are matched against the policy's
+ * reference values by ks_policy_match.
+ */
+#include <errno.h>
+#include "keyservice/keyservice.h"
+#include "tpm/tpm.h"
+
+static int verify_tpm(const struct ks_policy *p, struct json_object *ev, const uint8_t *rd, size_t len,
+		      struct json_object **claims, char *err, size_t errlen)
+{
+	struct bw_tpm_claims c;
+	struct json_object *pcrs;
+	char hex[65];
+	int r;
+
+	(void)p;
+	r = bw_tpm_verify(ev, rd, len, &c, err, errlen);
+	if (r < 0)
+		return r;
+	*claims = json_object_new_object();
+	pcrs = json_object_new_array();
+	if (!*claims || !pcrs) {
+		json_object_put(*claims);
+		json_object_put(pcrs);
+		return -ENOMEM;
+	}
+	for (int i = 0; i < BW_TPM_PCRS; i++) {
+		for (int j = 0; j < 32; j++)
+			sprintf(hex + 2 * j, "%02x", c.pcrs[i][j]);
+		json_object_array_add(pcrs, json_object_new_string(hex));
+	}
+	json_object_object_add(*claims, "tee", json_object_new_string("tpm"));
+	json_object_object_add(*claims, "ak", json_object_new_string(c.ak_id));
+	json_object_object_add(*claims, "pcrs", pcrs);
+	return 0;
+}
+
+const struct ks_verifier ks_verifier_tpm = { .tee = "tpm", .verify = verify_tpm };

@@ -318,29 +318,43 @@ static int check_loaded(struct crypt_device *cd, bool integrity, struct op *op)
  * it never feeds activation (a later open validates a fresh copy again). The disk must still
  * hold the header we validated (same UUID), else someone swapped it: stop.
  */
-static int save_token(struct op *op, struct crypt_device *copy, const struct bw_vol_token *t)
+static int open_disk(struct op *op, struct crypt_device *copy, struct crypt_device **disk)
 {
-	_cleanup_crypt_ struct crypt_device *disk = NULL;
 	const char *u;
 	int r;
 
-	if ((r = crypt_init(&disk, op->o->device)) < 0 || (r = crypt_load(disk, CRYPT_LUKS2, NULL)) < 0)
+	if ((r = crypt_init(disk, op->o->device)) < 0 || (r = crypt_load(*disk, CRYPT_LUKS2, NULL)) < 0)
 		return say(op->err, op->len, r, "reloading the header to record state: %s", strerror(-r));
-	u = crypt_get_uuid(disk);
+	u = crypt_get_uuid(*disk);
 	if (!u || strcmp(u, crypt_get_uuid(copy) ?: ""))
 		return say(op->err, op->len, -EMEDIUMTYPE, "the header on %s changed under us (UUID %s): refusing",
 			   op->o->device, u ?: "none");
-	if ((r = bw_vol_token_write(disk, op->id, t)) < 0)
+	return 0;
+}
+
+static int write_state(struct op *op, struct crypt_device *disk, const struct bw_vol_token *t)
+{
+	int r = bw_vol_token_write(disk, op->id, t);
+
+	if (r < 0)
 		return say(op->err, op->len, r, "recording state '%s' in the token: %s", bw_vol_state_name(t->state),
 			   strerror(-r));
 	return 0;
+}
+
+static int save_token(struct op *op, struct crypt_device *copy, const struct bw_vol_token *t)
+{
+	_cleanup_crypt_ struct crypt_device *disk = NULL;
+	int r = open_disk(op, copy, &disk);
+
+	return r < 0 ? r : write_state(op, disk, t);
 }
 
 /* ---- the integrity wipe: resumable, progress in the token ---- */
 
 struct wipe_ctx {
 	struct op *op;
-	struct crypt_device *copy;
+	struct crypt_device *disk;   /* loaded once per wipe: each record only writes */
 	struct bw_vol_token *t;
 	const char *path;
 	uint64_t saved;
@@ -356,7 +370,7 @@ static int wipe_save(struct wipe_ctx *w, uint64_t done)
 		return -errno;
 	w->t->wipe_offset = done;
 	w->saved = done;
-	return save_token(w->op, w->copy, w->t);
+	return write_state(w->op, w->disk, w->t);
 }
 
 static int wipe_progress(uint64_t size, uint64_t offset, void *p)
@@ -381,18 +395,22 @@ static int wipe_progress(uint64_t size, uint64_t offset, void *p)
  */
 static int wipe(struct op *op, struct crypt_device *copy, struct bw_vol_token *t)
 {
+	_cleanup_crypt_ struct crypt_device *disk = NULL;
 	char tmp[80], path[160];
-	struct wipe_ctx w = { op, copy, t, path, t->wipe_offset, 0 };
+	struct wipe_ctx w = { op, NULL, t, path, t->wipe_offset, 0 };
 	int r;
 
 	snprintf(tmp, sizeof(tmp), "%s-wipe", op->name);
 	snprintf(path, sizeof(path), "%s/%s", crypt_get_dir(), tmp);
 	if (is_active(tmp))
 		crypt_deactivate_by_name(NULL, tmp, CRYPT_DEACTIVATE_FORCE); /* left by a killed run */
+	if ((r = open_disk(op, copy, &disk)) < 0)
+		return r;
+	w.disk = disk;
 	if ((r = activate(copy, op, tmp, CRYPT_ACTIVATE_PRIVATE | CRYPT_ACTIVATE_NO_JOURNAL)) < 0)
 		return r;
 	t->state = ST_WIPING;
-	if ((r = save_token(op, copy, t)) == 0)
+	if ((r = write_state(op, disk, t)) == 0)
 		r = crypt_wipe(copy, path, CRYPT_WIPE_ZERO, t->wipe_offset, 0, WIPE_BLOCK, 0, wipe_progress, &w);
 	if (r == 0) {
 		_cleanup_close_ int fd = open(path, O_RDWR | O_CLOEXEC);
@@ -405,7 +423,7 @@ static int wipe(struct op *op, struct crypt_device *copy, struct bw_vol_token *t
 			   strerror(-(w.fail < 0 ? w.fail : r)));
 	t->state = ST_WIPED;
 	t->wipe_offset = 0;
-	return save_token(op, copy, t);
+	return write_state(op, disk, t);
 }
 
 /* ---- format: blank devices only ---- */

@@ -25,7 +25,10 @@
 #include "storage/internal.h"
 
 #define WIPE_BLOCK (1u << 20)
-#define WIPE_SAVE_EVERY (8ull << 20) /* flush and record wipe progress in the token every 8 MiB */
+/* Flush and record wipe progress in the token every 1/64 of the device, at least 8 MiB apart: a
+ * record costs a flush and two header writes, so a large disk gets at most 64 of them. */
+#define WIPE_SAVE_MIN (8ull << 20)
+#define WIPE_SAVE_PARTS 64
 #define ZERO_CHECK 65536
 #define MIN_DEVICE (17u << 20)             /* a blank device also has zeros at its start */
 
@@ -315,29 +318,43 @@ static int check_loaded(struct crypt_device *cd, bool integrity, struct op *op)
  * it never feeds activation (a later open validates a fresh copy again). The disk must still
  * hold the header we validated (same UUID), else someone swapped it: stop.
  */
-static int save_token(struct op *op, struct crypt_device *copy, const struct bw_vol_token *t)
+static int open_disk(struct op *op, struct crypt_device *copy, struct crypt_device **disk)
 {
-	_cleanup_crypt_ struct crypt_device *disk = NULL;
 	const char *u;
 	int r;
 
-	if ((r = crypt_init(&disk, op->o->device)) < 0 || (r = crypt_load(disk, CRYPT_LUKS2, NULL)) < 0)
+	if ((r = crypt_init(disk, op->o->device)) < 0 || (r = crypt_load(*disk, CRYPT_LUKS2, NULL)) < 0)
 		return say(op->err, op->len, r, "reloading the header to record state: %s", strerror(-r));
-	u = crypt_get_uuid(disk);
+	u = crypt_get_uuid(*disk);
 	if (!u || strcmp(u, crypt_get_uuid(copy) ?: ""))
 		return say(op->err, op->len, -EMEDIUMTYPE, "the header on %s changed under us (UUID %s): refusing",
 			   op->o->device, u ?: "none");
-	if ((r = bw_vol_token_write(disk, op->id, t)) < 0)
+	return 0;
+}
+
+static int write_state(struct op *op, struct crypt_device *disk, const struct bw_vol_token *t)
+{
+	int r = bw_vol_token_write(disk, op->id, t);
+
+	if (r < 0)
 		return say(op->err, op->len, r, "recording state '%s' in the token: %s", bw_vol_state_name(t->state),
 			   strerror(-r));
 	return 0;
+}
+
+static int save_token(struct op *op, struct crypt_device *copy, const struct bw_vol_token *t)
+{
+	_cleanup_crypt_ struct crypt_device *disk = NULL;
+	int r = open_disk(op, copy, &disk);
+
+	return r < 0 ? r : write_state(op, disk, t);
 }
 
 /* ---- the integrity wipe: resumable, progress in the token ---- */
 
 struct wipe_ctx {
 	struct op *op;
-	struct crypt_device *copy;
+	struct crypt_device *disk;   /* loaded once per wipe: each record only writes */
 	struct bw_vol_token *t;
 	const char *path;
 	uint64_t saved;
@@ -353,7 +370,7 @@ static int wipe_save(struct wipe_ctx *w, uint64_t done)
 		return -errno;
 	w->t->wipe_offset = done;
 	w->saved = done;
-	return save_token(w->op, w->copy, w->t);
+	return write_state(w->op, w->disk, w->t);
 }
 
 static int wipe_progress(uint64_t size, uint64_t offset, void *p)
@@ -361,7 +378,9 @@ static int wipe_progress(uint64_t size, uint64_t offset, void *p)
 	struct wipe_ctx *w = p;
 	const struct bw_vol_opts *o = w->op->o;
 
-	if (offset - w->saved >= WIPE_SAVE_EVERY && offset < size && (w->fail = wipe_save(w, offset)) < 0)
+	uint64_t every = size / WIPE_SAVE_PARTS > WIPE_SAVE_MIN ? size / WIPE_SAVE_PARTS : WIPE_SAVE_MIN;
+
+	if (offset - w->saved >= every && offset < size && (w->fail = wipe_save(w, offset)) < 0)
 		return 1;
 	if (o->progress && o->progress(offset, size, o->progress_ctx))
 		return 1;
@@ -376,18 +395,22 @@ static int wipe_progress(uint64_t size, uint64_t offset, void *p)
  */
 static int wipe(struct op *op, struct crypt_device *copy, struct bw_vol_token *t)
 {
+	_cleanup_crypt_ struct crypt_device *disk = NULL;
 	char tmp[80], path[160];
-	struct wipe_ctx w = { op, copy, t, path, t->wipe_offset, 0 };
+	struct wipe_ctx w = { op, NULL, t, path, t->wipe_offset, 0 };
 	int r;
 
 	snprintf(tmp, sizeof(tmp), "%s-wipe", op->name);
 	snprintf(path, sizeof(path), "%s/%s", crypt_get_dir(), tmp);
 	if (is_active(tmp))
 		crypt_deactivate_by_name(NULL, tmp, CRYPT_DEACTIVATE_FORCE); /* left by a killed run */
+	if ((r = open_disk(op, copy, &disk)) < 0)
+		return r;
+	w.disk = disk;
 	if ((r = activate(copy, op, tmp, CRYPT_ACTIVATE_PRIVATE | CRYPT_ACTIVATE_NO_JOURNAL)) < 0)
 		return r;
 	t->state = ST_WIPING;
-	if ((r = save_token(op, copy, t)) == 0)
+	if ((r = write_state(op, disk, t)) == 0)
 		r = crypt_wipe(copy, path, CRYPT_WIPE_ZERO, t->wipe_offset, 0, WIPE_BLOCK, 0, wipe_progress, &w);
 	if (r == 0) {
 		_cleanup_close_ int fd = open(path, O_RDWR | O_CLOEXEC);
@@ -400,7 +423,7 @@ static int wipe(struct op *op, struct crypt_device *copy, struct bw_vol_token *t
 			   strerror(-(w.fail < 0 ? w.fail : r)));
 	t->state = ST_WIPED;
 	t->wipe_offset = 0;
-	return save_token(op, copy, t);
+	return write_state(op, disk, t);
 }
 
 /* ---- format: blank devices only ---- */
@@ -590,9 +613,14 @@ int bw_vol_format(const struct bw_vol_opts *o, char *err, size_t len)
 
 static int do_unstage(struct op *op, void *arg)
 {
+	char tmp[80];
 	int r;
 
 	(void)arg;
+	/* A stage killed mid-wipe leaves its temporary mapping holding the device: drop it too. */
+	snprintf(tmp, sizeof(tmp), "%s-wipe", op->name);
+	if (is_active(tmp) && (r = crypt_deactivate_by_name(NULL, tmp, CRYPT_DEACTIVATE_FORCE)) < 0)
+		return say(op->err, op->len, r, "deactivating %s: %s", tmp, strerror(-r));
 	if (!is_active(op->name))
 		return 0; /* idempotent: nothing staged */
 	r = crypt_deactivate(NULL, op->name); /* takes the _dif device with it */

@@ -14,6 +14,10 @@ wait_for 3000 grep -q '"wipe_done":[1-9][0-9]\{7,\}' $T/kill.err   # >= 10 MB do
 kill -9 $pid; wait $pid 2>/dev/null
 check "the stage was killed mid-wipe (progress seen, no path printed)" sh -c "grep -q wipe_done $T/kill.err && ! test -s $T/kill.out"
 u0=$(uuid "$d1"); off=$(token "$d1" wipe_offset)
+wipe_map=$(dmsetup ls | awk '$1 ~ /-wipe$/ {print $1}')
+check "the killed wipe left its temporary mapping ($wipe_map)" test -n "$wipe_map"
+check "unstage after the kill removes it (the device is free for a detach)" \
+  sh -c "bulwark volume unstage --id pvc-kill && ! dmsetup ls | grep -q -- -wipe"
 check "the token records state wiping at offset $off" sh -c "test $(token "$d1" state) = wiping && test $off -gt 0"
 p=$(vol stage --id pvc-kill --device "$d1" --key-file $T/key --integrity --json 2> $T/resume.err | python3 -c 'import json,sys; print(json.load(sys.stdin)["path"])')
 check "the next stage resumes and succeeds" test -b "${p:-/nonexistent}"

@@ -16,19 +16,10 @@
 #include <json-c/json.h>
 #include "bulwark/storage.h"
 #include "storage/internal.h"
+#include "common/common.h"
 
-__attribute__((format(printf, 3, 4)))
-static int refuse(char *err, size_t len, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err && len) {
-		va_start(ap, fmt);
-		vsnprintf(err, len, fmt, ap);
-		va_end(ap);
-	}
-	return -EMEDIUMTYPE;
-}
+/* Every allow-list refusal is "wrong medium type" for the caller. */
+#define refuse(err, len, ...) bw_errf(err, len, -EMEDIUMTYPE, __VA_ARGS__)
 
 static const char *str(struct json_object *o, const char *key)
 {

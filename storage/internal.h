@@ -38,7 +38,6 @@ int bw_vol_token_read(struct crypt_device *cd, struct bw_vol_token *t);
 int bw_vol_token_write(struct crypt_device *cd, const char *id, const struct bw_vol_token *t);
 
 /* Message into err (when given); returns r. */
-int bw_vol_say(char *err, size_t len, int r, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
 void bw_vol_lock_global(void);
 void bw_vol_unlock_global(void);

@@ -14,11 +14,11 @@ static int key_file_get(void *ctx, const char *id, uint8_t *key, char *err, size
 
 	(void)id;
 	if (r == -EPERM)
-		return bw_vol_say(err, len, -EINVAL, "key file %s: must be owned by us with mode 0600 (no group/other access)", path);
+		return bw_errf(err, len, -EINVAL, "key file %s: must be owned by us with mode 0600 (no group/other access)", path);
 	if (r == -EINVAL)
-		return bw_vol_say(err, len, -EINVAL, "key file %s: must be a regular file of exactly %d bytes", path, BW_VOL_KEY_LEN);
+		return bw_errf(err, len, -EINVAL, "key file %s: must be a regular file of exactly %d bytes", path, BW_VOL_KEY_LEN);
 	if (r < 0)
-		return bw_vol_say(err, len, r == -ENOENT ? -EINVAL : r, "key file %s: %s", path, strerror(-r));
+		return bw_errf(err, len, r == -ENOENT ? -EINVAL : r, "key file %s: %s", path, strerror(-r));
 	memcpy(key, s.data, BW_VOL_KEY_LEN);
 	return 0;
 }

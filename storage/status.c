@@ -10,6 +10,7 @@
 #include <sys/sysmacros.h>
 #include "bulwark/storage.h"
 #include "storage/internal.h"
+#include "common/common.h"
 
 /* The dm-crypt table line with the key field elided (it is a keyring reference anyway). */
 static void crypt_table(const char *name, char *out, size_t len)
@@ -63,11 +64,11 @@ int bw_vol_status(const char *id, const char *name, struct bw_vol_status *st, ch
 
 	memset(st, 0, sizeof(*st));
 	if (name && (strlen(name) >= sizeof(st->name) || strchr(name, '/')))
-		return bw_vol_say(err, len, -EINVAL, "mapping name '%s' is invalid", name);
+		return bw_errf(err, len, -EINVAL, "mapping name '%s' is invalid", name);
 	if (name)
 		snprintf(st->name, sizeof(st->name), "%s", name);
 	else if (bw_vol_name(id, st->name, sizeof(st->name)) < 0)
-		return bw_vol_say(err, len, -EINVAL, "volume id must be 1-%d printable ASCII characters", BW_VOL_ID_MAX);
+		return bw_errf(err, len, -EINVAL, "volume id must be 1-%d printable ASCII characters", BW_VOL_ID_MAX);
 	snprintf(st->path, sizeof(st->path), "%s/%s", crypt_get_dir(), st->name);
 	bw_vol_lock_global();
 	r = crypt_status(NULL, st->name);

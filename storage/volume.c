@@ -32,18 +32,7 @@
 #define ZERO_CHECK 65536
 #define MIN_DEVICE (17u << 20)             /* a blank device also has zeros at its start */
 
-int bw_vol_say(char *err, size_t len, int r, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err && len) {
-		va_start(ap, fmt);
-		vsnprintf(err, len, fmt, ap);
-		va_end(ap);
-	}
-	return r;
-}
-#define say bw_vol_say
+#define say bw_errf
 
 static void crypt_freep(struct crypt_device **cd) { if (*cd) crypt_free(*cd); }
 #define _cleanup_crypt_ __attribute__((cleanup(crypt_freep)))

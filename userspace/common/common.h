@@ -43,6 +43,21 @@ void bw_log(enum bw_log_level level, const char *fmt, ...) __attribute__((format
 #define bw_warn(...) bw_log(BW_LOG_WARN, __VA_ARGS__)
 #define bw_err(...) bw_log(BW_LOG_ERROR, __VA_ARGS__)
 
+/* Format a message into a caller's error buffer (may be NULL) and return r: `return bw_errf(err,
+ * len, -EINVAL, "...", ...)` is how libraries here report what failed. */
+__attribute__((format(printf, 4, 5)))
+static inline int bw_errf(char *err, size_t len, int r, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err && len) {
+		va_start(ap, fmt);
+		vsnprintf(err, len, fmt, ap);
+		va_end(ap);
+	}
+	return r;
+}
+
 /* ---- secrets: locked, non-dumpable memory, wiped with OPENSSL_cleanse on free ---- */
 struct bw_secret {
 	uint8_t *data;

@@ -13,6 +13,7 @@
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 #include <tss2/tss2_mu.h>
+#include "common/common.h"
 #include "tpm/internal.h"
 #include "tpm/tpm.h"
 
@@ -31,19 +32,7 @@ struct evidence {
 	uint8_t pcrs[BW_TPM_PCRS][32];
 };
 
-static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err && errlen) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return code;
-}
+#define fail bw_errf
 
 /* Only the keys we know, each exactly once (json-c keeps the last of duplicates). */
 static int only_keys(struct json_object *o, const char *const *keys, size_t n, const char **bad)

@@ -150,7 +150,7 @@ static int check_keyslots(struct json_object *ks, bool integrity, char *err, siz
 
 static bool array_has(struct json_object *a, const char *s)
 {
-	for (size_t i = 0; a && i < json_object_array_length(a); i++) {
+	for (size_t i = 0; json_object_is_type(a, json_type_array) && i < json_object_array_length(a); i++) {
 		struct json_object *v = json_object_array_get_idx(a, i);
 		if (json_object_is_type(v, json_type_string) && !strcmp(json_object_get_string(v), s))
 			return true;

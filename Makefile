@@ -1,7 +1,10 @@
 # bulwark build. Object lists live in Kbuild; this file only holds rules.
 #   make               build everything into build/
 #   make SANITIZE=1    the same with ASan+UBSan (objects rebuild when flags change)
-#   make check [SUITE=unit|bpf|netns|vm] [TEST=pattern]
+#   make check [SUITE=unit|bpf|netns|vm] [TEST=pattern] [CI=true]
+#                      CI=true: a skip is a failure (.ci/run sets it; `sudo` drops the
+#                      environment, so pass it as a make argument: `sudo make check CI=true`)
+#   make demo          the end-to-end demo (root)
 #   make V=1           show commands
 include Kbuild
 
@@ -48,9 +51,13 @@ ALL_OBJS := $(call obj,$(foreach p,$(lib-y) $(bin-y) $(test-unit-y) $(test-bpf-y
 all: $(LIBS) $(BINS) $(UNIT) $(BPFTESTS) $(BPF_OBJS)
 bpf: $(BPF_OBJS) $(SKELS)
 
+# -fno-sanitize-recover=all: undefined behaviour aborts, so libFuzzer reports it as a finding
+# (with recovery, UBSan logs "runtime error:" and the target goes on to exit 0).
+FUZZ_CFLAGS := -O1 -g -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer \
+               -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -DBULWARK_FUZZING
 # Rebuild everything when the compiler flags change (e.g. SANITIZE=1 after a plain build).
 FLAGS_STAMP := $(BUILD)/.flags
-flags-now := $(CC) $(CFLAGS) $(CPPFLAGS) $(LDFLAGS)
+flags-now := $(CC) $(CFLAGS) $(CPPFLAGS) $(LDFLAGS) $(FUZZ_CFLAGS)
 ifneq ($(flags-now),$(shell cat $(FLAGS_STAMP) 2>/dev/null))
 $(shell mkdir -p $(BUILD) && printf '%s' '$(flags-now)' > $(FLAGS_STAMP))
 endif
@@ -96,8 +103,6 @@ $(foreach p,$(test-bpf-y),$(eval $(call prog_rule,$(BUILD)/tests/bpf,$(p))))
 $(foreach p,$(bench-y),$(eval $(call prog_rule,$(BUILD)/bench,$(p))))
 
 # libFuzzer targets: their own objects (clang, instrumented) under $(BUILD)/fuzz/obj.
-FUZZ_CFLAGS := -O1 -g -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer \
-               -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -DBULWARK_FUZZING
 FUZZERS := $(addprefix $(BUILD)/fuzz/,$(fuzz-y))
 $(BUILD)/fuzz/obj/%.o: %.c $(FLAGS_STAMP) | $(SKELS)
 	@mkdir -p $(@D)
@@ -107,7 +112,7 @@ define fuzz_rule
 $(BUILD)/fuzz/$(1): $(addprefix $(BUILD)/fuzz/obj/,$($(1)-objs))
 	@mkdir -p $$(@D)
 	@$$(if $$(Q),echo "  FUZZLD  $$@")
-	$$(Q)$$(CLANG) -fsanitize=fuzzer,address,undefined -o $$@ $$^ $$(shell $$(PKG_CONFIG) --libs $$($(1)-pkgs)) -lpthread
+	$$(Q)$$(CLANG) -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -o $$@ $$^ $$(shell $$(PKG_CONFIG) --libs $$($(1)-pkgs)) -lpthread
 endef
 $(foreach f,$(fuzz-y),$(eval $(call fuzz_rule,$(f))))
 .PHONY: fuzz
@@ -115,7 +120,7 @@ fuzz: $(FUZZERS)
 
 SUITE ?= unit bpf netns vm
 check: all fuzz
-	$(Q)BUILD=$(abspath $(BUILD)) tests/run $(SUITE)
+	$(Q)BUILD=$(abspath $(BUILD)) $(if $(CI),CI=$(CI)) tests/run $(SUITE)
 
 .PHONY: demo
 demo: all

@@ -9,10 +9,9 @@
 #   kx CMD...               run CMD inside the netns
 KS_PY=/usr/bin/python3
 
-# Skip (or fail in CI) when python3-jwcrypto is missing.
+# Skip when python3-jwcrypto is missing (tests/run makes a skip a failure under CI=true).
 ks_require_jwcrypto() {
   [ -x "$KS_PY" ] && "$KS_PY" -c 'import jwcrypto' 2>/dev/null && return 0
-  [ "${CI:-}" = true ] && die "python3-jwcrypto missing"
   skip "python3-jwcrypto missing"
 }
 

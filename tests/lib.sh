@@ -4,6 +4,7 @@
 #   ok / not_ok "description"         report a result directly
 #   skip "reason"                     skip the whole test (exit 77, reason printed)
 #   netns_new NAME                    create a uniquely named netns, removed on exit; prints it
+#   netns_del NAME                    remove a netns: its processes get SIGTERM, then SIGKILL
 #   at_exit "cmd"                     run cmd on exit (LIFO), even when the test fails
 #   bpffs_ensure                      mount bpffs on /sys/fs/bpf when it is not mounted
 #   nsx NS cmd args...                run cmd in netns NS without remounting /sys (unlike
@@ -43,18 +44,31 @@ trap 'exit 130' INT TERM
 
 require_root() { [ "$(id -u)" -eq 0 ] || skip "needs root"; }
 
+# Its processes get SIGTERM first (wireguard-go then removes its UAPI socket; SIGKILL would leave
+# /var/run/wireguard/<dev>.sock behind), SIGKILL after 3 s.
 netns_new() {
   local name="bw$BW_ID-$1"
   ip netns add "$name" || die "ip netns add $name"
-  at_exit "ip netns pids $name | xargs -r kill -9; ip netns del $name"
+  at_exit "netns_del $name"
   ip -n "$name" link set lo up
   echo "$name"
+}
+
+netns_del() {
+  local pids i
+  pids=$(ip netns pids "$1" 2>/dev/null)
+  if [ -n "$pids" ]; then
+    kill $pids 2>/dev/null
+    for i in $(seq 30); do [ -z "$(ip netns pids "$1" 2>/dev/null)" ] && break; sleep 0.1; done
+    ip netns pids "$1" 2>/dev/null | xargs -r kill -9
+  fi
+  ip netns del "$1"
 }
 
 nsx() { local ns=$1; shift; nsenter --net="/run/netns/$ns" -- "$@"; }
 
 bpffs_ensure() {
-  mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf
+  [ "$(stat -f -c %T /sys/fs/bpf 2>/dev/null)" = bpf_fs ] || mount -t bpf bpf /sys/fs/bpf
 }
 
 # Wait until a command succeeds (timeout in tenths of seconds).

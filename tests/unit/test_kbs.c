@@ -423,9 +423,7 @@ static void jwcrypto_encrypts_client_decrypts(enum bw_key_type type, const char 
 	int fd;
 
 	if (access("/usr/bin/python3", X_OK) || system("/usr/bin/python3 -c 'import jwcrypto' 2>/dev/null")) {
-		if (getenv("CI") && !strcmp(getenv("CI"), "true"))
-			fail_msg("python3-jwcrypto missing in CI");
-		skip();
+		skip(); /* a failure under CI=true: tests/run turns every skip into one */
 	}
 	assert_int_equal(bw_jwk_public(k, &jwk), 0);
 	fd = mkstemp(path);

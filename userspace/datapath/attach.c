@@ -114,7 +114,7 @@ int bw_dp_attach(const char *pin_dir, const char *const *uplinks, size_t n_uplin
 	if (!(wg_ifindex = (int)if_nametoindex(wg_dev)))
 		return -ENODEV;
 	snprintf(progs, sizeof(progs), "%s/progs", dir);
-	if ((r = mkdir_p(progs)) < 0 || (r = bw_dp_pins_prepare(dir)) < 0)
+	if ((r = bw_dp_bpffs_ensure(dir)) < 0 || (r = mkdir_p(progs)) < 0 || (r = bw_dp_pins_prepare(dir)) < 0)
 		return r;
 
 	LIBBPF_OPTS(bpf_object_open_opts, opts, .pin_root_path = dir);

@@ -63,6 +63,13 @@ void bw_dp_desired_free(struct bw_dp_desired *d);
  * then attach to every uplink's egress and ingress, replacing our previous filter in place (no
  * moment without one). wg_dev names the WireGuard device that protected traffic is sent into.
  */
+/*
+ * Make sure pin_dir (NULL: the default) lies on a bpffs: mounts bpffs on /sys/fs/bpf when the
+ * directory is under it and it is not mounted (not in a mount namespace made just for this
+ * process, as `ip netns exec` makes: the pins would die with it); otherwise fails with a
+ * logged message naming the cause. bw_dp_attach calls it.
+ */
+int bw_dp_bpffs_ensure(const char *pin_dir);
 int bw_dp_attach(const char *pin_dir, const char *const *uplinks, size_t n_uplinks,
 		 const char *wg_dev, const struct bw_dp_desired *d);
 /* Remove our filters from every device; with purge also unpin maps and programs. */

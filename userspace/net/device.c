@@ -100,12 +100,27 @@ static int set_up(struct nl_sock *s, const char *name, unsigned mtu)
 	return r < 0 ? -EIO : 0;
 }
 
-int bw_net_device_up(const struct bw_conf *c)
+/* Remove a device this process created, and wait (bounded) for its wireguard-go to be gone. */
+int bw_net_device_undo(const struct bw_conf *c)
+{
+	int r = bw_net_down(c);
+
+	for (int i = 0; i < 50 && bw_wg_uapi_exists(c->iface.device); i++)
+		nanosleep(&(struct timespec){ 0, 100 * 1000 * 1000 }, NULL);
+	if (bw_wg_uapi_exists(c->iface.device))
+		bw_err("rolling back: wireguard-go of %s did not exit", c->iface.device);
+	else
+		bw_info("rolled back: removed %s, which this run had created", c->iface.device);
+	return r;
+}
+
+int bw_net_device_up(const struct bw_conf *c, bool *created)
 {
 	const char *name = c->iface.device;
 	struct nl_sock *s = NULL;
 	_cleanup_secret_ struct bw_secret key = { 0 };
 	struct bw_wg_device dev = { 0 };
+	bool made = false;
 	unsigned mtu;
 	int r;
 
@@ -124,6 +139,7 @@ int bw_net_device_up(const struct bw_conf *c)
 			       name, strerror(-r));
 			goto out;
 		}
+		made = true;
 	}
 	mtu = c->iface.mtu ? c->iface.mtu : bw_net_mtu_for(uplink_mtu(s, c));
 	memcpy(dev.private_key, key.data, BW_WG_KEY_LEN);
@@ -139,6 +155,13 @@ int bw_net_device_up(const struct bw_conf *c)
 	r = set_up(s, name, mtu);
 out:
 	nl_socket_free(s);
+	/* Half-made is worse than not made: a device we created and could not finish goes again. */
+	if (r < 0 && made) {
+		bw_net_device_undo(c);
+		made = false;
+	}
+	if (created)
+		*created = made;
 	return r;
 }
 

@@ -30,8 +30,11 @@ struct bw_net_result {
 	unsigned prefixes_added, prefixes_removed;
 };
 
-/* Create or expect the device, set key/port/fwmark/MTU, bring it up. */
-int bw_net_device_up(const struct bw_conf *c);
+/* Create or expect the device, set key/port/fwmark/MTU, bring it up. *created (may be NULL)
+ * tells whether this call created it; a device it created is removed again when it fails. */
+int bw_net_device_up(const struct bw_conf *c, bool *created);
+/* Remove a device this process created (rollback), waiting for its wireguard-go to exit. */
+int bw_net_device_undo(const struct bw_conf *c);
 /* Make WireGuard and (when pin_dir's datapath exists) the datapath peer map equal to c. */
 int bw_net_reconcile(const struct bw_conf *c, const char *pin_dir, struct bw_net_result *res);
 /*
@@ -44,7 +47,8 @@ int bw_net_reconcile(const struct bw_conf *c, const char *pin_dir, struct bw_net
  */
 int bw_net_reconcile_since(const struct bw_conf *applied, const struct bw_conf *c, const char *pin_dir,
 			   struct bw_net_result *res);
-/* Device up, reconcile, attach the datapath (uplinks from c). */
+/* Device up, reconcile, attach the datapath (uplinks from c). bpffs is checked (and mounted
+ * when missing) first; a failure part-way removes the device when this call created it. */
 int bw_net_up(const struct bw_conf *c, const char *pin_dir, struct bw_net_result *res);
 /* Remove the WireGuard device. The datapath stays attached: protected traffic is dropped. */
 int bw_net_down(const struct bw_conf *c);

@@ -469,15 +469,24 @@ int bw_net_up(const struct bw_conf *c, const char *pin_dir, struct bw_net_result
 {
 	struct bw_dp_desired d;
 	const char *uplinks[BW_CONF_MAX_LIST];
+	bool created = false;
 	int r;
 
-	if ((r = bw_net_device_up(c)) < 0 || (r = bw_net_reconcile(c, pin_dir, res)) < 0)
+	/* Before anything is started: a missing bpffs must not leave a device behind. */
+	if ((r = bw_dp_bpffs_ensure(pin_dir)) < 0 || (r = bw_net_device_up(c, &created)) < 0)
 		return r;
+	if ((r = bw_net_reconcile(c, pin_dir, res)) < 0)
+		goto fail;
 	for (size_t i = 0; i < c->node.n_uplinks; i++)
 		uplinks[i] = c->node.uplinks[i];
 	if ((r = bw_dp_desired_from_conf(c, &d)) < 0)
-		return r;
+		goto fail;
 	r = bw_dp_attach(pin_dir, uplinks, c->node.n_uplinks, c->iface.device, &d);
 	bw_dp_desired_free(&d);
+	if (r == 0)
+		return 0;
+fail:
+	if (created)
+		bw_net_device_undo(c);
 	return r;
 }

@@ -1,0 +1,95 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * bpffs under the pin directory. On a freshly booted machine /sys/fs/bpf is a plain sysfs
+ * directory until something mounts bpffs there (systemd does on most distributions, not all);
+ * pinning into it then fails with a bare ENOENT. Like cilium-agent, we mount it ourselves.
+ *
+ * Only at its conventional place, and not in a mount namespace made just for us: a bpffs
+ * mounted in one -- `ip netns exec` makes one and remounts /sys -- is a new, empty instance that
+ * dies with that namespace, taking the pins (and so the maps the operator and the next run
+ * expect) with it. There we refuse and say why.
+ */
+#include <errno.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <unistd.h>
+#include <linux/magic.h>
+#include "common/common.h"
+#include "datapath/datapath.h"
+
+#define BPFFS_ROOT "/sys/fs/bpf"
+
+/* The file system the nearest existing ancestor of path (path included) lives on. */
+static int fs_of(const char *path, char *nearest, size_t len, struct statfs *st)
+{
+	char *slash;
+
+	if (snprintf(nearest, len, "%s", path) >= (int)len)
+		return -ENAMETOOLONG;
+	while (statfs(nearest, st) < 0) {
+		if (errno != ENOENT && errno != ENOTDIR)
+			return -errno;
+		slash = strrchr(nearest, '/');
+		if (!slash)
+			return -ENOENT;
+		if (slash == nearest)
+			slash[1] = '\0';
+		else
+			*slash = '\0';
+	}
+	return 0;
+}
+
+/*
+ * Were we started into a mount namespace of our own (`ip netns exec`, `unshare -m CMD`), one our
+ * parent is not in? PID 1's namespace would be the better reference, but it is often not
+ * readable (no CAP_SYS_PTRACE, hidepid); a service manager, a container's init or a shell in the
+ * same namespace all share ours. Without a view of the parent, assume not.
+ */
+static bool own_mount_ns(void)
+{
+	struct stat self, parent;
+	char path[64];
+
+	snprintf(path, sizeof(path), "/proc/%d/ns/mnt", (int)getppid());
+	if (stat("/proc/self/ns/mnt", &self) < 0 || stat(path, &parent) < 0)
+		return false;
+	return self.st_ino != parent.st_ino || self.st_dev != parent.st_dev;
+}
+
+int bw_dp_bpffs_ensure(const char *pin_dir)
+{
+	const char *dir = bw_pin_dir(pin_dir);
+	size_t n = strlen(BPFFS_ROOT);
+	char nearest[512];
+	struct statfs st;
+	int r;
+
+	if ((r = fs_of(dir, nearest, sizeof(nearest), &st)) < 0) {
+		bw_err("pin directory %s: %s", dir, strerror(-r));
+		return r;
+	}
+	if (st.f_type == BPF_FS_MAGIC)
+		return 0;
+	if (strncmp(dir, BPFFS_ROOT, n) || (dir[n] && dir[n] != '/')) {
+		bw_err("pin directory %s is not on a bpffs (%s is not one): mount bpffs there "
+		       "(mount -t bpf bpf DIR) or pin under " BPFFS_ROOT, dir, nearest);
+		return -ENOTSUP;
+	}
+	if (own_mount_ns()) {
+		bw_err(BPFFS_ROOT " is not a bpffs mount in this mount namespace, a private one made for us "
+		       "(`ip netns exec` makes one and remounts /sys): pins made here would vanish with it. "
+		       "Mount bpffs on the host (mount -t bpf bpf " BPFFS_ROOT ") or enter only the network "
+		       "namespace (nsenter --net=/run/netns/NAME)");
+		return -ENOENT;
+	}
+	if (mount("bpf", BPFFS_ROOT, "bpf", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=0700") < 0) {
+		r = -errno;
+		bw_err(BPFFS_ROOT " is not a bpffs mount and mounting one there failed: %s", strerror(-r));
+		return r;
+	}
+	bw_info("mounted bpffs on " BPFFS_ROOT " (it was not mounted), for pin directory %s", dir);
+	return 0;
+}

@@ -1112,6 +1112,33 @@ static void wireguard_port_only_for_our_wireguard(void **state)
 	set_config(BW_CFG_EVENTS, 0);
 }
 
+/* A node address inside a pod prefix (VPC CNIs; wireguard-conf allows only this overlap): the
+ * longer prefix wins, so that host is a node and the rest of the prefix stays pods. */
+static void node_host_inside_pod_prefix(void **state)
+{
+	struct bw_prefix node = { BW_CLASS_NODE };
+	(void)state;
+	EACH_FAMILY {
+		const struct addrs *a = AD(fam);
+		const char *host = fam == 4 ? "198.18.1.77" : "fd00:10:1::77";
+		int fd = bpf_map__fd(fam == 4 ? eg->maps.bw_protect_v4 : eg->maps.bw_protect_v6);
+		struct flow n2n = { fam, host, a->node_b, IPPROTO_TCP, 40000, 22 };
+		struct flow n2pod = { fam, host, a->pod_b, IPPROTO_TCP, 40000, 22 };
+		struct flow pod = { fam, a->pod_a, a->pod_b, IPPROTO_TCP, 40000, 80 };
+
+		expect(BW_DIR_EGRESS, &n2n, 0, TC_ACT_OK, BW_REASON_PASSED_UNPROTECTED); /* a pod to a node */
+		expect(BW_DIR_EGRESS, &n2pod, 0, TC_ACT_REDIRECT, BW_REASON_REDIRECTED);  /* a pod to a pod */
+		add_prefix(fd, fam, fam == 4 ? "198.18.1.77/32" : "fd00:10:1::77/128", &node);
+		expect(BW_DIR_EGRESS, &n2n, 0, TC_ACT_OK, BW_REASON_PASSED_UNPROTECTED);
+		expect(BW_DIR_EGRESS, &n2pod, 0, TC_ACT_OK, BW_REASON_PASSED_UNPROTECTED); /* node -> pod */
+		expect(BW_DIR_EGRESS, &pod, 0, TC_ACT_REDIRECT, BW_REASON_REDIRECTED);
+		set_config(BW_CFG_EVENTS | BW_CFG_NODE_ENCRYPTION, 0);
+		expect(BW_DIR_EGRESS, &n2pod, 0, TC_ACT_REDIRECT, BW_REASON_REDIRECTED);
+		set_config(BW_CFG_EVENTS, 0);
+		del_prefix(fd, fam, fam == 4 ? "198.18.1.77/32" : "fd00:10:1::77/128");
+	}
+}
+
 /* ---- the flow cache (bw_flow_v4/v6, bw_flow_gen) ---- */
 
 /* A flow-cache slot of either family, as the tests look at it. */
@@ -1582,7 +1609,8 @@ static int setup_uncached(void **state)
 	T(neighbour_discovery_and_non_ip_pass, sfx), T(events_are_rate_limited, sfx), \
 	T(no_wireguard_device_fails_closed, sfx), T(vlan_tags_in_the_frame, sfx), \
 	T(encapsulations_between_nodes, sfx), T(encapsulation_fragments, sfx), \
-	T(icmp_errors_by_their_quote, sfx), T(wireguard_port_only_for_our_wireguard, sfx)
+	T(icmp_errors_by_their_quote, sfx), T(wireguard_port_only_for_our_wireguard, sfx), \
+	T(node_host_inside_pod_prefix, sfx)
 #define T(f, sfx) { #f sfx, f, NULL, NULL, NULL }
 
 int main(void)

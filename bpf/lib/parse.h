@@ -33,6 +33,7 @@ struct bw_pkt {
 	/* 8-aligned: the flow cache hashes and compares them a word at a time (policy.h) */
 	__u8 daddr[16] __attribute__((aligned(8)));
 	__u8 saddr[16];
+	__u8 vlans;       /* VLAN tags in the frame before the network header */
 	__u8 frag;        /* a non-first fragment: no transport header */
 	__u8 rthdr;       /* IPv6 routing header seen (SRv6 and co: more addresses inside) */
 	__u16 l4off;      /* offset of the transport header in the packet */
@@ -215,6 +216,7 @@ static __always_inline int bw_parse(struct __sk_buff *skb, struct bw_pkt *p)
 			return BW_PARSE_MALFORMED;
 		proto = bpf_ntohs(*tp);
 		off += 4;
+		p->vlans++;
 	}
 	if (proto == ETH_P_IP)
 		return bw_parse_v4(skb, p, off);

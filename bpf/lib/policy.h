@@ -17,13 +17,17 @@
  *   ICMP/ICMPv6 error: the quoted packet is a layer too. It travelled the other way, so the pair
  *     rule applies with the direction reversed; a quoted encapsulation between cluster addresses
  *     is protected; a quoted WireGuard datagram (UDP to/from our port, no pod) is ciphertext.
+ *     Egress toward an address outside the cluster: protected when the quote holds a pod address
+ *     (so dropped: the world learns nothing about pods from a node). ICMPv4 redirects count as
+ *     errors; an egress ICMPv6 redirect is protected when its destination field is a pod.
  *     A quote that cannot be read, with a cluster address around, is malformed.
  *
  * Exemptions, checked before protection:
  *   egress: skb mark == WireGuard fwmark; or UDP from our WireGuard port, sent by this node (not
  *           forwarded: no ingress device) from a non-pod address
  *   ingress: UDP to our WireGuard port from a non-pod address to a non-pod address
- *   both: IPv6 neighbour discovery (ICMPv6 133-137); not IP (ARP, untagged non-IP ethertypes)
+ *   both: IPv6 neighbour discovery (ICMPv6 133-136, and 137 redirects unless named above); not IP
+ *         (ARP, untagged non-IP ethertypes)
  *   node<->node with node encryption: allowlisted TCP/UDP ports, never an encapsulation
  *
  * Protected egress goes into WireGuard when a peer covers the (outer) destination, else it is
@@ -42,6 +46,7 @@
 
 #define ICMPV6_ND_FIRST 133 /* router solicitation .. redirect (137): link-local control */
 #define ICMPV6_ND_LAST 137
+#define ICMPV6_REDIRECT 137
 
 static __always_inline __u32 bw_class(const struct bw_pkt *p, const __u8 *addr)
 {
@@ -181,6 +186,15 @@ static __always_inline int bw_verdict(struct __sk_buff *skb, const struct bw_con
 	bw_count(reason, skb->len);
 	switch (reason) {
 	case BW_REASON_REDIRECTED:
+		/*
+		 * WireGuard is a layer-3 device: the MAC header goes on the way in, but VLAN tags in
+		 * the frame would be read as the IP header. Pop them (skb_vlan_pop: a tag held out of
+		 * the frame first, then one in the frame per call, the next moving out of it).
+		 */
+#pragma unroll
+		for (int i = 0; i <= BW_MAX_VLANS; i++)
+			if ((p->vlans || skb->vlan_present) && bpf_skb_vlan_pop(skb) < 0)
+				return TC_ACT_SHOT;
 		return bpf_redirect(cfg->wg_ifindex, 0);
 	case BW_REASON_DROPPED_NO_PEER:
 	case BW_REASON_DROPPED_PLAINTEXT_INGRESS:
@@ -261,7 +275,7 @@ static __always_inline int bw_wg_datagram(const struct bw_config *cfg, const str
  * -1 unreadable while it involves the cluster. The quote travelled against dir.
  */
 static __always_inline int bw_quote(struct __sk_buff *skb, const struct bw_config *cfg,
-				    const struct bw_pkt *p, __u32 dir, int node_enc)
+				    const struct bw_pkt *p, __u32 dir, int node_enc, __u32 outer_dst)
 {
 	struct bw_pkt q = {};
 	__u32 qs, qd;
@@ -278,6 +292,9 @@ static __always_inline int bw_quote(struct __sk_buff *skb, const struct bw_confi
 		return -1;
 	if (bw_wg_datagram(cfg, &q, qs, qd))
 		return 0;
+	/* A node tells the world nothing about pods: not even what the world sent them. */
+	if (dir == BW_DIR_EGRESS && outer_dst == BW_CLASS_NONE && (qs == BW_CLASS_POD || qd == BW_CLASS_POD))
+		return 1;
 	if (bw_pair_protected(qs, qd, dir == BW_DIR_EGRESS ? BW_DIR_INGRESS : BW_DIR_EGRESS, node_enc))
 		return 1;
 	return qs != BW_CLASS_NONE && qd != BW_CLASS_NONE && bw_encap(cfg, &q);
@@ -288,7 +305,7 @@ static __always_inline __u32 bw_reason(struct __sk_buff *skb, const struct bw_co
 {
 	int node_enc = cfg->flags & BW_CFG_NODE_ENCRYPTION;
 	struct bw_addrs a;
-	int protect, err, q;
+	int protect, err, redirect6, q;
 	__u32 src, dst;
 
 	if (dir == BW_DIR_EGRESS && cfg->wg_fwmark && skb->mark == cfg->wg_fwmark)
@@ -303,12 +320,15 @@ static __always_inline __u32 bw_reason(struct __sk_buff *skb, const struct bw_co
 	src = a.src;
 	dst = a.dst;
 	err = bw_icmp_error(p);
-	if (src == BW_CLASS_NONE && dst == BW_CLASS_NONE && !err)
+	/* An ICMPv6 redirect names the redirected packet's destination (and quotes the packet). */
+	redirect6 = dir == BW_DIR_EGRESS && p->family == 6 && p->l4proto == IPPROTO_ICMPV6 &&
+		    p->l4 == BW_L4_OTHER && p->icmp_type == ICMPV6_REDIRECT;
+	if (src == BW_CLASS_NONE && dst == BW_CLASS_NONE && !err && !redirect6)
 		return BW_REASON_PASSED_UNPROTECTED;
 	if (p->l4 == BW_L4_TRUNCATED)
 		return BW_REASON_DROPPED_MALFORMED;
 	if (p->family == 6 && p->l4proto == IPPROTO_ICMPV6 && p->l4 == BW_L4_OTHER &&
-	    p->icmp_type >= ICMPV6_ND_FIRST && p->icmp_type <= ICMPV6_ND_LAST)
+	    p->icmp_type >= ICMPV6_ND_FIRST && p->icmp_type <= ICMPV6_ND_LAST && !redirect6)
 		return BW_REASON_PASSED_UNPROTECTED;
 
 	/*
@@ -323,8 +343,15 @@ static __always_inline __u32 bw_reason(struct __sk_buff *skb, const struct bw_co
 	protect = bw_pair_protected(src, dst, dir, node_enc);
 	if (!protect && src != BW_CLASS_NONE && dst != BW_CLASS_NONE)
 		protect = bw_encap(cfg, p);
+	if (!protect && redirect6) {
+		__u8 buf[16], *d = bw_hdr(skb, p->l4off + 24, buf, sizeof(buf));
+
+		if (!d)
+			return BW_REASON_DROPPED_MALFORMED;
+		protect = bw_class(p, d) == BW_CLASS_POD;
+	}
 	if (!protect && err) {
-		if ((q = bw_quote(skb, cfg, p, dir, node_enc)) < 0)
+		if ((q = bw_quote(skb, cfg, p, dir, node_enc, dst)) < 0)
 			return src == BW_CLASS_NONE && dst == BW_CLASS_NONE ? BW_REASON_PASSED_UNPROTECTED
 									      : BW_REASON_DROPPED_MALFORMED;
 		protect = q;

@@ -797,6 +797,17 @@ static void vlan_tags_in_the_frame(void **state)
 		for (int vlans = 1; vlans <= 2; vlans++) {
 			build_tagged(&p, &f, vlans);
 			expect_pkt(BW_DIR_EGRESS, &p, TC_ACT_REDIRECT, BW_REASON_REDIRECTED);
+			/* What goes into WireGuard has no tags left: an Ethernet header, then IP. */
+			{
+				unsigned char out[sizeof(p.b)];
+				LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = p.b, .data_size_in = p.len,
+					    .data_out = out, .data_size_out = sizeof(out));
+				assert_int_equal(bpf_prog_test_run_opts(bpf_program__fd(eg->progs.bw_egress), &o), 0);
+				assert_int_equal(o.retval, TC_ACT_REDIRECT);
+				assert_int_equal(o.data_size_out, p.len - 4 * vlans);
+				assert_int_equal(out[12] << 8 | out[13], fam == 4 ? ETH_P_IP : ETH_P_IPV6);
+				assert_memory_equal(out + ETH_HLEN, p.b + ETH_HLEN + 4 * vlans, p.len - ETH_HLEN - 4 * vlans);
+			}
 			build_tagged(&p, &nopeer, vlans);
 			expect_pkt(BW_DIR_EGRESS, &p, TC_ACT_SHOT, BW_REASON_DROPPED_NO_PEER);
 			assert_int_equal(events[0].family, fam);
@@ -1048,10 +1059,26 @@ static void icmp_errors_by_their_quote(void **state)
 			struct flow wg = { fam, a->node_a, a->node_b, IPPROTO_UDP, WG_PORT, WG_PORT };
 			build_icmp_error(&p, fam, a->outside, a->node_a, fam == 4 ? 3 : 2, fam == 4 ? 4 : 0, &wg, 0);
 			expect_pkt(BW_DIR_INGRESS, &p, TC_ACT_OK, BW_REASON_PASSED_UNPROTECTED);
-			/* An outside client's packet to a local pod, quoted back to it: nothing new on the wire. */
+			/* An outside host's packet to a pod, quoted back to it (time exceeded, too big,
+			 * an IPv4 redirect for forwarded traffic): the world learns nothing about pods. */
 			struct flow client = { fam, a->outside, a->pod_a, IPPROTO_TCP, 40000, 443 };
+			struct flow fwd = { fam, a->outside, a->pod_b, IPPROTO_UDP, WG_PORT, 9 };
 			build_icmp_error(&p, fam, a->node_a, a->outside, fam == 4 ? 3 : 2, fam == 4 ? 4 : 0, &client, 0);
+			expect_pkt(BW_DIR_EGRESS, &p, TC_ACT_SHOT, BW_REASON_DROPPED_NO_PEER);
+			build_icmp_error(&p, fam, a->node_a, a->outside, fam == 4 ? 11 : 3, 0, &fwd, 0);
+			expect_pkt(BW_DIR_EGRESS, &p, TC_ACT_SHOT, BW_REASON_DROPPED_NO_PEER);
+			if (fam == 4) {
+				build_icmp_error(&p, fam, a->node_a, a->outside, 5, 1, &fwd, 0);
+				expect_pkt(BW_DIR_EGRESS, &p, TC_ACT_SHOT, BW_REASON_DROPPED_NO_PEER);
+			}
+			/* ...about traffic outside the cluster it passes, */
+			struct flow world = { fam, a->outside, fam == 4 ? "198.19.255.2" : "fd00:30::2", IPPROTO_UDP, 1, 2 };
+			build_icmp_error(&p, fam, a->node_a, a->outside, fam == 4 ? 3 : 2, fam == 4 ? 4 : 0, &world, 0);
 			expect_pkt(BW_DIR_EGRESS, &p, TC_ACT_OK, BW_REASON_PASSED_UNPROTECTED);
+			/* ...and a router's error about a pod's traffic to the world comes in (PMTU). */
+			struct flow out = { fam, a->pod_a, fam == 4 ? "198.19.255.2" : "fd00:30::2", IPPROTO_UDP, 1, 2 };
+			build_icmp_error(&p, fam, a->outside, a->pod_a, fam == 4 ? 3 : 2, fam == 4 ? 4 : 0, &out, 0);
+			expect_pkt(BW_DIR_INGRESS, &p, TC_ACT_OK, BW_REASON_PASSED_UNPROTECTED);
 			/* Node encryption off: a pod's packet to a node, quoted back, follows that row. */
 			struct flow to_node = { fam, a->pod_b, a->node_a, IPPROTO_UDP, 40000, 9 };
 			build_icmp_error(&p, fam, a->node_a, a->pod_b, fam == 4 ? 3 : 1, fam == 4 ? 3 : 4, &to_node, 0);
@@ -1063,6 +1090,37 @@ static void icmp_errors_by_their_quote(void **state)
 			expect(BW_DIR_EGRESS, &echo, 0, enc ? TC_ACT_REDIRECT : TC_ACT_OK,
 			       enc ? BW_REASON_REDIRECTED : BW_REASON_PASSED_UNPROTECTED);
 		}
+	}
+	set_config(BW_CFG_EVENTS, 0);
+}
+
+/* An ICMPv6 redirect (a node forwarding back out of the uplink it came in on) names the
+ * redirected packet's destination and quotes it: leaving with a pod there, it is dropped. */
+static void icmpv6_redirects(void **state)
+{
+	unsigned char pl[200] = { 137 };
+	struct flow fwd = { 6, A6.outside, A6.pod_b, IPPROTO_UDP, WG_PORT, 9 };
+	struct pkt p;
+	size_t n;
+	(void)state;
+
+	inet_pton(AF_INET6, "fd00:20::2", pl + 8);   /* target: the better first hop, node B */
+	inet_pton(AF_INET6, A6.pod_b, pl + 24);      /* destination */
+	pl[40] = 4;                                  /* redirected header option */
+	n = ip_of(&fwd, pl + 48);
+	pl[41] = (8 + n + 7) / 8;
+	n = 48 + pl[41] * 8 - 8;
+	for (int enc = 0; enc <= 1; enc++) {
+		set_config(BW_CFG_EVENTS | (enc ? BW_CFG_NODE_ENCRYPTION : 0), 0);
+		wrap(&p, 0, 6, "fe80::1", A6.outside, IPPROTO_ICMPV6, 0, pl, n);
+		expect_pkt(BW_DIR_EGRESS, &p, TC_ACT_SHOT, BW_REASON_DROPPED_NO_PEER);
+		/* redirects are neighbour discovery on the way in */
+		expect_pkt(BW_DIR_INGRESS, &p, TC_ACT_OK, BW_REASON_PASSED_UNPROTECTED);
+		/* a redirect about traffic outside the cluster passes */
+		inet_pton(AF_INET6, "fd00:30::2", pl + 24);
+		wrap(&p, 0, 6, "fe80::1", A6.outside, IPPROTO_ICMPV6, 0, pl, 48);
+		expect_pkt(BW_DIR_EGRESS, &p, TC_ACT_OK, BW_REASON_PASSED_UNPROTECTED);
+		inet_pton(AF_INET6, A6.pod_b, pl + 24);
 	}
 	set_config(BW_CFG_EVENTS, 0);
 }
@@ -1610,7 +1668,7 @@ static int setup_uncached(void **state)
 	T(no_wireguard_device_fails_closed, sfx), T(vlan_tags_in_the_frame, sfx), \
 	T(encapsulations_between_nodes, sfx), T(encapsulation_fragments, sfx), \
 	T(icmp_errors_by_their_quote, sfx), T(wireguard_port_only_for_our_wireguard, sfx), \
-	T(node_host_inside_pod_prefix, sfx)
+	T(node_host_inside_pod_prefix, sfx), T(icmpv6_redirects, sfx)
 #define T(f, sfx) { #f sfx, f, NULL, NULL, NULL }
 
 int main(void)

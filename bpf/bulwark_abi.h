@@ -57,12 +57,23 @@ struct bw_peer {
 enum bw_dir { BW_DIR_EGRESS = 0, BW_DIR_INGRESS = 1 };
 struct bw_allow_key {
 	__u8 proto; /* IPPROTO_TCP / IPPROTO_UDP */
-	__u8 dir;   /* enum bw_dir */
+	__u8 dir;   /* enum bw_dir, or BW_ALLOW_OVERLAY */
 	__u16 port; /* destination port, host byte order */
 };
 struct bw_allow {
 	__u32 hits; /* informational */
 };
+
+/*
+ * Encapsulation (issue 11; additive). UDP to an overlay port between two cluster addresses carries
+ * pods (VXLAN, Geneve...): it is protected like pod traffic. These ports always are, configured or
+ * not; bw_config.overlay_port and bw_allow entries {IPPROTO_UDP, BW_ALLOW_OVERLAY, port} (the
+ * configuration's OverlayPorts) add more. An overlay entry is never an allowlist entry.
+ */
+#define BW_OVERLAY_PORT_VXLAN 4789       /* IANA VXLAN */
+#define BW_OVERLAY_PORT_VXLAN_LINUX 8472 /* Linux's (and flannel's) VXLAN default */
+#define BW_OVERLAY_PORT_GENEVE 6081      /* IANA Geneve */
+#define BW_ALLOW_OVERLAY 2               /* bw_allow_key.dir of an overlay port */
 
 /* bw_stats (per-CPU array, key = enum bw_reason): what happened to packets, and why. */
 enum bw_reason {

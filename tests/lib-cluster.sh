@@ -160,3 +160,35 @@ net_cluster_up() {
   done
 }
 net() { local x=$1; shift; nsx "${NS[$x]}" bulwark net "$@" --config "${CONF[$x]}" --pin-dir "${PIN[$x]}"; }
+
+# ---- wire captures parsed at every depth (tests/wire.py) ----
+# wire_capture_start NAME: tcpdump on the wire into $TMP/wire-NAME.pcap (WCAP); fails when tcpdump
+# does not start listening or dies. wire_capture_stop: stops it; fails when the kernel dropped
+# packets (a capture with holes could miss a leak) or the file is not a readable pcap.
+wire_capture_start() {
+  WCAP=$TMP/wire-$1.pcap WCAP_LOG=$TMP/tcpdump-wire-$1.log
+  nsenter --net="/run/netns/$NS_WIRE" tcpdump -i br0 -B 65536 -s 0 -U -n -w "$WCAP" >"$WCAP_LOG" 2>&1 &
+  WCAP_PID=$!
+  at_exit "kill $WCAP_PID"
+  wait_for 100 grep -q "listening on" "$WCAP_LOG" && kill -0 "$WCAP_PID" 2>/dev/null
+}
+wire_capture_stop() {
+  local dropped
+  sleep 0.5
+  kill -0 "$WCAP_PID" 2>/dev/null || { echo "tcpdump died: $(cat "$WCAP_LOG")" >&2; return 1; }
+  kill -INT "$WCAP_PID"; wait "$WCAP_PID" 2>/dev/null
+  dropped=$(sed -n 's/^\([0-9]*\) packets\{0,1\} dropped by kernel.*/\1/p' "$WCAP_LOG")
+  [ -n "$dropped" ] && [ "$dropped" -eq 0 ] || { echo "tcpdump: ${dropped:-unknown} packets dropped by kernel" >&2; return 1; }
+  [ -s "$WCAP" ]
+}
+# wire_scan [wire.py scan options...]: the JSON report of $WCAP into $WCAP.json; fails when the
+# file cannot be parsed. Frames are counted as leaks only from the nodes' uplink MACs.
+wire_scan() {
+  python3 "$BULWARK_TOP/tests/wire.py" scan "$WCAP" --pods 198.18.0.0/16 fd00:10::/32 \
+    --nodes 198.19.0.0/24 fd00:20::/64 \
+    --from-mac "$(link_mac "$NS_A" uplink)" "$(link_mac "$NS_B" uplink)" "$@" > "$WCAP.json"
+}
+# link_mac NS DEV: a device's MAC address (nsx keeps the host's /sys, so not from sysfs).
+link_mac() { ip -n "$1" -o link show "$2" | sed -n 's/.*link\/ether \([0-9a-f:]*\).*/\1/p'; }
+# wire_json EXPR: evaluate a python expression over the report (d).
+wire_json() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print($1)" "$WCAP.json"; }

@@ -22,6 +22,9 @@
 #define BW_CONF_MAX_PEERS 65536
 #define BW_CONF_ERR_LEN 512
 
+/* UDP ports the datapath always treats as an overlay: VXLAN (4789, Linux's 8472), Geneve (6081). */
+#define BW_CONF_OVERLAY_DEFAULTS { 4789, 8472, 6081 }
+
 enum bw_conf_dir { BW_CONF_EGRESS = 1, BW_CONF_INGRESS = 2, BW_CONF_BOTH = 3 };
 
 struct bw_conf_allow {
@@ -43,7 +46,11 @@ struct bw_conf_node {
 	bool node_encryption;
 	struct bw_conf_allow allow[BW_CONF_MAX_LIST];
 	size_t n_allow;
-	uint16_t overlay_port;   /* 0: no overlay */
+	uint16_t overlay_port;   /* the first of overlay_ports; 0: none configured */
+	/* UDP ports of overlays (VXLAN, Geneve, FOU...) between nodes: encrypted like pod traffic.
+	 * OverlayPort and OverlayPorts add up; BW_CONF_OVERLAY_DEFAULTS are protected regardless. */
+	uint16_t overlay_ports[BW_CONF_MAX_LIST];
+	size_t n_overlay_ports;
 	bool no_flow_cache;      /* FlowCache = false: the datapath walks its tries for every packet */
 	char state_dir[256];
 	char peers_dir[256];

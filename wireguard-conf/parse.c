@@ -129,7 +129,47 @@ struct cidr_list {
 	size_t max;
 	bool grow; /* v is heap-allocated and may be grown (peer AllowedIPs) */
 	struct bw_cidr **heap;
+	/* ProtectedCIDRs vs NodeCIDRs: the other class's list, and whether this list is the nodes' */
+	const struct bw_cidr *other;
+	const size_t *n_other;
+	bool is_node;
 };
+
+/* Does a contain b (every address of b is in a)? */
+static bool cidr_contains(const struct bw_cidr *a, const struct bw_cidr *b)
+{
+	unsigned full = a->len / 8, bits = a->len % 8;
+
+	if (a->family != b->family || a->len > b->len)
+		return false;
+	if (memcmp(a->addr, b->addr, full))
+		return false;
+	return !bits || ((a->addr[full] ^ b->addr[full]) & (uint8_t)(0xff << (8 - bits))) == 0;
+}
+
+/*
+ * An address is a pod's or a node's, never both: overlapping ProtectedCIDRs and NodeCIDRs are
+ * refused, except a node prefix strictly inside a pod prefix (VPC CNIs give nodes single
+ * addresses out of the pod range): there the longer prefix wins, as in the datapath's LPM tries.
+ */
+static int class_overlap(struct ctx *c, const char *key, const struct cidr_list *l, const struct bw_cidr *cidr)
+{
+	char a[64], b[64];
+
+	for (size_t i = 0; l->other && i < *l->n_other; i++) {
+		const struct bw_cidr *o = &l->other[i], *pod = l->is_node ? o : cidr, *node = l->is_node ? cidr : o;
+
+		if (!cidr_contains(o, cidr) && !cidr_contains(cidr, o))
+			continue;
+		if (cidr_contains(pod, node) && node->len > pod->len)
+			continue;
+		return fail(c, "%s: '%s' overlaps %s '%s': an address is a pod's or a node's, not both "
+			    "(only a node prefix longer than the pod prefix it sits in is allowed: the longer prefix wins)",
+			    key, bw_cidr_str(cidr, a, sizeof(a)), l->is_node ? "ProtectedCIDRs" : "NodeCIDRs",
+			    bw_cidr_str(o, b, sizeof(b)));
+	}
+	return 0;
+}
 
 static int add_cidr(struct ctx *c, const char *key, const char *item, void *arg)
 {
@@ -150,6 +190,8 @@ static int add_cidr(struct ctx *c, const char *key, const char *item, void *arg)
 	for (size_t i = 0; i < *l->n; i++)
 		if (bw_cidr_eq(&l->v[i], &cidr))
 			return fail(c, "%s: '%s' listed twice", key, item);
+	if (class_overlap(c, key, l, &cidr) < 0)
+		return -EINVAL;
 	l->v[(*l->n)++] = cidr;
 	return 0;
 }
@@ -214,10 +256,46 @@ static int once(struct ctx *c, unsigned bit, const char *key)
 
 #define KEY(name) (!strcasecmp(key, name))
 
+static bool is_overlay_port(const struct bw_conf_node *n, uint16_t port)
+{
+	static const uint16_t defaults[] = BW_CONF_OVERLAY_DEFAULTS;
+
+	for (size_t i = 0; i < sizeof(defaults) / sizeof(defaults[0]); i++)
+		if (port == defaults[i])
+			return true;
+	for (size_t i = 0; i < n->n_overlay_ports; i++)
+		if (port == n->overlay_ports[i])
+			return true;
+	return false;
+}
+
+/* One UDP port of an overlay (OverlayPort, OverlayPorts); never WireGuard's own. */
+static int add_overlay_port(struct ctx *c, const char *key, const char *item, void *arg)
+{
+	struct bw_conf *conf = arg;
+	struct bw_conf_node *n = &conf->node;
+	uint32_t u;
+	int r;
+
+	if ((r = parse_u32(c, key, item, 65535, &u)) < 0)
+		return r;
+	if (!u)
+		return fail(c, "%s: port 0 is not a port", key);
+	if (u == conf->iface.listen_port)
+		return fail(c, "%s: %u is the WireGuard ListenPort", key, u);
+	for (size_t i = 0; i < n->n_overlay_ports; i++)
+		if (n->overlay_ports[i] == u)
+			return fail(c, "%s: port %u listed twice", key, u);
+	if (n->n_overlay_ports >= BW_CONF_MAX_LIST)
+		return fail(c, "%s: more than %d ports", key, BW_CONF_MAX_LIST);
+	n->overlay_ports[n->n_overlay_ports++] = (uint16_t)u;
+	n->overlay_port = n->overlay_ports[0];
+	return 0;
+}
+
 static int node_key(struct ctx *c, struct bw_conf *conf, const char *key, char *v)
 {
 	struct bw_conf_node *n = &conf->node;
-	uint32_t u;
 	int r;
 
 	if (KEY("Name"))
@@ -225,21 +303,24 @@ static int node_key(struct ctx *c, struct bw_conf *conf, const char *key, char *
 	if (KEY("Uplinks"))
 		return each_item(c, key, v, add_uplink, n);
 	if (KEY("ProtectedCIDRs"))
-		return each_item(c, key, v, add_cidr, &(struct cidr_list){ n->protected_cidrs, &n->n_protected, BW_CONF_MAX_LIST, false, NULL });
+		return each_item(c, key, v, add_cidr, &(struct cidr_list){ n->protected_cidrs, &n->n_protected, BW_CONF_MAX_LIST, false, NULL,
+									 n->node_cidrs, &n->n_node_cidrs, false });
 	if (KEY("NodeCIDRs"))
-		return each_item(c, key, v, add_cidr, &(struct cidr_list){ n->node_cidrs, &n->n_node_cidrs, BW_CONF_MAX_LIST, false, NULL });
+		return each_item(c, key, v, add_cidr, &(struct cidr_list){ n->node_cidrs, &n->n_node_cidrs, BW_CONF_MAX_LIST, false, NULL,
+									 n->protected_cidrs, &n->n_protected, true });
 	if (KEY("PodCIDRs"))
-		return each_item(c, key, v, add_cidr, &(struct cidr_list){ n->pod_cidrs, &n->n_pod_cidrs, BW_CONF_MAX_LIST, false, NULL });
+		return each_item(c, key, v, add_cidr, &(struct cidr_list){ n->pod_cidrs, &n->n_pod_cidrs, BW_CONF_MAX_LIST, false, NULL, NULL, NULL, false });
 	if (KEY("NodeEncryption"))
 		return once(c, 1, key) ?: parse_bool(c, key, v, &n->node_encryption);
 	if (KEY("Allow"))
 		return each_item(c, key, v, add_allow, n);
 	if (KEY("OverlayPort")) {
-		if ((r = once(c, 2, key)) < 0 || (r = parse_u32(c, key, v, 65535, &u)) < 0)
+		if ((r = once(c, 2, key)) < 0)
 			return r;
-		n->overlay_port = (uint16_t)u;
-		return 0;
+		return add_overlay_port(c, key, v, conf);
 	}
+	if (KEY("OverlayPorts"))
+		return each_item(c, key, v, add_overlay_port, conf);
 	if (KEY("FlowCache")) {
 		bool on;
 
@@ -272,6 +353,9 @@ static int iface_key(struct ctx *c, struct bw_conf *conf, const char *key, char 
 	if (KEY("ListenPort")) {
 		if ((r = once(c, 12, key)) < 0 || (r = parse_u32(c, key, v, 65535, &u)) < 0)
 			return r;
+		if (u && is_overlay_port(&conf->node, (uint16_t)u))
+			return fail(c, "ListenPort %u is an overlay port (OverlayPorts, or VXLAN/Geneve's "
+				    "4789, 8472, 6081): the datapath protects those as pod traffic", u);
 		i->listen_port = (uint16_t)u;
 		return 0;
 	}
@@ -324,7 +408,7 @@ static int peer_key(struct ctx *c, struct bw_conf_peer *p, const char *key, char
 		return parse_str(c, key, v, p->endpoint, sizeof(p->endpoint));
 	}
 	if (KEY("AllowedIPs"))
-		return each_item(c, key, v, add_cidr, &(struct cidr_list){ p->allowed_ips, &p->n_allowed_ips, BW_CONF_MAX_ALLOWED_IPS, true, &p->allowed_ips });
+		return each_item(c, key, v, add_cidr, &(struct cidr_list){ p->allowed_ips, &p->n_allowed_ips, BW_CONF_MAX_ALLOWED_IPS, true, &p->allowed_ips, NULL, NULL, false });
 	if (KEY("PersistentKeepalive")) {
 		if ((r = once(c, 24, key)) < 0)
 			return r;

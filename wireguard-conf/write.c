@@ -37,8 +37,12 @@ int bw_conf_write_node(FILE *f, const struct bw_conf *c)
 				n->allow[i].port, dirs[n->allow[i].dir & 3]);
 		fputc('\n', f);
 	}
-	if (n->overlay_port)
-		fprintf(f, "OverlayPort = %u\n", n->overlay_port);
+	if (n->n_overlay_ports) {
+		fprintf(f, "OverlayPorts = ");
+		for (size_t i = 0; i < n->n_overlay_ports; i++)
+			fprintf(f, "%s%u", i ? ", " : "", n->overlay_ports[i]);
+		fputc('\n', f);
+	}
 	if (n->no_flow_cache)
 		fprintf(f, "FlowCache = false\n");
 	fprintf(f, "StateDir = %s\nPeersDir = %s\n", n->state_dir, n->peers_dir);

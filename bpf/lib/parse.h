@@ -1,5 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
-/* Header parsing for uplink programs: addresses always, ports when the packet carries them. */
+/*
+ * Header parsing for uplink programs: the frame's VLAN tags, the network header's addresses
+ * always, the transport's ports when the packet carries them, and what a policy needs to see
+ * deeper (fragment, routing header, where the transport header is: an ICMP error's quote).
+ */
 #ifndef BW_LIB_PARSE_H
 #define BW_LIB_PARSE_H
 
@@ -12,21 +16,27 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 
-/* IPv6 extension headers walked before giving up on finding the transport header. */
+/* IPv6 extension headers followed to find the transport header: a 9th is malformed. */
 #define BW_MAX_EXTHDRS 8
+/* VLAN tags (802.1Q, 802.1ad) read from the frame: a 3rd cannot be classified and is dropped. */
+#define BW_MAX_VLANS 2
 
 enum bw_parse { BW_PARSE_OK = 0, BW_PARSE_NOT_IP = 1, BW_PARSE_MALFORMED = -1 };
 
 struct bw_pkt {
 	__u8 family;      /* 4 or 6 */
-	__u8 l4proto;     /* transport protocol, valid when l4 != BW_L4_NONE */
+	__u8 l4proto;     /* transport protocol, valid when l4 != BW_L4_NONE (and for fragments) */
 	__u8 l4;          /* enum bw_l4 */
-	__u8 icmp6_type;
+	__u8 icmp_type;   /* ICMP (IPv4) or ICMPv6 type, with l4proto ICMP/ICMPV6 and l4 OTHER */
 	__u16 sport;      /* host byte order, valid with BW_L4_PORTS */
 	__u16 dport;
 	/* 8-aligned: the flow cache hashes and compares them a word at a time (policy.h) */
 	__u8 daddr[16] __attribute__((aligned(8)));
 	__u8 saddr[16];
+	__u8 vlans;       /* VLAN tags in the frame before the network header */
+	__u8 frag;        /* a non-first fragment: no transport header */
+	__u8 rthdr;       /* IPv6 routing header seen (SRv6 and co: more addresses inside) */
+	__u16 l4off;      /* offset of the transport header in the packet */
 };
 
 enum bw_l4 {
@@ -54,10 +64,12 @@ static __always_inline void bw_l4_ports(struct __sk_buff *skb, struct bw_pkt *p,
 {
 	__be16 buf[2], *ports;
 
+	p->l4off = off;
 	if (p->l4proto != IPPROTO_TCP && p->l4proto != IPPROTO_UDP && p->l4proto != IPPROTO_SCTP &&
 	    p->l4proto != IPPROTO_UDPLITE) {
 		p->l4 = BW_L4_OTHER;
-		if (p->l4proto == IPPROTO_ICMPV6 && bpf_skb_load_bytes(skb, off, &p->icmp6_type, 1) < 0)
+		if ((p->l4proto == IPPROTO_ICMPV6 || p->l4proto == IPPROTO_ICMP) &&
+		    bpf_skb_load_bytes(skb, off, &p->icmp_type, 1) < 0)
 			p->l4 = BW_L4_TRUNCATED;
 		return;
 	}
@@ -80,9 +92,11 @@ static __always_inline int bw_parse_v4(struct __sk_buff *skb, struct bw_pkt *p, 
 	__builtin_memcpy(p->saddr, &ip->saddr, 4);
 	__builtin_memcpy(p->daddr, &ip->daddr, 4);
 	p->l4proto = ip->protocol;
-	/* A non-first fragment has no transport header: decided by addresses only. */
-	if (ip->frag_off & bpf_htons(0x1fff))
+	/* A non-first fragment has no transport header: decided by addresses and protocol. */
+	if (ip->frag_off & bpf_htons(0x1fff)) {
+		p->frag = 1;
 		return BW_PARSE_OK;
+	}
 	bw_l4_ports(skb, p, off + ip->ihl * 4);
 	return BW_PARSE_OK;
 }
@@ -100,8 +114,9 @@ static __always_inline int bw_parse_v6(struct __sk_buff *skb, struct bw_pkt *p, 
 	nexthdr = ip6->nexthdr;
 	off += sizeof(*ip6);
 
+	/* BW_MAX_EXTHDRS extension headers, then one more round that meets the transport. */
 #pragma unroll
-	for (int i = 0; i < BW_MAX_EXTHDRS; i++) {
+	for (int i = 0; i <= BW_MAX_EXTHDRS; i++) {
 		__u8 h[8];
 
 		switch (nexthdr) {
@@ -110,6 +125,11 @@ static __always_inline int bw_parse_v6(struct __sk_buff *skb, struct bw_pkt *p, 
 		case IPPROTO_DSTOPTS:
 		case IPPROTO_AH:
 		case IPPROTO_FRAGMENT:
+			if (i == BW_MAX_EXTHDRS) {
+				/* Too many extension headers to find the transport: malformed. */
+				p->l4 = BW_L4_TRUNCATED;
+				return BW_PARSE_OK;
+			}
 			break;
 		case IPPROTO_NONE:
 			p->l4proto = nexthdr;
@@ -128,28 +148,84 @@ static __always_inline int bw_parse_v6(struct __sk_buff *skb, struct bw_pkt *p, 
 			/* Fragment offset != 0: no transport header in this packet. */
 			if ((h[2] << 8 | h[3]) & 0xfff8) {
 				p->l4proto = h[0];
+				p->frag = 1;
 				return BW_PARSE_OK;
 			}
 			off += 8;
 		} else if (nexthdr == IPPROTO_AH) {
 			off += (h[1] + 2) * 4;
 		} else {
+			if (nexthdr == IPPROTO_ROUTING)
+				p->rthdr = 1;
 			off += (h[1] + 1) * 8;
 		}
 		nexthdr = h[0];
 	}
-	/* Too many extension headers to find the transport: treated as truncated. */
-	p->l4 = BW_L4_TRUNCATED;
+	p->l4 = BW_L4_TRUNCATED; /* not reached: the last round returns */
 	return BW_PARSE_OK;
 }
 
-/* Uplinks are Ethernet: the network header follows a 14-byte MAC header. */
+#define BW_ETH_P_8021Q 0x8100
+#define BW_ETH_P_8021AD 0x88a8
+#define BW_ETH_P_QINQ1 0x9100 /* pre-standard QinQ, still sent by some switches */
+
+static __always_inline int bw_vlan_proto(__u16 proto)
+{
+	return proto == BW_ETH_P_8021Q || proto == BW_ETH_P_8021AD || proto == BW_ETH_P_QINQ1;
+}
+
+/*
+ * Ethertypes that carry IP without being IP: a frame with one of them cannot be classified (its
+ * addresses are deeper than this parser reads), so it is dropped rather than passed as "not IP".
+ */
+static __always_inline int bw_carries_ip(__u16 proto)
+{
+	switch (proto) {
+	case 0x8847: /* MPLS unicast */
+	case 0x8848: /* MPLS multicast */
+	case 0x8864: /* PPPoE session */
+	case 0x88e7: /* 802.1ah provider backbone bridging: a whole Ethernet frame inside */
+	case 0x894f: /* NSH */
+		return 1;
+	}
+	return 0;
+}
+
+/*
+ * Uplinks are Ethernet. The ethertype is read from the frame, not from skb->protocol: a VLAN
+ * device with reorder_hdr off (or QinQ) leaves its tags in the frame, where skb->protocol is the
+ * tag's type. Up to BW_MAX_VLANS tags are skipped; a deeper stack, or a tagged frame that is not
+ * IP nor ARP, cannot be classified and is malformed. A tag the kernel keeps out of the frame
+ * (skb->vlan_tci, hardware offload) does not move the network header.
+ */
 static __always_inline int bw_parse(struct __sk_buff *skb, struct bw_pkt *p)
 {
-	if (skb->protocol == bpf_htons(ETH_P_IP))
-		return bw_parse_v4(skb, p, ETH_HLEN);
-	if (skb->protocol == bpf_htons(ETH_P_IPV6))
-		return bw_parse_v6(skb, p, ETH_HLEN);
+	__be16 buf, *tp = bw_hdr(skb, 12, &buf, sizeof(buf));
+	__u32 off = ETH_HLEN;
+	__u16 proto;
+
+	if (!tp)
+		return BW_PARSE_NOT_IP; /* shorter than an Ethernet header: carries no address */
+	proto = bpf_ntohs(*tp);
+#pragma unroll
+	for (int i = 0; i < BW_MAX_VLANS; i++) {
+		if (!bw_vlan_proto(proto))
+			break;
+		/* TCI, then the encapsulated ethertype */
+		if (!(tp = bw_hdr(skb, off + 2, &buf, sizeof(buf))))
+			return BW_PARSE_MALFORMED;
+		proto = bpf_ntohs(*tp);
+		off += 4;
+		p->vlans++;
+	}
+	if (proto == ETH_P_IP)
+		return bw_parse_v4(skb, p, off);
+	if (proto == ETH_P_IPV6)
+		return bw_parse_v6(skb, p, off);
+	if (bw_vlan_proto(proto) || bw_carries_ip(proto))
+		return BW_PARSE_MALFORMED;
+	if (off != ETH_HLEN && proto != ETH_P_ARP)
+		return BW_PARSE_MALFORMED;
 	return BW_PARSE_NOT_IP;
 }
 

@@ -1,19 +1,40 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
- * The enforcement decision shared by both uplink directions. Which flows must be encrypted:
+ * The enforcement decision shared by both uplink directions: the single statement of policy.
  *
- *   egress:  dst is a pod      -> protected unless src is a node address and node encryption is off
- *            dst is a node     -> protected with node encryption
- *            dst outside       -> passes (pods reaching the world are not pod-to-pod traffic)
- *   ingress: src is a pod      -> protected unless dst is a node address and node encryption is off
- *            src is a node     -> protected with node encryption
- *            src outside       -> passes
- *   overlay (UDP to the overlay port between node addresses): always protected
+ * The rule: no pod's packet crosses an uplink in clear, at any depth (outer header, the inner
+ * header of an encapsulation, the packet quoted in an ICMP error). A packet is protected when
+ * any of its layers is:
  *
- * Protected egress goes into WireGuard when a peer covers the destination, else it is dropped;
- * protected ingress on an uplink is plaintext by definition (decrypted packets arrive on the
- * WireGuard device), so it is dropped. WireGuard's own packets pass: by skb mark (egress) or as
- * UDP from/to our listen port whose source is not a pod.
+ *   pair rule, per layer, "remote" being dst on egress and src on ingress:
+ *     remote is a pod   -> protected unless the local end is a node address and node encryption is off
+ *     remote is a node  -> protected with node encryption
+ *     remote outside    -> not protected (pods reaching the world are not pod-to-pod traffic)
+ *   encapsulation between two cluster addresses (pod or node, either class): always protected.
+ *     IPIP, IPv6-in-IP (6in4/SIT, 4in6, 6in6, SRv6), GRE/GRETAP/ip6gre, EtherIP, L2TP, MPLS-in-IP,
+ *     Ethernet-in-IPv6, any IPv6 routing header, UDP to an overlay port (4789, 8472, 6081 and the
+ *     configured ones), and every non-first UDP fragment (no ports: it may be an overlay's).
+ *   ICMP/ICMPv6 error: the quoted packet is a layer too. It travelled the other way, so the pair
+ *     rule applies with the direction reversed; a quoted encapsulation between cluster addresses
+ *     is protected; a quoted WireGuard datagram (UDP to/from our port, no pod) is ciphertext.
+ *     Egress toward an address outside the cluster: protected when the quote holds a pod address
+ *     (so dropped: the world learns nothing about pods from a node). ICMPv4 redirects count as
+ *     errors; an egress ICMPv6 redirect is protected when its destination field is a pod.
+ *     A quote that cannot be read, with a cluster address around, is malformed.
+ *
+ * Exemptions, checked before protection:
+ *   egress: skb mark == WireGuard fwmark; or UDP from our WireGuard port, sent by this node (not
+ *           forwarded: no ingress device) from a non-pod address
+ *   ingress: UDP to our WireGuard port from a non-pod address to a non-pod address
+ *   both: IPv6 neighbour discovery (ICMPv6 133-136, and 137 redirects unless named above); not IP
+ *         (ARP, untagged non-IP ethertypes)
+ *   node<->node with node encryption: allowlisted TCP/UDP ports, never an encapsulation
+ *
+ * Protected egress goes into WireGuard when a peer covers the (outer) destination, else it is
+ * dropped; protected ingress on an uplink is plaintext by definition (decrypted packets arrive
+ * on the WireGuard device), so it is dropped. Frames the parser cannot classify (a third VLAN
+ * tag, a tagged non-IP frame, MPLS/PPPoE/PBB/NSH frames, headers cut short around cluster
+ * addresses) are dropped as malformed.
  */
 #ifndef BW_LIB_POLICY_H
 #define BW_LIB_POLICY_H
@@ -25,6 +46,7 @@
 
 #define ICMPV6_ND_FIRST 133 /* router solicitation .. redirect (137): link-local control */
 #define ICMPV6_ND_LAST 137
+#define ICMPV6_REDIRECT 137
 
 static __always_inline __u32 bw_class(const struct bw_pkt *p, const __u8 *addr)
 {
@@ -164,6 +186,15 @@ static __always_inline int bw_verdict(struct __sk_buff *skb, const struct bw_con
 	bw_count(reason, skb->len);
 	switch (reason) {
 	case BW_REASON_REDIRECTED:
+		/*
+		 * WireGuard is a layer-3 device: the MAC header goes on the way in, but VLAN tags in
+		 * the frame would be read as the IP header. Pop them (skb_vlan_pop: a tag held out of
+		 * the frame first, then one in the frame per call, the next moving out of it).
+		 */
+#pragma unroll
+		for (int i = 0; i <= BW_MAX_VLANS; i++)
+			if ((p->vlans || skb->vlan_present) && bpf_skb_vlan_pop(skb) < 0)
+				return TC_ACT_SHOT;
 		return bpf_redirect(cfg->wg_ifindex, 0);
 	case BW_REASON_DROPPED_NO_PEER:
 	case BW_REASON_DROPPED_PLAINTEXT_INGRESS:
@@ -175,13 +206,107 @@ static __always_inline int bw_verdict(struct __sk_buff *skb, const struct bw_con
 	}
 }
 
+/* The pair rule for one layer's classes seen from dir (the table at the top). */
+static __always_inline int bw_pair_protected(__u32 src, __u32 dst, __u32 dir, int node_enc)
+{
+	__u32 remote = dir == BW_DIR_EGRESS ? dst : src, local = dir == BW_DIR_EGRESS ? src : dst;
+
+	if (remote == BW_CLASS_POD)
+		return local != BW_CLASS_NODE || node_enc;
+	if (remote == BW_CLASS_NODE)
+		return node_enc;
+	return 0;
+}
+
+static __always_inline int bw_overlay_port(const struct bw_config *cfg, __u16 port)
+{
+	struct bw_allow_key k = { .proto = IPPROTO_UDP, .dir = BW_ALLOW_OVERLAY, .port = port };
+
+	if (port == BW_OVERLAY_PORT_VXLAN || port == BW_OVERLAY_PORT_VXLAN_LINUX ||
+	    port == BW_OVERLAY_PORT_GENEVE || (cfg->overlay_port && port == cfg->overlay_port))
+		return 1;
+	return bpf_map_lookup_elem(&bw_allow, &k) != NULL;
+}
+
+/* Does this layer carry another packet, or addresses beyond its own (the encapsulation row)? */
+static __always_inline int bw_encap(const struct bw_config *cfg, const struct bw_pkt *p)
+{
+	if (p->rthdr)
+		return 1;
+	switch (p->l4proto) {
+	case 4:   /* IPIP, 4in6 */
+	case 41:  /* IPv6-in-IP: 6in4/SIT, 6in6, SRv6 */
+	case 47:  /* GRE, GRETAP, ip6gre, ERSPAN */
+	case 97:  /* EtherIP */
+	case 115: /* L2TPv3 over IP */
+	case 137: /* MPLS-in-IP */
+	case 143: /* Ethernet-in-IPv6 (SRv6 L2) */
+		return 1;
+	case IPPROTO_UDP:
+		if (p->frag)
+			return 1;
+		return p->l4 == BW_L4_PORTS && bw_overlay_port(cfg, p->dport);
+	}
+	return 0;
+}
+
+static __always_inline int bw_icmp_error(const struct bw_pkt *p)
+{
+	__u8 t = p->icmp_type;
+
+	if (p->l4 != BW_L4_OTHER)
+		return 0;
+	if (p->family == 4 && p->l4proto == IPPROTO_ICMP)
+		return t == 3 || t == 4 || t == 5 || t == 11 || t == 12; /* unreach, quench, redirect, time, param */
+	return p->family == 6 && p->l4proto == IPPROTO_ICMPV6 && t < 128; /* RFC 4443: < 128 are errors */
+}
+
+/* A layer's WireGuard datagram: UDP to or from our port, no pod address (ciphertext inside). */
+static __always_inline int bw_wg_datagram(const struct bw_config *cfg, const struct bw_pkt *p,
+					   __u32 src, __u32 dst)
+{
+	return cfg->wg_port && p->l4 == BW_L4_PORTS && p->l4proto == IPPROTO_UDP &&
+	       (p->sport == cfg->wg_port || p->dport == cfg->wg_port) && src != BW_CLASS_POD &&
+	       dst != BW_CLASS_POD;
+}
+
+/*
+ * The packet an ICMP error quotes (it follows the 8-byte ICMP header): 1 protected, 0 not,
+ * -1 unreadable while it involves the cluster. The quote travelled against dir.
+ */
+static __always_inline int bw_quote(struct __sk_buff *skb, const struct bw_config *cfg,
+				    const struct bw_pkt *p, __u32 dir, int node_enc, __u32 outer_dst)
+{
+	struct bw_pkt q = {};
+	__u32 qs, qd;
+	int r;
+
+	r = p->family == 4 ? bw_parse_v4(skb, &q, p->l4off + 8) : bw_parse_v6(skb, &q, p->l4off + 8);
+	if (r != BW_PARSE_OK)
+		return -1;
+	qs = bw_class(&q, q.saddr);
+	qd = bw_class(&q, q.daddr);
+	if (qs == BW_CLASS_NONE && qd == BW_CLASS_NONE)
+		return 0;
+	if (q.l4 == BW_L4_TRUNCATED)
+		return -1;
+	if (bw_wg_datagram(cfg, &q, qs, qd))
+		return 0;
+	/* A node tells the world nothing about pods: not even what the world sent them. */
+	if (dir == BW_DIR_EGRESS && outer_dst == BW_CLASS_NONE && (qs == BW_CLASS_POD || qd == BW_CLASS_POD))
+		return 1;
+	if (bw_pair_protected(qs, qd, dir == BW_DIR_EGRESS ? BW_DIR_INGRESS : BW_DIR_EGRESS, node_enc))
+		return 1;
+	return qs != BW_CLASS_NONE && qd != BW_CLASS_NONE && bw_encap(cfg, &q);
+}
+
 static __always_inline __u32 bw_reason(struct __sk_buff *skb, const struct bw_config *cfg,
 				       struct bw_pkt *p, __u32 dir)
 {
 	int node_enc = cfg->flags & BW_CFG_NODE_ENCRYPTION;
-	__u32 src, dst, peer_side, local_side;
 	struct bw_addrs a;
-	int protect, udp;
+	int protect, err, redirect6, q;
+	__u32 src, dst;
 
 	if (dir == BW_DIR_EGRESS && cfg->wg_fwmark && skb->mark == cfg->wg_fwmark)
 		return BW_REASON_PASSED_ENCRYPTED;
@@ -191,39 +316,51 @@ static __always_inline __u32 bw_reason(struct __sk_buff *skb, const struct bw_co
 	case BW_PARSE_MALFORMED:
 		return BW_REASON_DROPPED_MALFORMED;
 	}
-	udp = p->l4 == BW_L4_PORTS && p->l4proto == IPPROTO_UDP;
 	bw_addrs_get(cfg, p, &a);
 	src = a.src;
 	dst = a.dst;
-	if (src == BW_CLASS_NONE && dst == BW_CLASS_NONE)
+	err = bw_icmp_error(p);
+	/* An ICMPv6 redirect names the redirected packet's destination (and quotes the packet). */
+	redirect6 = dir == BW_DIR_EGRESS && p->family == 6 && p->l4proto == IPPROTO_ICMPV6 &&
+		    p->l4 == BW_L4_OTHER && p->icmp_type == ICMPV6_REDIRECT;
+	if (src == BW_CLASS_NONE && dst == BW_CLASS_NONE && !err && !redirect6)
 		return BW_REASON_PASSED_UNPROTECTED;
 	if (p->l4 == BW_L4_TRUNCATED)
 		return BW_REASON_DROPPED_MALFORMED;
 	if (p->family == 6 && p->l4proto == IPPROTO_ICMPV6 && p->l4 == BW_L4_OTHER &&
-	    p->icmp6_type >= ICMPV6_ND_FIRST && p->icmp6_type <= ICMPV6_ND_LAST)
+	    p->icmp_type >= ICMPV6_ND_FIRST && p->icmp_type <= ICMPV6_ND_LAST && !redirect6)
 		return BW_REASON_PASSED_UNPROTECTED;
 
-	/* The remote end is the destination on egress and the source on ingress. */
-	peer_side = dir == BW_DIR_EGRESS ? dst : src;
-	local_side = dir == BW_DIR_EGRESS ? src : dst;
-	if (udp && cfg->wg_port && src != BW_CLASS_POD &&
-	    (dir == BW_DIR_EGRESS ? p->sport : p->dport) == cfg->wg_port)
+	/*
+	 * WireGuard's own datagrams. Egress: only what this node sent (no ingress device: not
+	 * forwarded), so a forwarded packet cannot borrow the port. Ingress: only toward a node.
+	 */
+	if (bw_wg_datagram(cfg, p, src, dst) &&
+	    (dir == BW_DIR_EGRESS ? p->sport == cfg->wg_port && !skb->ingress_ifindex
+				  : p->dport == cfg->wg_port))
 		return BW_REASON_PASSED_ENCRYPTED;
 
-	if (udp && cfg->overlay_port && p->dport == cfg->overlay_port &&
-	    src == BW_CLASS_NODE && dst == BW_CLASS_NODE)
-		protect = 1;
-	else if (peer_side == BW_CLASS_POD)
-		protect = local_side != BW_CLASS_NODE || node_enc;
-	else if (peer_side == BW_CLASS_NODE)
-		protect = !!node_enc;
-	else /* the remote end is outside the cluster: not pod-to-pod traffic */
-		protect = 0;
+	protect = bw_pair_protected(src, dst, dir, node_enc);
+	if (!protect && src != BW_CLASS_NONE && dst != BW_CLASS_NONE)
+		protect = bw_encap(cfg, p);
+	if (!protect && redirect6) {
+		__u8 buf[16], *d = bw_hdr(skb, p->l4off + 24, buf, sizeof(buf));
+
+		if (!d)
+			return BW_REASON_DROPPED_MALFORMED;
+		protect = bw_class(p, d) == BW_CLASS_POD;
+	}
+	if (!protect && err) {
+		if ((q = bw_quote(skb, cfg, p, dir, node_enc, dst)) < 0)
+			return src == BW_CLASS_NONE && dst == BW_CLASS_NONE ? BW_REASON_PASSED_UNPROTECTED
+									      : BW_REASON_DROPPED_MALFORMED;
+		protect = q;
+	}
 	if (!protect)
 		return BW_REASON_PASSED_UNPROTECTED;
 
-	if (node_enc && src == BW_CLASS_NODE && dst == BW_CLASS_NODE &&
-	    !(udp && cfg->overlay_port && p->dport == cfg->overlay_port) && bw_allowed(p, dir))
+	if (node_enc && src == BW_CLASS_NODE && dst == BW_CLASS_NODE && !bw_encap(cfg, p) &&
+	    bw_allowed(p, dir))
 		return BW_REASON_ALLOWED_BY_PORT;
 	if (dir == BW_DIR_INGRESS)
 		return BW_REASON_DROPPED_PLAINTEXT_INGRESS;

@@ -48,7 +48,7 @@ static __u32 base_flags;      /* BW_CFG_FLOW_CACHE in the cached group, 0 in the
 /* ---- packet building ---- */
 struct pkt {
 	unsigned char align[2]; /* puts the IP header (b + 14) on a 4-byte boundary, as in an skb */
-	unsigned char b[256];
+	unsigned char b[512];
 	size_t len;
 } __attribute__((aligned(4)));
 
@@ -230,9 +230,11 @@ static int drain_events(void)
 }
 
 /* ---- running ---- */
+static __u32 run_iif; /* the skb's ingress device: non-zero for a forwarded packet */
+
 static int run(int dir, const struct pkt *p, __u32 mark, int repeat)
 {
-	struct __sk_buff ctx = { .mark = mark };
+	struct __sk_buff ctx = { .mark = mark, .ingress_ifindex = run_iif };
 	LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = p->b, .data_size_in = p->len,
 		    .ctx_in = &ctx, .ctx_size_in = sizeof(ctx), .repeat = repeat);
 	int fd = dir == BW_DIR_EGRESS ? bpf_program__fd(eg->progs.bw_egress)
@@ -592,7 +594,10 @@ static void ipv6_extension_headers(void **state)
 	struct flow h = { 6, A6.pod_a, A6.pod_b, IPPROTO_TCP, 1, 2, .ext_hdrs = 2 };
 	expect(BW_DIR_EGRESS, &h, 0, TC_ACT_REDIRECT, BW_REASON_REDIRECTED);
 
-	/* More extension headers than the bounded walk follows: malformed when protected. */
+	/* Exactly BW_MAX_EXTHDRS (8) extension headers are followed... */
+	struct flow e8 = { 6, A6.pod_a, A6.pod_b, IPPROTO_TCP, 1, 2, .ext_hdrs = 8 };
+	expect(BW_DIR_EGRESS, &e8, 0, TC_ACT_REDIRECT, BW_REASON_REDIRECTED);
+	/* ...a 9th is more than the bounded walk follows: malformed when protected. */
 	struct flow k = { 6, A6.pod_a, A6.pod_b, IPPROTO_TCP, 1, 2, .ext_hdrs = 9 };
 	build(&p, &k);
 	reset_stats();
@@ -666,6 +671,531 @@ static void no_wireguard_device_fails_closed(void **state)
 		expect(BW_DIR_EGRESS, &f, 0, TC_ACT_SHOT, BW_REASON_DROPPED_NO_PEER);
 	}
 	set_config(BW_CFG_EVENTS, 0);
+}
+
+
+/* ---- every layer a packet carries (issue 11): VLAN tags, encapsulations, ICMP quotes ---- */
+
+/* Run a hand-built packet once; assert the verdict, that only this reason counted it, one event
+ * per drop. */
+#define expect_pkt(dir, p, verdict, reason) expect_pkt_at(__LINE__, dir, p, verdict, reason)
+static void expect_pkt_at(int line, int dir, const struct pkt *p, int verdict, __u32 reason)
+{
+	int got;
+
+	reset_stats();
+	drain_events();
+	if ((got = run(dir, p, 0, 1)) != verdict)
+		fail_msg("line %d: verdict %d, expected %d", line, got, verdict);
+	for (__u32 r = 0; r < BW_REASON_MAX; r++) {
+		struct bw_stat s = stat_of(r);
+		if (s.packets != (r == reason ? 1u : 0u))
+			fail_msg("line %d: reason %u counted %llu packets, expected reason %u", line, r,
+				 (unsigned long long)s.packets, reason);
+	}
+	assert_int_equal(drain_events(), verdict == TC_ACT_SHOT ? 1 : 0);
+	if (verdict == TC_ACT_SHOT)
+		assert_int_equal(events[0].reason, reason);
+}
+
+/* The IP packet of a flow (no Ethernet header), built as build() does. */
+static size_t ip_of(const struct flow *f, unsigned char *out)
+{
+	struct pkt t;
+
+	build(&t, f);
+	memcpy(out, t.b + ETH_HLEN, t.len - ETH_HLEN);
+	return t.len - ETH_HLEN;
+}
+
+static void put16(unsigned char *b, unsigned v)
+{
+	b[0] = v >> 8;
+	b[1] = v & 0xff;
+}
+
+/*
+ * A frame: Ethernet, vlans tags (outermost 802.1ad when there are two), an IP header from src
+ * to dst with protocol proto (frag: fragment offset in 8-byte units), then payload.
+ */
+static void wrap(struct pkt *p, int vlans, int fam, const char *src, const char *dst, int proto,
+		 unsigned frag, const unsigned char *payload, size_t plen)
+{
+	size_t off = 12;
+
+	memset(p, 0, sizeof(*p));
+	for (int i = 0; i < vlans; i++) {
+		put16(p->b + off, i == 0 && vlans > 1 ? 0x88a8 : 0x8100);
+		put16(p->b + off + 2, 100 + i); /* TCI: VLAN id */
+		off += 4;
+	}
+	put16(p->b + off, fam == 4 ? ETH_P_IP : ETH_P_IPV6);
+	off += 2;
+	if (fam == 4) {
+		struct iphdr *ip = (void *)(p->b + off);
+		ip->version = 4;
+		ip->ihl = 5;
+		ip->ttl = 64;
+		ip->protocol = proto;
+		ip->frag_off = htons(frag);
+		ip->tot_len = htons(sizeof(*ip) + plen);
+		inet_pton(AF_INET, src, &ip->saddr);
+		inet_pton(AF_INET, dst, &ip->daddr);
+		off += sizeof(*ip);
+	} else {
+		struct ipv6hdr *ip6 = (void *)(p->b + off);
+		ip6->version = 6;
+		ip6->hop_limit = 64;
+		inet_pton(AF_INET6, src, &ip6->saddr);
+		inet_pton(AF_INET6, dst, &ip6->daddr);
+		off += sizeof(*ip6);
+		if (frag) {
+			ip6->nexthdr = IPPROTO_FRAGMENT;
+			p->b[off] = proto;
+			put16(p->b + off + 2, frag << 3);
+			off += 8;
+		} else {
+			ip6->nexthdr = proto;
+		}
+		ip6->payload_len = htons(off - ETH_HLEN - 2 - sizeof(*ip6) + plen);
+	}
+	assert_true(off + plen <= sizeof(p->b));
+	memcpy(p->b + off, payload, plen);
+	p->len = off + plen;
+}
+
+/* A flow's packet with vlans tags in the frame. */
+static void build_tagged(struct pkt *p, const struct flow *f, int vlans)
+{
+	unsigned char in[256];
+	struct pkt t;
+	size_t n;
+
+	build(&t, f);
+	n = t.len - ETH_HLEN;
+	memcpy(in, t.b + ETH_HLEN, n);
+	memset(p, 0, sizeof(*p));
+	for (int i = 0; i < vlans; i++) {
+		put16(p->b + 12 + 4 * i, i == 0 && vlans > 1 ? 0x88a8 : 0x8100);
+		put16(p->b + 14 + 4 * i, 100 + i);
+	}
+	put16(p->b + 12 + 4 * vlans, f->family == 4 ? ETH_P_IP : ETH_P_IPV6);
+	memcpy(p->b + ETH_HLEN + 4 * vlans, in, n);
+	p->len = ETH_HLEN + 4 * vlans + n;
+}
+
+static void vlan_tags_in_the_frame(void **state)
+{
+	struct pkt p;
+	(void)state;
+	EACH_FAMILY {
+		const struct addrs *a = AD(fam);
+		struct flow f = { fam, a->pod_a, a->pod_b, IPPROTO_TCP, 40000, 80 };
+		struct flow nopeer = { fam, a->pod_a, a->pod_nopeer, IPPROTO_UDP, 40000, 53 };
+		struct flow back = { fam, a->pod_b, a->pod_a, IPPROTO_TCP, 80, 40000 };
+		struct flow world = { fam, a->outside, fam == 4 ? "198.19.255.2" : "fd00:30::2", IPPROTO_TCP, 1, 2 };
+
+		for (int vlans = 1; vlans <= 2; vlans++) {
+			build_tagged(&p, &f, vlans);
+			expect_pkt(BW_DIR_EGRESS, &p, TC_ACT_REDIRECT, BW_REASON_REDIRECTED);
+			/* What goes into WireGuard has no tags left: an Ethernet header, then IP. */
+			{
+				unsigned char out[sizeof(p.b)];
+				LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = p.b, .data_size_in = p.len,
+					    .data_out = out, .data_size_out = sizeof(out));
+				assert_int_equal(bpf_prog_test_run_opts(bpf_program__fd(eg->progs.bw_egress), &o), 0);
+				assert_int_equal(o.retval, TC_ACT_REDIRECT);
+				assert_int_equal(o.data_size_out, p.len - 4 * vlans);
+				assert_int_equal(out[12] << 8 | out[13], fam == 4 ? ETH_P_IP : ETH_P_IPV6);
+				assert_memory_equal(out + ETH_HLEN, p.b + ETH_HLEN + 4 * vlans, p.len - ETH_HLEN - 4 * vlans);
+			}
+			build_tagged(&p, &nopeer, vlans);
+			expect_pkt(BW_DIR_EGRESS, &p, TC_ACT_SHOT, BW_REASON_DROPPED_NO_PEER);
+			assert_int_equal(events[0].family, fam);
+			assert_int_equal(events[0].dport, 53);
+			build_tagged(&p, &back, vlans);
+			expect_pkt(BW_DIR_INGRESS, &p, TC_ACT_SHOT, BW_REASON_DROPPED_PLAINTEXT_INGRESS);
+			build_tagged(&p, &world, vlans);
+			expect_pkt(BW_DIR_EGRESS, &p, TC_ACT_OK, BW_REASON_PASSED_UNPROTECTED);
+		}
+		/* A third tag is deeper than the parser reads: the packet cannot be classified. */
+		build_tagged(&p, &f, 3);
+		expect_pkt(BW_DIR_EGRESS, &p, TC_ACT_SHOT, BW_REASON_DROPPED_MALFORMED);
+		expect_pkt(BW_DIR_INGRESS, &p, TC_ACT_SHOT, BW_REASON_DROPPED_MALFORMED);
+	}
+	/* Tagged ARP passes; a tagged frame of another type could hide IP: dropped. */
+	memset(&p, 0, sizeof(p));
+	put16(p.b + 12, 0x8100);
+	put16(p.b + 16, ETH_P_ARP);
+	p.len = 64;
+	expect_pkt(BW_DIR_EGRESS, &p, TC_ACT_OK, BW_REASON_PASSED_UNPROTECTED);
+	put16(p.b + 16, 0x88b5); /* IEEE local experimental */
+	expect_pkt(BW_DIR_EGRESS, &p, TC_ACT_SHOT, BW_REASON_DROPPED_MALFORMED);
+	/* Untagged: ethertypes that carry IP are dropped, others (LLDP) pass. */
+	memset(&p, 0, sizeof(p));
+	p.len = 64;
+	const unsigned carriers[] = { 0x8847, 0x8848, 0x8864, 0x88e7, 0x894f };
+	for (size_t i = 0; i < ARRAY_SIZE(carriers); i++) {
+		put16(p.b + 12, carriers[i]);
+		p.b[14] = 0x45; /* what follows looks like IPv4 */
+		expect_pkt(BW_DIR_EGRESS, &p, TC_ACT_SHOT, BW_REASON_DROPPED_MALFORMED);
+		expect_pkt(BW_DIR_INGRESS, &p, TC_ACT_SHOT, BW_REASON_DROPPED_MALFORMED);
+	}
+	put16(p.b + 12, 0x88cc);
+	expect_pkt(BW_DIR_EGRESS, &p, TC_ACT_OK, BW_REASON_PASSED_UNPROTECTED);
+}
+
+/* The encapsulations a kernel sends between two nodes, each carrying a pod packet. */
+enum encap { E_IPIP, E_SIT, E_GRE4, E_GRE6, E_GRETAP, E_VXLAN, E_VXLAN_LINUX, E_GENEVE,
+	     E_OVERLAY_CONF, E_SRV6, E_ETHERIP, E_MPLS, E_COUNT };
+static const char *const encap_name[E_COUNT] = {
+	"ipip/4in6", "sit/6in6", "gre (IPv4 inside)", "gre (IPv6 inside)", "gretap", "vxlan 4789",
+	"vxlan 8472", "geneve 6081", "udp to a configured overlay port", "srv6 routing header",
+	"etherip", "mpls-in-ip",
+};
+#define CONF_OVERLAY_PORT 7777
+
+/* Outer family fam, node src -> node dst, carrying inner (a pod packet); fills p. */
+static void build_encap(struct pkt *p, enum encap e, int fam, const char *src, const char *dst,
+			const struct flow *inner4, const struct flow *inner6)
+{
+	unsigned char pl[400], *q = pl;
+	const struct flow *in = e == E_SIT || e == E_GRE6 ? inner6 : inner4;
+	int proto;
+
+	memset(pl, 0, sizeof(pl));
+	switch (e) {
+	case E_IPIP: proto = 4; break;
+	case E_SIT: proto = 41; break;
+	case E_ETHERIP: proto = 97; q += 2; goto eth; /* EtherIP: 2-byte header, then a frame */
+	case E_MPLS: proto = 137; put16(q, 100 >> 4); q[2] = 0x01; q[3] = 64; q += 4; break;
+	case E_GRE4: case E_GRE6: proto = 47; put16(q + 2, in->family == 4 ? ETH_P_IP : ETH_P_IPV6); q += 4; break;
+	case E_GRETAP: proto = 47; put16(q + 2, 0x6558); q += 4; goto eth;
+	case E_SRV6:
+		/* A segment routing header (type 4) with one segment, then the inner packet. */
+		proto = 43;
+		q[0] = in->family == 4 ? 4 : 41;
+		q[1] = 2;      /* (2 + 1) * 8 = 24 bytes */
+		q[2] = 4;      /* SRH */
+		q[3] = 0;      /* segments left */
+		inet_pton(AF_INET6, inner6->dst, q + 8);
+		q += 24;
+		break;
+	default: {
+		unsigned port = e == E_VXLAN ? 4789 : e == E_VXLAN_LINUX ? 8472 : e == E_GENEVE ? 6081 : CONF_OVERLAY_PORT;
+		proto = IPPROTO_UDP;
+		put16(q, 55555);
+		put16(q + 2, port);
+		q += 8;
+		q[0] = e == E_GENEVE ? 0 : 0x08; /* VXLAN I flag; Geneve version 0, no options */
+		if (e == E_GENEVE)
+			put16(q + 2, 0x6558);
+		q += 8;
+		goto eth;
+	}
+	}
+	q += ip_of(in, q);
+	goto done;
+eth:
+	put16(q + 12, in->family == 4 ? ETH_P_IP : ETH_P_IPV6);
+	q += ETH_HLEN;
+	q += ip_of(in, q);
+done:
+	if (proto == IPPROTO_UDP)
+		put16(pl + 4, q - pl);
+	/* SRv6 only exists on IPv6; on an IPv4 outer it becomes IPv6-in-IP */
+	if (proto == 43 && fam == 4) {
+		proto = 41;
+		memmove(pl, pl + 24, q - pl - 24);
+		q -= 24;
+	}
+	wrap(p, 0, fam, src, dst, proto, 0, pl, q - pl);
+}
+
+static void encapsulations_between_nodes(void **state)
+{
+	struct bw_peer peer = { .peer_id = 2 };
+	struct bw_allow_key ov = { IPPROTO_UDP, BW_ALLOW_OVERLAY, CONF_OVERLAY_PORT };
+	struct bw_allow_key allow4789 = { IPPROTO_UDP, BW_DIR_EGRESS, 4789 };
+	struct bw_allow v = { 0 };
+	int afd = bpf_map__fd(eg->maps.bw_allow);
+	struct flow in4 = { 4, A4.pod_a, A4.pod_b, IPPROTO_TCP, 40000, 80 };
+	struct flow in6 = { 6, A6.pod_a, A6.pod_b, IPPROTO_TCP, 40000, 80 };
+	struct flow back4 = { 4, A4.pod_b, A4.pod_a, IPPROTO_TCP, 80, 40000 };
+	struct flow back6 = { 6, A6.pod_b, A6.pod_a, IPPROTO_TCP, 80, 40000 };
+	struct pkt p;
+	(void)state;
+
+	assert_int_equal(bpf_map_update_elem(afd, &ov, &v, BPF_ANY), 0);
+	for (int enc = 0; enc <= 1; enc++) {
+		set_config(BW_CFG_EVENTS | (enc ? BW_CFG_NODE_ENCRYPTION : 0), 0);
+		EACH_FAMILY {
+			const struct addrs *a = AD(fam);
+			int peerfd = bpf_map__fd(fam == 4 ? eg->maps.bw_peer_v4 : eg->maps.bw_peer_v6);
+
+			for (int e = 0; e < E_COUNT; e++) {
+				print_message("node encryption %s, IPv%d outer, %s\n", enc ? "on" : "off", fam, encap_name[e]);
+				/* No peer covers node B's address: dropped, never in clear. */
+				build_encap(&p, e, fam, a->node_a, a->node_b, &in4, &in6);
+				expect_pkt(BW_DIR_EGRESS, &p, TC_ACT_SHOT, BW_REASON_DROPPED_NO_PEER);
+				/* A peer covering node B: into WireGuard. */
+				add_prefix(peerfd, fam, a->node_b_host, &peer);
+				expect_pkt(BW_DIR_EGRESS, &p, TC_ACT_REDIRECT, BW_REASON_REDIRECTED);
+				del_prefix(peerfd, fam, a->node_b_host);
+				/* Arriving in clear. */
+				build_encap(&p, e, fam, a->node_b, a->node_a, &back4, &back6);
+				expect_pkt(BW_DIR_INGRESS, &p, TC_ACT_SHOT, BW_REASON_DROPPED_PLAINTEXT_INGRESS);
+				/* Between a node and a pod (either way) too. */
+				build_encap(&p, e, fam, a->node_a, a->pod_nopeer, &in4, &in6);
+				expect_pkt(BW_DIR_EGRESS, &p, TC_ACT_SHOT, BW_REASON_DROPPED_NO_PEER);
+			}
+			/* The allowlist never opens an overlay port. */
+			if (enc) {
+				assert_int_equal(bpf_map_update_elem(afd, &allow4789, &v, BPF_ANY), 0);
+				build_encap(&p, E_VXLAN, fam, a->node_a, a->node_b, &in4, &in6);
+				expect_pkt(BW_DIR_EGRESS, &p, TC_ACT_SHOT, BW_REASON_DROPPED_NO_PEER);
+				bpf_map_delete_elem(afd, &allow4789);
+			}
+			/* UDP to another port between nodes is node traffic (node encryption off). */
+			if (!enc) {
+				struct flow u = { fam, a->node_a, a->node_b, IPPROTO_UDP, 55555, 4790 };
+				struct pkt t;
+				build(&t, &u);
+				expect_pkt(BW_DIR_EGRESS, &t, TC_ACT_OK, BW_REASON_PASSED_UNPROTECTED);
+			}
+		}
+	}
+	bpf_map_delete_elem(afd, &ov);
+	set_config(BW_CFG_EVENTS, 0);
+}
+
+/* Non-first fragments have no ports: between cluster addresses, UDP (an overlay's?) and every
+ * encapsulating protocol are protected; TCP between nodes is node traffic. */
+static void encapsulation_fragments(void **state)
+{
+	(void)state;
+	EACH_FAMILY {
+		const struct addrs *a = AD(fam);
+		struct flow udp = { fam, a->node_a, a->node_b, IPPROTO_UDP, 0, 0, .frag_offset = 185 };
+		struct flow udp_in = { fam, a->node_b, a->node_a, IPPROTO_UDP, 0, 0, .frag_offset = 185 };
+		struct flow gre = { fam, a->node_a, a->node_b, 47, 0, 0, .frag_offset = 185 };
+		struct flow ipip = { fam, a->node_a, a->node_b, fam == 4 ? 4 : 41, 0, 0, .frag_offset = 185 };
+		struct flow tcp = { fam, a->node_a, a->node_b, IPPROTO_TCP, 0, 0, .frag_offset = 185 };
+		struct flow first = { fam, a->node_a, a->node_b, IPPROTO_UDP, 55555, 4789 };
+
+		expect(BW_DIR_EGRESS, &udp, 0, TC_ACT_SHOT, BW_REASON_DROPPED_NO_PEER);
+		expect(BW_DIR_INGRESS, &udp_in, 0, TC_ACT_SHOT, BW_REASON_DROPPED_PLAINTEXT_INGRESS);
+		expect(BW_DIR_EGRESS, &gre, 0, TC_ACT_SHOT, BW_REASON_DROPPED_NO_PEER);
+		expect(BW_DIR_EGRESS, &ipip, 0, TC_ACT_SHOT, BW_REASON_DROPPED_NO_PEER);
+		expect(BW_DIR_EGRESS, &tcp, 0, TC_ACT_OK, BW_REASON_PASSED_UNPROTECTED);
+		/* ...and the first fragment of the same VXLAN datagram (ports present). */
+		expect(BW_DIR_EGRESS, &first, 0, TC_ACT_SHOT, BW_REASON_DROPPED_NO_PEER);
+		/* Outside the cluster fragments are none of our business. */
+		struct flow world = { fam, a->outside, fam == 4 ? "198.19.255.2" : "fd00:30::2", IPPROTO_UDP, 0, 0, .frag_offset = 185 };
+		expect(BW_DIR_EGRESS, &world, 0, TC_ACT_OK, BW_REASON_PASSED_UNPROTECTED);
+	}
+}
+
+/* An ICMP error from src to dst quoting quoted (type/code), the whole quoted packet or qlen bytes. */
+static void build_icmp_error(struct pkt *p, int fam, const char *src, const char *dst, int type,
+			     int code, const struct flow *quoted, size_t qlen)
+{
+	unsigned char pl[300] = { 0 };
+	size_t n = 8 + ip_of(quoted, pl + 8);
+
+	pl[0] = type;
+	pl[1] = code;
+	if (qlen && 8 + qlen < n)
+		n = 8 + qlen;
+	wrap(p, 0, fam, src, dst, fam == 4 ? IPPROTO_ICMP : IPPROTO_ICMPV6, 0, pl, n);
+}
+
+static void icmp_errors_by_their_quote(void **state)
+{
+	/* time exceeded, host unreachable, fragmentation needed / packet too big, parameter problem */
+	const int t4[][2] = { { 11, 0 }, { 3, 1 }, { 3, 4 }, { 3, 3 }, { 12, 0 } };
+	const int t6[][2] = { { 3, 0 }, { 1, 3 }, { 2, 0 }, { 1, 4 }, { 4, 0 } };
+	struct pkt p;
+	(void)state;
+
+	for (int enc = 0; enc <= 1; enc++) {
+		set_config(BW_CFG_EVENTS | (enc ? BW_CFG_NODE_ENCRYPTION : 0), 0);
+		EACH_FAMILY {
+			const struct addrs *a = AD(fam);
+			/* What remote pod B sent (it came out of WireGuard) and this node answers. */
+			struct flow from_b = { fam, a->pod_b, a->pod_a, IPPROTO_UDP, 40000, 53 };
+			struct flow from_nopeer = { fam, a->pod_nopeer, a->pod_a, IPPROTO_TCP, 40000, 80 };
+			/* What local pod A sent toward pod B: an error about it arrives from node B. */
+			struct flow to_b = { fam, a->pod_a, a->pod_b, IPPROTO_TCP, 40000, 80 };
+
+			for (int i = 0; i < 5; i++) {
+				int type = fam == 4 ? t4[i][0] : t6[i][0], code = fam == 4 ? t4[i][1] : t6[i][1];
+
+				print_message("node encryption %s, IPv%d, ICMP type %d code %d\n", enc ? "on" : "off", fam, type, code);
+				/* node -> remote pod passes without node encryption, but not with a pod packet inside */
+				build_icmp_error(&p, fam, a->node_a, a->pod_b, type, code, &from_b, 0);
+				expect_pkt(BW_DIR_EGRESS, &p, TC_ACT_REDIRECT, BW_REASON_REDIRECTED);
+				build_icmp_error(&p, fam, a->node_a, a->pod_nopeer, type, code, &from_nopeer, 0);
+				expect_pkt(BW_DIR_EGRESS, &p, TC_ACT_SHOT, BW_REASON_DROPPED_NO_PEER);
+				/* the minimal quote: IP header + 8 bytes */
+				build_icmp_error(&p, fam, a->node_a, a->pod_b, type, code, &from_b, (fam == 4 ? 20 : 40) + 8);
+				expect_pkt(BW_DIR_EGRESS, &p, TC_ACT_REDIRECT, BW_REASON_REDIRECTED);
+				/* sourced from an address outside the cluster (a node's other address) */
+				build_icmp_error(&p, fam, a->outside, a->pod_nopeer, type, code, &from_nopeer, 0);
+				expect_pkt(BW_DIR_EGRESS, &p, TC_ACT_SHOT, BW_REASON_DROPPED_NO_PEER);
+				/* node B's error about pod A's packet, arriving in clear */
+				build_icmp_error(&p, fam, a->node_b, a->pod_a, type, code, &to_b, 0);
+				expect_pkt(BW_DIR_INGRESS, &p, TC_ACT_SHOT, BW_REASON_DROPPED_PLAINTEXT_INGRESS);
+			}
+			/* A quote cut inside its IP header, with cluster addresses around: malformed (with
+			 * node encryption the outer header alone already sends it into WireGuard). */
+			build_icmp_error(&p, fam, a->node_a, a->pod_b, fam == 4 ? 11 : 3, 0, &from_b, 10);
+			expect_pkt(BW_DIR_EGRESS, &p, enc ? TC_ACT_REDIRECT : TC_ACT_SHOT,
+				   enc ? BW_REASON_REDIRECTED : BW_REASON_DROPPED_MALFORMED);
+			/* A quoted VXLAN datagram (port unreachable: no VXLAN device here) is pod traffic. */
+			struct flow vx = { fam, a->node_b, a->node_a, IPPROTO_UDP, 55555, 4789 };
+			build_icmp_error(&p, fam, a->node_a, a->node_b, fam == 4 ? 3 : 1, fam == 4 ? 3 : 4, &vx, 0);
+			expect_pkt(BW_DIR_EGRESS, &p, TC_ACT_SHOT, BW_REASON_DROPPED_NO_PEER);
+			/* A quoted WireGuard datagram is ciphertext: a router's "too big" for it passes in. */
+			struct flow wg = { fam, a->node_a, a->node_b, IPPROTO_UDP, WG_PORT, WG_PORT };
+			build_icmp_error(&p, fam, a->outside, a->node_a, fam == 4 ? 3 : 2, fam == 4 ? 4 : 0, &wg, 0);
+			expect_pkt(BW_DIR_INGRESS, &p, TC_ACT_OK, BW_REASON_PASSED_UNPROTECTED);
+			/* An outside host's packet to a pod, quoted back to it (time exceeded, too big,
+			 * an IPv4 redirect for forwarded traffic): the world learns nothing about pods. */
+			struct flow client = { fam, a->outside, a->pod_a, IPPROTO_TCP, 40000, 443 };
+			struct flow fwd = { fam, a->outside, a->pod_b, IPPROTO_UDP, WG_PORT, 9 };
+			build_icmp_error(&p, fam, a->node_a, a->outside, fam == 4 ? 3 : 2, fam == 4 ? 4 : 0, &client, 0);
+			expect_pkt(BW_DIR_EGRESS, &p, TC_ACT_SHOT, BW_REASON_DROPPED_NO_PEER);
+			build_icmp_error(&p, fam, a->node_a, a->outside, fam == 4 ? 11 : 3, 0, &fwd, 0);
+			expect_pkt(BW_DIR_EGRESS, &p, TC_ACT_SHOT, BW_REASON_DROPPED_NO_PEER);
+			if (fam == 4) {
+				build_icmp_error(&p, fam, a->node_a, a->outside, 5, 1, &fwd, 0);
+				expect_pkt(BW_DIR_EGRESS, &p, TC_ACT_SHOT, BW_REASON_DROPPED_NO_PEER);
+			}
+			/* ...about traffic outside the cluster it passes, */
+			struct flow world = { fam, a->outside, fam == 4 ? "198.19.255.2" : "fd00:30::2", IPPROTO_UDP, 1, 2 };
+			build_icmp_error(&p, fam, a->node_a, a->outside, fam == 4 ? 3 : 2, fam == 4 ? 4 : 0, &world, 0);
+			expect_pkt(BW_DIR_EGRESS, &p, TC_ACT_OK, BW_REASON_PASSED_UNPROTECTED);
+			/* ...and a router's error about a pod's traffic to the world comes in (PMTU). */
+			struct flow out = { fam, a->pod_a, fam == 4 ? "198.19.255.2" : "fd00:30::2", IPPROTO_UDP, 1, 2 };
+			build_icmp_error(&p, fam, a->outside, a->pod_a, fam == 4 ? 3 : 2, fam == 4 ? 4 : 0, &out, 0);
+			expect_pkt(BW_DIR_INGRESS, &p, TC_ACT_OK, BW_REASON_PASSED_UNPROTECTED);
+			/* Node encryption off: a pod's packet to a node, quoted back, follows that row. */
+			struct flow to_node = { fam, a->pod_b, a->node_a, IPPROTO_UDP, 40000, 9 };
+			build_icmp_error(&p, fam, a->node_a, a->pod_b, fam == 4 ? 3 : 1, fam == 4 ? 3 : 4, &to_node, 0);
+			expect_pkt(BW_DIR_EGRESS, &p, enc ? TC_ACT_REDIRECT : TC_ACT_OK,
+				   enc ? BW_REASON_REDIRECTED : BW_REASON_PASSED_UNPROTECTED);
+			/* Not an error: an echo reply from a node to a remote pod follows the node rows. */
+			struct flow echo = { fam, a->node_a, a->pod_b, fam == 4 ? IPPROTO_ICMP : IPPROTO_ICMPV6,
+					     .icmp6_type = fam == 4 ? 0 : 129 };
+			expect(BW_DIR_EGRESS, &echo, 0, enc ? TC_ACT_REDIRECT : TC_ACT_OK,
+			       enc ? BW_REASON_REDIRECTED : BW_REASON_PASSED_UNPROTECTED);
+		}
+	}
+	set_config(BW_CFG_EVENTS, 0);
+}
+
+/* An ICMPv6 redirect (a node forwarding back out of the uplink it came in on) names the
+ * redirected packet's destination and quotes it: leaving with a pod there, it is dropped. */
+static void icmpv6_redirects(void **state)
+{
+	unsigned char pl[200] = { 137 };
+	struct flow fwd = { 6, A6.outside, A6.pod_b, IPPROTO_UDP, WG_PORT, 9 };
+	struct pkt p;
+	size_t n;
+	(void)state;
+
+	inet_pton(AF_INET6, "fd00:20::2", pl + 8);   /* target: the better first hop, node B */
+	inet_pton(AF_INET6, A6.pod_b, pl + 24);      /* destination */
+	pl[40] = 4;                                  /* redirected header option */
+	n = ip_of(&fwd, pl + 48);
+	pl[41] = (8 + n + 7) / 8;
+	n = 48 + pl[41] * 8 - 8;
+	for (int enc = 0; enc <= 1; enc++) {
+		set_config(BW_CFG_EVENTS | (enc ? BW_CFG_NODE_ENCRYPTION : 0), 0);
+		wrap(&p, 0, 6, "fe80::1", A6.outside, IPPROTO_ICMPV6, 0, pl, n);
+		expect_pkt(BW_DIR_EGRESS, &p, TC_ACT_SHOT, BW_REASON_DROPPED_NO_PEER);
+		/* redirects are neighbour discovery on the way in */
+		expect_pkt(BW_DIR_INGRESS, &p, TC_ACT_OK, BW_REASON_PASSED_UNPROTECTED);
+		/* a redirect about traffic outside the cluster passes */
+		inet_pton(AF_INET6, "fd00:30::2", pl + 24);
+		wrap(&p, 0, 6, "fe80::1", A6.outside, IPPROTO_ICMPV6, 0, pl, 48);
+		expect_pkt(BW_DIR_EGRESS, &p, TC_ACT_OK, BW_REASON_PASSED_UNPROTECTED);
+		inet_pton(AF_INET6, A6.pod_b, pl + 24);
+	}
+	set_config(BW_CFG_EVENTS, 0);
+}
+
+/* The WireGuard port exempts only this node's own datagrams (not forwarded ones), and on
+ * ingress only those toward a node. */
+static void wireguard_port_only_for_our_wireguard(void **state)
+{
+	(void)state;
+	for (int enc = 0; enc <= 1; enc++) {
+		set_config(BW_CFG_EVENTS | (enc ? BW_CFG_NODE_ENCRYPTION : 0), 0);
+		EACH_FAMILY {
+			const struct addrs *a = AD(fam);
+			struct flow ours = { fam, a->node_a, a->node_b, IPPROTO_UDP, WG_PORT, WG_PORT };
+			struct flow fwd = { fam, a->outside, a->pod_b, IPPROTO_UDP, WG_PORT, WG_PORT };
+			struct flow fwd_nopeer = { fam, a->outside, a->pod_nopeer, IPPROTO_UDP, WG_PORT, 9 };
+			struct flow fwd_node = { fam, a->node_a, a->pod_b, IPPROTO_UDP, WG_PORT, WG_PORT };
+			struct flow to_pod = { fam, a->node_b, a->pod_a, IPPROTO_UDP, WG_PORT, WG_PORT };
+			struct flow to_pod_any = { fam, a->node_b, a->pod_a, IPPROTO_UDP, 40000, WG_PORT };
+
+			expect(BW_DIR_EGRESS, &ours, 0, TC_ACT_OK, BW_REASON_PASSED_ENCRYPTED);
+			expect(BW_DIR_INGRESS, &ours, 0, TC_ACT_OK, BW_REASON_PASSED_ENCRYPTED);
+			/* From the port to a remote pod: WireGuard never sends to a pod, the node rows decide. */
+			expect(BW_DIR_EGRESS, &fwd_node, 0, enc ? TC_ACT_REDIRECT : TC_ACT_OK,
+			       enc ? BW_REASON_REDIRECTED : BW_REASON_PASSED_UNPROTECTED);
+			run_iif = 3; /* forwarded: came in through another device */
+			/* outside -> remote pod: encrypt / drop, whatever its source port */
+			expect(BW_DIR_EGRESS, &fwd, 0, TC_ACT_REDIRECT, BW_REASON_REDIRECTED);
+			expect(BW_DIR_EGRESS, &fwd_nopeer, 0, TC_ACT_SHOT, BW_REASON_DROPPED_NO_PEER);
+			/* a forwarded packet with a node's source follows the node rows, not the port */
+			expect(BW_DIR_EGRESS, &fwd_node, 0, enc ? TC_ACT_REDIRECT : TC_ACT_OK,
+			       enc ? BW_REASON_REDIRECTED : BW_REASON_PASSED_UNPROTECTED);
+			/* forwarded node -> node from the port, with node encryption: not exempt */
+			expect(BW_DIR_EGRESS, &ours, 0, enc ? TC_ACT_SHOT : TC_ACT_OK,
+			       enc ? BW_REASON_DROPPED_NO_PEER : BW_REASON_PASSED_UNPROTECTED);
+			run_iif = 0;
+			/* Ingress: to pod:51820 is pod traffic (node -> local pod follows node encryption). */
+			expect(BW_DIR_INGRESS, &to_pod, 0, enc ? TC_ACT_SHOT : TC_ACT_OK,
+			       enc ? BW_REASON_DROPPED_PLAINTEXT_INGRESS : BW_REASON_PASSED_UNPROTECTED);
+			expect(BW_DIR_INGRESS, &to_pod_any, 0, enc ? TC_ACT_SHOT : TC_ACT_OK,
+			       enc ? BW_REASON_DROPPED_PLAINTEXT_INGRESS : BW_REASON_PASSED_UNPROTECTED);
+			/* a remote pod to a local pod on the port: dropped in both modes */
+			struct flow pod_pod = { fam, a->pod_b, a->pod_a, IPPROTO_UDP, WG_PORT, WG_PORT };
+			expect(BW_DIR_INGRESS, &pod_pod, 0, TC_ACT_SHOT, BW_REASON_DROPPED_PLAINTEXT_INGRESS);
+		}
+	}
+	set_config(BW_CFG_EVENTS, 0);
+}
+
+/* A node address inside a pod prefix (VPC CNIs; wireguard-conf allows only this overlap): the
+ * longer prefix wins, so that host is a node and the rest of the prefix stays pods. */
+static void node_host_inside_pod_prefix(void **state)
+{
+	struct bw_prefix node = { BW_CLASS_NODE };
+	(void)state;
+	EACH_FAMILY {
+		const struct addrs *a = AD(fam);
+		const char *host = fam == 4 ? "198.18.1.77" : "fd00:10:1::77";
+		int fd = bpf_map__fd(fam == 4 ? eg->maps.bw_protect_v4 : eg->maps.bw_protect_v6);
+		struct flow n2n = { fam, host, a->node_b, IPPROTO_TCP, 40000, 22 };
+		struct flow n2pod = { fam, host, a->pod_b, IPPROTO_TCP, 40000, 22 };
+		struct flow pod = { fam, a->pod_a, a->pod_b, IPPROTO_TCP, 40000, 80 };
+
+		expect(BW_DIR_EGRESS, &n2n, 0, TC_ACT_OK, BW_REASON_PASSED_UNPROTECTED); /* a pod to a node */
+		expect(BW_DIR_EGRESS, &n2pod, 0, TC_ACT_REDIRECT, BW_REASON_REDIRECTED);  /* a pod to a pod */
+		add_prefix(fd, fam, fam == 4 ? "198.18.1.77/32" : "fd00:10:1::77/128", &node);
+		expect(BW_DIR_EGRESS, &n2n, 0, TC_ACT_OK, BW_REASON_PASSED_UNPROTECTED);
+		expect(BW_DIR_EGRESS, &n2pod, 0, TC_ACT_OK, BW_REASON_PASSED_UNPROTECTED); /* node -> pod */
+		expect(BW_DIR_EGRESS, &pod, 0, TC_ACT_REDIRECT, BW_REASON_REDIRECTED);
+		set_config(BW_CFG_EVENTS | BW_CFG_NODE_ENCRYPTION, 0);
+		expect(BW_DIR_EGRESS, &n2pod, 0, TC_ACT_REDIRECT, BW_REASON_REDIRECTED);
+		set_config(BW_CFG_EVENTS, 0);
+		del_prefix(fd, fam, fam == 4 ? "198.18.1.77/32" : "fd00:10:1::77/128");
+	}
 }
 
 /* ---- the flow cache (bw_flow_v4/v6, bw_flow_gen) ---- */
@@ -1136,7 +1666,10 @@ static int setup_uncached(void **state)
 	T(allowlist, sfx), T(overlay_is_pod_traffic, sfx), T(truncated_headers, sfx), \
 	T(fragments_by_address, sfx), T(ipv6_extension_headers, sfx), \
 	T(neighbour_discovery_and_non_ip_pass, sfx), T(events_are_rate_limited, sfx), \
-	T(no_wireguard_device_fails_closed, sfx)
+	T(no_wireguard_device_fails_closed, sfx), T(vlan_tags_in_the_frame, sfx), \
+	T(encapsulations_between_nodes, sfx), T(encapsulation_fragments, sfx), \
+	T(icmp_errors_by_their_quote, sfx), T(wireguard_port_only_for_our_wireguard, sfx), \
+	T(node_host_inside_pod_prefix, sfx), T(icmpv6_redirects, sfx)
 #define T(f, sfx) { #f sfx, f, NULL, NULL, NULL }
 
 int main(void)

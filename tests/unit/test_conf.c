@@ -83,6 +83,25 @@ static void rejects_malformed_with_file_and_line(void **state)
 		{ "[Peer]\n", "t.conf:1: unexpected section [Peer]" },
 		{ "[Node]\nUplinks = a/b\n", "t.conf:2: Uplinks: 'a/b' is not a network device name" },
 		{ "[Node]\nName = a\n", "t.conf: [Node] Uplinks is required" },
+		/* an address is a pod's or a node's, not both (issue 11) */
+		{ "[Node]\nProtectedCIDRs = 10.0.0.0/16\nNodeCIDRs = 10.0.0.0/16\n",
+		  "t.conf:3: NodeCIDRs: '10.0.0.0/16' overlaps ProtectedCIDRs '10.0.0.0/16'" },
+		{ "[Node]\nNodeCIDRs = 10.0.0.0/16\n\nProtectedCIDRs = 192.0.2.0/24, 10.0.0.0/16\n",
+		  "t.conf:4: ProtectedCIDRs: '10.0.0.0/16' overlaps NodeCIDRs '10.0.0.0/16'" },
+		/* pods inside a node prefix: the pods would be... pods, but it is the wrong way round */
+		{ "[Node]\nNodeCIDRs = 10.0.0.0/8\nProtectedCIDRs = 10.1.0.0/16\n",
+		  "t.conf:3: ProtectedCIDRs: '10.1.0.0/16' overlaps NodeCIDRs '10.0.0.0/8'" },
+		{ "[Node]\nProtectedCIDRs = fd00:10::/48\nNodeCIDRs = fd00::/8\n",
+		  "t.conf:3: NodeCIDRs: 'fd00::/8' overlaps ProtectedCIDRs 'fd00:10::/48'" },
+		{ "[Node]\nProtectedCIDRs = 10.0.0.0/16\nNodeCIDRs = 10.0.0.0/15\n", "t.conf:3: NodeCIDRs: '10.0.0.0/15' overlaps" },
+		/* overlay ports */
+		{ "[Node]\nOverlayPorts = 4789, 0\n", "t.conf:2: OverlayPorts: port 0 is not a port" },
+		{ "[Node]\nOverlayPorts = 7777, 7777\n", "t.conf:2: OverlayPorts: port 7777 listed twice" },
+		{ "[Node]\nOverlayPort = 7777\nOverlayPorts = 7777\n", "t.conf:3: OverlayPorts: port 7777 listed twice" },
+		{ "[Node]\nOverlayPorts = 70000\n", "t.conf:2: OverlayPorts" },
+		{ "[Interface]\nListenPort = 4789\n", "t.conf:2: ListenPort 4789 is an overlay port" },
+		{ "[Node]\nOverlayPorts = 5555\n[Interface]\nListenPort = 5555\n", "t.conf:4: ListenPort 5555 is an overlay port" },
+		{ "[Interface]\nListenPort = 5555\n[Node]\nOverlayPort = 5555\n", "t.conf:4: OverlayPort: 5555 is the WireGuard ListenPort" },
 	};
 	char err[BW_CONF_ERR_LEN];
 	(void)state;
@@ -237,6 +256,28 @@ static void flow_cache_switch(void **state)
 	assert_non_null(strstr(err, "FlowCache given twice"));
 }
 
+/* VPC CNIs: node addresses are single hosts inside the pod range; the longer prefix wins. */
+static void node_hosts_inside_pod_prefixes(void **state)
+{
+	static const char *text =
+		"[Node]\nName = a\nUplinks = eth0\n"
+		"ProtectedCIDRs = 10.0.0.0/16, fd00:10::/32\n"
+		"NodeCIDRs = 10.0.3.17/32, 10.0.4.0/28, fd00:10:0:1::7/128, 192.0.2.0/24\n"
+		"OverlayPort = 7777\nOverlayPorts = 4789, 5555\n"
+		"[Interface]\nDevice = wg0\nListenPort = 51820\n";
+	struct bw_conf c;
+	char err[BW_CONF_ERR_LEN] = "";
+	(void)state;
+
+	if (bw_conf_parse_node("t.conf", text, &c, err, sizeof(err)))
+		fail_msg("%s", err);
+	assert_int_equal(c.node.n_node_cidrs, 4);
+	assert_int_equal(c.node.n_overlay_ports, 3);
+	assert_int_equal(c.node.overlay_ports[0], 7777);
+	assert_int_equal(c.node.overlay_ports[2], 5555);
+	assert_int_equal(c.node.overlay_port, 7777);
+}
+
 static void keys_base64(void **state)
 {
 	uint8_t k[32];
@@ -259,6 +300,7 @@ int main(void)
 		cmocka_unit_test(load_dir_all_or_nothing),
 		cmocka_unit_test(writer_round_trips),
 		cmocka_unit_test(keys_base64),
+		cmocka_unit_test(node_hosts_inside_pod_prefixes),
 		cmocka_unit_test(flow_cache_switch),
 	};
 	return cmocka_run_group_tests_name("conf", tests, NULL, NULL);

@@ -2,6 +2,7 @@
 /* The datapath's desired state, derived from bulwark's configuration. */
 #include <errno.h>
 #include <net/if.h>
+#include <netinet/in.h>
 #include <string.h>
 #include "datapath/datapath.h"
 #include "wireguard-conf/conf.h"
@@ -27,7 +28,7 @@ int bw_dp_desired_from_conf(const struct bw_conf *c, struct bw_dp_desired *d)
 		npeer += c->peers[i].n_allowed_ips;
 	protect = calloc(n->n_protected + n->n_node_cidrs + 1, sizeof(*protect));
 	peers = calloc(npeer + 1, sizeof(*peers));
-	allow = calloc(2 * n->n_allow + 1, sizeof(*allow));
+	allow = calloc(2 * n->n_allow + n->n_overlay_ports + 1, sizeof(*allow));
 	if (!protect || !peers || !allow) {
 		free(protect);
 		free(peers);
@@ -52,6 +53,9 @@ int bw_dp_desired_from_conf(const struct bw_conf *c, struct bw_dp_desired *d)
 		if (n->allow[i].dir & BW_CONF_INGRESS)
 			allow[na++] = (struct bw_allow_key){ n->allow[i].proto, BW_DIR_INGRESS, n->allow[i].port };
 	}
+	/* Overlay ports share the port table with the allowlist, under their own direction. */
+	for (size_t i = 0; i < n->n_overlay_ports; i++)
+		allow[na++] = (struct bw_allow_key){ IPPROTO_UDP, BW_ALLOW_OVERLAY, n->overlay_ports[i] };
 	d->protect = protect;
 	d->n_protect = np;
 	d->peers = peers;

@@ -257,6 +257,26 @@ static void key_file_source_rules(void **state)
 	assert_int_equal(ks.get(ks.ctx, "pvc-1", key, err, sizeof(err)), -EINVAL);
 	unlink(path);
 	assert_int_equal(ks.get(ks.ctx, "pvc-1", key, err, sizeof(err)), -EINVAL);
+	/* a symlink chain, as kubelet mounts a Secret: followed, the final file is checked */
+	char target[80], link1[80];
+	snprintf(target, sizeof(target), "%s/..data", dir);
+	snprintf(link1, sizeof(link1), "%s/link", dir);
+	write_key(target, 32, 0600);
+	assert_int_equal(symlink(target, link1), 0);
+	assert_int_equal(symlink(link1, path), 0);
+	assert_int_equal(ks.get(ks.ctx, "pvc-1", key, err, sizeof(err)), 0);
+	assert_int_equal(key[31], 32);
+	assert_int_equal(chmod(target, 0644), 0);
+	assert_int_equal(ks.get(ks.ctx, "pvc-1", key, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "0600"));
+	unlink(path);
+	unlink(link1);
+	unlink(target);
+	/* a FIFO with no writer: refused at once, never blocks */
+	assert_int_equal(mkfifo(path, 0600), 0);
+	assert_int_equal(ks.get(ks.ctx, "pvc-1", key, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "regular file"));
+	unlink(path);
 	rmdir(dir);
 }
 

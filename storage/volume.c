@@ -323,7 +323,6 @@ static int copy_header(struct op *op, struct crypt_device **copy, bool *integrit
 		return r;
 	mkdir(BW_VOL_RUN_DIR, 0700);
 	mkdir(BW_VOL_HDR_DIR, 0700);
-	sweep_copies(op);
 	snprintf(op->hdr, sizeof(op->hdr), BW_VOL_HDR_DIR "/%s.%d", op->name, (int)getpid());
 	unlink(op->hdr);
 	if ((r = write_copy(op, dev, meta, 2 * hs)) < 0)
@@ -706,6 +705,7 @@ static int with_lock(struct op *op, int (*fn)(struct op *, void *), void *arg)
 		return say(op->err, op->len, lock, lock == -EBUSY ? "another operation on volume '%s' is in progress"
 							     : "locking volume '%s' failed", op->id);
 	bw_vol_lock_global();
+	sweep_copies(op);
 	r = fn(op, arg);
 	bw_vol_unlock_global();
 	bw_vol_unlock(lock);

@@ -19,7 +19,7 @@
 
 struct opts {
 	const char *id, *device, *key_file, *name;
-	bool integrity, json;
+	bool integrity, json, progress_started;
 	int lock_timeout_ms;
 	uint64_t last_progress;
 	struct bw_kbs_client_opts kbs; /* --key-service URL --attester NAME [--ca --tcti --ak-handle] */
@@ -103,13 +103,15 @@ static int usage(const char *u)
 	return BW_EXIT_USAGE;
 }
 
-/* Progress lines on stderr (JSON lines with --json), about every 8 MiB and at the end. */
+/* Progress lines on stderr (JSON lines with --json): where the wipe starts (0, or where a resumed
+ * one picks up), then about every 8 MiB, and at the end. */
 static int progress(uint64_t done, uint64_t total, void *ctx)
 {
 	struct opts *o = ctx;
 
-	if (done - o->last_progress < PROGRESS_EVERY && done != total)
+	if (o->progress_started && done - o->last_progress < PROGRESS_EVERY && done != total)
 		return 0;
+	o->progress_started = true;
 	o->last_progress = done;
 	if (o->json)
 		fprintf(stderr, "{\"wipe_done\":%" PRIu64 ",\"wipe_total\":%" PRIu64 "}\n", done, total);

@@ -4,38 +4,7 @@
 # validation (TOCTOU) does not matter because activation uses the validated copy.
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/volume_lib"
-edit() { "$BULWARK_TOP/tests/vm/luks2_edit" "$@"; }
-mapped() { dmsetup ls | grep -q "^$(bulwark volume status --id "$1" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["name"])')"; }
-
-# (A second segment is covered by the unit test: libcryptsetup itself rejects the edits that
-# would make one loadable here.)
-# One good bulwark volume; each case starts from a copy of its header area.
-newdev good 24M
-p=$(vol stage --id pvc-t --device "$good" --key-file $T/key) || die "stage of the good volume"
-head -c 1M /dev/urandom > $T/data
-dd if=$T/data of="$p" bs=1M oflag=direct status=none
-vol unstage --id pvc-t
-dd if="$good" of=$T/good.hdr bs=1M count=16 status=none
-
-restore() { dd if=$T/good.hdr of="$good" bs=1M conv=notrunc,fsync status=none; }
-# refused_by description field-text 'shell commands that tamper with $good' [id]: exit 9 naming the
-# field, in less than 60 s (no KDF bomb), nothing mapped, the disk unchanged (sha256).
-refused_by() {
-  local desc=$1 field=$2 cmds=$3 id=${4:-pvc-t} rc before t0
-  restore
-  [ -n "$cmds" ] && { eval "$cmds" || { not_ok "$desc (tampering failed)"; return; }; }
-  before=$(sum "$good"); t0=$SECONDS
-  vol stage --id "$id" --device "$good" --key-file $T/key 2> $T/tamper.err; rc=$?
-  if [ $rc -eq 9 ] && grep -qF -- "$field" $T/tamper.err && ! mapped "$id" && [ "$(sum "$good")" = "$before" ] &&
-     [ $((SECONDS - t0)) -lt 60 ]; then
-    ok "$desc: refused naming '$field' in $((SECONDS - t0))s, nothing mapped, disk unchanged"
-  else
-    not_ok "$desc (exit $rc after $((SECONDS - t0))s: $(cat $T/tamper.err))"
-  fi
-}
-refused() { # description field-text python-edit [id]
-  code=$3; refused_by "$1" "$2" "${3:+edit \"\$good\" \"\$code\"}" "${4:-}"
-}
+. "$(dirname "$0")/volume_tamper_lib"
 
 refused "segment cipher set to cipher_null" "cipher_null" 'j["segments"]["0"]["encryption"] = "cipher_null-ecb"'
 refused "keyslot area cipher set to cipher_null" "cipher_null" 'j["keyslots"]["0"]["area"]["encryption"] = "cipher_null-ecb"'
@@ -69,42 +38,6 @@ refused "argon2id with time 2^31" "keyslots.0.kdf is 'argon2id'" \
   'j["keyslots"]["0"]["kdf"] = {"type": "argon2id", "time": 2**31, "memory": 1024, "cpus": 1, "salt": j["keyslots"]["0"]["kdf"]["salt"]}'
 refused "argon2id with 4 GiB of memory and 4 threads" "keyslots.0.kdf is 'argon2id'" \
   'j["keyslots"]["0"]["kdf"] = {"type": "argon2id", "time": 4, "memory": 4194304, "cpus": 4, "salt": j["keyslots"]["0"]["kdf"]["salt"]}'
-
-# --- keyslot-less headers: only this volume's "prepared" header, otherwise valid, is a format cut short ---
-nokeys='del j["keyslots"]["0"]; j["digests"]["0"]["keyslots"] = []'
-refused "keyslot-less header of another volume" "names volume 'pvc-other', not 'pvc-t'" \
-  "$nokeys; j['tokens']['0']['volume_id'] = 'pvc-other'; j['tokens']['0']['state'] = 'prepared'"
-refused "keyslot-less header in state ready" "only a 'prepared' header is a format cut short" "$nokeys"
-refused "keyslot-less prepared header with reencryption requirements" "config.requirements" \
-  "$nokeys; j['tokens']['0']['state'] = 'prepared'; j['config']['requirements'] = {'mandatory': ['online-reencrypt-v2']}"
-refused "keyslots that are not an object" "keyslots missing or not an object" 'j["keyslots"] = []'
-
-# --- headers the allow-list passes but libcryptsetup refuses: FAILED_PRECONDITION (9) too ---
-refused "two keyslots sharing one area (libcryptsetup refuses it)" "libcryptsetup refused" \
-  'j["keyslots"]["1"] = json.loads(json.dumps(j["keyslots"]["0"])); j["digests"]["0"]["keyslots"] = ["0", "1"]'
-
-# --- forged secondary headers: libcryptsetup scans 16 KiB ... 4 MiB for one when the primary's
-# checksum is wrong. Each control shows libcryptsetup itself would load the forgery. ---
-forged='j["segments"]["0"]["offset"] = "0"'
-restore; edit --plant 65536 "$good" "$forged" && edit --break "$good"
-check "control: libcryptsetup loads the header forged inside keyslot 0's area (data offset 0)" \
-  sh -c "cryptsetup luksDump $good | grep -q 'offset: 0 \[bytes\]'"
-refused_by "forged header inside a keyslot area, both checksums broken" "checksum is wrong" \
-  "edit --plant 65536 \"\$good\" '$forged' && edit --break \"\$good\""
-restore; edit --grow "$good"
-vol stage --id pvc-t --device "$good" --key-file $T/key > /dev/null 2> $T/ctl.err; rc=$?
-check "control: the header moved to 4 MiB metadata is still a valid bulwark header (exit $rc)" test $rc -eq 0
-vol unstage --id pvc-t
-edit --plant 16384 "$good" "$forged" && edit --break "$good"
-check "control: libcryptsetup loads the header forged after the JSON's NUL (data offset 0)" \
-  sh -c "cryptsetup luksDump $good | grep -q 'offset: 0 \[bytes\]'"
-refused_by "forged header after the JSON's NUL, both checksums broken" "checksum is wrong" \
-  "edit --grow \"\$good\" && edit --plant 16384 \"\$good\" '$forged' && edit --break \"\$good\""
-refused_by "forged header after the JSON's NUL, checksums resealed over it" "after the JSON's end" \
-  "edit --grow \"\$good\" && edit --plant 16384 \"\$good\" '$forged' && edit --reseal \"\$good\""
-refused_by "bytes after the JSON's NUL, valid checksums" "after the JSON's end" "edit --tail \"\$good\""
-refused_by "the primary's checksum broken (libcryptsetup would take the secondary)" "primary header's checksum is wrong" \
-  "edit --break \"\$good\" && edit --reseal-secondary \"\$good\""
 
 # An extra keyslot with a different cipher, added by cryptsetup itself.
 dd if=$T/good.hdr of="$good" bs=1M conv=notrunc,fsync status=none

@@ -503,7 +503,7 @@ static int wipe_guard(struct op *op, const char *path, uint64_t from, uint64_t s
 					bad = off + i;
 		} else if (k < 0 && (errno == EILSEQ || errno == EIO)) {
 			/* some sector of the block fails its tag: look at each one */
-			for (size_t i = 0; i < n && bad == UINT64_MAX; i += BW_VOL_SECTOR) {
+			for (size_t i = 0; i < n && bad == UINT64_MAX && r == 0; i += BW_VOL_SECTOR) {
 				ssize_t q = pread(fd, buf, BW_VOL_SECTOR, (off_t)(off + i));
 				if (q == BW_VOL_SECTOR && memcmp(buf, zero_sector, BW_VOL_SECTOR))
 					bad = off + i;

@@ -46,7 +46,8 @@ struct bw_vol_key_source {
 	int (*get)(void *ctx, const char *id, uint8_t *key, char *err, size_t err_len);
 	void *ctx;
 };
-/* A key file: regular, owned by us, mode 0600 (no group/other bits), exactly 32 bytes. */
+/* A key file: symlinks followed; the final file regular (a FIFO is refused without blocking),
+ * owned by us, mode 0600 (no group/other bits), exactly 32 bytes. */
 void bw_vol_key_file_source(struct bw_vol_key_source *ks, const char *path);
 
 /* Wipe progress of an integrity volume: bytes done of total. Return non-zero to stop. */

@@ -15,14 +15,23 @@
 #define BW_VOL_VK_PLAIN 64            /* aes-xts-plain64, 512-bit key */
 #define BW_VOL_VK_INTEGRITY 96        /* ... + 32-byte hmac(sha256) key */
 #define BW_VOL_JSON_DEPTH 16
+#define BW_VOL_DATA_OFFSET (16ll << 20)   /* where bulwark's format puts the data */
+#define BW_VOL_KDF_MAX_ITER 100000        /* PBKDF2 cap: keyslots and digest (bulwark writes 1000) */
+#define BW_VOL_KEYSLOTS_MAX 4             /* each one costs a KDF run per open */
 #define BW_VOL_RUN_DIR "/run/bulwark"
 #define BW_VOL_HDR_DIR "/run/bulwark/headers"  /* detached header copies (tmpfs), 0700 */
 
 /* The binary LUKS2 header (both copies follow each other; see cryptsetup's docs/on-disk format). */
 #define LUKS2_BIN_SIZE 4096
+#define LUKS2_CSUM_OFF 448
+#define LUKS2_CSUM_LEN 64
 #define LUKS2_HDR_MIN (16u << 10)
 #define LUKS2_HDR_MAX (4u << 20)
 #define LUKS2_DATA_MAX (136ll << 20)  /* metadata (2 x 4 MiB) + keyslots area (<= 128 MiB) */
+int bw_vol_luks2_csum(const uint8_t *hdr, uint64_t hdr_size, uint8_t out[32]);
+/* The allow-list with the binary header's hdr_size known (0: not known, config.json_size unchecked). */
+int bw_vol_check_luks2_json_hs(const char *json, size_t n, uint64_t hdr_size, const char *id, bool *integrity,
+			       char *err, size_t len);
 int bw_vol_luks2_extent(const char *json, size_t n, uint64_t *areas_end, uint64_t *data_offset);
 
 /* Lifecycle recorded in the token (storage/README.md, "On-disk format"). */
@@ -31,11 +40,19 @@ struct bw_vol_token {
 	enum bw_vol_state state;
 	bool integrity;
 	uint64_t wipe_offset;         /* bytes of the mapped device known to be wiped (and flushed) */
+	bool has_mac;
+	uint8_t mac[32];              /* HMAC-SHA256 over the fields above, the UUID and the id */
 };
 const char *bw_vol_state_name(enum bw_vol_state s);
+int bw_vol_state_parse(const char *s); /* enum value or -EINVAL */
 struct crypt_device;
 int bw_vol_token_read(struct crypt_device *cd, struct bw_vol_token *t);
-int bw_vol_token_write(struct crypt_device *cd, const char *id, const struct bw_vol_token *t);
+/* Writes the token; with mac_key (32 bytes) it carries its MAC. */
+int bw_vol_token_write(struct crypt_device *cd, const char *id, const struct bw_vol_token *t, const uint8_t *mac_key);
+/* The token's MAC key: HKDF-SHA256 from the volume key, salted with the volume's UUID. */
+int bw_vol_token_key(const uint8_t *vk, size_t vk_len, const char *uuid, uint8_t out[32]);
+/* 0 when t carries a MAC that verifies under key for this volume, else -EBADMSG. */
+int bw_vol_token_verify(const struct bw_vol_token *t, const char *uuid, const char *id, const uint8_t *key);
 
 /* Message into err (when given); returns r. */
 

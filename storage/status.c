@@ -1,5 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0-only
-/* Volume status from device-mapper: table, size, integrity and its mismatch count, backing device. */
+/*
+ * Volume status from device-mapper: table, size, integrity, backing device. No integrity error
+ * count: bulwark's integrity is dm-crypt AEAD over dm-integrity with external tags, where a bad
+ * tag fails the read (EILSEQ) and logs "INTEGRITY AEAD ERROR" but no kernel counter moves.
+ */
 #include <errno.h>
 #include <inttypes.h>
 #include <libcryptsetup.h>
@@ -33,24 +37,42 @@ static void crypt_table(const char *name, char *out, size_t len)
 	dm_task_destroy(t);
 }
 
-/* dm-integrity's status line starts with the number of integrity mismatches seen. */
-static int integrity_mismatches(const char *dif, uint64_t *out)
+/* An integrity device below the crypt device: dm-integrity target present and active. */
+static bool has_integrity(const char *dif)
 {
 	struct dm_task *t = dm_task_create(DM_DEVICE_STATUS);
 	uint64_t start, length;
 	char *type = NULL, *params = NULL;
 	struct dm_info info;
-	int r = -ENOENT;
+	bool r = false;
 
 	if (!t)
-		return -ENOMEM;
+		return false;
 	if (dm_task_set_name(t, dif) && dm_task_run(t) && dm_task_get_info(t, &info) && info.exists) {
 		dm_get_next_target(t, NULL, &start, &length, &type, &params);
-		if (type && !strcmp(type, "integrity") && params && sscanf(params, "%" SCNu64, out) == 1)
-			r = 0;
+		r = type && !strcmp(type, "integrity");
 	}
 	dm_task_destroy(t);
 	return r;
+}
+
+static bool is_volume_name(const char *n, size_t len)
+{
+	if (len == 35 && !strncmp(n, "bw-", 3) && strspn(n + 3, "0123456789abcdef") == 32)
+		return true;
+	return len == strlen(BW_STATEDISK_NAME) && !strncmp(n, BW_STATEDISK_NAME, len);
+}
+
+static bool is_wipe_name(const char *n)
+{
+	size_t l = strlen(n);
+
+	return l > 5 && !strcmp(n + l - 5, "-wipe") && is_volume_name(n, l - 5);
+}
+
+static bool is_ours(const char *n)
+{
+	return is_volume_name(n, strlen(n)) || is_wipe_name(n);
 }
 
 int bw_vol_status(const char *id, const char *name, struct bw_vol_status *st, char *err, size_t len)
@@ -89,13 +111,15 @@ int bw_vol_status(const char *id, const char *name, struct bw_vol_status *st, ch
 	}
 	crypt_table(st->name, st->table, sizeof(st->table));
 	snprintf(dif, sizeof(dif), "%s_dif", st->name);
-	st->integrity = integrity_mismatches(dif, &st->integrity_mismatches) == 0;
+	st->integrity = has_integrity(dif);
+	st->wipe = is_wipe_name(st->name);
 	crypt_free(cd);
 	bw_vol_unlock_global();
 	return 0;
 }
 
-/* Active mappings that are bulwark's: bw-<hash> volumes and the state disk. */
+/* Active mappings that are bulwark's: bw-<hash> volumes and the state disk, and the "-wipe"
+ * mappings that a wipe killed mid-way leaves (unstage removes them). */
 int bw_vol_list(char (*names)[64], size_t max, size_t *count)
 {
 	struct dm_task *t = dm_task_create(DM_DEVICE_LIST);
@@ -112,8 +136,7 @@ int bw_vol_list(char (*names)[64], size_t max, size_t *count)
 		if (n->dev)
 			do {
 				n = (struct dm_names *)((char *)n + next);
-				if (((!strncmp(n->name, "bw-", 3) && strlen(n->name) == 35) ||
-				     !strcmp(n->name, BW_STATEDISK_NAME)) && *count < max)
+				if (is_ours(n->name) && *count < max)
 					snprintf(names[(*count)++], 64, "%s", n->name);
 				next = n->next;
 			} while (next);

@@ -5,7 +5,11 @@
  * interrupted format or wipe resumes instead of starting over.
  *
  *   {"type":"bulwark","keyslots":[],"volume_id":"pvc-1","state":"wiping","integrity":true,
- *    "wipe_offset":"16777216"}
+ *    "wipe_offset":"16777216","mac":"<64 hex>"}
+ *
+ * The host can rewrite it, so from "formatted" on it carries an HMAC-SHA256 under a key derived
+ * from the volume key (HKDF, salt = the volume UUID): only a holder of the key can move the
+ * lifecycle. A replayed old token still verifies; the wipe guards against that itself (volume.c).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -14,19 +18,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <json-c/json.h>
+#include <openssl/crypto.h>
+#include <openssl/core_names.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/kdf.h>
 #include "storage/internal.h"
 
 #define TOKENS_MAX 32 /* LUKS2_TOKENS_MAX */
-
-static const char *const states[] = {
-	[ST_PREPARED] = "prepared", [ST_FORMATTED] = "formatted", [ST_WIPING] = "wiping",
-	[ST_WIPED] = "wiped", [ST_READY] = "ready",
-};
-
-const char *bw_vol_state_name(enum bw_vol_state s)
-{
-	return (unsigned)s < sizeof(states) / sizeof(states[0]) ? states[s] : "?";
-}
+#define MAC_INFO "bulwark lifecycle token v1"
 
 static int find(struct crypt_device *cd)
 {
@@ -39,11 +39,26 @@ static int find(struct crypt_device *cd)
 	return -ENOENT;
 }
 
+static int unhex(const char *s, uint8_t *out, size_t n)
+{
+	if (strlen(s) != 2 * n)
+		return -EINVAL;
+	for (size_t i = 0; i < n; i++) {
+		unsigned v;
+		if (sscanf(s + 2 * i, "%2x", &v) != 1)
+			return -EINVAL;
+		out[i] = (uint8_t)v;
+	}
+	return 0;
+}
+
+/* Strict: the allow-list has checked the shape already; anything odd here is refused too. */
 int bw_vol_token_read(struct crypt_device *cd, struct bw_vol_token *t)
 {
 	struct json_object *o, *v;
 	const char *json, *s;
-	int id = find(cd), r = -EMEDIUMTYPE;
+	char *end;
+	int id = find(cd), r = -EMEDIUMTYPE, st;
 
 	if (id < 0)
 		return id;
@@ -51,24 +66,79 @@ int bw_vol_token_read(struct crypt_device *cd, struct bw_vol_token *t)
 		return -EMEDIUMTYPE;
 	memset(t, 0, sizeof(*t));
 	s = json_object_object_get_ex(o, "state", &v) ? json_object_get_string(v) : "";
-	for (size_t i = 0; i < sizeof(states) / sizeof(states[0]); i++)
-		if (!strcmp(s, states[i])) {
-			t->state = i;
-			r = 0;
-		}
-	if (json_object_object_get_ex(o, "integrity", &v))
-		t->integrity = json_object_get_boolean(v);
-	if (json_object_object_get_ex(o, "wipe_offset", &v))
-		t->wipe_offset = strtoull(json_object_get_string(v), NULL, 10);
+	if ((st = bw_vol_state_parse(s ?: "")) < 0)
+		goto out;
+	t->state = (enum bw_vol_state)st;
+	if (!json_object_object_get_ex(o, "integrity", &v) || !json_object_is_type(v, json_type_boolean))
+		goto out;
+	t->integrity = json_object_get_boolean(v);
+	if (!json_object_object_get_ex(o, "wipe_offset", &v) || !json_object_is_type(v, json_type_string))
+		goto out;
+	s = json_object_get_string(v);
+	errno = 0;
+	t->wipe_offset = strtoull(s, &end, 10);
+	if (errno || end == s || *end || *s == '-' || *s == '+' || *s == ' ')
+		goto out;
+	if (json_object_object_get_ex(o, "mac", &v)) {
+		if (!json_object_is_type(v, json_type_string) || unhex(json_object_get_string(v), t->mac, sizeof(t->mac)) < 0)
+			goto out;
+		t->has_mac = true;
+	}
+	r = 0;
+out:
 	json_object_put(o);
 	return r;
 }
 
+int bw_vol_token_key(const uint8_t *vk, size_t vk_len, const char *uuid, uint8_t out[32])
+{
+	EVP_KDF *kdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
+	EVP_KDF_CTX *c = kdf ? EVP_KDF_CTX_new(kdf) : NULL;
+	OSSL_PARAM p[] = {
+		OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, "SHA256", 0),
+		OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, (void *)vk, vk_len),
+		OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, (void *)uuid, strlen(uuid)),
+		OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, MAC_INFO, sizeof(MAC_INFO) - 1),
+		OSSL_PARAM_construct_end(),
+	};
+	int ok = c && EVP_KDF_derive(c, out, 32, p) > 0;
+
+	EVP_KDF_CTX_free(c);
+	EVP_KDF_free(kdf);
+	return ok ? 0 : -ENOMEM;
+}
+
+/* HMAC-SHA256 over "bulwark-token-v1\n<uuid>\n<id>\n<state>\n<0|1>\n<wipe_offset>". */
+static int token_mac(const struct bw_vol_token *t, const char *uuid, const char *id, const uint8_t *key, uint8_t out[32])
+{
+	char msg[512];
+	unsigned int n = 32;
+	int m = snprintf(msg, sizeof(msg), "bulwark-token-v1\n%s\n%s\n%s\n%d\n%" PRIu64, uuid, id,
+			 bw_vol_state_name(t->state), t->integrity ? 1 : 0, t->wipe_offset);
+
+	if (m < 0 || (size_t)m >= sizeof(msg) || !HMAC(EVP_sha256(), key, 32, (const uint8_t *)msg, (size_t)m, out, &n))
+		return -EINVAL;
+	return 0;
+}
+
+int bw_vol_token_verify(const struct bw_vol_token *t, const char *uuid, const char *id, const uint8_t *key)
+{
+	uint8_t want[32];
+	int r;
+
+	if (!t->has_mac)
+		return -EBADMSG;
+	r = token_mac(t, uuid, id, key, want) == 0 && !CRYPTO_memcmp(want, t->mac, 32) ? 0 : -EBADMSG;
+	OPENSSL_cleanse(want, sizeof(want));
+	return r;
+}
+
 /* Replaces bulwark's token in place (there is at most one; the allow-list checks that). */
-int bw_vol_token_write(struct crypt_device *cd, const char *id, const struct bw_vol_token *t)
+int bw_vol_token_write(struct crypt_device *cd, const char *id, const struct bw_vol_token *t, const uint8_t *mac_key)
 {
 	struct json_object *o = json_object_new_object();
-	char off[24];
+	uint8_t mac[32];
+	char off[24], hex[65];
 	int tid = find(cd), r;
 
 	if (!o)
@@ -80,6 +150,15 @@ int bw_vol_token_write(struct crypt_device *cd, const char *id, const struct bw_
 	json_object_object_add(o, "state", json_object_new_string(bw_vol_state_name(t->state)));
 	json_object_object_add(o, "integrity", json_object_new_boolean(t->integrity));
 	json_object_object_add(o, "wipe_offset", json_object_new_string(off));
+	if (mac_key) {
+		if ((r = token_mac(t, crypt_get_uuid(cd) ?: "", id, mac_key, mac)) < 0) {
+			json_object_put(o);
+			return r;
+		}
+		for (int i = 0; i < 32; i++)
+			sprintf(hex + 2 * i, "%02x", mac[i]);
+		json_object_object_add(o, "mac", json_object_new_string(hex));
+	}
 	r = crypt_token_json_set(cd, tid >= 0 ? tid : CRYPT_ANY_TOKEN, json_object_to_json_string(o));
 	json_object_put(o);
 	return r < 0 ? r : 0;

@@ -10,6 +10,7 @@
  *        +--anything else--> refuse, untouched
  */
 #include <blkid/blkid.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libcryptsetup.h>
@@ -17,8 +18,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include "bulwark/storage.h"
 #include "common/common.h"
@@ -31,6 +34,8 @@
 #define WIPE_SAVE_PARTS 64
 #define ZERO_CHECK 65536
 #define MIN_DEVICE (17u << 20)             /* a blank device also has zeros at its start */
+
+static const uint8_t zero_sector[BW_VOL_SECTOR];
 
 #define say bw_errf
 
@@ -62,6 +67,8 @@ struct op {
 	char name[64];
 	char hdr[192];               /* the detached header copy */
 	struct bw_secret key;
+	struct bw_secret mac_key;    /* the token's MAC key, derived from the volume key */
+	bool fresh;                  /* formatted by this operation: nothing on it to protect */
 	char *err;
 	size_t len;
 };
@@ -69,6 +76,7 @@ struct op {
 static void op_done(struct op *op)
 {
 	bw_secret_free(&op->key);
+	bw_secret_free(&op->mac_key);
 	if (op->hdr[0])
 		unlink(op->hdr);
 }
@@ -108,15 +116,45 @@ static int get_key(struct op *op)
 	return r;
 }
 
+/*
+ * libcryptsetup answers -EINVAL/-ENOTSUP/-EPERM/... for a header or device it will not take: for
+ * the caller that is a refused header (FAILED_PRECONDITION), not a malformed request.
+ */
+static int refused_by_lib(int r)
+{
+	return r == -ENOMEM || r == -EIO || r == -EBUSY || r == -EEXIST || r == -EINTR ? r : -EMEDIUMTYPE;
+}
+
 static int activate(struct crypt_device *cd, struct op *op, const char *name, uint32_t flags)
 {
 	int r = crypt_activate_by_passphrase(cd, name, CRYPT_ANY_SLOT, (const char *)op->key.data, BW_VOL_KEY_LEN, flags);
 
-	if (r == -EPERM)
+	if (r == -EPERM || r == -ENOENT)
 		return say(op->err, op->len, -EKEYREJECTED, "wrong key: no keyslot of volume '%s' opens with the %s's key",
 			   op->id, op->o->keys->name ?: "key source");
 	if (r < 0)
-		return say(op->err, op->len, r, "activating %s: %s", name ?: "(check)", strerror(-r));
+		return say(op->err, op->len, refused_by_lib(r), "activating %s: %s", name ?: "(check)", strerror(-r));
+	return 0;
+}
+
+/* The token's MAC key from the volume key (read with the key the keyslot just accepted). */
+static int derive_mac_key(struct crypt_device *cd, struct op *op)
+{
+	_cleanup_secret_ struct bw_secret vk = { 0 };
+	size_t n = BW_VOL_VK_INTEGRITY;
+	int r;
+
+	if (op->mac_key.data)
+		return 0;
+	if ((r = bw_secret_new(&vk, n)) < 0 || (r = bw_secret_new(&op->mac_key, 32)) < 0)
+		return say(op->err, op->len, r, "locking memory for the key: %s", strerror(-r));
+	r = crypt_volume_key_get(cd, CRYPT_ANY_SLOT, (char *)vk.data, &n, (const char *)op->key.data, BW_VOL_KEY_LEN);
+	if (r >= 0)
+		r = bw_vol_token_key(vk.data, n, crypt_get_uuid(cd) ?: "", op->mac_key.data);
+	if (r < 0) {
+		bw_secret_free(&op->mac_key);
+		return say(op->err, op->len, r == -EPERM ? -EKEYREJECTED : r, "deriving the token key: %s", strerror(-r));
+	}
 	return 0;
 }
 
@@ -185,7 +223,7 @@ static int backing_matches(const char *name, const char *device)
 		return -ENODEV;
 	if (stat(dev, &a) < 0 || stat(device, &b) < 0)
 		return -errno;
-	return a.st_rdev == b.st_rdev;
+	return S_ISBLK(a.st_mode) && S_ISBLK(b.st_mode) && a.st_rdev == b.st_rdev;
 }
 
 static bool is_active(const char *name)
@@ -222,7 +260,7 @@ static int pread_all(int fd, void *buf, size_t n, off_t off)
  * Write the header copy: both metadata areas (validated, from memory) and the keyslot areas
  * they name, read once from the disk; the rest up to the data offset stays a hole.
  */
-static int write_copy(struct op *op, int dev, const uint8_t *meta, size_t mlen)
+static int write_copy(struct op *op, int dev, uint8_t *meta, size_t mlen)
 {
 	_cleanup_close_ int out = open(op->hdr, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
 	_cleanup_free_ uint8_t *areas = NULL;
@@ -234,6 +272,14 @@ static int write_copy(struct op *op, int dev, const uint8_t *meta, size_t mlen)
 		return -errno;
 	if ((r = bw_vol_luks2_extent(json, strnlen(json, hs - LUKS2_BIN_SIZE), &end, &data)) < 0)
 		return r;
+	/* Reseal both headers of the copy with their own checksums (the validated bytes already
+	 * carry right ones): libcryptsetup takes them as they are and never scans for others. */
+	for (int i = 0; i < 2; i++) {
+		uint8_t *h = meta + i * hs;
+		memset(h + LUKS2_CSUM_OFF, 0, LUKS2_CSUM_LEN);
+		if ((r = bw_vol_luks2_csum(h, hs, h + LUKS2_CSUM_OFF)) < 0)
+			return r;
+	}
 	if (end > mlen) {
 		if (!(areas = malloc(end - mlen)))
 			return -ENOMEM;
@@ -253,6 +299,7 @@ static int write_copy(struct op *op, int dev, const uint8_t *meta, size_t mlen)
  * and loaded by libcryptsetup from that file: from here on only the copy is used, and
  * libcryptsetup never parses the on-disk header before the allow-list has seen it.
  */
+static void sweep_copies(struct op *op);
 static int copy_header(struct op *op, struct crypt_device **copy, bool *integrity)
 {
 	_cleanup_close_ int dev = open(op->o->device, O_RDONLY | O_CLOEXEC);
@@ -281,16 +328,67 @@ static int copy_header(struct op *op, struct crypt_device **copy, bool *integrit
 	if ((r = write_copy(op, dev, meta, 2 * hs)) < 0)
 		return say(op->err, op->len, r, "writing the header copy: %s", strerror(-r));
 	if ((r = crypt_init_data_device(copy, op->hdr, op->o->device)) < 0 || (r = crypt_load(*copy, CRYPT_LUKS2, NULL)) < 0)
-		return say(op->err, op->len, r, "loading the validated header copy: %s", strerror(-r));
+		return say(op->err, op->len, refused_by_lib(r), "libcryptsetup refused the validated header copy: %s",
+			   strerror(-r));
 	return 0;
 }
 
-/* What libcryptsetup made of the copy must match the allow-list too (belt and braces). */
+/*
+ * Header copies are private to one operation; one whose operation was killed stays behind (up to
+ * 136 MiB of tmpfs). Called under this volume's lock: a copy of another volume is only removed
+ * while its lock is free too, so a live operation never loses its copy.
+ */
+static void sweep_copies(struct op *op)
+{
+	DIR *d = opendir(BW_VOL_HDR_DIR);
+	struct dirent *e;
+	size_t nl = strlen(op->name);
+
+	if (!d)
+		return;
+	while ((e = readdir(d))) {
+		char lock[300], *dot = strrchr(e->d_name, '.');
+		int fd;
+
+		if (e->d_name[0] == '.' || !dot || dot == e->d_name)
+			continue;
+		if ((size_t)(dot - e->d_name) == nl && !strncmp(e->d_name, op->name, nl)) {
+			if (atoi(dot + 1) != (int)getpid())
+				unlinkat(dirfd(d), e->d_name, 0);
+			continue;
+		}
+		snprintf(lock, sizeof(lock), BW_VOL_LOCK_DIR "/%.*s.lock", (int)(dot - e->d_name), e->d_name);
+		fd = open(lock, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+		if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0)
+			unlinkat(dirfd(d), e->d_name, 0);
+		else if (fd < 0 && errno == ENOENT)
+			unlinkat(dirfd(d), e->d_name, 0);
+		if (fd >= 0)
+			close(fd);
+	}
+	closedir(d);
+}
+
+/*
+ * What libcryptsetup actually loaded from the copy must pass the same allow-list: its own JSON
+ * (crypt_dump_json), then its getters. Any disagreement between our parser and libcryptsetup's
+ * ends here, before a key is asked for.
+ */
 static int check_loaded(struct crypt_device *cd, bool integrity, struct op *op)
 {
 	struct crypt_params_integrity ip = { 0 };
-	const char *c = crypt_get_cipher(cd), *m = crypt_get_cipher_mode(cd);
+	const char *c = crypt_get_cipher(cd), *m = crypt_get_cipher_mode(cd), *json = NULL;
+	uint64_t mdsize = 0, kssize = 0;
+	char why[256] = "";
+	bool integ = false;
+	int r;
 
+	if (crypt_dump_json(cd, &json, 0) < 0 || !json || crypt_get_metadata_size(cd, &mdsize, &kssize) < 0)
+		return say(op->err, op->len, -EMEDIUMTYPE, "libcryptsetup's view of the header copy is unreadable");
+	if ((r = bw_vol_check_luks2_json_hs(json, strlen(json), mdsize, op->id, &integ, why, sizeof(why))) < 0)
+		return say(op->err, op->len, -EMEDIUMTYPE, "the header libcryptsetup loaded is refused: %s", why);
+	if (integ != integrity || crypt_get_data_offset(cd) != BW_VOL_DATA_OFFSET / 512 || crypt_get_iv_offset(cd) != 0)
+		return say(op->err, op->len, -EMEDIUMTYPE, "the header libcryptsetup loaded differs from the validated one");
 	if (!c || !m || strcmp(c, "aes") || strcmp(m, "xts-plain64") || crypt_get_sector_size(cd) != BW_VOL_SECTOR ||
 	    crypt_get_volume_key_size(cd) != (integrity ? BW_VOL_VK_INTEGRITY : BW_VOL_VK_PLAIN))
 		return say(op->err, op->len, -EMEDIUMTYPE, "the loaded header is not %s with %d-byte sectors",
@@ -313,7 +411,7 @@ static int open_disk(struct op *op, struct crypt_device *copy, struct crypt_devi
 	int r;
 
 	if ((r = crypt_init(disk, op->o->device)) < 0 || (r = crypt_load(*disk, CRYPT_LUKS2, NULL)) < 0)
-		return say(op->err, op->len, r, "reloading the header to record state: %s", strerror(-r));
+		return say(op->err, op->len, refused_by_lib(r), "reloading the header to record state: %s", strerror(-r));
 	u = crypt_get_uuid(*disk);
 	if (!u || strcmp(u, crypt_get_uuid(copy) ?: ""))
 		return say(op->err, op->len, -EMEDIUMTYPE, "the header on %s changed under us (UUID %s): refusing",
@@ -323,7 +421,7 @@ static int open_disk(struct op *op, struct crypt_device *copy, struct crypt_devi
 
 static int write_state(struct op *op, struct crypt_device *disk, const struct bw_vol_token *t)
 {
-	int r = bw_vol_token_write(disk, op->id, t);
+	int r = bw_vol_token_write(disk, op->id, t, op->mac_key.data);
 
 	if (r < 0)
 		return say(op->err, op->len, r, "recording state '%s' in the token: %s", bw_vol_state_name(t->state),
@@ -377,6 +475,55 @@ static int wipe_progress(uint64_t size, uint64_t offset, void *p)
 }
 
 /*
+ * A resumed wipe never destroys what the key already protects. The token is host-writable and a
+ * genuine old one (say "wiping at 16 MiB") can be replayed after the volume went into use; its
+ * MAC still verifies. Before a wipe that this operation did not start on a blank device, every
+ * block from the offset on is read through the wipe mapping: a sector that authenticates and is
+ * not zero was written by a holder of the key after the wipe, so the token lies: refuse, write
+ * nothing. Sectors that fail their tag (never wiped) or read as zeros are what a resume expects.
+ */
+static int wipe_guard(struct op *op, const char *path, uint64_t from, uint64_t size)
+{
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_DIRECT | O_CLOEXEC);
+	uint8_t *buf = NULL;
+	int r = 0;
+
+	if (fd < 0)
+		return say(op->err, op->len, -errno, "opening %s: %s", path, strerror(errno));
+	if (posix_memalign((void **)&buf, 4096, WIPE_BLOCK))
+		return -ENOMEM;
+	for (uint64_t off = from; off < size && r == 0;) {
+		size_t n = size - off < WIPE_BLOCK ? (size_t)(size - off) : WIPE_BLOCK;
+		ssize_t k = pread(fd, buf, n, (off_t)off);
+		uint64_t bad = UINT64_MAX;
+
+		if (k == (ssize_t)n) {
+			for (size_t i = 0; i < n && bad == UINT64_MAX; i += BW_VOL_SECTOR)
+				if (memcmp(buf + i, zero_sector, BW_VOL_SECTOR))
+					bad = off + i;
+		} else if (k < 0 && (errno == EILSEQ || errno == EIO)) {
+			/* some sector of the block fails its tag: look at each one */
+			for (size_t i = 0; i < n && bad == UINT64_MAX && r == 0; i += BW_VOL_SECTOR) {
+				ssize_t q = pread(fd, buf, BW_VOL_SECTOR, (off_t)(off + i));
+				if (q == BW_VOL_SECTOR && memcmp(buf, zero_sector, BW_VOL_SECTOR))
+					bad = off + i;
+				else if (q != BW_VOL_SECTOR && (q >= 0 || (errno != EILSEQ && errno != EIO)))
+					r = say(op->err, op->len, q < 0 ? -errno : -EIO, "reading %s: %s", path, strerror(errno));
+			}
+		} else {
+			r = say(op->err, op->len, k < 0 ? -errno : -EIO, "reading %s: %s", path, k < 0 ? strerror(errno) : "short read");
+		}
+		if (r == 0 && bad != UINT64_MAX)
+			r = say(op->err, op->len, -EMEDIUMTYPE, "the token of volume '%s' says '%s' (wipe from %llu) but the volume "
+				"holds data written with its key at offset %llu: the token was rolled back; refusing to wipe",
+				op->id, bw_vol_state_name(ST_WIPING), (unsigned long long)from, (unsigned long long)bad);
+		off += n;
+	}
+	free(buf);
+	return r;
+}
+
+/*
  * Zero the whole integrity device once so every sector has a valid tag (an unwritten sector
  * fails to read with EIO, and mkfs reads some). A temporary private mapping without journal
  * does it, as cryptsetup luksFormat does; progress is flushed and recorded in the token, so a
@@ -385,8 +532,10 @@ static int wipe_progress(uint64_t size, uint64_t offset, void *p)
 static int wipe(struct op *op, struct crypt_device *copy, struct bw_vol_token *t)
 {
 	_cleanup_crypt_ struct crypt_device *disk = NULL;
+	struct crypt_active_device ad;
 	char tmp[80], path[160];
 	struct wipe_ctx w = { op, NULL, t, path, t->wipe_offset, 0 };
+	bool started = false;
 	int r;
 
 	snprintf(tmp, sizeof(tmp), "%s-wipe", op->name);
@@ -398,14 +547,26 @@ static int wipe(struct op *op, struct crypt_device *copy, struct bw_vol_token *t
 	w.disk = disk;
 	if ((r = activate(copy, op, tmp, CRYPT_ACTIVATE_PRIVATE | CRYPT_ACTIVATE_NO_JOURNAL)) < 0)
 		return r;
-	t->state = ST_WIPING;
-	if ((r = write_state(op, disk, t)) == 0)
+	if ((r = crypt_get_active_device(copy, tmp, &ad)) < 0)
+		r = say(op->err, op->len, r, "inspecting %s: %s", tmp, strerror(-r));
+	else if (t->wipe_offset > ad.size * 512)
+		r = say(op->err, op->len, -EMEDIUMTYPE, "the token's wipe_offset %llu lies beyond the volume's %llu bytes",
+			(unsigned long long)t->wipe_offset, (unsigned long long)ad.size * 512);
+	else if (!op->fresh)
+		r = wipe_guard(op, path, t->wipe_offset, ad.size * 512);
+	if (r == 0) {
+		t->state = ST_WIPING;
+		started = (r = write_state(op, disk, t)) == 0;
+	}
+	if (r == 0)
 		r = crypt_wipe(copy, path, CRYPT_WIPE_ZERO, t->wipe_offset, 0, WIPE_BLOCK, 0, wipe_progress, &w);
 	if (r == 0) {
 		_cleanup_close_ int fd = open(path, O_RDWR | O_CLOEXEC);
 		r = fd < 0 || fdatasync(fd) < 0 ? -errno : 0;
 	}
 	crypt_deactivate(copy, tmp);
+	if (!started)
+		return r; /* refused or failed before the wipe started; the message is set */
 	if (r < 0 || w.fail < 0)
 		return say(op->err, op->len, w.fail < 0 ? w.fail : r == -EINTR ? -EINTR : r,
 			   "integrity wipe stopped at %llu bytes (resumes there): %s", (unsigned long long)t->wipe_offset,
@@ -448,12 +609,15 @@ static int format(struct op *op, bool integrity)
 	    (r = crypt_format(cd, CRYPT_LUKS2, "aes", "xts-plain64", NULL, NULL,
 			      integrity ? BW_VOL_VK_INTEGRITY : BW_VOL_VK_PLAIN, &p)) < 0)
 		return say(op->err, op->len, r, "formatting %s: %s", op->o->device, strerror(-r));
+	op->fresh = true; /* from here on the device holds only what this operation wrote */
 	/* prepared: a crash before the keyslot leaves a header no key opens, which is formatted again */
-	if ((r = bw_vol_token_write(cd, op->id, &t)) < 0 ||
+	if ((r = bw_vol_token_write(cd, op->id, &t, NULL)) < 0 ||
 	    (r = crypt_keyslot_add_by_volume_key(cd, CRYPT_ANY_SLOT, NULL, 0, (const char *)op->key.data, BW_VOL_KEY_LEN)) < 0)
 		return say(op->err, op->len, r, "writing the token and keyslot: %s", strerror(-r));
+	if ((r = derive_mac_key(cd, op)) < 0)
+		return r;
 	t.state = ST_FORMATTED;
-	if ((r = bw_vol_token_write(cd, op->id, &t)) < 0)
+	if ((r = bw_vol_token_write(cd, op->id, &t, op->mac_key.data)) < 0)
 		return say(op->err, op->len, r, "recording state 'formatted': %s", strerror(-r));
 	return 0;
 }
@@ -474,8 +638,16 @@ static int open_copy(struct op *op, bool map)
 		return say(op->err, op->len, -EMEDIUMTYPE, "the '" BW_VOL_TOKEN_TYPE "' token's state is unreadable");
 	if (t.integrity != integrity)
 		return say(op->err, op->len, -EMEDIUMTYPE, "the token's integrity flag disagrees with segment 0");
-	if ((r = get_key(op)) < 0 || (r = activate(copy, op, NULL, 0)) < 0)
+	if ((r = get_key(op)) < 0 || (r = activate(copy, op, NULL, 0)) < 0 || (r = derive_mac_key(copy, op)) < 0)
 		return r;
+	/* From "formatted" on, only a holder of the key moved the lifecycle; "prepared" with a
+	 * keyslot (a format cut short after the keyslot) carries no MAC yet and resumes as
+	 * "formatted", under the wipe's guard like every resume. */
+	if (t.state != ST_PREPARED && bw_vol_token_verify(&t, crypt_get_uuid(copy) ?: "", op->id, op->mac_key.data) < 0)
+		return say(op->err, op->len, -EMEDIUMTYPE, "the '" BW_VOL_TOKEN_TYPE "' token (state '%s') does not "
+			   "authenticate under volume '%s''s key: tampered with; refusing", bw_vol_state_name(t.state), op->id);
+	if (t.state == ST_PREPARED)
+		t.wipe_offset = 0;
 	if (t.state < ST_WIPED && integrity && (r = wipe(op, copy, &t)) < 0)
 		return r;
 	if (!integrity)
@@ -485,8 +657,12 @@ static int open_copy(struct op *op, bool map)
 	if (t.state != ST_READY) {
 		t.state = ST_READY;
 		t.wipe_offset = 0;
-		if ((r = save_token(op, copy, &t)) < 0)
+		if ((r = save_token(op, copy, &t)) < 0) {
+			/* never leave a mapping behind a failed stage: a retry would take it as staged */
+			if (map)
+				crypt_deactivate_by_name(NULL, op->name, CRYPT_DEACTIVATE_FORCE);
 			return r;
+		}
 	}
 	return 0;
 }
@@ -529,6 +705,7 @@ static int with_lock(struct op *op, int (*fn)(struct op *, void *), void *arg)
 		return say(op->err, op->len, lock, lock == -EBUSY ? "another operation on volume '%s' is in progress"
 							     : "locking volume '%s' failed", op->id);
 	bw_vol_lock_global();
+	sweep_copies(op);
 	r = fn(op, arg);
 	bw_vol_unlock_global();
 	bw_vol_unlock(lock);
@@ -537,11 +714,16 @@ static int with_lock(struct op *op, int (*fn)(struct op *, void *), void *arg)
 
 static int need_device(struct op *op)
 {
+	struct stat st;
+
 	if (!op->o->device)
 		return say(op->err, op->len, -EINVAL, "a device is required");
 	if (access(op->o->device, R_OK | W_OK) < 0)
 		return say(op->err, op->len, errno == ENOENT ? -ENOENT : -errno, "device %s: %s", op->o->device,
 			   strerror(errno));
+	/* a regular file would go through an automatic loop device that no later call can match */
+	if (stat(op->o->device, &st) < 0 || !S_ISBLK(st.st_mode))
+		return say(op->err, op->len, -EINVAL, "device %s is not a block device", op->o->device);
 	return 0;
 }
 

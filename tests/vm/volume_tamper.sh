@@ -4,31 +4,7 @@
 # validation (TOCTOU) does not matter because activation uses the validated copy.
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/volume_lib"
-edit() { "$BULWARK_TOP/tests/vm/luks2_edit" "$@"; }
-mapped() { dmsetup ls | grep -q "^$(bulwark volume status --id "$1" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["name"])')"; }
-
-# (A second segment is covered by the unit test: libcryptsetup itself rejects the edits that
-# would make one loadable here.)
-# One good bulwark volume; each case starts from a copy of its header area.
-newdev good 24M
-p=$(vol stage --id pvc-t --device "$good" --key-file $T/key) || die "stage of the good volume"
-head -c 1M /dev/urandom > $T/data
-dd if=$T/data of="$p" bs=1M oflag=direct status=none
-vol unstage --id pvc-t
-dd if="$good" of=$T/good.hdr bs=1M count=16 status=none
-
-refused() { # description field-text python-edit [id]
-  local desc=$1 field=$2 code=$3 id=${4:-pvc-t} rc before
-  dd if=$T/good.hdr of="$good" bs=1M conv=notrunc,fsync status=none
-  [ -n "$code" ] && { edit "$good" "$code" || { not_ok "$desc (edit failed)"; return; }; }
-  before=$(sum "$good")
-  vol stage --id "$id" --device "$good" --key-file $T/key 2> $T/tamper.err; rc=$?
-  if [ $rc -eq 9 ] && grep -qF -- "$field" $T/tamper.err && ! mapped "$id" && [ "$(sum "$good")" = "$before" ]; then
-    ok "$desc: refused naming '$field', nothing mapped, disk unchanged"
-  else
-    not_ok "$desc (exit $rc: $(cat $T/tamper.err))"
-  fi
-}
+. "$(dirname "$0")/volume_tamper_lib"
 
 refused "segment cipher set to cipher_null" "cipher_null" 'j["segments"]["0"]["encryption"] = "cipher_null-ecb"'
 refused "keyslot area cipher set to cipher_null" "cipher_null" 'j["keyslots"]["0"]["area"]["encryption"] = "cipher_null-ecb"'
@@ -41,6 +17,27 @@ refused "token naming another volume (volume swap)" "names volume 'pvc-other', n
 refused "another volume's header (swap) under this id" "names volume 'pvc-t', not 'pvc-u'" "" pvc-u
 refused "integrity journal surprises" "segments.0.integrity.type" \
   'j["segments"]["0"]["integrity"] = {"type": "crc32c", "journal_encryption": "none", "journal_integrity": "none"}'
+
+# --- what a forged header would change, each refused by the allow-list itself ---
+refused "data offset 0 (the mapping would cover its own header)" "segments.0.offset is 0, expected 16777216" \
+  'j["segments"]["0"]["offset"] = "0"'
+refused "a fixed segment size" "segments.0.size is '4194304'" 'j["segments"]["0"]["size"] = "4194304"'
+refused "iv_tweak" "segments.0.iv_tweak" 'j["segments"]["0"]["iv_tweak"] = "1000"'
+refused "a foreign token type beside ours" "tokens.1.type is 'systemd-tpm2'" \
+  'j["tokens"]["1"] = {"type": "systemd-tpm2", "keyslots": ["0"]}'
+refused "persistent activation flags" "config.flags" 'j["config"]["flags"] = ["no-journal"]'
+refused "an unknown segment member" "segments.0.x: unexpected member" 'j["segments"]["0"]["x"] = 1'
+refused "a keyslot whose kdf was swapped for cipher_null in its area" "cipher_null" \
+  'j["keyslots"]["0"]["area"]["encryption"] = "cipher_null"'
+
+# --- KDF bombs: refused at once, not after minutes of work under the volume lock ---
+refused "PBKDF2 2^31 iterations in the keyslot" "keyslots.0.kdf.iterations is 2147483648" \
+  'j["keyslots"]["0"]["kdf"]["iterations"] = 2**31'
+refused "PBKDF2 2^31 iterations in the digest" "digests.0.iterations is 2147483648" 'j["digests"]["0"]["iterations"] = 2**31'
+refused "argon2id with time 2^31" "keyslots.0.kdf is 'argon2id'" \
+  'j["keyslots"]["0"]["kdf"] = {"type": "argon2id", "time": 2**31, "memory": 1024, "cpus": 1, "salt": j["keyslots"]["0"]["kdf"]["salt"]}'
+refused "argon2id with 4 GiB of memory and 4 threads" "keyslots.0.kdf is 'argon2id'" \
+  'j["keyslots"]["0"]["kdf"] = {"type": "argon2id", "time": 4, "memory": 4194304, "cpus": 4, "salt": j["keyslots"]["0"]["kdf"]["salt"]}'
 
 # An extra keyslot with a different cipher, added by cryptsetup itself.
 dd if=$T/good.hdr of="$good" bs=1M conv=notrunc,fsync status=none

@@ -19,7 +19,7 @@
 
 struct opts {
 	const char *id, *device, *key_file, *name;
-	bool integrity, json;
+	bool integrity, json, progress_started;
 	int lock_timeout_ms;
 	uint64_t last_progress;
 	struct bw_kbs_client_opts kbs; /* --key-service URL --attester NAME [--ca --tcti --ak-handle] */
@@ -103,13 +103,15 @@ static int usage(const char *u)
 	return BW_EXIT_USAGE;
 }
 
-/* Progress lines on stderr (JSON lines with --json), about every 8 MiB and at the end. */
+/* Progress lines on stderr (JSON lines with --json): where the wipe starts (0, or where a resumed
+ * one picks up), then about every 8 MiB, and at the end. */
 static int progress(uint64_t done, uint64_t total, void *ctx)
 {
 	struct opts *o = ctx;
 
-	if (done - o->last_progress < PROGRESS_EVERY && done != total)
+	if (o->progress_started && done - o->last_progress < PROGRESS_EVERY && done != total)
 		return 0;
+	o->progress_started = true;
 	o->last_progress = done;
 	if (o->json)
 		fprintf(stderr, "{\"wipe_done\":%" PRIu64 ",\"wipe_total\":%" PRIu64 "}\n", done, total);
@@ -255,7 +257,8 @@ static struct json_object *status_json(const char *id, const struct bw_vol_statu
 	json_object_object_add(j, "cipher", json_object_new_string(st->cipher));
 	json_object_object_add(j, "sector_size", json_object_new_int64(st->sector_size));
 	json_object_object_add(j, "integrity", json_object_new_boolean(st->integrity));
-	json_object_object_add(j, "integrity_mismatches", json_object_new_uint64(st->integrity_mismatches));
+	if (st->wipe) /* left by a killed integrity wipe; unstage --id removes it */
+		json_object_object_add(j, "wipe", json_object_new_boolean(true));
 	json_object_object_add(j, "backing_device", json_object_new_string(st->backing));
 	json_object_object_add(j, "table", json_object_new_string(st->table));
 	return j;
@@ -267,9 +270,10 @@ static void status_text(const char *id, const struct bw_vol_status *st)
 		printf("%s: not staged\n", id ?: st->name);
 		return;
 	}
-	printf("%s: %s, %" PRIu64 " bytes, %s, %u-byte sectors, integrity %s (%" PRIu64 " mismatches), on %s\n",
+	printf("%s: %s, %" PRIu64 " bytes, %s, %u-byte sectors, integrity %s, on %s%s\n",
 	       id ?: st->name, st->path, st->size_bytes, st->cipher, st->sector_size,
-	       st->integrity ? "hmac(sha256)" : "off", st->integrity_mismatches, st->backing);
+	       st->integrity ? "hmac(sha256)" : "off", st->backing,
+	       st->wipe ? " (left by an interrupted integrity wipe: unstage the volume to remove it)" : "");
 }
 
 static int status_all(const struct opts *o)
@@ -323,7 +327,7 @@ static const struct bw_cli_verb verbs[] = {
 	{ "stage", "NodeStageVolume: format a blank device or open a validated one (idempotent)", cmd_stage },
 	{ "unstage", "NodeUnstageVolume: close the volume (idempotent)", cmd_unstage },
 	{ "expand", "NodeExpandVolume: grow a staged volume without integrity to its device", cmd_expand },
-	{ "status", "mapping, size, cipher, integrity and mismatches, backing device [--id ID] [--json]", cmd_status },
+	{ "status", "mapping, size, cipher, integrity, backing device [--id ID] [--json]", cmd_status },
 	{ "format", "format a blank device only (wipes integrity volumes), leave it closed", cmd_format },
 	{ 0 },
 };

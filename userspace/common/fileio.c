@@ -103,7 +103,9 @@ int bw_read_file(const char *path, size_t max, char **out, size_t *len)
 
 int bw_read_key_file_range(const char *path, size_t min, size_t max, struct bw_secret *out)
 {
-	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	/* Symlinks are followed (kubelet mounts Secrets through them) and the final file is
+	 * checked; O_NONBLOCK so that a FIFO cannot stall us: it is refused as not regular. */
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
 	_cleanup_secret_ struct bw_secret s = { 0 };
 	struct stat st;
 	size_t n = 0, len;

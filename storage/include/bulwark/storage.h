@@ -46,7 +46,8 @@ struct bw_vol_key_source {
 	int (*get)(void *ctx, const char *id, uint8_t *key, char *err, size_t err_len);
 	void *ctx;
 };
-/* A key file: regular, owned by us, mode 0600 (no group/other bits), exactly 32 bytes. */
+/* A key file: symlinks followed; the final file regular (a FIFO is refused without blocking),
+ * owned by us, mode 0600 (no group/other bits), exactly 32 bytes. */
 void bw_vol_key_file_source(struct bw_vol_key_source *ks, const char *path);
 
 /* Wipe progress of an integrity volume: bytes done of total. Return non-zero to stop. */
@@ -90,14 +91,14 @@ struct bw_vol_status {
 	bool integrity;
 	uint64_t size_bytes;
 	char backing[96];            /* "major:minor (path)" of the device below */
-	uint64_t integrity_mismatches;
+	bool wipe;                   /* a "-wipe" mapping left by a killed integrity wipe */
 	char cipher[48];
 	uint32_t sector_size;
 	char table[256];             /* dm-crypt table line, key elided */
 };
 int bw_vol_status(const char *id, const char *name, struct bw_vol_status *st, char *err, size_t err_len);
 
-/* Names of bulwark's active mappings (volumes and the state disk), at most max. */
+/* Names of bulwark's active mappings (volumes, the state disk, "-wipe" leftovers), at most max. */
 int bw_vol_list(char (*names)[64], size_t max, size_t *count);
 
 /* The device-mapper name for a volume id: "bw-" + 32 hex digits of SHA-256(id). */

@@ -10,6 +10,8 @@
 #include <stdarg.h>
 #include <string.h>
 #include <cmocka.h>
+#include <openssl/bn.h>
+#include <openssl/rsa.h>
 #include "kbs/kbs.h"
 #include "keyservice/keyservice.h"
 
@@ -126,28 +128,182 @@ static void jwk_rejects_off_curve_and_rsa1_5(void **state)
 	json_object_put(rsa15);
 }
 
+static char *sign_claims(EVP_PKEY *k, const char *json)
+{
+	struct json_object *c = json_tokener_parse(json);
+	char *tok = NULL;
+
+	assert_non_null(c);
+	assert_int_equal(bw_jwt_sign(k, c, &tok), 0);
+	json_object_put(c);
+	return tok;
+}
+
 static void jwt_verify(void **state)
 {
 	EVP_PKEY *k = bw_key_new(BW_KEY_EC_P256), *other = bw_key_new(BW_KEY_EC_P256);
-	struct json_object *c = json_object_new_object(), *back = NULL;
-	_cleanup_free_ char *tok = NULL;
+	struct json_object *back = NULL;
+	char *tok = sign_claims(k, "{\"iss\":\"" KS_ISSUER "\",\"iat\":1000,\"exp\":2000,\"tee\":\"sample\"}");
 	char err[256];
 	(void)state;
 
-	json_object_object_add(c, "iat", json_object_new_int64(1000));
-	json_object_object_add(c, "exp", json_object_new_int64(2000));
-	json_object_object_add(c, "tee", json_object_new_string("sample"));
-	assert_int_equal(bw_jwt_sign(k, c, &tok), 0);
-	assert_int_equal(bw_jwt_verify(k, tok, 1500, &back, err, sizeof(err)), 0);
+	assert_int_equal(bw_jwt_verify(k, KS_ISSUER, tok, 1500, &back, err, sizeof(err)), 0);
 	assert_string_equal(bw_json_str(back, "tee"), "sample");
 	json_object_put(back);
-	assert_int_equal(bw_jwt_verify(k, tok, 2000, &back, err, sizeof(err)), -EKEYEXPIRED);
-	assert_int_equal(bw_jwt_verify(other, tok, 1500, &back, err, sizeof(err)), -EKEYREJECTED);
+	assert_int_equal(bw_jwt_verify(k, KS_ISSUER, tok, 2000, &back, err, sizeof(err)), -EKEYEXPIRED);
+	assert_int_equal(bw_jwt_verify(k, KS_ISSUER, tok, 1000 - BW_JWT_SKEW - 1, &back, err, sizeof(err)), -EKEYEXPIRED);
+	assert_int_equal(bw_jwt_verify(other, KS_ISSUER, tok, 1500, &back, err, sizeof(err)), -EKEYREJECTED);
+	/* Another issuer, signed with the right key: refused. */
+	assert_int_equal(bw_jwt_verify(k, "someone-else", tok, 1500, &back, err, sizeof(err)), -EKEYREJECTED);
 	tok[strlen(tok) - 2] ^= 1;
-	assert_true(bw_jwt_verify(k, tok, 1500, &back, err, sizeof(err)) < 0);
-	json_object_put(c);
+	assert_true(bw_jwt_verify(k, KS_ISSUER, tok, 1500, &back, err, sizeof(err)) < 0);
+	free(tok);
+	/* Signed by the right key but: nbf in the future, no iss, no exp, a string exp. */
+	const struct { const char *claims; int want; } bad[] = {
+		{ "{\"iss\":\"" KS_ISSUER "\",\"iat\":1000,\"nbf\":1800,\"exp\":2000}", -EKEYEXPIRED },
+		{ "{\"iss\":\"" KS_ISSUER "\",\"iat\":1000,\"nbf\":\"0\",\"exp\":2000}", -EBADMSG },
+		{ "{\"iat\":1000,\"exp\":2000}", -EKEYREJECTED },
+		{ "{\"iss\":\"" KS_ISSUER "x\",\"iat\":1000,\"exp\":2000}", -EKEYREJECTED },
+		{ "{\"iss\":\"" KS_ISSUER "\",\"iat\":1000}", -EBADMSG },
+		{ "{\"iss\":\"" KS_ISSUER "\",\"iat\":1000,\"exp\":\"2000\"}", -EBADMSG },
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		tok = sign_claims(k, bad[i].claims);
+		back = NULL;
+		if (bw_jwt_verify(k, KS_ISSUER, tok, 1500, &back, err, sizeof(err)) != bad[i].want)
+			fail_msg("%s: %s", bad[i].claims, err);
+		assert_null(back);
+		free(tok);
+	}
+	/* nbf in the past is fine. */
+	tok = sign_claims(k, "{\"iss\":\"" KS_ISSUER "\",\"iat\":1000,\"nbf\":1000,\"exp\":2000}");
+	assert_int_equal(bw_jwt_verify(k, KS_ISSUER, tok, 1500, &back, err, sizeof(err)), 0);
+	json_object_put(back);
+	free(tok);
 	EVP_PKEY_free(k);
 	EVP_PKEY_free(other);
+}
+
+/* JCS integer range without UB: INT64_MIN and INT64_MAX are refused, +-2^53 kept. */
+static void jcs_integer_range(void **state)
+{
+	const int64_t bad[] = { INT64_MIN, INT64_MIN + 1, INT64_MAX, (INT64_C(1) << 53) + 1, -(INT64_C(1) << 53) - 1 };
+	const int64_t good[] = { INT64_C(1) << 53, -(INT64_C(1) << 53), 0, -1 };
+	char *s = NULL;
+	(void)state;
+
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		struct json_object *o = json_object_new_int64(bad[i]);
+		assert_int_equal(bw_jcs(o, &s, NULL), -ERANGE);
+		json_object_put(o);
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(good); i++) {
+		struct json_object *o = json_object_new_int64(good[i]);
+		assert_int_equal(bw_jcs(o, &s, NULL), 0);
+		assert_int_equal(strtoll(s, NULL, 10), good[i]);
+		free(s);
+		json_object_put(o);
+	}
+}
+
+/* A JWK member replaced by base64url of the given bytes. */
+static void set_b64(struct json_object *jwk, const char *name, const uint8_t *b, size_t n)
+{
+	char *s = NULL;
+
+	assert_int_equal(bw_b64url_encode(b, n, &s), 0);
+	json_object_object_add(jwk, name, json_object_new_string(s));
+	free(s);
+}
+
+/* RSA tee-pubkeys that would make RSA-OAEP weak or broken are refused at import. */
+static void rsa_tee_pubkey_validated(void **state)
+{
+	EVP_PKEY *k = EVP_RSA_gen(2048), *got = NULL;
+	struct json_object *jwk = NULL, *t;
+	uint8_t *n = NULL, big[257];
+	size_t nl;
+	const char *alg;
+	const struct { const uint8_t e[4]; size_t len; } es[] = {
+		{ { 1 }, 1 },                  /* identity */
+		{ { 3 }, 1 },                  /* small */
+		{ { 0x01, 0x00, 0x00 }, 3 },   /* even (65536) */
+		{ { 0x00, 0x01, 0x00, 0x01 }, 4 }, /* 65537 with a leading zero octet */
+		{ { 0x01, 0x00, 0x03 }, 3 },   /* odd, > 2^16, but not 65537 */
+	};
+	(void)state;
+
+	assert_non_null(k);
+	assert_int_equal(bw_jwk_public(k, &jwk), 0);
+	assert_int_equal(bw_jwk_import(jwk, &got, &alg), 0);
+	EVP_PKEY_free(got);
+	for (size_t i = 0; i < ARRAY_SIZE(es); i++) {
+		t = json_tokener_parse(json_object_to_json_string(jwk));
+		set_b64(t, "e", es[i].e, es[i].len);
+		got = NULL;
+		assert_true(bw_jwk_import(t, &got, &alg) < 0);
+		assert_null(got);
+		json_object_put(t);
+	}
+	assert_int_equal(bw_b64_decode(bw_json_str(jwk, "n"), true, &n, &nl), 0);
+	assert_int_equal(nl, 256);
+	/* Even modulus; a modulus with a small factor (3 * something); a zero-padded modulus. */
+	n[nl - 1] &= 0xfe;
+	t = json_tokener_parse(json_object_to_json_string(jwk));
+	set_b64(t, "n", n, nl);
+	assert_true(bw_jwk_import(t, &got, &alg) < 0);
+	json_object_put(t);
+	{
+		BIGNUM *b = BN_new();
+		BN_set_bit(b, 2047);
+		BN_add_word(b, 1);
+		while (BN_mod_word(b, 3) != 0)
+			BN_add_word(b, 2); /* odd, divisible by 3 */
+		BN_bn2binpad(b, n, 256);
+		BN_free(b);
+	}
+	t = json_tokener_parse(json_object_to_json_string(jwk));
+	set_b64(t, "n", n, nl);
+	assert_true(bw_jwk_import(t, &got, &alg) < 0);
+	json_object_put(t);
+	free(n);
+	n = NULL;
+	assert_int_equal(bw_b64_decode(bw_json_str(jwk, "n"), true, &n, &nl), 0);
+	big[0] = 0;
+	memcpy(big + 1, n, 256);
+	t = json_tokener_parse(json_object_to_json_string(jwk));
+	set_b64(t, "n", big, 257);
+	assert_true(bw_jwk_import(t, &got, &alg) < 0);
+	json_object_put(t);
+	free(n);
+	json_object_put(jwk);
+	EVP_PKEY_free(k);
+}
+
+/* A JWE whose header carries crit or zip (protected or not) is refused before decryption. */
+static void jwe_crit_and_zip_refused(void **state)
+{
+	EVP_PKEY *k = bw_key_new(BW_KEY_EC_P256);
+	struct json_object *jwk = NULL;
+	_cleanup_free_ char *jwe = NULL;
+	struct bw_secret out = { 0 };
+	const uint8_t msg[32] = { 1 };
+	char err[256];
+	const char *hdrs[] = { "{\"crit\":[\"exp\"],\"exp\":1}", "{\"zip\":\"DEF\"}", "{\"crit\":[]}" };
+	(void)state;
+
+	assert_int_equal(bw_jwk_public(k, &jwk), 0);
+	assert_int_equal(bw_jwe_encrypt(jwk, msg, sizeof(msg), &jwe), 0);
+	for (size_t i = 0; i < ARRAY_SIZE(hdrs); i++) {
+		struct json_object *top = json_tokener_parse(jwe);
+		json_object_object_add(top, "unprotected", json_tokener_parse(hdrs[i]));
+		const char *t = json_object_to_json_string(top);
+		assert_int_equal(bw_jwe_decrypt(k, t, strlen(t), &out, err, sizeof(err)), -EPROTONOSUPPORT);
+		assert_null(out.data);
+		json_object_put(top);
+	}
+	json_object_put(jwk);
+	EVP_PKEY_free(k);
 }
 
 static void resource_paths(void **state)
@@ -469,6 +625,9 @@ int main(void)
 		cmocka_unit_test(jwe_rsa),
 		cmocka_unit_test(jwk_rejects_off_curve_and_rsa1_5),
 		cmocka_unit_test(jwt_verify),
+		cmocka_unit_test(jcs_integer_range),
+		cmocka_unit_test(rsa_tee_pubkey_validated),
+		cmocka_unit_test(jwe_crit_and_zip_refused),
 		cmocka_unit_test(resource_paths),
 		cmocka_unit_test(policy_parse_and_match),
 		cmocka_unit_test(sessions),

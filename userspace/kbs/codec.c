@@ -180,12 +180,15 @@ static int jcs_value(FILE *f, struct json_object *o, int depth)
 	switch (json_object_get_type(o)) {
 	case json_type_null: fputs("null", f); break;
 	case json_type_boolean: fputs(json_object_get_boolean(o) ? "true" : "false", f); break;
-	case json_type_int:
-		/* Integers beyond 2^53 have no exact ES6 number form. */
-		if (llabs(json_object_get_int64(o)) > (1LL << 53))
+	case json_type_int: {
+		/* Integers beyond 2^53 have no exact ES6 number form. Compared without llabs():
+		 * llabs(INT64_MIN) is undefined (and negative in practice, slipping past the check). */
+		int64_t v = json_object_get_int64(o);
+		if (v > (INT64_C(1) << 53) || v < -(INT64_C(1) << 53))
 			return -ERANGE;
-		fprintf(f, "%lld", (long long)json_object_get_int64(o));
+		fprintf(f, "%lld", (long long)v);
 		break;
+	}
 	case json_type_double: return -ENOTSUP;
 	case json_type_string:
 		jcs_string(f, json_object_get_string(o), (size_t)json_object_get_string_len(o));

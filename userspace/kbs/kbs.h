@@ -80,8 +80,11 @@ int bw_jwe_decrypt_into(EVP_PKEY *key, const char *jwe, size_t len, uint8_t *out
 
 /* ---- JWT (ES256) ---- */
 int bw_jwt_sign(EVP_PKEY *key, struct json_object *claims, char **out);
-/* Verify signature (alg must be ES256) and exp/iat against now; *claims on success. */
-int bw_jwt_verify(EVP_PKEY *pub, const char *jwt, time_t now, struct json_object **claims,
+#define BW_JWT_SKEW 60 /* seconds iat/nbf may lie in the future */
+/* Verify signature (alg must be ES256, no crit), iss (when iss is not NULL: exactly it), exp
+ * (required, > now), iat and nbf (<= now + BW_JWT_SKEW); *claims on success. -EKEYEXPIRED for
+ * times, -EKEYREJECTED for a foreign signature or issuer, -EBADMSG for malformed tokens. */
+int bw_jwt_verify(EVP_PKEY *pub, const char *iss, const char *jwt, time_t now, struct json_object **claims,
 		  char *err, size_t errlen);
 
 /* ---- attesters ---- */

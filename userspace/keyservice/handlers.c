@@ -8,8 +8,6 @@
 #include <string.h>
 #include "keyservice/keyservice.h"
 
-#define ISSUER "bulwark-keyservice"
-
 void ks_error(struct ks_reply *r, int status, const char *type, const char *fmt, ...)
 {
 	struct json_object *o = json_object_new_object();
@@ -106,7 +104,7 @@ static char *issue_token(struct ks_ctx *c, const char *tee, struct json_object *
 	struct json_object *t = json_object_new_object();
 	char *tok = NULL;
 
-	json_object_object_add(t, "iss", json_object_new_string(ISSUER));
+	json_object_object_add(t, "iss", json_object_new_string(KS_ISSUER));
 	json_object_object_add(t, "iat", json_object_new_int64(now));
 	json_object_object_add(t, "exp", json_object_new_int64(now + c->token_lifetime));
 	json_object_object_add(t, "tee", json_object_new_string(tee));
@@ -240,7 +238,7 @@ static int verify_cached(struct ks_ctx *c, const char *tok, time_t now, struct j
 		*slot = sl;
 		return 0;
 	}
-	r = bw_jwt_verify(c->signing_key, tok, now, claims, err, errlen);
+	r = bw_jwt_verify(c->signing_key, KS_ISSUER, tok, now, claims, err, errlen);
 	if (r < 0)
 		return r;
 	if (!json_object_object_get_ex(*claims, "tee-pubkey", &jwk) || bw_jwk_import(jwk, &tee, &alg) < 0) {

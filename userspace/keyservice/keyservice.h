@@ -15,6 +15,7 @@
 #include "kbs/kbs.h"
 
 #define KS_ERRLEN 256
+#define KS_ISSUER "bulwark-keyservice" /* iss of the tokens we sign and accept */
 #define KS_PCRS 24
 
 /* ---- policy ---- */

@@ -214,22 +214,32 @@ static SSL_CTX *tls_ctx(const char *cert, const char *key)
 	return c;
 }
 
-static EVP_PKEY *signing_key(const char *path)
+/* The token signing key: a PEM file held to the same rules as the master secret (regular,
+ * ours, 0600 or stricter; symlinks followed), read through locked memory. */
+static EVP_PKEY *signing_key(const char *path, char *err, size_t errlen)
 {
+	_cleanup_secret_ struct bw_secret pem = { 0 };
 	EVP_PKEY *k = NULL;
-	FILE *f;
+	BIO *b;
+	int r;
 
 	if (!path)
 		return bw_key_new(BW_KEY_EC_P256); /* tokens die with the process; clients re-attest */
-	f = fopen(path, "re");
-	if (!f)
+	r = ks_read_secret(path, 1, &pem);
+	if (r < 0) {
+		snprintf(err, errlen, "signing key %s: %s (need a 0600 PEM file of at most 4096 bytes, owned by the service user)",
+			 path, strerror(-r));
 		return NULL;
-	k = PEM_read_PrivateKey(f, NULL, NULL, NULL);
-	fclose(f);
+	}
+	b = BIO_new_mem_buf(pem.data, (int)pem.len);
+	k = b ? PEM_read_bio_PrivateKey(b, NULL, NULL, NULL) : NULL;
+	BIO_free(b);
 	if (k && (!EVP_PKEY_is_a(k, "EC") || EVP_PKEY_get_bits(k) != 256)) {
 		EVP_PKEY_free(k);
 		k = NULL;
 	}
+	if (!k)
+		snprintf(err, errlen, "signing key %s: not an EC P-256 private key (PEM)", path);
 	return k;
 }
 
@@ -281,11 +291,9 @@ static int load(struct server *s, char *err, size_t errlen)
 	r = ks_policy_load(s->o.policy, &s->ctx.policy, err, errlen);
 	if (r < 0)
 		return r;
-	s->ctx.signing_key = signing_key(s->o.signing_key);
-	if (!s->ctx.signing_key) {
-		snprintf(err, errlen, "signing key %s: not an EC P-256 private key (PEM)", s->o.signing_key);
+	s->ctx.signing_key = signing_key(s->o.signing_key, err, errlen);
+	if (!s->ctx.signing_key)
 		return -EINVAL;
-	}
 	s->ssl = tls_ctx(s->o.cert, s->o.key);
 	if (!s->ssl) {
 		snprintf(err, errlen, "TLS certificate/key %s / %s cannot be loaded", s->o.cert, s->o.key);

@@ -306,6 +306,60 @@ static void jwe_crit_and_zip_refused(void **state)
 	EVP_PKEY_free(k);
 }
 
+/* Strict JSON: every leniency json-c 0.16 has (even in strict mode) is refused. */
+static void json_strict(void **state)
+{
+	const char *bad[] = {
+		"{\"a\":1,}", "{\"a\":[1,2,]}", "{/*c*/\"a\":1}", "{\"a\":1}//x", "{\"a\":1}#", "{'a':1}",
+		"{\"a\":'x'}", "{\"a\":NaN}", "{\"a\":Infinity}", "{\"a\":-Infinity}", "{\"a\":01}", "{\"a\":1.}",
+		"{\"a\":.5}", "{\"a\":0x10}", "{\"a\":+1}", "{\"a\":True}", "{\"a\":nul}", "{\"a\":-}", "{\"a\":1e}",
+		"{\"a\":\"\x01\"}", "{\"a\":\"\t\"}", "{\"a\":\"\xff\"}", "{\"a\":\"\xc0\xaf\"}", "{\"a\":\"\xed\xa0\x80\"}",
+		"{\"a\":\"\xf4\x90\x80\x80\"}", "{\"a\":\"\xe2\x82\"}", "{\"a\":\"\\ud800\"}", "{\"a\":\"\\udc00\"}",
+		"{\"a\":\"\\ud800\\u0041\"}", "{\"a\":\"\\u0000x\"}", "{\"t\\u0000x\":1}", "{\"a\":\"\\x41\"}",
+		"{\"a\":1,\"a\":2}", "{\"a\":{\"b\":1,\"b\":1}}", "{\"a\":[{\"x\":1,\"x\":1}]}",
+		"{\"a\":99999999999999999999}", "{\"a\":-9223372036854775809}", "{\"a\":1e400}",
+		"\xef\xbb\xbf{}", "{\"a\":1} x", "{\"a\":1}{}", "{\"a\":1", "[1]", "\"s\"", "", "{\"a\":1}\f",
+		"{\"a\":\"x}",
+	};
+	const char *good[] = {
+		"{}", " {\"a\" : [1, -0, 0.5, 1e5, 1E-2, -1.5e+3, true, false, null, {}]}\n",
+		"{\"a\":\"\\u00e9\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\\ud83d\\ude00\\\"\\\\\\/\\b\\f\\n\\r\\t\"}",
+		"{\"a\":9223372036854775807,\"b\":-9223372036854775808,\"c\":{\"a\":1}}",
+	};
+	struct json_object *o = NULL;
+	(void)state;
+
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		if (bw_kbs_parse_object(bad[i], strlen(bad[i]), &o) != -EBADMSG)
+			fail_msg("accepted: %s", bad[i]);
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(good); i++) {
+		if (bw_kbs_parse_object(good[i], strlen(good[i]), &o) != 0)
+			fail_msg("refused: %s", good[i]);
+		json_object_put(o);
+	}
+	/* Bounded: one byte over the limit is -EFBIG. */
+	char *big = malloc(BW_KBS_MAX_BODY + 2);
+	memset(big, ' ', BW_KBS_MAX_BODY + 1);
+	memcpy(big, "{}", 2);
+	assert_int_equal(bw_kbs_parse_object(big, BW_KBS_MAX_BODY + 1, &o), -EFBIG);
+	assert_int_equal(bw_kbs_parse_object(big, BW_KBS_MAX_BODY, &o), 0);
+	json_object_put(o);
+	free(big);
+	/* Length-aware member access: an embedded NUL (built directly) is not its prefix. */
+	o = json_object_new_object();
+	json_object_object_add(o, "tee", json_object_new_string_len("sample\0x", 8));
+	assert_null(bw_json_str(o, "tee"));
+	json_object_put(o);
+	/* The policy file uses the same parser. */
+	struct ks_policy p;
+	char err[256];
+	const char *pol[] = { "{\"sample\":true,\"sample\":false}", "{\"rules\":[],}", "{'sample':true}",
+			      "{\"rules\":[{\"name\":\"t\",\"tee\":\"sample\",\"resources\":[\"a/\"],\"name\":\"u\"}]}" };
+	for (size_t i = 0; i < ARRAY_SIZE(pol); i++)
+		assert_int_equal(ks_policy_parse(pol[i], strlen(pol[i]), &p, err, sizeof(err)), -EBADMSG);
+}
+
 static void resource_paths(void **state)
 {
 	(void)state;
@@ -626,6 +680,7 @@ int main(void)
 		cmocka_unit_test(jwk_rejects_off_curve_and_rsa1_5),
 		cmocka_unit_test(jwt_verify),
 		cmocka_unit_test(jcs_integer_range),
+		cmocka_unit_test(json_strict),
 		cmocka_unit_test(rsa_tee_pubkey_validated),
 		cmocka_unit_test(jwe_crit_and_zip_refused),
 		cmocka_unit_test(resource_paths),

@@ -50,9 +50,14 @@ int bw_jcs(struct json_object *o, char **out, size_t *len);
 int bw_kbs_report_data(struct json_object *tee_pubkey, const char *nonce,
 		       uint8_t out[BW_KBS_REPORT_DATA_LEN]);
 
-/* Parse at most BW_KBS_MAX_BODY bytes of JSON; the result must be an object. */
+/* Strict RFC 8259 JSON of at most max bytes whose value is an object: no comments, single
+ * quotes, trailing commas, NaN/Infinity, bare words, raw control characters, invalid UTF-8,
+ * lone surrogates, \u0000, duplicate member names, integers beyond int64 or non-finite numbers,
+ * nothing after the value but whitespace; nesting at most 32. -EBADMSG, -EFBIG when too long. */
+int bw_json_parse_object(const char *buf, size_t len, size_t max, struct json_object **out);
+/* The same with max BW_KBS_MAX_BODY: every protocol message, token part and JWE. */
 int bw_kbs_parse_object(const char *buf, size_t len, struct json_object **out);
-/* The string member key of o, or NULL when absent or not a string. */
+/* The string member key of o, or NULL when absent, not a string or holding a NUL. */
 const char *bw_json_str(struct json_object *o, const char *key);
 
 /* ---- keys (JWK) ---- */

@@ -17,6 +17,11 @@ void ks_error(struct ks_reply *r, int status, const char *type, const char *fmt,
 	va_start(ap, fmt);
 	vsnprintf(detail, sizeof(detail), fmt, ap);
 	va_end(ap);
+	/* Details may quote client bytes (a version, a tee) cut at a byte count: keep printable
+	 * ASCII only, so the body is valid UTF-8 and JSON whatever the client sent. */
+	for (char *p = detail; *p; p++)
+		if (*p < 0x20 || *p > 0x7e)
+			*p = '?';
 	snprintf(t, sizeof(t), BW_KBS_ERR_PREFIX "%s", type);
 	json_object_object_add(o, "type", json_object_new_string(t));
 	json_object_object_add(o, "detail", json_object_new_string(detail));

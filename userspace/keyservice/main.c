@@ -157,6 +157,17 @@ static void metrics(struct server *s, struct ks_reply *r)
 		r->body = NULL;
 }
 
+/* The one method an endpoint answers, or NULL for paths that are no endpoint. */
+static const char *allowed_method(const char *path)
+{
+	if (!strcmp(path, BW_KBS_PREFIX "/auth") || !strcmp(path, BW_KBS_PREFIX "/attest"))
+		return "POST";
+	if (!strncmp(path, BW_KBS_PREFIX "/resource/", strlen(BW_KBS_PREFIX "/resource/")) ||
+	    !strcmp(path, "/healthz") || !strcmp(path, "/metrics"))
+		return "GET";
+	return NULL;
+}
+
 static void route(struct evhttp_request *req, void *arg)
 {
 	struct server *s = arg;
@@ -167,11 +178,18 @@ static void route(struct evhttp_request *req, void *arg)
 	const char *body = len ? (const char *)evbuffer_pullup(in, -1) : "";
 	struct ks_reply r = { 0 };
 	char cookie[80];
+	const char *allow;
 	time_t now = time(NULL);
 
 	s->requests++;
 	path = path ? path : "";
-	if (cmd == EVHTTP_REQ_POST && !strcmp(path, BW_KBS_PREFIX "/auth"))
+	allow = allowed_method(path);
+	if (allow && strcmp(allow, cmd == EVHTTP_REQ_POST ? "POST" : cmd == EVHTTP_REQ_GET ? "GET" : "")) {
+		/* A known endpoint with another method: 405 with Allow (RFC 9110 §15.5.6). */
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", allow);
+		s->ctx.m.bad_request++;
+		ks_error(&r, 405, "MethodNotAllowed", "use %s for this endpoint", allow);
+	} else if (cmd == EVHTTP_REQ_POST && !strcmp(path, BW_KBS_PREFIX "/auth"))
 		ks_handle_auth(&s->ctx, body, len, now, &r);
 	else if (cmd == EVHTTP_REQ_POST && !strcmp(path, BW_KBS_PREFIX "/attest"))
 		ks_handle_attest(&s->ctx, cookie_value(req, cookie, sizeof(cookie)), body, len, now, &r);
@@ -341,7 +359,11 @@ static int serve(struct server *s)
 	evhttp_set_max_body_size(http, BW_KBS_MAX_BODY);
 	evhttp_set_max_headers_size(http, 32768);
 	evhttp_set_timeout(http, 30);
-	evhttp_set_allowed_methods(http, EVHTTP_REQ_GET | EVHTTP_REQ_POST);
+	/* Every method libevent knows reaches route(), which answers 405 as ErrorInformation JSON;
+	 * methods libevent does not know still get its 501 HTML page (see README). */
+	evhttp_set_allowed_methods(http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT |
+					 EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |
+					 EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
 	bound = evhttp_bind_socket_with_handle(http, host, port);
 	if (!bound) {
 		bw_err("cannot listen on %s", s->o.listen);

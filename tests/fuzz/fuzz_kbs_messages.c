@@ -19,10 +19,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct json_object *o = NULL;
 	char err[KS_ERRLEN], *canon = NULL;
 
-	ks_handle_auth(c, (const char *)data, size, 1000, &r);
+	ks_handle_auth(c, "192.0.2.1", (const char *)data, size, 1000, &r);
 	free(r.body);
 	r = (struct ks_reply){ 0 };
-	s = ks_session_create(c->sessions, "sample", 1000);
+	s = ks_session_create(c->sessions, "sample", "192.0.2.1", 1000);
 	if (s) {
 		ks_handle_attest(c, s->id, (const char *)data, size, 1000, &r);
 		if (r.status == 200)

@@ -448,23 +448,80 @@ static void policy_parse_and_match(void **state)
 		assert_true(ks_policy_parse(bad[i], strlen(bad[i]), &p, err, sizeof(err)) < 0);
 }
 
+static struct ks_sessions *sessions_new(size_t max, size_t per_source, time_t unattested)
+{
+	return ks_sessions_new(&(struct ks_session_limits){ .max = max, .per_source = per_source, .lifetime = 300,
+							   .unattested_lifetime = unattested });
+}
+
 static void sessions(void **state)
 {
-	struct ks_sessions *s = ks_sessions_new(2, 300);
-	struct ks_session *a, *b;
+	struct ks_sessions *s = sessions_new(2, 0, 0);
+	struct ks_session *a, *b, *c;
 	(void)state;
 
-	a = ks_session_create(s, "sample", 1000);
-	b = ks_session_create(s, "sample", 1000);
+	a = ks_session_create(s, "sample", "10.0.0.1", 1000);
+	b = ks_session_create(s, "sample", "10.0.0.1", 1000);
 	assert_non_null(a);
 	assert_non_null(b);
 	assert_string_not_equal(a->nonce, b->nonce);
 	assert_int_equal(strlen(a->nonce), 44);
-	assert_null(ks_session_create(s, "sample", 1100)); /* full */
+	assert_int_equal(ks_session_attested(s, a, strdup("token-a"), 1000), 0);
+	/* Full: the oldest unattested session (b) makes room, the attested one (a) stays. */
+	c = ks_session_create(s, "sample", "10.0.0.2", 1100);
+	assert_non_null(c);
+	assert_int_equal(ks_sessions_count(s), 2);
+	assert_ptr_equal(ks_session_find(s, a->id, 1100), a);
+	assert_ptr_equal(ks_session_find(s, c->id, 1100), c);
+	assert_int_equal(ks_sessions_evicted(s), 1);
 	assert_ptr_equal(ks_session_find(s, a->id, 1299), a);
-	assert_null(ks_session_find(s, a->id, 1300)); /* 5 minutes */
-	assert_non_null(ks_session_create(s, "sample", 1300)); /* purged the expired ones */
+	assert_null(ks_session_find(s, a->id, 1300)); /* 5 minutes from the attestation */
+	assert_non_null(ks_session_create(s, "sample", "10.0.0.1", 1400)); /* purged the expired ones */
 	assert_int_equal(ks_sessions_count(s), 1);
+	ks_sessions_free(s);
+}
+
+/* An unauthenticated flood cannot keep an honest client from a session. */
+static void sessions_flood(void **state)
+{
+	struct ks_sessions *s = sessions_new(1000, 100, 30);
+	struct ks_session *honest, *x, *kept[10];
+	char id[65];
+	(void)state;
+
+	/* Unattested sessions live 30 s, attested ones the full lifetime. */
+	x = ks_session_create(s, "sample", "10.0.0.9", 1000);
+	strcpy(id, x->id);
+	assert_non_null(ks_session_find(s, id, 1029));
+	assert_null(ks_session_find(s, id, 1030));
+	/* One source floods: it only ever holds its quota (100), evicting its own oldest. */
+	for (int i = 0; i < 5000; i++)
+		assert_non_null(ks_session_create(s, "sample", "10.6.6.6", 1000));
+	assert_int_equal(ks_sessions_count(s), 101);
+	honest = ks_session_create(s, "sample", "10.0.0.1", 1000);
+	strcpy(id, honest->id);
+	for (int i = 0; i < 5000; i++)
+		ks_session_create(s, "sample", "10.6.6.6", 1000);
+	assert_ptr_equal(ks_session_find(s, id, 1001), honest);
+	/* Many sources fill the table: the oldest unattested go first, attested ones stay. */
+	for (int i = 0; i < 10; i++) {
+		kept[i] = ks_session_create(s, "sample", "10.0.1.1", 1002);
+		assert_int_equal(ks_session_attested(s, kept[i], strdup("t"), 1002), 0);
+	}
+	for (int i = 0; i < 20000; i++) {
+		char src[32];
+		snprintf(src, sizeof(src), "10.1.%d.%d", i / 250, i % 250);
+		assert_non_null(ks_session_create(s, "sample", src, 1003));
+	}
+	assert_true(ks_sessions_count(s) <= 1000);
+	for (int i = 0; i < 10; i++)
+		assert_ptr_equal(ks_session_find(s, kept[i]->id, 1004), kept[i]);
+	assert_int_equal(ks_sessions_pending(s), 990);
+	/* A failed attestation drops its session at once. */
+	x = ks_session_create(s, "sample", "10.0.0.1", 1005);
+	strcpy(id, x->id);
+	ks_session_drop(s, x);
+	assert_null(ks_session_find(s, id, 1005));
 	ks_sessions_free(s);
 }
 
@@ -503,7 +560,7 @@ static void fixture_init(struct fixture *f, bool sample)
 
 	memset(f, 0, sizeof(*f));
 	assert_int_equal(ks_policy_parse(pol, strlen(pol), &f->c.policy, err, sizeof(err)), 0);
-	f->c.sessions = ks_sessions_new(100, 300);
+	f->c.sessions = sessions_new(100, 0, 30);
 	f->c.signing_key = bw_key_new(BW_KEY_EC_P256);
 	f->c.token_lifetime = 60;
 	assert_int_equal(bw_secret_new(&f->c.master, 32), 0);
@@ -550,7 +607,7 @@ static void handshake(struct fixture *f, char *cookie, char *nonce)
 	struct ks_reply r = { 0 };
 	struct json_object *o;
 
-	ks_handle_auth(&f->c, req, strlen(req), 1000, &r);
+	ks_handle_auth(&f->c, "10.0.0.1", req, strlen(req), 1000, &r);
 	assert_int_equal(r.status, 200);
 	strcpy(cookie, r.set_cookie);
 	o = json_tokener_parse(r.body);
@@ -686,6 +743,7 @@ int main(void)
 		cmocka_unit_test(resource_paths),
 		cmocka_unit_test(policy_parse_and_match),
 		cmocka_unit_test(sessions),
+		cmocka_unit_test(sessions_flood),
 		cmocka_unit_test(tsm_request),
 		cmocka_unit_test(handlers_sample_flow_and_rejections),
 		cmocka_unit_test(handlers_sample_disabled),

@@ -26,7 +26,7 @@
 
 struct opts {
 	const char *listen, *cert, *key, *master, *salt, *policy, *signing_key;
-	long token_lifetime, session_lifetime, max_sessions;
+	long token_lifetime, session_lifetime, attest_timeout, max_sessions, sessions_per_source;
 };
 
 struct server {
@@ -52,11 +52,14 @@ static int parse(int argc, char **argv, struct opts *o)
 		{ "salt", required_argument, NULL, 's' }, { "policy", required_argument, NULL, 'p' },
 		{ "signing-key", required_argument, NULL, 'S' }, { "token-lifetime", required_argument, NULL, 't' },
 		{ "session-lifetime", required_argument, NULL, 'L' }, { "max-sessions", required_argument, NULL, 'n' },
+		{ "attest-timeout", required_argument, NULL, 'A' },
+		{ "max-sessions-per-source", required_argument, NULL, 'P' },
 		{ "help", no_argument, NULL, 'h' }, { 0 },
 	};
 	int ch;
 
-	*o = (struct opts){ .token_lifetime = 300, .session_lifetime = 300, .max_sessions = 100000 };
+	*o = (struct opts){ .token_lifetime = 300, .session_lifetime = 300, .attest_timeout = 30, .max_sessions = 100000,
+			    .sessions_per_source = 1024 };
 	while ((ch = getopt_long(argc, argv, "h", all, NULL)) != -1) {
 		switch (ch) {
 		case 'l': o->listen = optarg; break;
@@ -69,12 +72,15 @@ static int parse(int argc, char **argv, struct opts *o)
 		case 't': o->token_lifetime = atol(optarg); break;
 		case 'L': o->session_lifetime = atol(optarg); break;
 		case 'n': o->max_sessions = atol(optarg); break;
+		case 'A': o->attest_timeout = atol(optarg); break;
+		case 'P': o->sessions_per_source = atol(optarg); break;
 		case 'h': usage(stdout); exit(0);
 		default: return -EINVAL;
 		}
 	}
 	if (optind != argc || !o->listen || !o->cert || !o->key || !o->master || !o->salt || !o->policy ||
-	    o->token_lifetime <= 0 || o->session_lifetime <= 0 || o->max_sessions <= 0)
+	    o->token_lifetime <= 0 || o->session_lifetime <= 0 || o->max_sessions <= 0 || o->attest_timeout <= 0 ||
+	    o->sessions_per_source <= 0)
 		return -EINVAL;
 	return 0;
 }
@@ -148,13 +154,26 @@ static void metrics(struct server *s, struct ks_reply *r)
 		     "bulwark_keyservice_resource_total{result=\"denied\"} %llu\n"
 		     "bulwark_keyservice_resource_total{result=\"fail\"} %llu\n"
 		     "# TYPE bulwark_keyservice_bad_requests_total counter\nbulwark_keyservice_bad_requests_total %llu\n"
-		     "# TYPE bulwark_keyservice_sessions gauge\nbulwark_keyservice_sessions %zu\n",
+		     "# TYPE bulwark_keyservice_sessions gauge\nbulwark_keyservice_sessions %zu\n"
+		     "# TYPE bulwark_keyservice_sessions_unattested gauge\nbulwark_keyservice_sessions_unattested %zu\n"
+		     "# TYPE bulwark_keyservice_sessions_evicted_total counter\nbulwark_keyservice_sessions_evicted_total %llu\n",
 		     (unsigned long long)s->requests, (unsigned long long)m->auth_ok, (unsigned long long)m->auth_fail,
 		     (unsigned long long)m->attest_ok, (unsigned long long)m->attest_fail,
 		     (unsigned long long)m->resource_ok, (unsigned long long)m->resource_denied,
 		     (unsigned long long)m->resource_fail, (unsigned long long)m->bad_request,
-		     ks_sessions_count(s->ctx.sessions)) < 0)
+		     ks_sessions_count(s->ctx.sessions), ks_sessions_pending(s->ctx.sessions),
+		     (unsigned long long)ks_sessions_evicted(s->ctx.sessions)) < 0)
 		r->body = NULL;
+}
+
+/* The client's address as text (sessions and connections are accounted per source). */
+static const char *peer(struct evhttp_request *req)
+{
+	char *addr = NULL;
+	ev_uint16_t port;
+
+	evhttp_connection_get_peer(evhttp_request_get_connection(req), &addr, &port);
+	return addr;
 }
 
 /* The one method an endpoint answers, or NULL for paths that are no endpoint. */
@@ -190,7 +209,7 @@ static void route(struct evhttp_request *req, void *arg)
 		s->ctx.m.bad_request++;
 		ks_error(&r, 405, "MethodNotAllowed", "use %s for this endpoint", allow);
 	} else if (cmd == EVHTTP_REQ_POST && !strcmp(path, BW_KBS_PREFIX "/auth"))
-		ks_handle_auth(&s->ctx, body, len, now, &r);
+		ks_handle_auth(&s->ctx, peer(req), body, len, now, &r);
 	else if (cmd == EVHTTP_REQ_POST && !strcmp(path, BW_KBS_PREFIX "/attest"))
 		ks_handle_attest(&s->ctx, cookie_value(req, cookie, sizeof(cookie)), body, len, now, &r);
 	else if (cmd == EVHTTP_REQ_GET && !strncmp(path, BW_KBS_PREFIX "/resource/", strlen(BW_KBS_PREFIX "/resource/")))
@@ -317,7 +336,9 @@ static int load(struct server *s, char *err, size_t errlen)
 		snprintf(err, errlen, "TLS certificate/key %s / %s cannot be loaded", s->o.cert, s->o.key);
 		return -EINVAL;
 	}
-	s->ctx.sessions = ks_sessions_new((size_t)s->o.max_sessions, s->o.session_lifetime);
+	s->ctx.sessions = ks_sessions_new(&(struct ks_session_limits){
+		.max = (size_t)s->o.max_sessions, .per_source = (size_t)s->o.sessions_per_source,
+		.lifetime = s->o.session_lifetime, .unattested_lifetime = s->o.attest_timeout });
 	s->ctx.token_lifetime = s->o.token_lifetime;
 	return s->ctx.sessions ? 0 : -ENOMEM;
 }

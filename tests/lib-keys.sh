@@ -4,7 +4,8 @@
 #                           work dir KS_DIR with a CA, server cert, master secret, salt
 #   ks_free_port            a free 127.0.0.1 port in the current netns
 #   ks_policy FILE JSON     write a policy file
-#   ks_start NAME PORT POLICY [ARGS...]   start bulwark-keyservice, wait for /healthz
+#   ks_start NAME PORT POLICY [ARGS...]   start bulwark-keyservice, wait for /healthz ($KS_WRAP, e.g.
+#                           "prlimit --nofile=1024:1024 --", runs it through a wrapper that execs)
 #   ks_curl ARGS...         curl inside the netns, trusting the test CA
 #   kx CMD...               run CMD inside the netns
 KS_PY=/usr/bin/python3
@@ -51,7 +52,7 @@ ks_curl() { kx curl -sS --cacert "$KS_DIR/ca.pem" "$@"; }
 
 ks_start() {
   local name=$1 port=$2 policy=$3; shift 3
-  ${KS_NS:+nsenter --net=/run/netns/$KS_NS --} "$BUILD/bin/bulwark-keyservice" --listen 127.0.0.1:"$port" --cert "$KS_DIR/server.pem" --key "$KS_DIR/server.key" \
+  ${KS_NS:+nsenter --net=/run/netns/$KS_NS --} ${KS_WRAP:-} "$BUILD/bin/bulwark-keyservice" --listen 127.0.0.1:"$port" --cert "$KS_DIR/server.pem" --key "$KS_DIR/server.key" \
     --master-secret "$KS_DIR/master" --salt "$KS_DIR/salt" --policy "$policy" "$@" \
     2> "$KS_DIR/$name.log" &
   local pid=$!
@@ -65,3 +66,28 @@ ks_hkdf() {
   openssl kdf -keylen 32 -kdfopt digest:SHA256 -kdfopt hexkey:"$(od -An -v -tx1 "$KS_DIR/master" | tr -d " \n")" \
     -kdfopt hexsalt:"$(od -An -v -tx1 "$KS_DIR/salt" | tr -d " \n")" -kdfopt info:"$1" HKDF | tr -d ':\n' | tr 'A-F' 'a-f'
 }
+
+# ks_latency N URL RESOURCE [ARGS...]: N sequential `bulwark key fetch` runs (each a new process:
+# TLS, auth, attest, resource), timed from outside. Prints "p50 p99 max failures" (ms).
+ks_latency() {
+  local n=$1 url=$2 res=$3 i t0 fails=0; shift 3
+  local f=$KS_DIR/lat.$BASHPID
+  : > "$f"
+  for ((i = 0; i < n; i++)); do
+    t0=$(date +%s%N)
+    if kx bulwark key fetch --service "$url" --resource "$res" --attester sample --ca "$KS_DIR/ca.pem" --tries 1 "$@" \
+         > /dev/null 2>> "$KS_DIR/lat.err"; then
+      echo $(( ($(date +%s%N) - t0) / 1000000 )) >> "$f"
+    else
+      fails=$((fails + 1))
+    fi
+  done
+  sort -n "$f" | awk -v fails="$fails" '{ v[NR] = $1 } END {
+    if (NR == 0) { print "0 0 0", fails; exit }
+    p50 = v[int(0.50 * (NR - 1) + 1.5) > NR ? NR : int(0.50 * (NR - 1) + 1.5)]
+    p99 = v[int(0.99 * (NR - 1) + 1.5) > NR ? NR : int(0.99 * (NR - 1) + 1.5)]
+    print p50, p99, v[NR], fails }'
+}
+
+# ks_metric URL NAME: the value of a /metrics line starting with NAME (exact name and labels).
+ks_metric() { ks_curl "$1/metrics" | awk -v n="$2" 'index($0, n " ") == 1 { print $2 }'; }

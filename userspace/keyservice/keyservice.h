@@ -2,7 +2,8 @@
 /*
  * bulwark-keyservice: the reference key service for the KBS 0.4.0 protocol subset (see
  * README.md here). Pieces: policy (which evidence may read which resources), verifiers
- * (sample; tpm through userspace/tpm), sessions, resource derivation, and the HTTP front end.
+ * (sample; tpm through userspace/tpm), sessions, resource derivation, connection limits and the
+ * HTTP front end.
  */
 #ifndef BULWARK_KEYSERVICE_H
 #define BULWARK_KEYSERVICE_H
@@ -11,6 +12,7 @@
 #include <stdint.h>
 #include <time.h>
 #include <json-c/json.h>
+#include <openssl/types.h>
 #include "common/common.h"
 #include "kbs/kbs.h"
 
@@ -140,5 +142,32 @@ void ks_ctx_free_cache(struct ks_ctx *c);
 /* An ErrorInformation reply. */
 void ks_error(struct ks_reply *r, int status, const char *type, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
+
+/* ---- connections (conns.c, the libevent front end only): bounds evhttp lacks ---- */
+struct event_base;
+struct evconnlistener;
+struct bufferevent;
+struct ks_conn_limits {
+	size_t max;             /* open connections in all */
+	size_t per_source;      /* open connections per client address */
+	long request_timeout_ms; /* from accept / the last reply to the next complete request */
+};
+struct ks_conn_stats {
+	size_t open, closing;
+	uint64_t accepted, evicted_full, evicted_source, evicted_fd, timed_out, accept_errors;
+};
+struct ks_conns;
+struct ks_conns *ks_conns_new(struct event_base *base, SSL_CTX *ssl, const struct ks_conn_limits *l);
+/* Free after evhttp_free (which frees the connections). */
+void ks_conns_free(struct ks_conns *c);
+/* Take over the listener's accept errors (EMFILE backoff). */
+void ks_conns_listen(struct ks_conns *c, struct evconnlistener *lev);
+/* evhttp's bufferevent callback: a TLS bufferevent for a new connection, accounted. */
+struct bufferevent *ks_conns_bev(struct ks_conns *c);
+/* Whether bev is a TLS bufferevent (evhttp falls back to plain sockets when the callback fails). */
+bool ks_conns_is_tls(struct bufferevent *bev);
+/* A complete request arrived on the connection of bev: it becomes the most recently active. */
+void ks_conns_served(struct ks_conns *c, struct bufferevent *bev);
+void ks_conns_stats(const struct ks_conns *c, struct ks_conn_stats *st);
 
 #endif

@@ -91,3 +91,34 @@ ks_latency() {
 
 # ks_metric URL NAME: the value of a /metrics line starting with NAME (exact name and labels).
 ks_metric() { ks_curl "$1/metrics" | awk -v n="$2" 'index($0, n " ") == 1 { print $2 }'; }
+
+KS_FAKETIME=/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1
+
+# ks_two_fetches_held URL BETWEEN DENIED ATTESTS: one `bulwark key fetch` process of
+# bulwark/volume/v1 then v2, stopped between the two (its stdout is a pipe we keep full, so its
+# write of the first key blocks), BETWEEN is eval'ed there, then it goes on. Succeeds when both
+# keys are the HKDF values and the service that answered the second fetch counted DENIED refused
+# resource requests (the stale token) and ATTESTS successful attestations.
+ks_two_fetches_held() {
+  local url=$1 between=$2 denied=$3 attests=$4 fifo=$KS_DIR/held.$BASHPID pid k1= k2= rc fd
+  mkfifo "$fifo"
+  exec {fd}<>"$fifo"
+  head -c 65536 /dev/zero >&$fd   # a pipe holds 64 KiB: the client's first write will block
+  kx bulwark key fetch --service "$url" --resource bulwark/volume/v1 --resource bulwark/volume/v2 \
+    --attester sample --ca "$KS_DIR/ca.pem" --tries 1 > "$fifo" 2> "$KS_DIR/held.err" &
+  pid=$!
+  # The first key is fetched (and the client blocked on writing it) once the service counts it.
+  wait_for 100 sh -c "[ \"\$(nsenter --net=/run/netns/$KS_NS curl -sS --cacert $KS_DIR/ca.pem $url/metrics |
+    awk '/^bulwark_keyservice_resource_total{result=\"ok\"}/ { print \$2 }')\" = 1 ]" || { echo "# first fetch not seen"; kill $pid; exec {fd}>&-; return 1; }
+  eval "$between"
+  dd bs=65536 count=1 iflag=fullblock <&$fd > /dev/null 2>&1
+  read -r -t 30 -u $fd k1; read -r -t 30 -u $fd k2
+  wait $pid; rc=$?
+  exec {fd}>&-
+  rm -f "$fifo"
+  echo "# exit $rc, keys $k1 $k2; $(cat "$KS_DIR/held.err")"
+  echo "# service: denied $(ks_metric "$url" 'bulwark_keyservice_resource_total{result="denied"}'), attestations $(ks_metric "$url" 'bulwark_keyservice_attest_total{result="ok"}')"
+  [ "$rc" = 0 ] && [ "$k1" = "$(ks_hkdf key-v1)" ] && [ "$k2" = "$(ks_hkdf key-v2)" ] &&
+    [ "$(ks_metric "$url" 'bulwark_keyservice_resource_total{result="denied"}')" = "$denied" ] &&
+    [ "$(ks_metric "$url" 'bulwark_keyservice_attest_total{result="ok"}')" = "$attests" ]
+}

@@ -16,6 +16,7 @@ PKGS=(
   swtpm swtpm-tools tpm2-tools openssl python3 python3-jwcrypto curl
   libtss2-tcti-swtpm0   # tpm2-tss TCTI for swtpm in socket mode (tests/lib-tpm.sh)
   gdb  # tests/vm/volume_tamper.sh: stops bulwark between header check and activation
+  faketime  # tests/netns/keys_rejections.sh: the key service's clock jumps past a token's exp
 )
 
 missing=()

@@ -11,6 +11,10 @@
 #                                        tee "tpm": evidence from tpmtool (userspace/tpm) for this
 #                                        session; KIND ok | sig | msg | pcr (tampered signature,
 #                                        quote message, PCR value) | nonce (quote for another nonce)
+#   kbs_client.py URL CA latency N PATH [KEYHEX]
+#                                        N sequential cold fetches (new TLS connection, key,
+#                                        session each), timed in-process; prints
+#                                        "p50 p99 max failures" in ms (a key != KEYHEX is a failure)
 # Rejection modes print "STATUS TYPE" of the last answer.
 import base64, hashlib, http.client, json, ssl, subprocess, sys, urllib.parse
 from jwcrypto import jwe, jwk
@@ -82,6 +86,38 @@ def verdict(st, body):
         t = "-"
     print(st, t)
 
+
+if mode == "latency":
+    import time
+    n, path = int(sys.argv[4]), sys.argv[5]
+    want = sys.argv[6] if len(sys.argv) > 6 else None
+    lat, fails = [], 0
+    for i in range(n):
+        t0 = time.monotonic()
+        c = None
+        try:
+            c = Conn()
+            k, pub = new_key()
+            nonce = auth(c)
+            st, body = c.req("POST", "/kbs/v0/attest", attestation(nonce, pub))
+            assert st == 200, (st, body)
+            token = json.loads(body)["token"]
+            st, body = c.req("GET", "/kbs/v0/resource/" + path, headers={"Authorization": "Bearer " + token})
+            assert st == 200, (st, body)
+            e = jwe.JWE()
+            e.deserialize(body.decode(), key=k)
+            assert want is None or e.payload.hex() == want, "wrong key"
+            lat.append((time.monotonic() - t0) * 1000)
+        except Exception as ex:
+            fails += 1
+            print("# fetch %d: %r" % (i, ex), file=sys.stderr)
+        finally:
+            if c:
+                c.c.close()
+    lat.sort()
+    pct = lambda p: lat[min(len(lat) - 1, int(round(p * (len(lat) - 1))))] if lat else 0
+    print("%.0f %.0f %.0f %d" % (pct(0.5), pct(0.99), lat[-1] if lat else 0, fails))
+    sys.exit(0)
 
 c = Conn()
 k, pub = new_key(rsa=mode == "fetch-rsa")

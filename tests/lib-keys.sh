@@ -4,7 +4,8 @@
 #                           work dir KS_DIR with a CA, server cert, master secret, salt
 #   ks_free_port            a free 127.0.0.1 port in the current netns
 #   ks_policy FILE JSON     write a policy file
-#   ks_start NAME PORT POLICY [ARGS...]   start bulwark-keyservice, wait for /healthz
+#   ks_start NAME PORT POLICY [ARGS...]   start bulwark-keyservice, wait for /healthz ($KS_WRAP, e.g.
+#                           "prlimit --nofile=1024:1024 --", runs it through a wrapper that execs)
 #   ks_curl ARGS...         curl inside the netns, trusting the test CA
 #   kx CMD...               run CMD inside the netns
 KS_PY=/usr/bin/python3
@@ -50,7 +51,7 @@ ks_curl() { kx curl -sS --cacert "$KS_DIR/ca.pem" "$@"; }
 
 ks_start() {
   local name=$1 port=$2 policy=$3; shift 3
-  ${KS_NS:+nsenter --net=/run/netns/$KS_NS --} "$BUILD/bin/bulwark-keyservice" --listen 127.0.0.1:"$port" --cert "$KS_DIR/server.pem" --key "$KS_DIR/server.key" \
+  ${KS_NS:+nsenter --net=/run/netns/$KS_NS --} ${KS_WRAP:-} "$BUILD/bin/bulwark-keyservice" --listen 127.0.0.1:"$port" --cert "$KS_DIR/server.pem" --key "$KS_DIR/server.key" \
     --master-secret "$KS_DIR/master" --salt "$KS_DIR/salt" --policy "$policy" "$@" \
     2> "$KS_DIR/$name.log" &
   local pid=$!
@@ -63,4 +64,60 @@ ks_start() {
 ks_hkdf() {
   openssl kdf -keylen 32 -kdfopt digest:SHA256 -kdfopt hexkey:"$(od -An -v -tx1 "$KS_DIR/master" | tr -d " \n")" \
     -kdfopt hexsalt:"$(od -An -v -tx1 "$KS_DIR/salt" | tr -d " \n")" -kdfopt info:"$1" HKDF | tr -d ':\n' | tr 'A-F' 'a-f'
+}
+
+# ks_latency N URL RESOURCE [ARGS...]: N sequential `bulwark key fetch` runs (each a new process:
+# TLS, auth, attest, resource), timed from outside. Prints "p50 p99 max failures" (ms).
+ks_latency() {
+  local n=$1 url=$2 res=$3 i t0 fails=0; shift 3
+  local f=$KS_DIR/lat.$BASHPID
+  : > "$f"
+  for ((i = 0; i < n; i++)); do
+    t0=$(date +%s%N)
+    if kx bulwark key fetch --service "$url" --resource "$res" --attester sample --ca "$KS_DIR/ca.pem" --tries 1 "$@" \
+         > /dev/null 2>> "$KS_DIR/lat.err"; then
+      echo $(( ($(date +%s%N) - t0) / 1000000 )) >> "$f"
+    else
+      fails=$((fails + 1))
+    fi
+  done
+  sort -n "$f" | awk -v fails="$fails" '{ v[NR] = $1 } END {
+    if (NR == 0) { print "0 0 0", fails; exit }
+    p50 = v[int(0.50 * (NR - 1) + 1.5) > NR ? NR : int(0.50 * (NR - 1) + 1.5)]
+    p99 = v[int(0.99 * (NR - 1) + 1.5) > NR ? NR : int(0.99 * (NR - 1) + 1.5)]
+    print p50, p99, v[NR], fails }'
+}
+
+# ks_metric URL NAME: the value of a /metrics line starting with NAME (exact name and labels).
+ks_metric() { ks_curl "$1/metrics" | awk -v n="$2" 'index($0, n " ") == 1 { print $2 }'; }
+
+KS_FAKETIME=/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1
+
+# ks_two_fetches_held URL BETWEEN DENIED ATTESTS: one `bulwark key fetch` process of
+# bulwark/volume/v1 then v2, stopped between the two (its stdout is a pipe we keep full, so its
+# write of the first key blocks), BETWEEN is eval'ed there, then it goes on. Succeeds when both
+# keys are the HKDF values and the service that answered the second fetch counted DENIED refused
+# resource requests (the stale token) and ATTESTS successful attestations.
+ks_two_fetches_held() {
+  local url=$1 between=$2 denied=$3 attests=$4 fifo=$KS_DIR/held.$BASHPID pid k1= k2= rc fd
+  mkfifo "$fifo"
+  exec {fd}<>"$fifo"
+  head -c 65536 /dev/zero >&$fd   # a pipe holds 64 KiB: the client's first write will block
+  kx bulwark key fetch --service "$url" --resource bulwark/volume/v1 --resource bulwark/volume/v2 \
+    --attester sample --ca "$KS_DIR/ca.pem" --tries 1 > "$fifo" 2> "$KS_DIR/held.err" &
+  pid=$!
+  # The first key is fetched (and the client blocked on writing it) once the service counts it.
+  wait_for 100 sh -c "[ \"\$(nsenter --net=/run/netns/$KS_NS curl -sS --cacert $KS_DIR/ca.pem $url/metrics |
+    awk '/^bulwark_keyservice_resource_total{result=\"ok\"}/ { print \$2 }')\" = 1 ]" || { echo "# first fetch not seen"; kill $pid; exec {fd}>&-; return 1; }
+  eval "$between"
+  dd bs=65536 count=1 iflag=fullblock <&$fd > /dev/null 2>&1
+  read -r -t 30 -u $fd k1; read -r -t 30 -u $fd k2
+  wait $pid; rc=$?
+  exec {fd}>&-
+  rm -f "$fifo"
+  echo "# exit $rc, keys $k1 $k2; $(cat "$KS_DIR/held.err")"
+  echo "# service: denied $(ks_metric "$url" 'bulwark_keyservice_resource_total{result="denied"}'), attestations $(ks_metric "$url" 'bulwark_keyservice_attest_total{result="ok"}')"
+  [ "$rc" = 0 ] && [ "$k1" = "$(ks_hkdf key-v1)" ] && [ "$k2" = "$(ks_hkdf key-v2)" ] &&
+    [ "$(ks_metric "$url" 'bulwark_keyservice_resource_total{result="denied"}')" = "$denied" ] &&
+    [ "$(ks_metric "$url" 'bulwark_keyservice_attest_total{result="ok"}')" = "$attests" ]
 }

@@ -15,7 +15,7 @@ static inline struct ks_ctx *fuzz_ks_ctx(size_t max_sessions)
 
 	if (!c.signing_key) {
 		c.signing_key = bw_key_new(BW_KEY_EC_P256);
-		c.sessions = ks_sessions_new(max_sessions, 300);
+		c.sessions = ks_sessions_new(&(struct ks_session_limits){ .max = max_sessions, .lifetime = 300 });
 		c.token_lifetime = 60;
 		if (!c.signing_key || !c.sessions || ks_policy_parse(pol, strlen(pol), &c.policy, err, sizeof(err)) < 0 ||
 		    bw_secret_new(&c.master, 32) < 0 || bw_secret_new(&c.salt, 32) < 0)

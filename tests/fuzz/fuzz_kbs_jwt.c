@@ -18,7 +18,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (!s)
 		return 0;
-	if (bw_jwt_verify(c->signing_key, s, 1000, &claims, err, sizeof(err)) == 0)
+	if (bw_jwt_verify(c->signing_key, KS_ISSUER, s, 1000, &claims, err, sizeof(err)) == 0)
 		abort(); /* nobody but the service holds the signing key */
 	s[strcspn(s, "\n")] = '\0';
 	ks_handle_resource(c, NULL, s, s, 1000, &r);

@@ -68,8 +68,26 @@ check "server certificate for another name (localhost vs IP SAN): exit 5, no key
   sh -c "$(declare -f fetch_fails kx nsx); KS_DIR=$KS_DIR KS_NS=$KS_NS; fetch_fails 5 https://localhost:8443 bulwark/volume/v1"
 check "a plain http:// service URL is refused by the client (exit 2, no request)" \
   sh -c "$(declare -f fetch_fails kx nsx); KS_DIR=$KS_DIR KS_NS=$KS_NS; fetch_fails 2 http://127.0.0.1:8443 bulwark/volume/v1"
-check "the client re-attests by itself when its token expired (service b, 2 s tokens)" \
-  kx bulwark key fetch --service $B --resource bulwark/volume/v1 --attester sample --ca "$KS_DIR/ca.pem"
+
+# The 401 -> re-handshake path of a client that reuses its token: one `bulwark key fetch` of two
+# resources, held between them by a full stdout pipe (its write of the first key blocks) while the
+# token is made invalid behind its back; the second fetch presents the old token, gets 401, and
+# must attest again. Service e's clock (libfaketime, offset file) jumps 400 s ahead: the token
+# (300 s) has expired for the service while the client, by its own clock, still holds a valid one.
+check "re-handshake: faketime is installed (scripts/install-deps.sh)" test -e "$KS_FAKETIME"
+echo "+0" > "$KS_DIR/clock"
+KS_WRAP="env LD_PRELOAD=$KS_FAKETIME FAKETIME_TIMESTAMP_FILE=$KS_DIR/clock FAKETIME_NO_CACHE=1 FAKETIME_DONT_FAKE_MONOTONIC=1" \
+  ks_start e 8446 "$KS_DIR/sample.json"
+E=https://127.0.0.1:8446
+m() { ks_metric "$1" "$2"; }
+check "re-handshake after the service's clock passed the token's exp: both keys right, 2 attestations, 1 refused token" \
+  ks_two_fetches_held $E "echo +400 > $KS_DIR/clock" 1 2
+# The same when the service restarted with another signing key (no --signing-key: a new one).
+ks_start f 8447 "$KS_DIR/sample.json"
+F=https://127.0.0.1:8447
+restart_f() { kill "$KS_PID_f"; wait "$KS_PID_f" 2>/dev/null; ks_start f 8447 "$KS_DIR/sample.json"; }
+check "re-handshake after a service restart with a new signing key: both keys right" \
+  ks_two_fetches_held $F restart_f 1 1
 # Policy reload: the token's rule changed (now another resource prefix), so the token lapses.
 ks_policy "$KS_DIR/sample.json" '{"sample":true,"rules":[{"name":"t","tee":"sample","resources":["bulwark/other/"]}]}'
 kill -HUP "$KS_PID_a"; sleep 0.5

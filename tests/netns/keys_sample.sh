@@ -17,7 +17,9 @@ check "fetched volume key equals openssl kdf HKDF(master, salt, \"key-pvc-1234\"
 key2=$(kx bulwark key fetch --service $url --resource bulwark/statedisk/node-1 --attester sample --ca "$KS_DIR/ca.pem")
 check "state-disk key equals HKDF with info \"bulwark/statedisk/node-1\"" \
   test -n "$key2" -a "$key2" = "$(ks_hkdf bulwark/statedisk/node-1)"
-check "different volumes get different keys" test "$key" != "$(ks_hkdf key-pvc-9)"
+key9=$(kx bulwark key fetch --service $url --resource bulwark/volume/pvc-9 --attester sample --ca "$KS_DIR/ca.pem")
+check "different volumes get different keys: the service's key for pvc-9 is HKDF(\"key-pvc-9\") and not pvc-1234's" \
+  test -n "$key9" -a -n "$key" -a "$key9" = "$(ks_hkdf key-pvc-9)" -a "$key9" != "$key"
 
 kx bulwark key fetch --service $url --resource bulwark/volume/pvc-1234 --attester sample --ca "$KS_DIR/ca.pem" \
   --out "$KS_DIR/key.bin" > /dev/null

@@ -10,6 +10,8 @@
 #include <stdarg.h>
 #include <string.h>
 #include <cmocka.h>
+#include <openssl/bn.h>
+#include <openssl/rsa.h>
 #include "kbs/kbs.h"
 #include "keyservice/keyservice.h"
 
@@ -126,28 +128,236 @@ static void jwk_rejects_off_curve_and_rsa1_5(void **state)
 	json_object_put(rsa15);
 }
 
+static char *sign_claims(EVP_PKEY *k, const char *json)
+{
+	struct json_object *c = json_tokener_parse(json);
+	char *tok = NULL;
+
+	assert_non_null(c);
+	assert_int_equal(bw_jwt_sign(k, c, &tok), 0);
+	json_object_put(c);
+	return tok;
+}
+
 static void jwt_verify(void **state)
 {
 	EVP_PKEY *k = bw_key_new(BW_KEY_EC_P256), *other = bw_key_new(BW_KEY_EC_P256);
-	struct json_object *c = json_object_new_object(), *back = NULL;
-	_cleanup_free_ char *tok = NULL;
+	struct json_object *back = NULL;
+	char *tok = sign_claims(k, "{\"iss\":\"" KS_ISSUER "\",\"iat\":1000,\"exp\":2000,\"tee\":\"sample\"}");
 	char err[256];
 	(void)state;
 
-	json_object_object_add(c, "iat", json_object_new_int64(1000));
-	json_object_object_add(c, "exp", json_object_new_int64(2000));
-	json_object_object_add(c, "tee", json_object_new_string("sample"));
-	assert_int_equal(bw_jwt_sign(k, c, &tok), 0);
-	assert_int_equal(bw_jwt_verify(k, tok, 1500, &back, err, sizeof(err)), 0);
+	assert_int_equal(bw_jwt_verify(k, KS_ISSUER, tok, 1500, &back, err, sizeof(err)), 0);
 	assert_string_equal(bw_json_str(back, "tee"), "sample");
 	json_object_put(back);
-	assert_int_equal(bw_jwt_verify(k, tok, 2000, &back, err, sizeof(err)), -EKEYEXPIRED);
-	assert_int_equal(bw_jwt_verify(other, tok, 1500, &back, err, sizeof(err)), -EKEYREJECTED);
+	assert_int_equal(bw_jwt_verify(k, KS_ISSUER, tok, 2000, &back, err, sizeof(err)), -EKEYEXPIRED);
+	assert_int_equal(bw_jwt_verify(k, KS_ISSUER, tok, 1000 - BW_JWT_SKEW - 1, &back, err, sizeof(err)), -EKEYEXPIRED);
+	assert_int_equal(bw_jwt_verify(other, KS_ISSUER, tok, 1500, &back, err, sizeof(err)), -EKEYREJECTED);
+	/* Another issuer, signed with the right key: refused. */
+	assert_int_equal(bw_jwt_verify(k, "someone-else", tok, 1500, &back, err, sizeof(err)), -EKEYREJECTED);
 	tok[strlen(tok) - 2] ^= 1;
-	assert_true(bw_jwt_verify(k, tok, 1500, &back, err, sizeof(err)) < 0);
-	json_object_put(c);
+	assert_true(bw_jwt_verify(k, KS_ISSUER, tok, 1500, &back, err, sizeof(err)) < 0);
+	free(tok);
+	/* Signed by the right key but: nbf in the future, no iss, no exp, a string exp. */
+	const struct { const char *claims; int want; } bad[] = {
+		{ "{\"iss\":\"" KS_ISSUER "\",\"iat\":1000,\"nbf\":1800,\"exp\":2000}", -EKEYEXPIRED },
+		{ "{\"iss\":\"" KS_ISSUER "\",\"iat\":1000,\"nbf\":\"0\",\"exp\":2000}", -EBADMSG },
+		{ "{\"iat\":1000,\"exp\":2000}", -EKEYREJECTED },
+		{ "{\"iss\":\"" KS_ISSUER "x\",\"iat\":1000,\"exp\":2000}", -EKEYREJECTED },
+		{ "{\"iss\":\"" KS_ISSUER "\",\"iat\":1000}", -EBADMSG },
+		{ "{\"iss\":\"" KS_ISSUER "\",\"iat\":1000,\"exp\":\"2000\"}", -EBADMSG },
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		tok = sign_claims(k, bad[i].claims);
+		back = NULL;
+		if (bw_jwt_verify(k, KS_ISSUER, tok, 1500, &back, err, sizeof(err)) != bad[i].want)
+			fail_msg("%s: %s", bad[i].claims, err);
+		assert_null(back);
+		free(tok);
+	}
+	/* nbf in the past is fine. */
+	tok = sign_claims(k, "{\"iss\":\"" KS_ISSUER "\",\"iat\":1000,\"nbf\":1000,\"exp\":2000}");
+	assert_int_equal(bw_jwt_verify(k, KS_ISSUER, tok, 1500, &back, err, sizeof(err)), 0);
+	json_object_put(back);
+	free(tok);
 	EVP_PKEY_free(k);
 	EVP_PKEY_free(other);
+}
+
+/* JCS integer range without UB: INT64_MIN and INT64_MAX are refused, +-2^53 kept. */
+static void jcs_integer_range(void **state)
+{
+	const int64_t bad[] = { INT64_MIN, INT64_MIN + 1, INT64_MAX, (INT64_C(1) << 53) + 1, -(INT64_C(1) << 53) - 1 };
+	const int64_t good[] = { INT64_C(1) << 53, -(INT64_C(1) << 53), 0, -1 };
+	char *s = NULL;
+	(void)state;
+
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		struct json_object *o = json_object_new_int64(bad[i]);
+		assert_int_equal(bw_jcs(o, &s, NULL), -ERANGE);
+		json_object_put(o);
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(good); i++) {
+		struct json_object *o = json_object_new_int64(good[i]);
+		assert_int_equal(bw_jcs(o, &s, NULL), 0);
+		assert_int_equal(strtoll(s, NULL, 10), good[i]);
+		free(s);
+		json_object_put(o);
+	}
+}
+
+/* A JWK member replaced by base64url of the given bytes. */
+static void set_b64(struct json_object *jwk, const char *name, const uint8_t *b, size_t n)
+{
+	char *s = NULL;
+
+	assert_int_equal(bw_b64url_encode(b, n, &s), 0);
+	json_object_object_add(jwk, name, json_object_new_string(s));
+	free(s);
+}
+
+/* RSA tee-pubkeys that would make RSA-OAEP weak or broken are refused at import. */
+static void rsa_tee_pubkey_validated(void **state)
+{
+	EVP_PKEY *k = EVP_RSA_gen(2048), *got = NULL;
+	struct json_object *jwk = NULL, *t;
+	uint8_t *n = NULL, big[257];
+	size_t nl;
+	const char *alg;
+	const struct { const uint8_t e[4]; size_t len; } es[] = {
+		{ { 1 }, 1 },                  /* identity */
+		{ { 3 }, 1 },                  /* small */
+		{ { 0x01, 0x00, 0x00 }, 3 },   /* even (65536) */
+		{ { 0x00, 0x01, 0x00, 0x01 }, 4 }, /* 65537 with a leading zero octet */
+		{ { 0x01, 0x00, 0x03 }, 3 },   /* odd, > 2^16, but not 65537 */
+	};
+	(void)state;
+
+	assert_non_null(k);
+	assert_int_equal(bw_jwk_public(k, &jwk), 0);
+	assert_int_equal(bw_jwk_import(jwk, &got, &alg), 0);
+	EVP_PKEY_free(got);
+	for (size_t i = 0; i < ARRAY_SIZE(es); i++) {
+		t = json_tokener_parse(json_object_to_json_string(jwk));
+		set_b64(t, "e", es[i].e, es[i].len);
+		got = NULL;
+		assert_true(bw_jwk_import(t, &got, &alg) < 0);
+		assert_null(got);
+		json_object_put(t);
+	}
+	assert_int_equal(bw_b64_decode(bw_json_str(jwk, "n"), true, &n, &nl), 0);
+	assert_int_equal(nl, 256);
+	/* Even modulus; a modulus with a small factor (3 * something); a zero-padded modulus. */
+	n[nl - 1] &= 0xfe;
+	t = json_tokener_parse(json_object_to_json_string(jwk));
+	set_b64(t, "n", n, nl);
+	assert_true(bw_jwk_import(t, &got, &alg) < 0);
+	json_object_put(t);
+	{
+		BIGNUM *b = BN_new();
+		BN_set_bit(b, 2047);
+		BN_add_word(b, 1);
+		while (BN_mod_word(b, 3) != 0)
+			BN_add_word(b, 2); /* odd, divisible by 3 */
+		BN_bn2binpad(b, n, 256);
+		BN_free(b);
+	}
+	t = json_tokener_parse(json_object_to_json_string(jwk));
+	set_b64(t, "n", n, nl);
+	assert_true(bw_jwk_import(t, &got, &alg) < 0);
+	json_object_put(t);
+	free(n);
+	n = NULL;
+	assert_int_equal(bw_b64_decode(bw_json_str(jwk, "n"), true, &n, &nl), 0);
+	big[0] = 0;
+	memcpy(big + 1, n, 256);
+	t = json_tokener_parse(json_object_to_json_string(jwk));
+	set_b64(t, "n", big, 257);
+	assert_true(bw_jwk_import(t, &got, &alg) < 0);
+	json_object_put(t);
+	free(n);
+	json_object_put(jwk);
+	EVP_PKEY_free(k);
+}
+
+/* A JWE whose header carries crit or zip (protected or not) is refused before decryption. */
+static void jwe_crit_and_zip_refused(void **state)
+{
+	EVP_PKEY *k = bw_key_new(BW_KEY_EC_P256);
+	struct json_object *jwk = NULL;
+	_cleanup_free_ char *jwe = NULL;
+	struct bw_secret out = { 0 };
+	const uint8_t msg[32] = { 1 };
+	char err[256];
+	const char *hdrs[] = { "{\"crit\":[\"exp\"],\"exp\":1}", "{\"zip\":\"DEF\"}", "{\"crit\":[]}" };
+	(void)state;
+
+	assert_int_equal(bw_jwk_public(k, &jwk), 0);
+	assert_int_equal(bw_jwe_encrypt(jwk, msg, sizeof(msg), &jwe), 0);
+	for (size_t i = 0; i < ARRAY_SIZE(hdrs); i++) {
+		struct json_object *top = json_tokener_parse(jwe);
+		json_object_object_add(top, "unprotected", json_tokener_parse(hdrs[i]));
+		const char *t = json_object_to_json_string(top);
+		assert_int_equal(bw_jwe_decrypt(k, t, strlen(t), &out, err, sizeof(err)), -EPROTONOSUPPORT);
+		assert_null(out.data);
+		json_object_put(top);
+	}
+	json_object_put(jwk);
+	EVP_PKEY_free(k);
+}
+
+/* Strict JSON: every leniency json-c 0.16 has (even in strict mode) is refused. */
+static void json_strict(void **state)
+{
+	const char *bad[] = {
+		"{\"a\":1,}", "{\"a\":[1,2,]}", "{/*c*/\"a\":1}", "{\"a\":1}//x", "{\"a\":1}#", "{'a':1}",
+		"{\"a\":'x'}", "{\"a\":NaN}", "{\"a\":Infinity}", "{\"a\":-Infinity}", "{\"a\":01}", "{\"a\":1.}",
+		"{\"a\":.5}", "{\"a\":0x10}", "{\"a\":+1}", "{\"a\":True}", "{\"a\":nul}", "{\"a\":-}", "{\"a\":1e}",
+		"{\"a\":\"\x01\"}", "{\"a\":\"\t\"}", "{\"a\":\"\xff\"}", "{\"a\":\"\xc0\xaf\"}", "{\"a\":\"\xed\xa0\x80\"}",
+		"{\"a\":\"\xf4\x90\x80\x80\"}", "{\"a\":\"\xe2\x82\"}", "{\"a\":\"\\ud800\"}", "{\"a\":\"\\udc00\"}",
+		"{\"a\":\"\\ud800\\u0041\"}", "{\"a\":\"\\u0000x\"}", "{\"t\\u0000x\":1}", "{\"a\":\"\\x41\"}",
+		"{\"a\":1,\"a\":2}", "{\"a\":{\"b\":1,\"b\":1}}", "{\"a\":[{\"x\":1,\"x\":1}]}",
+		"{\"a\":99999999999999999999}", "{\"a\":-9223372036854775809}", "{\"a\":1e400}",
+		"\xef\xbb\xbf{}", "{\"a\":1} x", "{\"a\":1}{}", "{\"a\":1", "[1]", "\"s\"", "", "{\"a\":1}\f",
+		"{\"a\":\"x}",
+	};
+	const char *good[] = {
+		"{}", " {\"a\" : [1, -0, 0.5, 1e5, 1E-2, -1.5e+3, true, false, null, {}]}\n",
+		"{\"a\":\"\\u00e9\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\\ud83d\\ude00\\\"\\\\\\/\\b\\f\\n\\r\\t\"}",
+		"{\"a\":9223372036854775807,\"b\":-9223372036854775808,\"c\":{\"a\":1}}",
+	};
+	struct json_object *o = NULL;
+	(void)state;
+
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		if (bw_kbs_parse_object(bad[i], strlen(bad[i]), &o) != -EBADMSG)
+			fail_msg("accepted: %s", bad[i]);
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(good); i++) {
+		if (bw_kbs_parse_object(good[i], strlen(good[i]), &o) != 0)
+			fail_msg("refused: %s", good[i]);
+		json_object_put(o);
+	}
+	/* Bounded: one byte over the limit is -EFBIG. */
+	char *big = malloc(BW_KBS_MAX_BODY + 2);
+	memset(big, ' ', BW_KBS_MAX_BODY + 1);
+	memcpy(big, "{}", 2);
+	assert_int_equal(bw_kbs_parse_object(big, BW_KBS_MAX_BODY + 1, &o), -EFBIG);
+	assert_int_equal(bw_kbs_parse_object(big, BW_KBS_MAX_BODY, &o), 0);
+	json_object_put(o);
+	free(big);
+	/* Length-aware member access: an embedded NUL (built directly) is not its prefix. */
+	o = json_object_new_object();
+	json_object_object_add(o, "tee", json_object_new_string_len("sample\0x", 8));
+	assert_null(bw_json_str(o, "tee"));
+	json_object_put(o);
+	/* The policy file uses the same parser. */
+	struct ks_policy p;
+	char err[256];
+	const char *pol[] = { "{\"sample\":true,\"sample\":false}", "{\"rules\":[],}", "{'sample':true}",
+			      "{\"rules\":[{\"name\":\"t\",\"tee\":\"sample\",\"resources\":[\"a/\"],\"name\":\"u\"}]}" };
+	for (size_t i = 0; i < ARRAY_SIZE(pol); i++)
+		assert_int_equal(ks_policy_parse(pol[i], strlen(pol[i]), &p, err, sizeof(err)), -EBADMSG);
 }
 
 static void resource_paths(void **state)
@@ -238,23 +448,80 @@ static void policy_parse_and_match(void **state)
 		assert_true(ks_policy_parse(bad[i], strlen(bad[i]), &p, err, sizeof(err)) < 0);
 }
 
+static struct ks_sessions *sessions_new(size_t max, size_t per_source, time_t unattested)
+{
+	return ks_sessions_new(&(struct ks_session_limits){ .max = max, .per_source = per_source, .lifetime = 300,
+							   .unattested_lifetime = unattested });
+}
+
 static void sessions(void **state)
 {
-	struct ks_sessions *s = ks_sessions_new(2, 300);
-	struct ks_session *a, *b;
+	struct ks_sessions *s = sessions_new(2, 0, 0);
+	struct ks_session *a, *b, *c;
 	(void)state;
 
-	a = ks_session_create(s, "sample", 1000);
-	b = ks_session_create(s, "sample", 1000);
+	a = ks_session_create(s, "sample", "10.0.0.1", 1000);
+	b = ks_session_create(s, "sample", "10.0.0.1", 1000);
 	assert_non_null(a);
 	assert_non_null(b);
 	assert_string_not_equal(a->nonce, b->nonce);
 	assert_int_equal(strlen(a->nonce), 44);
-	assert_null(ks_session_create(s, "sample", 1100)); /* full */
+	assert_int_equal(ks_session_attested(s, a, strdup("token-a"), 1000), 0);
+	/* Full: the oldest unattested session (b) makes room, the attested one (a) stays. */
+	c = ks_session_create(s, "sample", "10.0.0.2", 1100);
+	assert_non_null(c);
+	assert_int_equal(ks_sessions_count(s), 2);
+	assert_ptr_equal(ks_session_find(s, a->id, 1100), a);
+	assert_ptr_equal(ks_session_find(s, c->id, 1100), c);
+	assert_int_equal(ks_sessions_evicted(s), 1);
 	assert_ptr_equal(ks_session_find(s, a->id, 1299), a);
-	assert_null(ks_session_find(s, a->id, 1300)); /* 5 minutes */
-	assert_non_null(ks_session_create(s, "sample", 1300)); /* purged the expired ones */
+	assert_null(ks_session_find(s, a->id, 1300)); /* 5 minutes from the attestation */
+	assert_non_null(ks_session_create(s, "sample", "10.0.0.1", 1400)); /* purged the expired ones */
 	assert_int_equal(ks_sessions_count(s), 1);
+	ks_sessions_free(s);
+}
+
+/* An unauthenticated flood cannot keep an honest client from a session. */
+static void sessions_flood(void **state)
+{
+	struct ks_sessions *s = sessions_new(1000, 100, 30);
+	struct ks_session *honest, *x, *kept[10];
+	char id[65];
+	(void)state;
+
+	/* Unattested sessions live 30 s, attested ones the full lifetime. */
+	x = ks_session_create(s, "sample", "10.0.0.9", 1000);
+	strcpy(id, x->id);
+	assert_non_null(ks_session_find(s, id, 1029));
+	assert_null(ks_session_find(s, id, 1030));
+	/* One source floods: it only ever holds its quota (100), evicting its own oldest. */
+	for (int i = 0; i < 5000; i++)
+		assert_non_null(ks_session_create(s, "sample", "10.6.6.6", 1000));
+	assert_int_equal(ks_sessions_count(s), 101);
+	honest = ks_session_create(s, "sample", "10.0.0.1", 1000);
+	strcpy(id, honest->id);
+	for (int i = 0; i < 5000; i++)
+		ks_session_create(s, "sample", "10.6.6.6", 1000);
+	assert_ptr_equal(ks_session_find(s, id, 1001), honest);
+	/* Many sources fill the table: the oldest unattested go first, attested ones stay. */
+	for (int i = 0; i < 10; i++) {
+		kept[i] = ks_session_create(s, "sample", "10.0.1.1", 1002);
+		assert_int_equal(ks_session_attested(s, kept[i], strdup("t"), 1002), 0);
+	}
+	for (int i = 0; i < 20000; i++) {
+		char src[32];
+		snprintf(src, sizeof(src), "10.1.%d.%d", i / 250, i % 250);
+		assert_non_null(ks_session_create(s, "sample", src, 1003));
+	}
+	assert_true(ks_sessions_count(s) <= 1000);
+	for (int i = 0; i < 10; i++)
+		assert_ptr_equal(ks_session_find(s, kept[i]->id, 1004), kept[i]);
+	assert_int_equal(ks_sessions_pending(s), 990);
+	/* A failed attestation drops its session at once. */
+	x = ks_session_create(s, "sample", "10.0.0.1", 1005);
+	strcpy(id, x->id);
+	ks_session_drop(s, x);
+	assert_null(ks_session_find(s, id, 1005));
 	ks_sessions_free(s);
 }
 
@@ -293,7 +560,7 @@ static void fixture_init(struct fixture *f, bool sample)
 
 	memset(f, 0, sizeof(*f));
 	assert_int_equal(ks_policy_parse(pol, strlen(pol), &f->c.policy, err, sizeof(err)), 0);
-	f->c.sessions = ks_sessions_new(100, 300);
+	f->c.sessions = sessions_new(100, 0, 30);
 	f->c.signing_key = bw_key_new(BW_KEY_EC_P256);
 	f->c.token_lifetime = 60;
 	assert_int_equal(bw_secret_new(&f->c.master, 32), 0);
@@ -340,7 +607,7 @@ static void handshake(struct fixture *f, char *cookie, char *nonce)
 	struct ks_reply r = { 0 };
 	struct json_object *o;
 
-	ks_handle_auth(&f->c, req, strlen(req), 1000, &r);
+	ks_handle_auth(&f->c, "10.0.0.1", req, strlen(req), 1000, &r);
 	assert_int_equal(r.status, 200);
 	strcpy(cookie, r.set_cookie);
 	o = json_tokener_parse(r.body);
@@ -467,9 +734,14 @@ int main(void)
 		cmocka_unit_test(jwe_rsa),
 		cmocka_unit_test(jwk_rejects_off_curve_and_rsa1_5),
 		cmocka_unit_test(jwt_verify),
+		cmocka_unit_test(jcs_integer_range),
+		cmocka_unit_test(json_strict),
+		cmocka_unit_test(rsa_tee_pubkey_validated),
+		cmocka_unit_test(jwe_crit_and_zip_refused),
 		cmocka_unit_test(resource_paths),
 		cmocka_unit_test(policy_parse_and_match),
 		cmocka_unit_test(sessions),
+		cmocka_unit_test(sessions_flood),
 		cmocka_unit_test(tsm_request),
 		cmocka_unit_test(handlers_sample_flow_and_rejections),
 		cmocka_unit_test(handlers_sample_disabled),

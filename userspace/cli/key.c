@@ -2,9 +2,11 @@
 /*
  * bulwark key <verb>: keys from an attested key service (KBS 0.4.0).
  *   fetch   --service URL --resource REPO/TYPE/TAG [--resource ...] [--attester NAME] [--ca FILE]
- *           [--out FILE] [--tcti TCTI] [--ak-handle HANDLE] [--json]
+ *           [--out FILE] [--tcti TCTI] [--ak-handle HANDLE] [--length N] [--json]
  *           Without --out the key is printed as hex on stdout (never written to disk), one line
  *           per resource; several resources share one attestation (the token is reused).
+ *           --length: the resource must be exactly N bytes (default 32 for bulwark/volume/ and
+ *           bulwark/statedisk/ keys, any non-zero length otherwise); a mismatch is exit 1.
  *   attest  --service URL [--attester NAME] [--ca FILE] [--tcti ..] [--ak-handle ..] [--json]
  *           [--attestation-out FILE]
  *           Runs the handshake only and prints the token; --attestation-out saves the Attestation
@@ -27,6 +29,7 @@ struct opts {
 	struct bw_kbs_client_opts c;
 	const char *resource[MAX_RESOURCES], *out;
 	int n_resources;
+	long length; /* --length, 0: by resource path */
 	bool json;
 };
 
@@ -37,7 +40,7 @@ static int parse(int argc, char **argv, struct opts *o)
 		{ "attester", required_argument, NULL, 'a' }, { "ca", required_argument, NULL, 'C' },
 		{ "out", required_argument, NULL, 'o' }, { "tcti", required_argument, NULL, 'T' },
 		{ "ak-handle", required_argument, NULL, 'H' }, { "json", no_argument, NULL, 'j' },
-		{ "tries", required_argument, NULL, 'n' },
+		{ "tries", required_argument, NULL, 'n' }, { "length", required_argument, NULL, 'L' },
 		{ "attestation-out", required_argument, NULL, 'A' }, { 0 },
 	};
 	int ch;
@@ -62,6 +65,13 @@ static int parse(int argc, char **argv, struct opts *o)
 		case 'n': o->c.handshake_tries = atoi(optarg); break;
 		case 'A': o->c.attestation_out = optarg; break;
 		case 'j': o->json = true; break;
+		case 'L': {
+			char *end;
+			o->length = strtol(optarg, &end, 10);
+			if (*end || end == optarg || o->length <= 0 || o->length > 4096)
+				return -EINVAL;
+			break;
+		}
 		default: return -EINVAL;
 		}
 	}
@@ -117,6 +127,16 @@ static int print_key(const struct opts *o, const char *res, const struct bw_secr
 	return 0;
 }
 
+/* The length a resource must have: --length, else 32 bytes for volume and state-disk keys. */
+static size_t expected_length(const struct opts *o, const char *res)
+{
+	if (o->length)
+		return (size_t)o->length;
+	if (!strncmp(res, "bulwark/volume/", 15) || !strncmp(res, "bulwark/statedisk/", 18))
+		return 32;
+	return 0;
+}
+
 /* Several --resource: one attestation, the token reused; one key (or JSON object) per line. */
 static int cmd_fetch(int argc, char **argv)
 {
@@ -128,7 +148,7 @@ static int cmd_fetch(int argc, char **argv)
 	if (parse(argc, argv, &o) < 0 || !o.n_resources || (o.out && o.n_resources > 1)) {
 		fprintf(stderr, "usage: bulwark key fetch --service URL --resource REPO/TYPE/TAG [--resource ...]\n"
 				"         [--attester %s] [--ca FILE] [--out FILE (one resource)] [--tcti TCTI]\n"
-				"         [--ak-handle H] [--tries N] [--json]\n",
+				"         [--ak-handle H] [--tries N] [--length N] [--json]\n",
 			bw_attester_names());
 		return BW_EXIT_USAGE;
 	}
@@ -140,6 +160,10 @@ static int cmd_fetch(int argc, char **argv)
 		if (r < 0) {
 			fprintf(stderr, "bulwark: key fetch %s: %s\n", o.resource[i], err);
 			rc = exit_code(r);
+		} else if (expected_length(&o, o.resource[i]) && key.len != expected_length(&o, o.resource[i])) {
+			fprintf(stderr, "bulwark: key fetch %s: resource is %zu bytes, expected %zu (--length)\n",
+				o.resource[i], key.len, expected_length(&o, o.resource[i]));
+			rc = BW_EXIT_FAIL;
 		} else {
 			rc = print_key(&o, o.resource[i], &key);
 		}

@@ -79,10 +79,10 @@ int bw_write_file_atomic(const char *path, const void *data, size_t len, mode_t 
 /* Read at most max bytes of a regular file; -EFBIG if larger. *out is NUL-terminated. */
 int bw_read_file(const char *path, size_t max, char **out, size_t *len);
 /*
- * Read a key file into secret memory. Symlinks are followed; the final file must be a regular
- * file (a FIFO or device is refused without blocking), owned by the caller's uid, not accessible
- * by group or others (0600 or stricter), and exactly len bytes long.
- * Returns -EPERM for a wrong mode/owner, -EINVAL for a wrong size or type.
+ * Read a key file into secret memory. Symlinks are followed (kubelet Secret volumes); the final
+ * file must be a regular file (a FIFO or device is refused without blocking), owned by the
+ * caller's uid, not accessible by group or others (0600 or stricter), and exactly len bytes long.
+ * Returns -EPERM for a wrong mode/owner, -EINVAL for a wrong size or file type.
  */
 int bw_read_key_file(const char *path, size_t len, struct bw_secret *out);
 /* The same for a key file of min..max bytes (e.g. a master secret of at least 32 bytes). */

@@ -101,10 +101,15 @@ int bw_read_file(const char *path, size_t max, char **out, size_t *len)
 	return 0;
 }
 
+/*
+ * Symlinks are followed and the final file is checked through the open descriptor (fstat):
+ * kubelet presents Secret files as `name -> ..data/name` with `..data` a symlink to a
+ * timestamped directory, so refusing links would refuse every mounted Secret, while checking
+ * the link itself would check nothing. O_NONBLOCK: a FIFO planted as the key file must not
+ * block the caller (it is refused as not regular right after).
+ */
 int bw_read_key_file_range(const char *path, size_t min, size_t max, struct bw_secret *out)
 {
-	/* Symlinks are followed (kubelet mounts Secrets through them) and the final file is
-	 * checked; O_NONBLOCK so that a FIFO cannot stall us: it is refused as not regular. */
 	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
 	_cleanup_secret_ struct bw_secret s = { 0 };
 	struct stat st;

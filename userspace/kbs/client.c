@@ -352,9 +352,18 @@ static int decrypt(struct bw_kbs_client *c, const struct http_resp *resp, const 
 	int r = k->secret ? bw_jwe_decrypt(c->key, resp->body, resp->len, k->secret, why, sizeof(why))
 			  : bw_jwe_decrypt_into(c->key, resp->body, resp->len, k->buf, k->cap, k->len, why, sizeof(why));
 
-	if (r < 0)
+	if (r < 0) {
 		snprintf(err, errlen, "resource: %s", why);
-	return r;
+		return r;
+	}
+	/* An empty resource is never a key: refuse it rather than hand out zero bytes. */
+	if ((k->secret ? k->secret->len : *k->len) == 0) {
+		if (k->secret)
+			bw_secret_free(k->secret);
+		snprintf(err, errlen, "resource: the service sent an empty resource");
+		return -EPROTO;
+	}
+	return 0;
 }
 
 static int get_resource(struct bw_kbs_client *c, const char *path, const struct sink *k, char *err,

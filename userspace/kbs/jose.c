@@ -196,6 +196,20 @@ static int import_ec(struct json_object *jwk, EVP_PKEY **out)
 	return 0;
 }
 
+/*
+ * A hostile tee-pubkey must not turn RSA-OAEP into something weaker: e = 1 makes encryption the
+ * identity (the served key readable from the JWE), an even e or n gives undecryptable or
+ * failing encryptions. OpenSSL's SP 800-56B public key check (odd n without small factors,
+ * odd 2^16 < e < 2^256) covers the class; e is further pinned to 65537, the only exponent
+ * key generators use, so a value the check lets through for odd reasons is still refused.
+ */
+static bool rsa_public_ok(EVP_PKEY *k, const BIGNUM *e)
+{
+	_cleanup_pctx_ EVP_PKEY_CTX *chk = EVP_PKEY_CTX_new_from_pkey(NULL, k, NULL);
+
+	return BN_is_word(e, RSA_F4) && chk && EVP_PKEY_public_check(chk) == 1;
+}
+
 static int import_rsa(struct json_object *jwk, EVP_PKEY **out)
 {
 	_cleanup_free_ uint8_t *n = NULL, *e = NULL;
@@ -208,7 +222,8 @@ static int import_rsa(struct json_object *jwk, EVP_PKEY **out)
 
 	if (get_b64(jwk, "n", &n, &nl) < 0 || get_b64(jwk, "e", &e, &el) < 0)
 		return -EINVAL;
-	if (nl < 256 || nl > 1024 || el == 0 || el > 8)
+	/* 2048..8192 bits, minimal encodings (RFC 7518 §6.3.1: no leading zero octets). */
+	if (nl < 256 || nl > 1024 || el == 0 || el > 8 || n[0] == 0 || e[0] == 0)
 		return -EINVAL;
 	bn = BN_bin2bn(n, (int)nl, NULL);
 	be = BN_bin2bn(e, (int)el, NULL);
@@ -217,7 +232,8 @@ static int import_rsa(struct json_object *jwk, EVP_PKEY **out)
 	    OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, be) && (params = OSSL_PARAM_BLD_to_param(bld))) {
 		ctx = EVP_PKEY_CTX_new_from_name(NULL, "RSA", NULL);
 		if (ctx && EVP_PKEY_fromdata_init(ctx) > 0 &&
-		    EVP_PKEY_fromdata(ctx, out, EVP_PKEY_PUBLIC_KEY, params) > 0 && EVP_PKEY_get_bits(*out) >= 2048)
+		    EVP_PKEY_fromdata(ctx, out, EVP_PKEY_PUBLIC_KEY, params) > 0 && EVP_PKEY_get_bits(*out) >= 2048 &&
+		    rsa_public_ok(*out, be))
 			r = 0;
 		else if (*out) {
 			EVP_PKEY_free(*out);
@@ -527,6 +543,15 @@ static int parse_parts(const char *jwe, size_t len, struct jwe_parts *p, char *e
 		FAIL(-EBADMSG, "JWE protected header is not base64url JSON");
 	if (merge_header(p->hdr, p->top, "unprotected") < 0 || merge_header(p->hdr, p->top, "header") < 0)
 		FAIL(-EBADMSG, "JWE unprotected header invalid or repeats a protected parameter");
+	/*
+	 * RFC 7516 §4.1.3 zip: we never decompress, so a compressed plaintext would be taken as the
+	 * key itself. RFC 7515 §4.1.11 crit: extensions listed there MUST be understood, and we
+	 * understand none; a crit that is empty or not in the protected header is malformed anyway.
+	 */
+	if (json_object_object_get_ex(p->hdr, "zip", NULL))
+		FAIL(-EPROTONOSUPPORT, "JWE zip (compression) is not supported");
+	if (json_object_object_get_ex(p->hdr, "crit", NULL))
+		FAIL(-EPROTONOSUPPORT, "JWE crit names extensions this client does not understand");
 	enc = bw_json_str(p->hdr, "enc");
 	if (!enc || strcmp(enc, "A256GCM"))
 		FAIL(-EPROTONOSUPPORT, "JWE enc must be A256GCM");

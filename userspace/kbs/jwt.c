@@ -92,22 +92,47 @@ static int decode_json(const char *b64, size_t len, struct json_object **out)
 	return bw_kbs_parse_object((char *)buf, n, out);
 }
 
-static int64_t claim_int(struct json_object *c, const char *k)
+/* An integer claim: 0 and *v when present, 1 when absent, -EBADMSG when of another type. */
+static int claim_int(struct json_object *c, const char *k, int64_t *v)
 {
-	struct json_object *v;
+	struct json_object *o;
 
-	if (!json_object_object_get_ex(c, k, &v) || !json_object_is_type(v, json_type_int))
-		return -1;
-	return json_object_get_int64(v);
+	if (!json_object_object_get_ex(c, k, &o))
+		return 1;
+	if (!json_object_is_type(o, json_type_int))
+		return -EBADMSG;
+	*v = json_object_get_int64(o);
+	return 0;
 }
 
-int bw_jwt_verify(EVP_PKEY *pub, const char *jwt, time_t now, struct json_object **claims,
+/*
+ * Registered claims (RFC 7519 §4.1): iss must be the expected issuer; exp is required and in the
+ * future; iat and nbf, when present, integers no later than now + BW_JWT_SKEW (clock skew
+ * between replicas sharing a signing key).
+ */
+static int check_claims(struct json_object *c, const char *iss, time_t now, char *err, size_t errlen)
+{
+	const char *got = bw_json_str(c, "iss");
+	int64_t exp = 0, iat = 0, nbf = 0;
+	int re = claim_int(c, "exp", &exp), ri = claim_int(c, "iat", &iat), rn = claim_int(c, "nbf", &nbf);
+
+	if (iss && (!got || strcmp(got, iss)))
+		FAIL(-EKEYREJECTED, "token issuer is not %s", iss);
+	if (re != 0 || ri < 0 || rn < 0)
+		FAIL(-EBADMSG, "token exp missing or exp/iat/nbf not integers");
+	if (exp <= (int64_t)now)
+		FAIL(-EKEYEXPIRED, "token expired");
+	if ((ri == 0 && iat > (int64_t)now + BW_JWT_SKEW) || (rn == 0 && nbf > (int64_t)now + BW_JWT_SKEW))
+		FAIL(-EKEYEXPIRED, "token not yet valid (iat/nbf in the future)");
+	return 0;
+}
+
+int bw_jwt_verify(EVP_PKEY *pub, const char *iss, const char *jwt, time_t now, struct json_object **claims,
 		  char *err, size_t errlen)
 {
 	const char *d1, *d2;
 	struct json_object *hdr = NULL, *c = NULL;
 	const char *alg;
-	int64_t exp, iat;
 	int r;
 
 	if (strlen(jwt) > MAX_JWT || !(d1 = strchr(jwt, '.')) || !(d2 = strchr(d1 + 1, '.')) || strchr(d2 + 1, '.'))
@@ -115,19 +140,18 @@ int bw_jwt_verify(EVP_PKEY *pub, const char *jwt, time_t now, struct json_object
 	if (decode_json(jwt, (size_t)(d1 - jwt), &hdr) < 0)
 		FAIL(-EBADMSG, "token header is not base64url JSON");
 	alg = bw_json_str(hdr, "alg");
-	r = alg && !strcmp(alg, "ES256") ? 0 : -EBADMSG;
+	r = alg && !strcmp(alg, "ES256") && !json_object_object_get_ex(hdr, "crit", NULL) ? 0 : -EBADMSG;
 	json_object_put(hdr);
 	if (r < 0)
-		FAIL(r, "token alg must be ES256");
+		FAIL(r, "token alg must be ES256 (and no crit)");
 	if (check_sig(pub, jwt, (size_t)(d2 - jwt), d2 + 1) < 0)
 		FAIL(-EKEYREJECTED, "token signature invalid (not signed by this service's key)");
 	if (decode_json(d1 + 1, (size_t)(d2 - d1 - 1), &c) < 0)
 		FAIL(-EBADMSG, "token claims are not base64url JSON");
-	exp = claim_int(c, "exp");
-	iat = claim_int(c, "iat");
-	if (exp < 0 || iat < 0 || exp <= (int64_t)now || iat > (int64_t)now + 60) {
+	r = check_claims(c, iss, now, err, errlen);
+	if (r < 0) {
 		json_object_put(c);
-		FAIL(-EKEYEXPIRED, "token expired or not yet valid");
+		return r;
 	}
 	*claims = c;
 	return 0;

@@ -50,9 +50,14 @@ int bw_jcs(struct json_object *o, char **out, size_t *len);
 int bw_kbs_report_data(struct json_object *tee_pubkey, const char *nonce,
 		       uint8_t out[BW_KBS_REPORT_DATA_LEN]);
 
-/* Parse at most BW_KBS_MAX_BODY bytes of JSON; the result must be an object. */
+/* Strict RFC 8259 JSON of at most max bytes whose value is an object: no comments, single
+ * quotes, trailing commas, NaN/Infinity, bare words, raw control characters, invalid UTF-8,
+ * lone surrogates, \u0000, duplicate member names, integers beyond int64 or non-finite numbers,
+ * nothing after the value but whitespace; nesting at most 32. -EBADMSG, -EFBIG when too long. */
+int bw_json_parse_object(const char *buf, size_t len, size_t max, struct json_object **out);
+/* The same with max BW_KBS_MAX_BODY: every protocol message, token part and JWE. */
 int bw_kbs_parse_object(const char *buf, size_t len, struct json_object **out);
-/* The string member key of o, or NULL when absent or not a string. */
+/* The string member key of o, or NULL when absent, not a string or holding a NUL. */
 const char *bw_json_str(struct json_object *o, const char *key);
 
 /* ---- keys (JWK) ---- */
@@ -80,8 +85,11 @@ int bw_jwe_decrypt_into(EVP_PKEY *key, const char *jwe, size_t len, uint8_t *out
 
 /* ---- JWT (ES256) ---- */
 int bw_jwt_sign(EVP_PKEY *key, struct json_object *claims, char **out);
-/* Verify signature (alg must be ES256) and exp/iat against now; *claims on success. */
-int bw_jwt_verify(EVP_PKEY *pub, const char *jwt, time_t now, struct json_object **claims,
+#define BW_JWT_SKEW 60 /* seconds iat/nbf may lie in the future */
+/* Verify signature (alg must be ES256, no crit), iss (when iss is not NULL: exactly it), exp
+ * (required, > now), iat and nbf (<= now + BW_JWT_SKEW); *claims on success. -EKEYEXPIRED for
+ * times, -EKEYREJECTED for a foreign signature or issuer, -EBADMSG for malformed tokens. */
+int bw_jwt_verify(EVP_PKEY *pub, const char *iss, const char *jwt, time_t now, struct json_object **claims,
 		  char *err, size_t errlen);
 
 /* ---- attesters ---- */

@@ -8,8 +8,6 @@
 #include <string.h>
 #include "keyservice/keyservice.h"
 
-#define ISSUER "bulwark-keyservice"
-
 void ks_error(struct ks_reply *r, int status, const char *type, const char *fmt, ...)
 {
 	struct json_object *o = json_object_new_object();
@@ -19,6 +17,11 @@ void ks_error(struct ks_reply *r, int status, const char *type, const char *fmt,
 	va_start(ap, fmt);
 	vsnprintf(detail, sizeof(detail), fmt, ap);
 	va_end(ap);
+	/* Details may quote client bytes (a version, a tee) cut at a byte count: keep printable
+	 * ASCII only, so the body is valid UTF-8 and JSON whatever the client sent. */
+	for (char *p = detail; *p; p++)
+		if (*p < 0x20 || *p > 0x7e)
+			*p = '?';
 	snprintf(t, sizeof(t), BW_KBS_ERR_PREFIX "%s", type);
 	json_object_object_add(o, "type", json_object_new_string(t));
 	json_object_object_add(o, "detail", json_object_new_string(detail));
@@ -36,7 +39,8 @@ static void reply_json(struct ks_reply *r, struct json_object *o)
 	json_object_put(o);
 }
 
-void ks_handle_auth(struct ks_ctx *c, const char *body, size_t len, time_t now, struct ks_reply *r)
+void ks_handle_auth(struct ks_ctx *c, const char *source, const char *body, size_t len, time_t now,
+		    struct ks_reply *r)
 {
 	struct json_object *req = NULL, *ch;
 	const char *version, *tee;
@@ -56,7 +60,7 @@ void ks_handle_auth(struct ks_ctx *c, const char *body, size_t len, time_t now, 
 	} else if (!tee || !ks_verifier_find(tee)) {
 		c->m.auth_fail++;
 		ks_error(r, 401, "AttestationError", "tee %.32s is not supported", tee ? tee : "(none)");
-	} else if (!(s = ks_session_create(c->sessions, tee, now))) {
+	} else if (!(s = ks_session_create(c->sessions, tee, source, now))) {
 		c->m.auth_fail++;
 		ks_error(r, 503, "SessionsExhausted", "too many open sessions, retry later");
 	} else {
@@ -106,7 +110,7 @@ static char *issue_token(struct ks_ctx *c, const char *tee, struct json_object *
 	struct json_object *t = json_object_new_object();
 	char *tok = NULL;
 
-	json_object_object_add(t, "iss", json_object_new_string(ISSUER));
+	json_object_object_add(t, "iss", json_object_new_string(KS_ISSUER));
 	json_object_object_add(t, "iat", json_object_new_int64(now));
 	json_object_object_add(t, "exp", json_object_new_int64(now + c->token_lifetime));
 	json_object_object_add(t, "tee", json_object_new_string(tee));
@@ -125,6 +129,7 @@ static int attest(struct ks_ctx *c, struct ks_session *s, const struct attestati
 {
 	const struct ks_verifier *v = ks_verifier_find(s->tee);
 	struct json_object *claims = NULL, *rules;
+	char *tok = NULL;
 	EVP_PKEY *pk = NULL;
 	const char *alg;
 	uint8_t rd[BW_KBS_REPORT_DATA_LEN];
@@ -151,7 +156,9 @@ static int attest(struct ks_ctx *c, struct ks_session *s, const struct attestati
 	if (!rules || json_object_array_length(rules) == 0) {
 		snprintf(err, errlen, "the evidence matches no policy rule (reference values or AK)");
 		r = -EACCES;
-	} else if (!(s->token = issue_token(c, s->tee, a->jwk, claims, rules, now))) {
+	} else if (!(tok = issue_token(c, s->tee, a->jwk, claims, rules, now)) ||
+		   ks_session_attested(c->sessions, s, tok, now) < 0) {
+		free(tok);
 		snprintf(err, errlen, "token signing failed");
 		r = -EIO;
 	}
@@ -183,9 +190,11 @@ void ks_handle_attest(struct ks_ctx *c, const char *cookie, const char *body, si
 	if (parse_attestation(body, len, &a, err, sizeof(err)) < 0) {
 		c->m.bad_request++;
 		ks_error(r, 400, "MalformedRequest", "%s", err);
+		ks_session_drop(c->sessions, s); /* its nonce is spent: the session has no further use */
 	} else if (attest(c, s, &a, now, err, sizeof(err)) < 0) {
 		c->m.attest_fail++;
 		ks_error(r, 401, "AttestationError", "%s", err);
+		ks_session_drop(c->sessions, s);
 	} else {
 		c->m.attest_ok++;
 		o = json_object_new_object();
@@ -240,7 +249,7 @@ static int verify_cached(struct ks_ctx *c, const char *tok, time_t now, struct j
 		*slot = sl;
 		return 0;
 	}
-	r = bw_jwt_verify(c->signing_key, tok, now, claims, err, errlen);
+	r = bw_jwt_verify(c->signing_key, KS_ISSUER, tok, now, claims, err, errlen);
 	if (r < 0)
 		return r;
 	if (!json_object_object_get_ex(*claims, "tee-pubkey", &jwk) || bw_jwk_import(jwk, &tee, &alg) < 0) {

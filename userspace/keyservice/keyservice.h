@@ -2,7 +2,8 @@
 /*
  * bulwark-keyservice: the reference key service for the KBS 0.4.0 protocol subset (see
  * README.md here). Pieces: policy (which evidence may read which resources), verifiers
- * (sample; tpm through userspace/tpm), sessions, resource derivation, and the HTTP front end.
+ * (sample; tpm through userspace/tpm), sessions, resource derivation, connection limits and the
+ * HTTP front end.
  */
 #ifndef BULWARK_KEYSERVICE_H
 #define BULWARK_KEYSERVICE_H
@@ -11,10 +12,12 @@
 #include <stdint.h>
 #include <time.h>
 #include <json-c/json.h>
+#include <openssl/types.h>
 #include "common/common.h"
 #include "kbs/kbs.h"
 
 #define KS_ERRLEN 256
+#define KS_ISSUER "bulwark-keyservice" /* iss of the tokens we sign and accept */
 #define KS_PCRS 24
 
 /* ---- policy ---- */
@@ -57,24 +60,41 @@ struct ks_verifier {
 const struct ks_verifier *ks_verifier_find(const char *tee);
 
 /* ---- sessions ---- */
+#define KS_SOURCE_LEN 48 /* a client address as text (INET6_ADDRSTRLEN) */
+struct ks_source;
 struct ks_session {
 	char id[65];
 	char nonce[48];
 	char tee[16];
-	time_t created;
+	time_t created, expires;
 	bool nonce_used;   /* single use: any attestation attempt consumes it */
 	char *token;       /* after a successful attestation */
-	struct ks_session *next;
+	struct ks_source *src;
+	struct ks_session *bnext, *prev, *next, *src_prev, *src_next; /* table internals */
+};
+struct ks_session_limits {
+	size_t max;                 /* sessions in all */
+	size_t per_source;          /* unattested sessions per client address (0: max) */
+	time_t lifetime;            /* attested sessions, from the attestation */
+	time_t unattested_lifetime; /* from /auth until the attestation (0 or larger: lifetime) */
 };
 struct ks_sessions;
-struct ks_sessions *ks_sessions_new(size_t max, time_t lifetime);
+struct ks_sessions *ks_sessions_new(const struct ks_session_limits *l);
 void ks_sessions_free(struct ks_sessions *s);
-/* New session with a fresh nonce; NULL when full (after purging expired ones). */
-struct ks_session *ks_session_create(struct ks_sessions *s, const char *tee, time_t now);
+/* New session with a fresh nonce for a client at address source. Always finds room: at the
+ * source's quota its oldest unattested session goes, at the global limit the oldest unattested
+ * one (then the oldest attested one). NULL only on allocation/RNG failure or a bad tee. */
+struct ks_session *ks_session_create(struct ks_sessions *s, const char *tee, const char *source, time_t now);
+/* Mark x attested with token (taken over, malloc'ed): it now lives lifetime from now. */
+int ks_session_attested(struct ks_sessions *s, struct ks_session *x, char *token, time_t now);
+/* Remove x now (a failed attestation: its nonce is spent, the session is of no further use). */
+void ks_session_drop(struct ks_sessions *s, struct ks_session *x);
 /* NULL when unknown or expired. */
 struct ks_session *ks_session_find(struct ks_sessions *s, const char *id, time_t now);
 size_t ks_sessions_purge(struct ks_sessions *s, time_t now);
 size_t ks_sessions_count(const struct ks_sessions *s);
+size_t ks_sessions_pending(const struct ks_sessions *s);
+uint64_t ks_sessions_evicted(const struct ks_sessions *s);
 
 /* ---- resources ---- */
 #define KS_RESOURCE_LEN 32
@@ -110,7 +130,9 @@ struct ks_reply {
 	char set_cookie[65];  /* session id to set, or "" */
 };
 /* body/len: request body; cookie: kbs-session-id value or NULL; bearer: token or NULL. */
-void ks_handle_auth(struct ks_ctx *c, const char *body, size_t len, time_t now, struct ks_reply *r);
+/* source: the client's address as text (sessions are accounted per source); NULL: unknown. */
+void ks_handle_auth(struct ks_ctx *c, const char *source, const char *body, size_t len, time_t now,
+		    struct ks_reply *r);
 void ks_handle_attest(struct ks_ctx *c, const char *cookie, const char *body, size_t len, time_t now,
 		      struct ks_reply *r);
 void ks_handle_resource(struct ks_ctx *c, const char *cookie, const char *bearer, const char *path,
@@ -120,5 +142,32 @@ void ks_ctx_free_cache(struct ks_ctx *c);
 /* An ErrorInformation reply. */
 void ks_error(struct ks_reply *r, int status, const char *type, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
+
+/* ---- connections (conns.c, the libevent front end only): bounds evhttp lacks ---- */
+struct event_base;
+struct evconnlistener;
+struct bufferevent;
+struct ks_conn_limits {
+	size_t max;             /* open connections in all */
+	size_t per_source;      /* open connections per client address */
+	long request_timeout_ms; /* from accept / the last reply to the next complete request */
+};
+struct ks_conn_stats {
+	size_t open, closing;
+	uint64_t accepted, evicted_full, evicted_source, evicted_fd, timed_out, accept_errors;
+};
+struct ks_conns;
+struct ks_conns *ks_conns_new(struct event_base *base, SSL_CTX *ssl, const struct ks_conn_limits *l);
+/* Free after evhttp_free (which frees the connections). */
+void ks_conns_free(struct ks_conns *c);
+/* Take over the listener's accept errors (EMFILE backoff). */
+void ks_conns_listen(struct ks_conns *c, struct evconnlistener *lev);
+/* evhttp's bufferevent callback: a TLS bufferevent for a new connection, accounted. */
+struct bufferevent *ks_conns_bev(struct ks_conns *c);
+/* Whether bev is a TLS bufferevent (evhttp falls back to plain sockets when the callback fails). */
+bool ks_conns_is_tls(struct bufferevent *bev);
+/* A complete request arrived on the connection of bev: it becomes the most recently active. */
+void ks_conns_served(struct ks_conns *c, struct bufferevent *bev);
+void ks_conns_stats(const struct ks_conns *c, struct ks_conn_stats *st);
 
 #endif

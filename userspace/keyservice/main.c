@@ -2,7 +2,9 @@
 /*
  * bulwark-keyservice --listen ADDR:PORT --cert FILE --key FILE --master-secret FILE --salt FILE
  *                    --policy FILE [--signing-key FILE] [--token-lifetime SEC]
- *                    [--session-lifetime SEC] [--max-sessions N]
+ *                    [--session-lifetime SEC] [--attest-timeout SEC] [--max-sessions N]
+ *                    [--max-sessions-per-source N] [--max-connections N]
+ *                    [--max-connections-per-source N] [--request-timeout SEC]
  *
  * libevent's evhttp over OpenSSL TLS (bufferevent_openssl), single-threaded. SIGHUP reloads the
  * policy; SIGTERM/SIGINT stop. Exit codes: 0 stopped by signal, 1 runtime failure, 2 usage or
@@ -14,10 +16,13 @@
 #include <string.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <event2/http.h>
+#include <event2/listener.h>
 #include <event2/keyvalq_struct.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
@@ -26,7 +31,8 @@
 
 struct opts {
 	const char *listen, *cert, *key, *master, *salt, *policy, *signing_key;
-	long token_lifetime, session_lifetime, max_sessions;
+	long token_lifetime, session_lifetime, attest_timeout, max_sessions, sessions_per_source;
+	long max_conns, conns_per_source, request_timeout;
 };
 
 struct server {
@@ -34,14 +40,18 @@ struct server {
 	struct opts o;
 	SSL_CTX *ssl;
 	struct event_base *base;
-	uint64_t requests, tls_conns;
+	struct ks_conns *conns;
+	uint64_t requests;
 };
 
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: bulwark-keyservice --listen ADDR:PORT --cert FILE --key FILE\n"
 		   "         --master-secret FILE --salt FILE --policy FILE [--signing-key FILE]\n"
-		   "         [--token-lifetime SEC] [--session-lifetime SEC] [--max-sessions N]\n");
+		   "         [--token-lifetime SEC (300)] [--session-lifetime SEC (300)] [--attest-timeout SEC (30)]\n"
+		   "         [--max-sessions N (100000)] [--max-sessions-per-source N (1024)]\n"
+		   "         [--max-connections N (4096)] [--max-connections-per-source N (512)]\n"
+		   "         [--request-timeout SEC (10)]\n");
 }
 
 static int parse(int argc, char **argv, struct opts *o)
@@ -52,11 +62,17 @@ static int parse(int argc, char **argv, struct opts *o)
 		{ "salt", required_argument, NULL, 's' }, { "policy", required_argument, NULL, 'p' },
 		{ "signing-key", required_argument, NULL, 'S' }, { "token-lifetime", required_argument, NULL, 't' },
 		{ "session-lifetime", required_argument, NULL, 'L' }, { "max-sessions", required_argument, NULL, 'n' },
+		{ "attest-timeout", required_argument, NULL, 'A' },
+		{ "max-sessions-per-source", required_argument, NULL, 'P' },
+		{ "max-connections", required_argument, NULL, 'C' },
+		{ "max-connections-per-source", required_argument, NULL, 'c' + 256 },
+		{ "request-timeout", required_argument, NULL, 'T' },
 		{ "help", no_argument, NULL, 'h' }, { 0 },
 	};
 	int ch;
 
-	*o = (struct opts){ .token_lifetime = 300, .session_lifetime = 300, .max_sessions = 100000 };
+	*o = (struct opts){ .token_lifetime = 300, .session_lifetime = 300, .attest_timeout = 30, .max_sessions = 100000,
+			    .sessions_per_source = 1024, .max_conns = 4096, .conns_per_source = 512, .request_timeout = 10 };
 	while ((ch = getopt_long(argc, argv, "h", all, NULL)) != -1) {
 		switch (ch) {
 		case 'l': o->listen = optarg; break;
@@ -69,12 +85,18 @@ static int parse(int argc, char **argv, struct opts *o)
 		case 't': o->token_lifetime = atol(optarg); break;
 		case 'L': o->session_lifetime = atol(optarg); break;
 		case 'n': o->max_sessions = atol(optarg); break;
+		case 'A': o->attest_timeout = atol(optarg); break;
+		case 'P': o->sessions_per_source = atol(optarg); break;
+		case 'C': o->max_conns = atol(optarg); break;
+		case 'c' + 256: o->conns_per_source = atol(optarg); break;
+		case 'T': o->request_timeout = atol(optarg); break;
 		case 'h': usage(stdout); exit(0);
 		default: return -EINVAL;
 		}
 	}
 	if (optind != argc || !o->listen || !o->cert || !o->key || !o->master || !o->salt || !o->policy ||
-	    o->token_lifetime <= 0 || o->session_lifetime <= 0 || o->max_sessions <= 0)
+	    o->token_lifetime <= 0 || o->session_lifetime <= 0 || o->max_sessions <= 0 || o->attest_timeout <= 0 ||
+	    o->sessions_per_source <= 0 || o->max_conns <= 0 || o->conns_per_source <= 0 || o->request_timeout <= 0)
 		return -EINVAL;
 	return 0;
 }
@@ -135,6 +157,24 @@ static void send_reply(struct evhttp_request *req, struct ks_reply *r, const cha
 static void metrics(struct server *s, struct ks_reply *r)
 {
 	const struct ks_metrics *m = &s->ctx.m;
+	struct ks_conn_stats cs;
+	_cleanup_free_ char *conns = NULL;
+
+	ks_conns_stats(s->conns, &cs);
+	if (asprintf(&conns,
+		     "# TYPE bulwark_keyservice_connections gauge\nbulwark_keyservice_connections %zu\n"
+		     "# TYPE bulwark_keyservice_connections_closing gauge\nbulwark_keyservice_connections_closing %zu\n"
+		     "# TYPE bulwark_keyservice_connections_total counter\nbulwark_keyservice_connections_total %llu\n"
+		     "# TYPE bulwark_keyservice_connections_closed_total counter\n"
+		     "bulwark_keyservice_connections_closed_total{reason=\"full\"} %llu\n"
+		     "bulwark_keyservice_connections_closed_total{reason=\"per_source\"} %llu\n"
+		     "bulwark_keyservice_connections_closed_total{reason=\"descriptors\"} %llu\n"
+		     "bulwark_keyservice_connections_closed_total{reason=\"timeout\"} %llu\n"
+		     "# TYPE bulwark_keyservice_accept_errors_total counter\nbulwark_keyservice_accept_errors_total %llu\n",
+		     cs.open, cs.closing, (unsigned long long)cs.accepted, (unsigned long long)cs.evicted_full,
+		     (unsigned long long)cs.evicted_source, (unsigned long long)cs.evicted_fd,
+		     (unsigned long long)cs.timed_out, (unsigned long long)cs.accept_errors) < 0)
+		conns = NULL;
 
 	r->status = 200;
 	if (asprintf(&r->body,
@@ -148,13 +188,37 @@ static void metrics(struct server *s, struct ks_reply *r)
 		     "bulwark_keyservice_resource_total{result=\"denied\"} %llu\n"
 		     "bulwark_keyservice_resource_total{result=\"fail\"} %llu\n"
 		     "# TYPE bulwark_keyservice_bad_requests_total counter\nbulwark_keyservice_bad_requests_total %llu\n"
-		     "# TYPE bulwark_keyservice_sessions gauge\nbulwark_keyservice_sessions %zu\n",
+		     "# TYPE bulwark_keyservice_sessions gauge\nbulwark_keyservice_sessions %zu\n"
+		     "# TYPE bulwark_keyservice_sessions_unattested gauge\nbulwark_keyservice_sessions_unattested %zu\n"
+		     "# TYPE bulwark_keyservice_sessions_evicted_total counter\nbulwark_keyservice_sessions_evicted_total %llu\n%s",
 		     (unsigned long long)s->requests, (unsigned long long)m->auth_ok, (unsigned long long)m->auth_fail,
 		     (unsigned long long)m->attest_ok, (unsigned long long)m->attest_fail,
 		     (unsigned long long)m->resource_ok, (unsigned long long)m->resource_denied,
 		     (unsigned long long)m->resource_fail, (unsigned long long)m->bad_request,
-		     ks_sessions_count(s->ctx.sessions)) < 0)
+		     ks_sessions_count(s->ctx.sessions), ks_sessions_pending(s->ctx.sessions),
+		     (unsigned long long)ks_sessions_evicted(s->ctx.sessions), conns ? conns : "") < 0)
 		r->body = NULL;
+}
+
+/* The client's address as text (sessions and connections are accounted per source). */
+static const char *peer(struct evhttp_request *req)
+{
+	char *addr = NULL;
+	ev_uint16_t port;
+
+	evhttp_connection_get_peer(evhttp_request_get_connection(req), &addr, &port);
+	return addr;
+}
+
+/* The one method an endpoint answers, or NULL for paths that are no endpoint. */
+static const char *allowed_method(const char *path)
+{
+	if (!strcmp(path, BW_KBS_PREFIX "/auth") || !strcmp(path, BW_KBS_PREFIX "/attest"))
+		return "POST";
+	if (!strncmp(path, BW_KBS_PREFIX "/resource/", strlen(BW_KBS_PREFIX "/resource/")) ||
+	    !strcmp(path, "/healthz") || !strcmp(path, "/metrics"))
+		return "GET";
+	return NULL;
 }
 
 static void route(struct evhttp_request *req, void *arg)
@@ -167,12 +231,29 @@ static void route(struct evhttp_request *req, void *arg)
 	const char *body = len ? (const char *)evbuffer_pullup(in, -1) : "";
 	struct ks_reply r = { 0 };
 	char cookie[80];
+	const char *allow;
+	struct bufferevent *bev;
 	time_t now = time(NULL);
 
 	s->requests++;
 	path = path ? path : "";
-	if (cmd == EVHTTP_REQ_POST && !strcmp(path, BW_KBS_PREFIX "/auth"))
-		ks_handle_auth(&s->ctx, body, len, now, &r);
+	bev = evhttp_connection_get_bufferevent(evhttp_request_get_connection(req));
+	if (!ks_conns_is_tls(bev)) {
+		/* Only when creating the TLS bufferevent failed (evhttp then falls back to plain
+		 * sockets): never answer in clear. */
+		shutdown(bufferevent_getfd(bev), SHUT_RDWR);
+		evhttp_send_error(req, 421, "TLS required");
+		return;
+	}
+	ks_conns_served(s->conns, bev);
+	allow = allowed_method(path);
+	if (allow && strcmp(allow, cmd == EVHTTP_REQ_POST ? "POST" : cmd == EVHTTP_REQ_GET ? "GET" : "")) {
+		/* A known endpoint with another method: 405 with Allow (RFC 9110 §15.5.6). */
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", allow);
+		s->ctx.m.bad_request++;
+		ks_error(&r, 405, "MethodNotAllowed", "use %s for this endpoint", allow);
+	} else if (cmd == EVHTTP_REQ_POST && !strcmp(path, BW_KBS_PREFIX "/auth"))
+		ks_handle_auth(&s->ctx, peer(req), body, len, now, &r);
 	else if (cmd == EVHTTP_REQ_POST && !strcmp(path, BW_KBS_PREFIX "/attest"))
 		ks_handle_attest(&s->ctx, cookie_value(req, cookie, sizeof(cookie)), body, len, now, &r);
 	else if (cmd == EVHTTP_REQ_GET && !strncmp(path, BW_KBS_PREFIX "/resource/", strlen(BW_KBS_PREFIX "/resource/")))
@@ -193,11 +274,9 @@ static void route(struct evhttp_request *req, void *arg)
 static struct bufferevent *tls_bev(struct event_base *base, void *arg)
 {
 	struct server *s = arg;
-	SSL *ssl = SSL_new(s->ssl);
 
-	s->tls_conns++;
-	return ssl ? bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE)
-		   : NULL;
+	(void)base;
+	return ks_conns_bev(s->conns);
 }
 
 static SSL_CTX *tls_ctx(const char *cert, const char *key)
@@ -214,22 +293,32 @@ static SSL_CTX *tls_ctx(const char *cert, const char *key)
 	return c;
 }
 
-static EVP_PKEY *signing_key(const char *path)
+/* The token signing key: a PEM file held to the same rules as the master secret (regular,
+ * ours, 0600 or stricter; symlinks followed), read through locked memory. */
+static EVP_PKEY *signing_key(const char *path, char *err, size_t errlen)
 {
+	_cleanup_secret_ struct bw_secret pem = { 0 };
 	EVP_PKEY *k = NULL;
-	FILE *f;
+	BIO *b;
+	int r;
 
 	if (!path)
 		return bw_key_new(BW_KEY_EC_P256); /* tokens die with the process; clients re-attest */
-	f = fopen(path, "re");
-	if (!f)
+	r = ks_read_secret(path, 1, &pem);
+	if (r < 0) {
+		snprintf(err, errlen, "signing key %s: %s (need a 0600 PEM file of at most 4096 bytes, owned by the service user)",
+			 path, strerror(-r));
 		return NULL;
-	k = PEM_read_PrivateKey(f, NULL, NULL, NULL);
-	fclose(f);
+	}
+	b = BIO_new_mem_buf(pem.data, (int)pem.len);
+	k = b ? PEM_read_bio_PrivateKey(b, NULL, NULL, NULL) : NULL;
+	BIO_free(b);
 	if (k && (!EVP_PKEY_is_a(k, "EC") || EVP_PKEY_get_bits(k) != 256)) {
 		EVP_PKEY_free(k);
 		k = NULL;
 	}
+	if (!k)
+		snprintf(err, errlen, "signing key %s: not an EC P-256 private key (PEM)", path);
 	return k;
 }
 
@@ -281,17 +370,17 @@ static int load(struct server *s, char *err, size_t errlen)
 	r = ks_policy_load(s->o.policy, &s->ctx.policy, err, errlen);
 	if (r < 0)
 		return r;
-	s->ctx.signing_key = signing_key(s->o.signing_key);
-	if (!s->ctx.signing_key) {
-		snprintf(err, errlen, "signing key %s: not an EC P-256 private key (PEM)", s->o.signing_key);
+	s->ctx.signing_key = signing_key(s->o.signing_key, err, errlen);
+	if (!s->ctx.signing_key)
 		return -EINVAL;
-	}
 	s->ssl = tls_ctx(s->o.cert, s->o.key);
 	if (!s->ssl) {
 		snprintf(err, errlen, "TLS certificate/key %s / %s cannot be loaded", s->o.cert, s->o.key);
 		return -EINVAL;
 	}
-	s->ctx.sessions = ks_sessions_new((size_t)s->o.max_sessions, s->o.session_lifetime);
+	s->ctx.sessions = ks_sessions_new(&(struct ks_session_limits){
+		.max = (size_t)s->o.max_sessions, .per_source = (size_t)s->o.sessions_per_source,
+		.lifetime = s->o.session_lifetime, .unattested_lifetime = s->o.attest_timeout });
 	s->ctx.token_lifetime = s->o.token_lifetime;
 	return s->ctx.sessions ? 0 : -ENOMEM;
 }
@@ -315,6 +404,34 @@ static int split_listen(const char *l, char *host, size_t size, unsigned short *
 	return 0;
 }
 
+/*
+ * Descriptors: the soft RLIMIT_NOFILE goes up to the hard limit (commonly 1024 soft), and the
+ * connection cap stays below it with headroom for the listener, logs, TPM and policy reloads,
+ * so accept() has a descriptor whenever the cap lets a connection in.
+ */
+#define FD_HEADROOM 64
+static size_t conn_cap(long want)
+{
+	struct rlimit rl;
+	rlim_t have;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rlim_t old = rl.rlim_cur;
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+			rl.rlim_cur = old;
+	}
+	have = rl.rlim_cur == RLIM_INFINITY ? (rlim_t)want + FD_HEADROOM : rl.rlim_cur;
+	if (have < FD_HEADROOM + 16)
+		have = FD_HEADROOM + 16;
+	if ((rlim_t)want > have - FD_HEADROOM) {
+		bw_warn("--max-connections %ld lowered to %llu: RLIMIT_NOFILE is %llu (headroom %d)", want,
+			(unsigned long long)(have - FD_HEADROOM), (unsigned long long)have, FD_HEADROOM);
+		return (size_t)(have - FD_HEADROOM);
+	}
+	return (size_t)want;
+}
+
 static int serve(struct server *s)
 {
 	struct evhttp *http = evhttp_new(s->base);
@@ -332,14 +449,27 @@ static int serve(struct server *s)
 	evhttp_set_gencb(http, route, s);
 	evhttp_set_max_body_size(http, BW_KBS_MAX_BODY);
 	evhttp_set_max_headers_size(http, 32768);
-	evhttp_set_timeout(http, 30);
-	evhttp_set_allowed_methods(http, EVHTTP_REQ_GET | EVHTTP_REQ_POST);
+	evhttp_set_timeout(http, (int)s->o.request_timeout);
+	/* Every method libevent knows reaches route(), which answers 405 as ErrorInformation JSON;
+	 * methods libevent does not know still get its 501 HTML page (see README). */
+	evhttp_set_allowed_methods(http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT |
+					 EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |
+					 EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
+	s->conns = ks_conns_new(s->base, s->ssl, &(struct ks_conn_limits){
+		.max = conn_cap(s->o.max_conns), .per_source = (size_t)s->o.conns_per_source,
+		.request_timeout_ms = s->o.request_timeout * 1000 });
+	if (!s->conns) {
+		evhttp_free(http);
+		return -ENOMEM;
+	}
 	bound = evhttp_bind_socket_with_handle(http, host, port);
 	if (!bound) {
 		bw_err("cannot listen on %s", s->o.listen);
 		evhttp_free(http);
+		ks_conns_free(s->conns);
 		return -EADDRINUSE;
 	}
+	ks_conns_listen(s->conns, evhttp_bound_socket_get_listener(bound));
 	/* Accepted sockets inherit it: without, Nagle holds the last TLS record of a reply until the
 	 * client's delayed ACK (40 ms per request). */
 	setsockopt(evhttp_bound_socket_get_fd(bound), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -355,6 +485,7 @@ static int serve(struct server *s)
 	for (size_t i = 0; i < ARRAY_SIZE(ev); i++)
 		event_free(ev[i]);
 	evhttp_free(http);
+	ks_conns_free(s->conns);
 	return 0;
 }
 

@@ -144,17 +144,10 @@ int ks_policy_parse(const char *text, size_t len, struct ks_policy *p, char *err
 	*p = (struct ks_policy){ 0 };
 	if (len > MAX_POLICY)
 		FAIL(-EFBIG, "policy larger than %d bytes", MAX_POLICY);
-	/* A policy may be larger than a protocol message; parse it directly. */
-	struct json_tokener *tok = json_tokener_new_ex(32);
-	if (!tok)
-		return -ENOMEM;
-	o = json_tokener_parse_ex(tok, text, (int)len);
-	if (!o || json_tokener_get_error(tok) != json_tokener_success || !json_object_is_type(o, json_type_object)) {
-		json_tokener_free(tok);
-		json_object_put(o);
-		FAIL(-EBADMSG, "policy is not a JSON object");
-	}
-	json_tokener_free(tok);
+	/* The same strict parser as the protocol messages, with the policy's own size bound. */
+	if (bw_json_parse_object(text, len, MAX_POLICY, &o) < 0)
+		FAIL(-EBADMSG, "policy is not a strict JSON object (RFC 8259: no comments, trailing commas, "
+			       "single quotes, NaN, duplicate names; valid UTF-8)");
 	json_object_object_foreach(o, k, v) {
 		if (!strcmp(k, "sample") && json_object_is_type(v, json_type_boolean))
 			p->sample = json_object_get_boolean(v);

@@ -16,6 +16,8 @@ PKGS=(
   swtpm swtpm-tools tpm2-tools openssl python3 python3-jwcrypto curl
   libtss2-tcti-swtpm0   # tpm2-tss TCTI for swtpm in socket mode (tests/lib-tpm.sh)
   gdb  # tests/vm/volume_tamper.sh: stops bulwark between header check and activation
+  systemd  # systemd-analyze: tests/netns/install.sh verifies the installed units
+  mmdebstrap umoci runc  # make image: rootfs from Debian packages, OCI layout, and running it in tests
 )
 
 missing=()

@@ -53,7 +53,8 @@ bpf: $(BPF_OBJS) $(SKELS)
 
 # Rebuild everything when the compiler flags change (e.g. SANITIZE=1 after a plain build).
 FLAGS_STAMP := $(BUILD)/.flags
-flags-now := $(CC) $(CFLAGS) $(CPPFLAGS) $(LDFLAGS)
+# (BUILD spelled relative or absolute is the same build: no rebuild when a script passes $(abspath))
+flags-now := $(CC) $(CFLAGS) $(subst -I$(BUILD)/include,-IBUILD/include,$(CPPFLAGS)) $(LDFLAGS)
 ifneq ($(flags-now),$(shell cat $(FLAGS_STAMP) 2>/dev/null))
 $(shell mkdir -p $(BUILD) && printf '%s' '$(flags-now)' > $(FLAGS_STAMP))
 endif

@@ -6,6 +6,9 @@
 #                      environment, so pass it as a make argument: `sudo make check CI=true`)
 #   make demo          the end-to-end demo (root)
 #   make V=1           show commands
+#   make install [PREFIX=/usr/local] [DESTDIR=]   binaries, bulwark-storage (library, headers,
+#                      pkg-config file), systemd units
+#   make image         OCI image archive build/image/bulwark-oci.tar (scripts/build-image.sh)
 include Kbuild
 
 BUILD   ?= build
@@ -57,7 +60,8 @@ FUZZ_CFLAGS := -O1 -g -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-
                -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -DBULWARK_FUZZING
 # Rebuild everything when the compiler flags change (e.g. SANITIZE=1 after a plain build).
 FLAGS_STAMP := $(BUILD)/.flags
-flags-now := $(CC) $(CFLAGS) $(CPPFLAGS) $(LDFLAGS) $(FUZZ_CFLAGS)
+# (BUILD spelled relative or absolute is the same build: no rebuild when a script passes $(abspath))
+flags-now := $(CC) $(CFLAGS) $(subst -I$(BUILD)/include,-IBUILD/include,$(CPPFLAGS)) $(LDFLAGS) $(FUZZ_CFLAGS)
 ifneq ($(flags-now),$(shell cat $(FLAGS_STAMP) 2>/dev/null))
 $(shell mkdir -p $(BUILD) && printf '%s' '$(flags-now)' > $(FLAGS_STAMP))
 endif
@@ -121,6 +125,55 @@ fuzz: $(FUZZERS)
 SUITE ?= unit bpf netns vm
 check: all fuzz
 	$(Q)BUILD=$(abspath $(BUILD)) $(if $(CI),CI=$(CI)) tests/run $(SUITE)
+
+# --- install: PREFIX is where things run from, DESTDIR a staging root (packages, the image) ---
+PREFIX      ?= /usr/local
+BINDIR      ?= $(PREFIX)/bin
+LIBDIR      ?= $(PREFIX)/lib
+INCLUDEDIR  ?= $(PREFIX)/include
+DOCDIR      ?= $(PREFIX)/share/doc/bulwark
+MANDIR      ?= $(PREFIX)/share/man
+PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
+INSTALL     ?= install
+UNITS := $(basename $(notdir $(wildcard deploy/systemd/*.service.in)))
+MANPAGES := $(wildcard doc/man/*.[1-8])
+
+.PHONY: install uninstall
+install: $(BINS) $(call libfile,storage common)
+	$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR)/bulwark $(DESTDIR)$(INCLUDEDIR)/bulwark \
+	  $(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(SYSTEMDUNITDIR) $(DESTDIR)$(DOCDIR)
+	$(INSTALL) -m 0755 $(BINS) $(DESTDIR)$(BINDIR)/
+	$(INSTALL) -m 0644 $(call libfile,storage common) $(DESTDIR)$(LIBDIR)/bulwark/
+	$(INSTALL) -m 0644 storage/include/bulwark/storage.h bpf/bulwark_abi.h $(DESTDIR)$(INCLUDEDIR)/bulwark/
+	sed -e '/^top=/d' -e 's|^includedir=.*|includedir=$(INCLUDEDIR)|' -e 's|^libdir=.*|libdir=$(LIBDIR)/bulwark|' \
+	  -e '/^#/d' storage/bulwark-storage.pc > $(DESTDIR)$(PKGCONFIGDIR)/bulwark-storage.pc
+	chmod 0644 $(DESTDIR)$(PKGCONFIGDIR)/bulwark-storage.pc
+	for u in $(UNITS); do \
+	  sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@DOCDIR@|$(DOCDIR)|g' deploy/systemd/$$u.in \
+	    > $(DESTDIR)$(SYSTEMDUNITDIR)/$$u && chmod 0644 $(DESTDIR)$(SYSTEMDUNITDIR)/$$u || exit 1; \
+	done
+	$(INSTALL) -m 0644 README.md $(DESTDIR)$(DOCDIR)/
+	$(INSTALL) -d $(DESTDIR)$(DOCDIR)/storage $(DESTDIR)$(DOCDIR)/userspace/keyservice $(DESTDIR)$(DOCDIR)/wireguard-conf
+	$(INSTALL) -m 0644 storage/README.md $(DESTDIR)$(DOCDIR)/storage/
+	$(INSTALL) -m 0644 userspace/keyservice/README.md $(DESTDIR)$(DOCDIR)/userspace/keyservice/
+	$(INSTALL) -m 0644 wireguard-conf/README.md $(DESTDIR)$(DOCDIR)/wireguard-conf/
+	$(if $(MANPAGES),$(INSTALL) -d $(DESTDIR)$(MANDIR)/man8 && $(INSTALL) -m 0644 $(MANPAGES) $(DESTDIR)$(MANDIR)/man8/)
+
+uninstall:
+	rm -f $(addprefix $(DESTDIR)$(BINDIR)/,$(bin-y)) $(addprefix $(DESTDIR)$(SYSTEMDUNITDIR)/,$(UNITS)) \
+	  $(DESTDIR)$(PKGCONFIGDIR)/bulwark-storage.pc $(DESTDIR)$(INCLUDEDIR)/bulwark/storage.h \
+	  $(DESTDIR)$(INCLUDEDIR)/bulwark/bulwark_abi.h $(DESTDIR)$(LIBDIR)/bulwark/libstorage.a \
+	  $(DESTDIR)$(LIBDIR)/bulwark/libcommon.a
+	rm -rf $(DESTDIR)$(DOCDIR)
+	-rmdir $(DESTDIR)$(INCLUDEDIR)/bulwark $(DESTDIR)$(LIBDIR)/bulwark 2>/dev/null
+
+# --- image: an OCI image archive from Debian packages (mmdebstrap + umoci), no registry ---
+IMAGE ?= $(BUILD)/image/bulwark-oci.tar
+IMAGE_TAG ?= dev
+.PHONY: image
+image: $(BINS)
+	$(Q)BUILD=$(abspath $(BUILD)) IMAGE=$(abspath $(IMAGE)) IMAGE_TAG=$(IMAGE_TAG) scripts/build-image.sh
 
 .PHONY: demo
 demo: all

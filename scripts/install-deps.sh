@@ -17,7 +17,25 @@ PKGS=(
   libtss2-tcti-swtpm0   # tpm2-tss TCTI for swtpm in socket mode (tests/lib-tpm.sh)
   gdb  # tests/vm/volume_tamper.sh: stops bulwark between header check and activation
   faketime  # tests/netns/keys_rejections.sh: the key service's clock jumps past a token's exp
+  systemd  # systemd-analyze: tests/netns/install.sh verifies the installed units
+  mmdebstrap umoci runc  # make image: rootfs from Debian packages, OCI layout, and running it in tests
+  python3-yaml  # tests/netns/deploy_render.sh reads the rendered manifests
 )
+
+# Debian's kubectl (package kubernetes-client, 1.20 with kustomize v2.0.3) renders deploy/ in
+# tests/netns/deploy_render.sh. Where another package already owns /usr/bin/kubectl (Google's
+# `kubectl` on some images) the two cannot be installed together: Debian's is unpacked beside it.
+KUBECTL_DIR=/usr/local/lib/bulwark/kubernetes-client
+kubectl_owner=$(dpkg-query -S /usr/bin/kubectl 2>/dev/null | cut -d: -f1 || true)
+if [ -z "$kubectl_owner" ] || [ "$kubectl_owner" = kubernetes-client ]; then
+  PKGS+=(kubernetes-client)
+elif [ ! -x "$KUBECTL_DIR/usr/bin/kubectl" ]; then
+  echo "install-deps: /usr/bin/kubectl belongs to $kubectl_owner: unpacking kubernetes-client into $KUBECTL_DIR"
+  tmp=$(mktemp -d) && chmod 755 "$tmp"
+  (cd "$tmp" && apt-get download -qq kubernetes-client) || { apt-get update -qq && (cd "$tmp" && apt-get download -qq kubernetes-client); }
+  mkdir -p "$KUBECTL_DIR" && dpkg-deb -x "$tmp"/kubernetes-client_*.deb "$KUBECTL_DIR"
+  rm -rf "$tmp"
+fi
 
 missing=()
 for p in "${PKGS[@]}"; do

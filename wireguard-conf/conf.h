@@ -79,6 +79,9 @@ struct bw_conf_peer {
 
 struct bw_conf {
 	char path[256];
+	/* The peer file that holds this node itself (same public key as PrivateKeyFile's), left
+	 * out of peers: when every node gets the same peer set, its own file is among them. */
+	char self_peer[256];
 	struct bw_conf_node node;
 	struct bw_conf_iface iface;
 	struct bw_conf_peer *peers;
@@ -89,12 +92,36 @@ struct bw_conf {
 int bw_conf_parse_node(const char *path, const char *text, struct bw_conf *out, char *err, size_t errlen);
 /* Parse one peer file's text into *out (allocates allowed_ips). */
 int bw_conf_parse_peer(const char *path, const char *text, struct bw_conf_peer *out, char *err, size_t errlen);
-/* Read the node file, then every *.conf in its PeersDir (sorted); all or nothing. */
+/*
+ * Read the node file, then every *.conf in its PeersDir (sorted); all or nothing. A relative
+ * PeersDir is relative to the node file's directory, an absolute one may be anywhere (its own
+ * mount). The node file itself is never read as a peer, even in the same directory. Name, when
+ * the file has none, comes from the NODE_NAME environment variable. A peer with this node's own
+ * public key is left out and named in self_peer.
+ */
 int bw_conf_load(const char *node_file, struct bw_conf *out, char *err, size_t errlen);
 /* Read only the peers directory (for reconcile on change). */
 int bw_conf_load_peers(const char *dir, struct bw_conf_peer **out, size_t *n, char *err, size_t errlen);
 void bw_conf_peers_free(struct bw_conf_peer *peers, size_t n);
 void bw_conf_free(struct bw_conf *c);
+
+/*
+ * Watching the node file and the peers directory (wireguard-conf/watch.c): changes by hand, by
+ * `mv`, and kubelet's atomic `..data` symlink swaps in ConfigMap/Secret volumes. Call arm after
+ * init and again after every event, before reading the configuration (a swap retires the
+ * directories a watch followed). arm returns the first error (the peers directory's first) but
+ * arms what it can. read drains the inotify fd: 1 when something happened, 0 when not.
+ */
+#define BW_CONF_WATCH_MAX 32
+struct bw_conf_watch {
+	int fd;
+	int wd[BW_CONF_WATCH_MAX];
+	size_t n;
+};
+int bw_conf_watch_init(struct bw_conf_watch *w);
+int bw_conf_watch_arm(struct bw_conf_watch *w, const char *node_file, const char *peers_dir);
+int bw_conf_watch_read(struct bw_conf_watch *w);
+void bw_conf_watch_close(struct bw_conf_watch *w);
 
 /*
  * Writers. bw_conf_write_node emits the node file; bw_conf_write_peer a peer file. With wg_only,

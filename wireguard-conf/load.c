@@ -5,7 +5,9 @@
 #include <libgen.h>
 #include <limits.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
 #include "wireguard-conf/conf.h"
 
 void bw_conf_peers_free(struct bw_conf_peer *peers, size_t n)
@@ -78,7 +80,9 @@ static int check_peers(const struct bw_conf_peer *p, size_t n, char *err, size_t
 	return 0;
 }
 
-int bw_conf_load_peers(const char *dir, struct bw_conf_peer **out, size_t *n, char *err, size_t errlen)
+/* skip: a file never to read as a peer (the node file, when it shares the directory), or NULL */
+static int load_peers(const char *dir, const struct stat *skip, struct bw_conf_peer **out, size_t *n, char *err,
+		      size_t errlen)
 {
 	struct dirent **names = NULL;
 	struct bw_conf_peer *peers = NULL;
@@ -101,8 +105,12 @@ int bw_conf_load_peers(const char *dir, struct bw_conf_peer **out, size_t *n, ch
 	for (int i = 0; i < nn; i++) {
 		char path[PATH_MAX];
 		_cleanup_free_ char *text = NULL;
+		struct stat st;
 
 		snprintf(path, sizeof(path), "%s/%s", dir, names[i]->d_name);
+		/* Compared after following symlinks: kubelet presents files as links into ..data. */
+		if (skip && !stat(path, &st) && st.st_dev == skip->st_dev && st.st_ino == skip->st_ino)
+			continue;
 		if ((r = bw_read_file(path, BW_CONF_MAX_FILE, &text, NULL)) < 0) {
 			snprintf(err, errlen, "%s: %s", path, r == -EFBIG ? "file too large" : strerror(-r));
 			goto out;
@@ -126,10 +134,61 @@ out:
 	return 0;
 }
 
+int bw_conf_load_peers(const char *dir, struct bw_conf_peer **out, size_t *n, char *err, size_t errlen)
+{
+	return load_peers(dir, NULL, out, n, err, errlen);
+}
+
+/* This node's public key from PrivateKeyFile (base64 and a newline, 0600), when there is one. */
+static int self_public_key(const struct bw_conf *c, uint8_t pub[32])
+{
+	_cleanup_secret_ struct bw_secret text = { 0 }, priv = { 0 };
+	EVP_PKEY *k = NULL;
+	size_t len = 32;
+	char b64[45];
+	int r;
+
+	if ((r = bw_read_key_file(c->iface.private_key_file, 45, &text)) < 0)
+		return r;
+	if (text.data[44] != '\n' || (r = bw_secret_new(&priv, 32)) < 0)
+		return r < 0 ? r : -EINVAL;
+	memcpy(b64, text.data, 44);
+	b64[44] = '\0';
+	r = bw_key_from_base64(b64, priv.data);
+	OPENSSL_cleanse(b64, sizeof(b64));
+	if (r < 0)
+		return r;
+	if (!(k = EVP_PKEY_new_raw_private_key(EVP_PKEY_X25519, NULL, priv.data, 32)))
+		return -EINVAL;
+	if (EVP_PKEY_get_raw_public_key(k, pub, &len) != 1 || len != 32)
+		r = -EINVAL;
+	EVP_PKEY_free(k);
+	return r;
+}
+
+/* WireGuard ignores a peer with the device's own key, the datapath would not: leave it out. */
+static void drop_self(struct bw_conf *c)
+{
+	uint8_t pub[32];
+
+	if (self_public_key(c, pub) < 0)
+		return; /* no key yet: no peer can be this node */
+	for (size_t i = 0; i < c->n_peers; i++) {
+		if (memcmp(c->peers[i].public_key, pub, 32))
+			continue;
+		snprintf(c->self_peer, sizeof(c->self_peer), "%s", c->peers[i].file);
+		bw_conf_peers_free(&c->peers[i], 1);
+		memmove(&c->peers[i], &c->peers[i + 1], (c->n_peers - i - 1) * sizeof(c->peers[0]));
+		c->n_peers--;
+		break;
+	}
+}
+
 int bw_conf_load(const char *node_file, struct bw_conf *out, char *err, size_t errlen)
 {
 	_cleanup_free_ char *text = NULL;
 	char dir[PATH_MAX];
+	struct stat self;
 	int r;
 
 	if ((r = bw_read_file(node_file, BW_CONF_MAX_FILE, &text, NULL)) < 0) {
@@ -146,9 +205,22 @@ int bw_conf_load(const char *node_file, struct bw_conf *out, char *err, size_t e
 	} else {
 		snprintf(dir, sizeof(dir), "%s", out->node.peers_dir);
 	}
-	if ((r = bw_conf_load_peers(dir, &out->peers, &out->n_peers, err, errlen)) < 0) {
+	/* The node file may share a directory with the peer files (PeersDir = ., one ConfigMap). */
+	if (stat(node_file, &self) < 0) {
+		r = -errno;
+		snprintf(err, errlen, "%s: %s", node_file, strerror(errno));
+		return r;
+	}
+	if ((r = load_peers(dir, &self, &out->peers, &out->n_peers, err, errlen)) < 0) {
+		if (r == -ENOENT || r == -ENOTDIR) {
+			char why[BW_CONF_ERR_LEN / 2];
+			snprintf(why, sizeof(why), "%s", err);
+			snprintf(err, errlen, "%s: [Node] PeersDir: %s (mount the peer files there, or set PeersDir)",
+				 node_file, why);
+		}
 		bw_conf_free(out);
 		return r;
 	}
+	drop_self(out);
 	return 0;
 }

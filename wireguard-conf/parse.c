@@ -5,6 +5,7 @@
 #include <limits.h>
 #include <netinet/in.h>
 #include <stdarg.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <openssl/crypto.h>
@@ -491,6 +492,25 @@ static int missing(struct ctx *c, const char *what)
 	return -EINVAL;
 }
 
+/*
+ * One node file for the whole cluster leaves Name out: it comes from NODE_NAME, which a DaemonSet
+ * sets from the downward API (spec.nodeName). A Name in the file wins.
+ */
+static int name_from_env(struct ctx *c, struct bw_conf *out)
+{
+	const char *env = getenv("NODE_NAME");
+
+	if (!env || !*env)
+		return missing(c, "[Node] Name is required (or set the NODE_NAME environment variable)");
+	if (strlen(env) >= sizeof(out->node.name))
+		return missing(c, "NODE_NAME is longer than 63 characters");
+	for (const char *p = env; *p; p++)
+		if (!isalnum((unsigned char)*p) && !strchr("-._", *p))
+			return missing(c, "NODE_NAME is not a node name (letters, digits, '-', '.', '_')");
+	strcpy(out->node.name, env);
+	return 0;
+}
+
 int bw_conf_parse_node(const char *path, const char *text, struct bw_conf *out, char *err, size_t errlen)
 {
 	struct ctx c = { path, 0, err, errlen, SEC_NONE, 0 };
@@ -500,8 +520,8 @@ int bw_conf_parse_node(const char *path, const char *text, struct bw_conf *out, 
 	snprintf(out->path, sizeof(out->path), "%s", path);
 	if ((r = parse_lines(&c, text, false, node_dispatch, out)) < 0)
 		return r;
-	if (!out->node.name[0])
-		return missing(&c, "[Node] Name is required");
+	if (!out->node.name[0] && (r = name_from_env(&c, out)) < 0)
+		return r;
 	if (!out->node.n_uplinks)
 		return missing(&c, "[Node] Uplinks is required");
 	if (!out->node.n_protected)

@@ -3,7 +3,9 @@
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/stat.h>
 #include <cmocka.h>
 #include "wireguard-conf/conf.h"
@@ -188,6 +190,100 @@ static void load_dir_all_or_nothing(void **state)
 	assert_int_equal(system(cmd), 0);
 }
 
+/*
+ * One node file for the whole cluster, as a ConfigMap mounts it: no Name (NODE_NAME gives it),
+ * PeersDir = . (the node file next to the peer files, all symlinks into ..data), and the shared
+ * peer set holds this node's own file, which is left out by public key.
+ */
+#define SELF_PRIV "SLfI5fn6u4x0Nin+/QlSwRkelfEncAshtxL3T4O/yEw="
+#define SELF_PUB "CYx90+XBCMQNPpa4OrsdalfcN3JovXSwxJncszeCTSM="
+static void cluster_wide_node_file(void **state)
+{
+	char dir[] = "/tmp/bw-conf-XXXXXX", path[1024], data[256], link[1024], keyf[256], err[BW_CONF_ERR_LEN] = "";
+	struct bw_conf c;
+	(void)state;
+
+	assert_non_null(mkdtemp(dir));
+	snprintf(data, sizeof(data), "%s/..2026_01_01_00_00_00.1", dir);
+	assert_int_equal(mkdir(data, 0755), 0);
+	snprintf(keyf, sizeof(keyf), "%s/wg.key", dir);
+	write_file(keyf, SELF_PRIV "\n");
+	assert_int_equal(chmod(keyf, 0600), 0);
+	snprintf(path, sizeof(path), "%s/bulwark.conf", data);
+	{
+		char text[1024];
+		snprintf(text, sizeof(text),
+			 "[Node]\nUplinks = eth0\nProtectedCIDRs = 198.18.0.0/16\nPeersDir = .\n"
+			 "[Interface]\nDevice = wg0\nListenPort = 51820\nPrivateKeyFile = %s\n", keyf);
+		write_file(path, text);
+	}
+	snprintf(path, sizeof(path), "%s/self.conf", data);
+	write_file(path, "[Peer]\nPublicKey = " SELF_PUB "\nAllowedIPs = 198.18.1.0/24\n");
+	snprintf(path, sizeof(path), "%s/b.conf", data);
+	write_file(path, "[Peer]\nPublicKey = " KEY_B "\nAllowedIPs = 198.18.2.0/24\n");
+	snprintf(link, sizeof(link), "%s/..data", dir);
+	assert_int_equal(symlink("..2026_01_01_00_00_00.1", link), 0);
+	for (int i = 0; i < 3; i++) {
+		static const char *const names[] = { "bulwark.conf", "self.conf", "b.conf" };
+		char target[64];
+		snprintf(target, sizeof(target), "..data/%s", names[i]);
+		snprintf(link, sizeof(link), "%s/%s", dir, names[i]);
+		assert_int_equal(symlink(target, link), 0);
+	}
+	snprintf(path, sizeof(path), "%s/bulwark.conf", dir);
+
+	unsetenv("NODE_NAME");
+	assert_int_equal(bw_conf_load(path, &c, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "NODE_NAME"));
+	setenv("NODE_NAME", "bad/name", 1);
+	assert_int_equal(bw_conf_load(path, &c, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "NODE_NAME is not a node name"));
+
+	setenv("NODE_NAME", "node-7.example", 1);
+	assert_int_equal(bw_conf_load(path, &c, err, sizeof(err)), 0);
+	assert_string_equal(c.node.name, "node-7.example");
+	/* bulwark.conf was not read as a peer; self.conf is this node: only b is a peer */
+	assert_int_equal(c.n_peers, 1);
+	assert_non_null(strstr(c.peers[0].file, "/b.conf"));
+	assert_non_null(strstr(c.self_peer, "/self.conf"));
+	bw_conf_free(&c);
+
+	/* A Name in the file wins over NODE_NAME. */
+	snprintf(path, sizeof(path), "%s/bulwark.conf", data);
+	{
+		char text[1024];
+		snprintf(text, sizeof(text),
+			 "[Node]\nName = fixed\nUplinks = eth0\nProtectedCIDRs = 198.18.0.0/16\nPeersDir = .\n"
+			 "[Interface]\nDevice = wg0\nListenPort = 51820\nPrivateKeyFile = %s\n", keyf);
+		write_file(path, text);
+	}
+	snprintf(path, sizeof(path), "%s/bulwark.conf", dir);
+	assert_int_equal(bw_conf_load(path, &c, err, sizeof(err)), 0);
+	assert_string_equal(c.node.name, "fixed");
+	bw_conf_free(&c);
+
+	/* Without the key file nothing can be this node: both peers load. */
+	unlink(keyf);
+	assert_int_equal(bw_conf_load(path, &c, err, sizeof(err)), 0);
+	assert_int_equal(c.n_peers, 2);
+	assert_string_equal(c.self_peer, "");
+	bw_conf_free(&c);
+	unsetenv("NODE_NAME");
+
+	/* A PeersDir that is not there says which key to fix. */
+	snprintf(path, sizeof(path), "%s/bulwark.conf", data);
+	write_file(path, "[Node]\nName = n\nUplinks = eth0\nProtectedCIDRs = 198.18.0.0/16\nPeersDir = /nonexistent/peers.d\n"
+			 "[Interface]\nDevice = wg0\nListenPort = 51820\n");
+	snprintf(path, sizeof(path), "%s/bulwark.conf", dir);
+	assert_int_equal(bw_conf_load(path, &c, err, sizeof(err)), -ENOENT);
+	assert_non_null(strstr(err, "PeersDir"));
+	{
+		char cmd[600];
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+		assert_int_equal(system(cmd), 0);
+	}
+}
+
 static void writer_round_trips(void **state)
 {
 	struct bw_conf a, b;
@@ -298,6 +394,7 @@ int main(void)
 		cmocka_unit_test(rejects_malformed_with_file_and_line),
 		cmocka_unit_test(rejects_bad_peers),
 		cmocka_unit_test(load_dir_all_or_nothing),
+		cmocka_unit_test(cluster_wide_node_file),
 		cmocka_unit_test(writer_round_trips),
 		cmocka_unit_test(keys_base64),
 		cmocka_unit_test(node_hosts_inside_pod_prefixes),

@@ -2,7 +2,8 @@
 /*
  * bulwarkd: the node agent. Brings WireGuard and the datapath up from the node file, then keeps
  * peers in step with the peers directory:
- *   - inotify on the peers directory, debounced (100 ms), applies a change within a second;
+ *   - inotify on the peers directory and the node file's, debounced (100 ms), applies a change
+ *     within a second, also kubelet's ..data swaps in ConfigMap volumes (wireguard-conf/watch.c);
  *   - SIGHUP: full resync (node file re-read, device, datapath programs replaced, maps applied);
  *   - every --resync seconds (default 60): reconcile against a fresh device dump and map walk,
  *     repairing drift made by hand. Changes in between are applied as a difference against the
@@ -37,6 +38,19 @@ struct agent {
 
 enum sync_mode { SYNC_CHANGE, SYNC_RECONCILE, SYNC_FULL };
 
+/* The node file and peers directory watch (wireguard-conf/watch.c); a->ifd is its fd. */
+static struct bw_conf_watch conf_watch = { .fd = -1 };
+
+/* A peer set shared by all nodes holds this node too: say once that its file is left out. */
+static void note_self_peer(const struct bw_conf *c)
+{
+	static char said[sizeof(c->self_peer)];
+
+	if (c->self_peer[0] && strcmp(said, c->self_peer))
+		bw_info("%s is this node (its public key): ignored", c->self_peer);
+	memcpy(said, c->self_peer, sizeof(said));
+}
+
 static int load(struct agent *a, struct bw_conf *c)
 {
 	char err[BW_CONF_ERR_LEN];
@@ -44,6 +58,8 @@ static int load(struct agent *a, struct bw_conf *c)
 
 	if (r < 0)
 		bw_err("configuration rejected, nothing changed: %s", err);
+	else
+		note_self_peer(c);
 	return r;
 }
 
@@ -88,7 +104,12 @@ static void sync_peers(struct agent *a, enum sync_mode mode)
 
 static void on_debounce(evutil_socket_t fd, short what, void *arg)
 {
+	struct agent *a = arg;
+	int r;
 	(void)fd, (void)what;
+	/* Re-armed before reading: a kubelet ..data swap retires what the watches followed. */
+	if ((r = bw_conf_watch_arm(&conf_watch, a->config, a->peers_dir)) < 0)
+		bw_err("watching %s: %s (changes wait for the periodic reconcile)", a->peers_dir, strerror(-r));
 	sync_peers(arg, SYNC_CHANGE);
 }
 
@@ -136,13 +157,10 @@ static int watch(struct agent *a, const struct bw_conf *c)
 		snprintf(tmp, sizeof(tmp), "%s", a->config);
 		snprintf(a->peers_dir, sizeof(a->peers_dir), "%s/%s", dirname(tmp), c->node.peers_dir);
 	}
-	a->ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-	if (a->ifd < 0)
+	if (bw_conf_watch_init(&conf_watch) < 0)
 		return -errno;
-	if (inotify_add_watch(a->ifd, a->peers_dir, IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE |
-				  IN_CREATE | IN_ATTRIB) < 0)
-		return -errno;
-	return 0;
+	a->ifd = conf_watch.fd;
+	return bw_conf_watch_arm(&conf_watch, a->config, a->peers_dir);
 }
 
 int main(int argc, char **argv)

@@ -55,6 +55,11 @@ int main(int argc, char **argv)
 		usage(stdout);
 		return 0;
 	}
+	/* `bulwark version [--json]` is what everyone types: the area's only verb runs without its name. */
+	if (!strcmp(argv[1], "version") && (argc == 2 || (argc == 3 && !strcmp(argv[2], "--json")))) {
+		char *show[] = { argv[1], "show", argc == 3 ? argv[2] : NULL, NULL };
+		return bw_cli_dispatch(&bw_cli_version, argc, show);
+	}
 	for (size_t i = 0; i < ARRAY_SIZE(areas); i++)
 		if (!strcmp(areas[i]->name, argv[1]))
 			return bw_cli_dispatch(areas[i], argc - 1, argv + 1);

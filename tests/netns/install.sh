@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# `make install` honours PREFIX and DESTDIR: binaries, the bulwark-storage library with its
+# headers and a pkg-config file that a program really compiles and links against, systemd units
+# that systemd-analyze accepts without a warning, nothing of DESTDIR baked into any file, and
+# `make uninstall` removes it all again. Runs on the host (no root needed).
+. "$(dirname "$0")/../lib.sh"
+top=$BULWARK_TOP
+TMP=$(mktemp -d) && at_exit "rm -rf $TMP"
+dst=$TMP/root
+
+make -s -C "$top" BUILD="$BUILD" install DESTDIR="$dst" PREFIX=/opt/bw > "$TMP/install.log" 2>&1
+check "make install DESTDIR=… PREFIX=/opt/bw succeeds" test $? -eq 0
+for f in bin/bulwark bin/bulwarkd bin/bulwark-keyservice; do
+  check "$f installed, executable" test -x "$dst/opt/bw/$f"
+done
+check "the installed CLI runs: bulwark version" "$dst/opt/bw/bin/bulwark" version
+for u in bulwarkd bulwark-statedisk bulwark-keyservice; do
+  check "unit $u.service installed" test -f "$dst/opt/bw/lib/systemd/system/$u.service"
+done
+check "units run the binaries from PREFIX" grep -q '^ExecStart=/opt/bw/bin/bulwarkd ' "$dst/opt/bw/lib/systemd/system/bulwarkd.service"
+check "the state disk is opened before kubelet" grep -q '^Before=kubelet.service' "$dst/opt/bw/lib/systemd/system/bulwark-statedisk.service"
+check "...and kubelet requires it" grep -q '^RequiredBy=kubelet.service' "$dst/opt/bw/lib/systemd/system/bulwark-statedisk.service"
+check "no file holds the DESTDIR path" fails grep -rlF "$dst" "$dst"
+check "no file is group- or world-writable" test -z "$(find "$dst" -perm /022 -type f)"
+
+# systemd checks the units (ExecStart paths must exist: point them at the staged binaries).
+if command -v systemd-analyze > /dev/null; then
+  mkdir -p "$TMP/units"
+  for u in "$dst"/opt/bw/lib/systemd/system/*.service; do
+    sed "s|/opt/bw/|$dst/opt/bw/|g" "$u" > "$TMP/units/$(basename "$u")"
+  done
+  systemd-analyze verify "$TMP"/units/*.service > "$TMP/verify.log" 2>&1
+  check "systemd-analyze verify accepts the units" test $? -eq 0
+  check "...without a single warning" test ! -s "$TMP/verify.log"
+  cat "$TMP/verify.log"
+else
+  not_ok "systemd-analyze missing (package systemd)"
+fi
+
+# A program builds against the installed library through pkg-config alone.
+cat > "$TMP/use.c" <<'C'
+#include <stdio.h>
+#include <bulwark/storage.h>
+#include <bulwark/bulwark_abi.h>
+int main(void) { printf("%s\n", bw_vol_code_name(bw_vol_code(-16))); return 0; }
+C
+export PKG_CONFIG_SYSROOT_DIR=$dst PKG_CONFIG_PATH=$dst/opt/bw/lib/pkgconfig
+check "pkg-config finds bulwark-storage" pkg-config --exists bulwark-storage
+check "a program compiles and links against it" \
+  cc -o "$TMP/use" "$TMP/use.c" $(pkg-config --cflags --libs bulwark-storage)
+check "...and runs" "$TMP/use"
+unset PKG_CONFIG_SYSROOT_DIR PKG_CONFIG_PATH
+
+make -s -C "$top" BUILD="$BUILD" uninstall DESTDIR="$dst" PREFIX=/opt/bw > /dev/null 2>&1
+check "make uninstall leaves no file behind" test -z "$(find "$dst" -type f)"
+finish

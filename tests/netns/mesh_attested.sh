@@ -75,7 +75,17 @@ for x in a b c; do
   check "node $x fetched the mesh secret by attestation" wait_for 100 grep -q "mesh secret bulwark/mesh/1 fetched" "$TMP/agent-$x.log"
 done
 check "rogue node d is up (no mesh secret)" wait_for 100 grep -q "bulwarkd: .*up: " "$TMP/agent-d.log"
-for x in a b c d; do wait_for 100 test -S "/var/run/wireguard/bwg$BW_ID$x.sock"; done
+backend_ok() { # node: the device runs on the expected backend (kernel: no UAPI socket, a wireguard link)
+  if [ "${BULWARK_EXPECT_BACKEND:-userspace}" = kernel ]; then
+    test ! -e "/var/run/wireguard/bwg$BW_ID$1.sock" &&
+      nsx "${NS[$1]}" ip -d link show "bwg$BW_ID$1" | grep -qw wireguard
+  else
+    test -S "/var/run/wireguard/bwg$BW_ID$1.sock"
+  fi
+}
+for x in a b c d; do
+  check "node $x runs the ${BULWARK_EXPECT_BACKEND:-userspace} WireGuard backend" wait_for 100 backend_ok "$x"
+done
 
 cluster_capture_start mesh
 for pair in "a 2" "a 3" "b 3" "c 1"; do

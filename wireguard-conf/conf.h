@@ -55,6 +55,12 @@ struct bw_conf_node {
 	char state_dir[256];
 	char peers_dir[256];
 	char key_service[512];
+	/* Attested mesh (wireguard-conf/README.md): the KBS resource every node's pairwise
+	 * WireGuard PSKs are derived from, and how this node attests to get it. */
+	char mesh_secret[256];   /* "" : no mesh secret (PSKs only as the peer files say) */
+	char key_service_ca[256];/* "" : the system trust store */
+	char attester[16];       /* tpm (default), tsm or sample */
+	char tpm_tcti[256];      /* "" : tpm2-tss's default TCTI */
 };
 
 struct bw_conf_iface {

@@ -221,6 +221,15 @@ int bw_conf_load(const char *node_file, struct bw_conf *out, char *err, size_t e
 		bw_conf_free(out);
 		return r;
 	}
+	/* One source of truth for PSKs: with a mesh secret they are derived, never written. */
+	for (size_t i = 0; out->node.mesh_secret[0] && i < out->n_peers; i++) {
+		if (out->peers[i].has_psk) {
+			snprintf(err, errlen, "%s: PresharedKey is not allowed while %s sets MeshSecret (PSKs are derived from it)",
+				 out->peers[i].file, node_file);
+			bw_conf_free(out);
+			return -EINVAL;
+		}
+	}
 	drop_self(out);
 	return 0;
 }

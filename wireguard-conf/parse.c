@@ -246,6 +246,24 @@ static int add_allow(struct ctx *c, const char *key, const char *item, void *arg
 	return 0;
 }
 
+/* A KBS resource path: exactly three segments of [A-Za-z0-9._-], none "." or "..". */
+static bool resource_path_ok(const char *v)
+{
+	int segs = 0;
+
+	for (const char *p = v;; p++) {
+		size_t len = strcspn(p, "/");
+
+		if (!len || len > 64 || strspn(p, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") != len ||
+		    (len == 1 && p[0] == '.') || (len == 2 && p[0] == '.' && p[1] == '.'))
+			return false;
+		segs++;
+		p += len;
+		if (!*p)
+			return segs == 3;
+	}
+}
+
 /* A scalar key may appear once per section. */
 static int once(struct ctx *c, unsigned bit, const char *key)
 {
@@ -336,6 +354,24 @@ static int node_key(struct ctx *c, struct bw_conf *conf, const char *key, char *
 		return once(c, 4, key) ?: parse_str(c, key, v, n->peers_dir, sizeof(n->peers_dir));
 	if (KEY("KeyService"))
 		return once(c, 5, key) ?: parse_str(c, key, v, n->key_service, sizeof(n->key_service));
+	if (KEY("MeshSecret")) {
+		if ((r = once(c, 7, key)) < 0)
+			return r;
+		if (!resource_path_ok(v))
+			return fail(c, "MeshSecret '%s' is not a key-service resource path (repository/type/tag)", v);
+		return parse_str(c, key, v, n->mesh_secret, sizeof(n->mesh_secret));
+	}
+	if (KEY("KeyServiceCA"))
+		return once(c, 8, key) ?: parse_str(c, key, v, n->key_service_ca, sizeof(n->key_service_ca));
+	if (KEY("Attester")) {
+		if ((r = once(c, 9, key)) < 0)
+			return r;
+		if (strcmp(v, "tpm") && strcmp(v, "tsm") && strcmp(v, "sample"))
+			return fail(c, "Attester '%s' is not one of tpm, tsm, sample", v);
+		return parse_str(c, key, v, n->attester, sizeof(n->attester));
+	}
+	if (KEY("TPMTcti"))
+		return once(c, 15, key) ?: parse_str(c, key, v, n->tpm_tcti, sizeof(n->tpm_tcti));
 	return fail(c, "unknown key '%s' in [Node]", key);
 }
 
@@ -537,6 +573,10 @@ int bw_conf_parse_node(const char *path, const char *text, struct bw_conf *out, 
 	if (!out->iface.private_key_file[0])
 		snprintf(out->iface.private_key_file, sizeof(out->iface.private_key_file), "%.200s/wg.key",
 			 out->node.state_dir);
+	if (out->node.mesh_secret[0] && !out->node.key_service[0])
+		return missing(&c, "[Node] MeshSecret needs KeyService (the attested key service holding it)");
+	if (!out->node.attester[0])
+		strcpy(out->node.attester, "tpm");
 	return 0;
 }
 

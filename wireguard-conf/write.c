@@ -2,6 +2,7 @@
 /* Writers: output parses back to the same data; the wg_only form is what `wg setconf` takes. */
 #include <errno.h>
 #include <netinet/in.h>
+#include <string.h>
 #include <openssl/crypto.h>
 #include "wireguard-conf/conf.h"
 
@@ -48,6 +49,14 @@ int bw_conf_write_node(FILE *f, const struct bw_conf *c)
 	fprintf(f, "StateDir = %s\nPeersDir = %s\n", n->state_dir, n->peers_dir);
 	if (n->key_service[0])
 		fprintf(f, "KeyService = %s\n", n->key_service);
+	if (n->key_service_ca[0])
+		fprintf(f, "KeyServiceCA = %s\n", n->key_service_ca);
+	if (n->mesh_secret[0])
+		fprintf(f, "MeshSecret = %s\n", n->mesh_secret);
+	if (n->attester[0] && strcmp(n->attester, "tpm"))
+		fprintf(f, "Attester = %s\n", n->attester);
+	if (n->tpm_tcti[0])
+		fprintf(f, "TPMTcti = %s\n", n->tpm_tcti);
 	fprintf(f, "\n[Interface]\nDevice = %s\nPrivateKeyFile = %s\nListenPort = %u\n",
 		c->iface.device, c->iface.private_key_file, c->iface.listen_port);
 	if (c->iface.fwmark)

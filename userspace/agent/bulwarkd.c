@@ -34,6 +34,11 @@ struct agent {
 	char peers_dir[PATH_MAX];
 	struct bw_conf applied; /* what the last successful sync put in place */
 	bool have_applied;
+	/* Attested mesh ([Node] MeshSecret): the secret of epoch mesh_path, in locked memory. */
+	struct bw_secret mesh;
+	char mesh_path[256];
+	struct event *mesh_retry;
+	unsigned mesh_backoff; /* seconds until the next fetch after a failure; 0: none pending */
 };
 
 enum sync_mode { SYNC_CHANGE, SYNC_RECONCILE, SYNC_FULL };
@@ -49,6 +54,65 @@ static void note_self_peer(const struct bw_conf *c)
 	if (c->self_peer[0] && strcmp(said, c->self_peer))
 		bw_info("%s is this node (its public key): ignored", c->self_peer);
 	memcpy(said, c->self_peer, sizeof(said));
+}
+
+#define MESH_BACKOFF_MAX 30
+
+static void mesh_schedule(struct agent *a)
+{
+	struct timeval tv = { a->mesh_backoff, 0 };
+
+	if (a->mesh_retry && a->mesh_backoff)
+		evtimer_add(a->mesh_retry, &tv);
+}
+
+/*
+ * With MeshSecret, every peer gets its derived PSK or the node has no peers at all: never a
+ * peer without one. A new epoch (another resource path) is fetched when the node file names it;
+ * until that succeeds the previous epoch's secret stays in use (pairs that already moved on
+ * drop, nothing goes out in clear); with no secret at all the peers stay down. Failed fetches
+ * are retried with exponential backoff (1 s .. 30 s).
+ */
+static int mesh_prepare(struct agent *a, struct bw_conf *c)
+{
+	char err[256];
+	int r;
+
+	if (!c->node.mesh_secret[0]) {
+		if (a->mesh.data)
+			bw_info("MeshSecret removed from %s: peers use the PSKs their files give", a->config);
+		bw_secret_free(&a->mesh);
+		a->mesh_path[0] = '\0';
+		return 0;
+	}
+	if (!a->mesh.data || strcmp(a->mesh_path, c->node.mesh_secret)) {
+		struct bw_secret s = { 0 };
+
+		r = bw_net_mesh_fetch(c, 1, &s, err, sizeof(err));
+		if (r == 0) {
+			bw_secret_free(&a->mesh);
+			a->mesh = s;
+			snprintf(a->mesh_path, sizeof(a->mesh_path), "%s", c->node.mesh_secret);
+			a->mesh_backoff = 0;
+			bw_info("mesh secret %s fetched from %s (attester %s)", a->mesh_path, c->node.key_service,
+				c->node.attester);
+		} else {
+			a->mesh_backoff = a->mesh_backoff ? a->mesh_backoff * 2 : 1;
+			if (a->mesh_backoff > MESH_BACKOFF_MAX)
+				a->mesh_backoff = MESH_BACKOFF_MAX;
+			bw_err("mesh secret %s from %s: %s; %s, retry in %us", c->node.mesh_secret, c->node.key_service,
+			       err, a->mesh.data ? "keeping the previous epoch" : "peers stay down (fail closed)",
+			       a->mesh_backoff);
+			mesh_schedule(a);
+		}
+	}
+	if (!a->mesh.data) {
+		bw_net_mesh_drop_peers(c);
+		return 0;
+	}
+	if ((r = bw_net_mesh_set(c, &a->mesh)) < 0)
+		bw_err("mesh PSKs: %s; peers stay down", strerror(-r));
+	return 0;
 }
 
 static int load(struct agent *a, struct bw_conf *c)
@@ -86,6 +150,7 @@ static void sync_peers(struct agent *a, enum sync_mode mode)
 
 	if (load(a, &c) < 0)
 		return;
+	mesh_prepare(a, &c);
 	r = sync_apply(a, &c, mode, &res);
 	if (a->have_applied)
 		bw_conf_free(&a->applied);
@@ -124,6 +189,12 @@ static void on_inotify(evutil_socket_t fd, short what, void *arg)
 		;
 	/* Editors and `mv` produce bursts: sync once they settle. */
 	evtimer_add(a->debounce, &tv);
+}
+
+static void on_mesh_retry(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd, (void)what;
+	sync_peers(arg, SYNC_RECONCILE);
 }
 
 static void on_periodic(evutil_socket_t fd, short what, void *arg)
@@ -192,6 +263,7 @@ int main(int argc, char **argv)
 	}
 	if (load(&a, &c) < 0)
 		return 1;
+	mesh_prepare(&a, &c);
 	if ((r = bw_net_up(&c, a.pin_dir, &res)) < 0) {
 		bw_err("bring-up failed: %s", strerror(-r));
 		bw_conf_free(&c);
@@ -209,6 +281,8 @@ int main(int argc, char **argv)
 	bw_info("watching %s", a.peers_dir);
 	a.base = event_base_new();
 	a.debounce = evtimer_new(a.base, on_debounce, &a);
+	a.mesh_retry = evtimer_new(a.base, on_mesh_retry, &a);
+	mesh_schedule(&a); /* a fetch that failed during bring-up */
 	ev[0] = event_new(a.base, a.ifd, EV_READ | EV_PERSIST, on_inotify, &a);
 	ev[1] = event_new(a.base, -1, EV_PERSIST, on_periodic, &a);
 	ev[2] = evsignal_new(a.base, SIGHUP, on_sighup, &a);
@@ -222,6 +296,8 @@ int main(int argc, char **argv)
 	for (int i = 0; i < 5; i++)
 		event_free(ev[i]);
 	event_free(a.debounce);
+	event_free(a.mesh_retry);
+	bw_secret_free(&a.mesh);
 	event_base_free(a.base);
 	close(a.ifd);
 	if (a.have_applied)

@@ -64,6 +64,18 @@ static int load(const struct opts *o, struct bw_conf *c)
 	if (load(&o, &c) < 0)                                               \
 		return BW_EXIT_FAIL;
 
+/* MeshSecret: peers get their derived PSKs, or none is configured (fail closed). */
+static int mesh(struct bw_conf *c)
+{
+	char err[256];
+	int r = bw_net_mesh_prepare(c, err, sizeof(err));
+
+	if (r < 0)
+		fprintf(stderr, "bulwark: mesh secret %s: %s; no peer is configured (fail closed)\n",
+			c->node.mesh_secret, err);
+	return r;
+}
+
 static void report(const char *what, int r, const struct bw_net_result *res)
 {
 	if (r < 0)
@@ -76,21 +88,25 @@ static void report(const char *what, int r, const struct bw_net_result *res)
 static int cmd_up(int argc, char **argv)
 {
 	struct bw_net_result res;
+	int m;
 	PREAMBLE("up")
+	m = mesh(&c);
 	r = bw_net_up(&c, o.pin_dir, &res);
 	report("up", r, &res);
 	bw_conf_free(&c);
-	return r < 0 ? BW_EXIT_FAIL : BW_EXIT_OK;
+	return r < 0 || m < 0 ? BW_EXIT_FAIL : BW_EXIT_OK;
 }
 
 static int cmd_sync(int argc, char **argv)
 {
 	struct bw_net_result res;
+	int m;
 	PREAMBLE("sync")
+	m = mesh(&c);
 	r = bw_net_reconcile(&c, o.pin_dir, &res);
 	report("sync", r, &res);
 	bw_conf_free(&c);
-	return r < 0 ? BW_EXIT_FAIL : BW_EXIT_OK;
+	return r < 0 || m < 0 ? BW_EXIT_FAIL : BW_EXIT_OK;
 }
 
 static int cmd_down(int argc, char **argv)

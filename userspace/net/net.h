@@ -52,6 +52,27 @@ int bw_net_reconcile_since(const struct bw_conf *applied, const struct bw_conf *
 int bw_net_up(const struct bw_conf *c, const char *pin_dir, struct bw_net_result *res);
 /* Remove the WireGuard device. The datapath stays attached: protected traffic is dropped. */
 int bw_net_down(const struct bw_conf *c);
+/*
+ * Attested mesh (net/mesh.c): pairwise WireGuard PSKs derived from the mesh secret the key
+ * service gives attested nodes ([Node] MeshSecret). The label and the derivation are an interface:
+ * every node of a cluster must compute the same value (wireguard-conf/README.md).
+ */
+#define BW_MESH_PSK_LABEL "bulwark mesh psk v1"
+#define BW_MESH_SECRET_MIN 32 /* bytes; the resource must be exactly this long */
+int bw_net_mesh_psk(const struct bw_secret *mesh, const uint8_t a[32], const uint8_t b[32], uint8_t out[32]);
+/* Set every peer's PSK to its pairwise value with this node's public key self. */
+int bw_net_mesh_apply(struct bw_conf *c, const struct bw_secret *mesh, const uint8_t self[32]);
+/* The same with this node's own public key (from its key file); on failure the peers are dropped. */
+int bw_net_mesh_set(struct bw_conf *c, const struct bw_secret *mesh);
+/* Without the secret: no peer at all (fail closed; reconcile refuses PSK-less peers anyway). */
+void bw_net_mesh_drop_peers(struct bw_conf *c);
+/* Attest with [Node] Attester and fetch [Node] MeshSecret from KeyService (tries handshakes). */
+int bw_net_mesh_fetch(const struct bw_conf *c, int tries, struct bw_secret *out, char *err, size_t errlen);
+
+/* For one-shot callers (the CLI): fetch, derive and set every PSK; on failure the peers are
+ * dropped (the device comes up with none: fail closed) and err says why. */
+int bw_net_mesh_prepare(struct bw_conf *c, char *err, size_t errlen);
+
 /* This node's [Peer] stanza for the others (endpoint: override, else the first uplink address). */
 int bw_net_export_peer(const struct bw_conf *c, const char *endpoint, FILE *out);
 

@@ -357,6 +357,12 @@ static int reconcile(const struct bw_conf *c, const struct bw_conf *applied, con
 	struct bw_dp *dp = NULL;
 	int r;
 
+	/* No downgrade: with a mesh secret configured, a peer without its derived PSK never
+	 * reaches WireGuard (bw_net_mesh_apply fills them in; callers without the secret pass
+	 * no peers at all). */
+	for (size_t i = 0; c->node.mesh_secret[0] && i < c->n_peers; i++)
+		if (!c->peers[i].has_psk)
+			return -EKEYREJECTED;
 	r = applied ? device_from_conf(applied, &act) : bw_wg_get(c->iface.device, &act);
 	if (r < 0)
 		return r;

@@ -67,10 +67,25 @@ printf '$ bulwark key fetch --service https://127.0.0.1:8443 --resource bulwark/
 kx bulwark key fetch --service https://127.0.0.1:8443 --resource bulwark/volume/pvc-demo --attester sample \
   --ca "$KS_DIR/ca.pem" --out "$KS_DIR/pvc-demo.key" > /dev/null
 fp() { printf '%s' "$1" | sha256sum | cut -c1-16; }  # never print a key, only a fingerprint
-got=$(fp "$(od -An -v -tx1 "$KS_DIR/pvc-demo.key" | tr -d ' \n')")
-want=$(fp "$(ks_hkdf key-pvc-demo)")
+gothex=$(od -An -v -tx1 "$KS_DIR/pvc-demo.key" 2>/dev/null | tr -d ' \n')
+wanthex=$(ks_hkdf key-pvc-demo)
+got=$(fp "$gothex") want=$(fp "$wanthex")
 printf '  fetched key: fingerprint %s   HKDF(master, salt, "key-pvc-demo") by openssl kdf: fingerprint %s\n' "$got" "$want"
-expect "the service derived the documented key and sent it only to the attested client" test "$got" = "$want"
+# Two empty strings have equal fingerprints too: both must be 32-byte keys first.
+key32() { [[ $1 =~ ^[0-9a-f]{64}$ ]]; }
+same_key() { key32 "$gothex" && key32 "$wanthex" && [ "$got" = "$want" ]; }
+expect "the service derived the documented key (32 bytes, equal to openssl's HKDF)" same_key
+# ...and only an attested client gets it: without a token, or with a forged one, the resource
+# request is refused and no JWE comes back.
+refused() { # curl-args...: 401 and no ciphertext in the body
+  local code
+  code=$(ks_curl -o "$KS_DIR/refused.body" -w '%{http_code}' "$@" https://127.0.0.1:8443/kbs/v0/resource/bulwark/volume/pvc-demo) &&
+    test "$code" = 401 && ! grep -q ciphertext "$KS_DIR/refused.body"
+}
+printf '$ curl https://127.0.0.1:8443/kbs/v0/resource/bulwark/volume/pvc-demo   (no attestation)\n'
+refused && printf '  HTTP 401: %s\n' "$(head -c 200 "$KS_DIR/refused.body")"
+unattested_refused() { refused && refused -H 'Authorization: Bearer eyJhbGciOiJFUzI1NiJ9.eyJleHAiOjk5OTk5OTk5OTl9.AAAA'; }
+expect "...and sends it only to the attested client (no token: 401, forged token: 401, no JWE)" unattested_refused
 
 step "4. An encrypted volume from that key (in the test VM: this kernel has no device-mapper)"
 if [ -n "$(ls "${BULWARK_KERNEL_DIR:-$BULWARK_TOP/build/kernel}/current/boot" 2>/dev/null)" ]; then

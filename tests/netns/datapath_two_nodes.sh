@@ -8,6 +8,11 @@ bpffs_ensure
 cluster_up || die "cluster setup"
 check "datapath attached on node A" cluster_attach a
 check "datapath attached on node B" cluster_attach b
+# The backend the name promises (tests/vm/datapath_kernel_wg.sh runs this with WG_MODE=kernel).
+link_kind() { nsx "$1" ip -j -d link show dev "$2" | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["linkinfo"]["info_kind"])'; }
+want_kind=$([ "$WG_MODE" = kernel ] && echo wireguard || echo tun)
+check "both WireGuard devices are $WG_MODE ones (link kind $want_kind)" \
+  test "$(link_kind "$NS_A" "$WG_A")" = "$want_kind" -a "$(link_kind "$NS_B" "$WG_B")" = "$want_kind"
 
 POD_V4="net 198.18.0.0/16"
 POD_V6="net fd00:10::/32"

@@ -30,7 +30,9 @@ wait_for 200 grep -q watching "$TMP/bulwarkd-a.log" || { cat "$TMP/bulwarkd-a.lo
 net a export-peer > "$TMP/peers-b/a.conf"
 net b export-peer > "$TMP/peers-a/.b" && mv "$TMP/peers-a/.b" "$TMP/peers-a/b.conf"
 net b sync > /dev/null
-wait_for 50 sh -c "nsenter --net=/run/netns/${NS[a]} wg show bwg${BW_ID}a peers | grep -q ."
+# 0: node A's device has a peer, 1: it has none, 2: the query failed.
+a_has_peer() { local out; out=$(nsx "${NS[a]}" wg show "bwg${BW_ID}a" peers) || return 2; [ -n "$out" ]; }
+expect "bulwarkd on node A took node B in as a peer" wait_for 50 a_has_peer
 show cat "$TMP/bulwarkd-a.log"
 show nsx "${NS[a]}" wg show "bwg${BW_ID}a"
 
@@ -41,14 +43,14 @@ show nsx "${POD[a]}" ping -6 -c 3 -i 0.2 -W 2 fd00:10:2::2
 cluster_capture_stop
 printf '  on the wire: %s WireGuard packets, %s packets with a pod address in clear\n' \
   "$(cap_count udp port $WG_PORT)" "$(cap_count net 198.18.0.0/16 or net fd00:10::/32)"
-tcpdump -n -r "$CAP" 2>/dev/null | head -4 | sed 's/^/  /'
+tcpdump -n -r "$CAP" not udp port 9 2>/dev/null | head -4 | sed 's/^/  /'   # (port 9: the capture's markers)
 expect "pod traffic reached the other pod" nsx "${POD[a]}" ping -c 1 -W 2 -q 198.18.2.2
 expect "nothing in clear on the wire (the capture saw its markers, no drops)" cap_clear net 198.18.0.0/16 or net fd00:10::/32
 expect "WireGuard carried it" test "$(cap_count udp port $WG_PORT)" -gt 0
 
 step "2. Node B's peer file is removed from node A: fail closed"
 rm "$TMP/peers-a/b.conf"
-wait_for 20 sh -c "! nsenter --net=/run/netns/${NS[a]} wg show bwg${BW_ID}a peers | grep -q ."
+expect "bulwarkd on node A took node B out of its device" wait_for 20 exits 1 a_has_peer
 cluster_capture_start nopeer
 show nsx "${POD[a]}" ping -c 3 -i 0.2 -W 1 198.18.2.2
 cluster_capture_stop

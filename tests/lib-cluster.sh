@@ -113,19 +113,90 @@ cluster_attach() { # node-letter
   nsx "$ns" bulwark datapath attach --pin-dir "$pin" --uplink uplink --wg-dev "$wg" --config "$conf"
 }
 
-# Start a capture on the wire (the cloud host's view); cluster_capture_stop prints the pcap path.
-cluster_capture_start() {
-  CAP=$TMP/wire-$1.pcap
+# Captures. A capture that is to show that nothing leaked proves it only when it demonstrably ran
+# through the whole window, so every window is bracketed by marker packets that must be in it:
+#   cap_start NAME NS DEV MARK_NS MARK_DST   tcpdump on DEV in netns NS into $TMP/NAME.pcap; once
+#       it listens, MARK_NS sends a UDP marker (port 9, payload "bw-mark-$BW_ID-NAME-start") to
+#       MARK_DST, and cap_start returns only when the marker is in the file (else it fails)
+#   cap_stop NAME            the "end" marker, then SIGTERM (tcpdump reports its drops on exit)
+#   cap_live NAME            it ran the whole window: the pcap reads, both markers are in it, and
+#                            tcpdump exited on our SIGTERM reporting 0 packets dropped by kernel
+#   cap_n NAME FILTER...     packets matching FILTER; prints nothing and fails on an unreadable pcap
+#   cap_none NAME FILTER...  cap_live, and not one packet matches FILTER (a "nothing in clear" check)
+# Diagnostics go to stderr.
+declare -A CAP_PID CAP_MARK CAP_RC
+cap_file() { echo "$TMP/$1.pcap"; }
+cap_n() { # name filter...
+  local f out; f=$(cap_file "$1"); shift
+  out=$(tcpdump -n -r "$f" "$@" 2>/dev/null) || { echo "capture $f: unreadable" >&2; return 1; }
+  [ -z "$out" ] && echo 0 || wc -l <<<"$out"
+}
+_cap_mark_send() { # name start|end
+  local ns dst; read -r ns dst <<<"${CAP_MARK[$1]}"
+  nsx "$ns" bash -c 'printf %s "$1" > "/dev/udp/$2/9"' _ "bw-mark-$BW_ID-$1-$2" "$dst"
+}
+_cap_marked() { # name start|end: the marker is in the pcap
+  local f out; f=$(cap_file "$1")
+  out=$(tcpdump -n -A -r "$f" udp port 9 2>/dev/null) || return 1
+  grep -qF "bw-mark-$BW_ID-$1-$2" <<<"$out"
+}
+cap_start() { # name ns dev mark-ns mark-dst
+  local name=$1 ns=$2 dev=$3 f
+  f=$(cap_file "$name")
+  CAP_MARK[$name]="$4 $5"
   # nsenter execs tcpdump, so $! is tcpdump itself (a backgrounded shell function would be a
   # subshell, and killing it would leave tcpdump running)
-  nsenter --net="/run/netns/$NS_WIRE" tcpdump -i br0 -B 16384 -U -n -w "$CAP" >"$TMP/tcpdump-$1.log" 2>&1 &
-  CAP_PID=$!
-  at_exit "kill $CAP_PID"
-  wait_for 50 grep -q "listening on" "$TMP/tcpdump-$1.log"
+  nsenter --net="/run/netns/$ns" tcpdump -i "$dev" -B 16384 -U -n -w "$f" >"$TMP/$name.tcpdump.log" 2>&1 &
+  CAP_PID[$name]=$!
+  at_exit "kill ${CAP_PID[$name]}"
+  wait_for 50 grep -q "listening on" "$TMP/$name.tcpdump.log" ||
+    { echo "capture $name: tcpdump did not start: $(cat "$TMP/$name.tcpdump.log")" >&2; return 1; }
+  # Resend until captured: the first may wait for neighbour resolution.
+  local i
+  for i in 1 2 3 4 5 6 7 8 9 10; do
+    _cap_mark_send "$name" start 2>/dev/null
+    wait_for 10 _cap_marked "$name" start && return 0
+  done
+  echo "capture $name: the start marker never showed up" >&2
+  return 1
 }
-cluster_capture_stop() { sleep 0.3; kill "$CAP_PID" 2>/dev/null; wait "$CAP_PID" 2>/dev/null; }
-# Count captured packets matching a tcpdump filter.
-cap_count() { tcpdump -n -r "$CAP" "$@" 2>/dev/null | wc -l; }
+cap_stop() { # name
+  local name=$1 pid=${CAP_PID[$1]} rc=0
+  sleep 0.3 # stragglers of the window's traffic
+  _cap_mark_send "$name" end 2>/dev/null
+  wait_for 50 _cap_marked "$name" end
+  kill -TERM "$pid" 2>/dev/null
+  wait "$pid" 2>/dev/null || rc=$?
+  CAP_RC[$name]=$rc
+}
+cap_live() { # name
+  local name=$1 log=$TMP/$1.tcpdump.log m
+  for m in start end; do
+    _cap_marked "$name" "$m" || { echo "capture $name: no $m marker (capture dead or unreadable)" >&2; return 1; }
+  done
+  [ "${CAP_RC[$name]:-x}" = 0 ] || { echo "capture $name: tcpdump exit status ${CAP_RC[$name]:-none}" >&2; return 1; }
+  grep -qx "0 packets dropped by kernel" "$log" ||
+    { echo "capture $name: kernel drops: $(grep 'dropped by kernel' "$log" || echo 'not reported')" >&2; return 1; }
+}
+cap_none() { # name filter...
+  local name=$1 n; shift
+  cap_live "$name" || return 1
+  n=$(cap_n "$name" "$@") || return 1
+  [ "$n" -eq 0 ] || { echo "capture $name: $n packets match '$*'" >&2; return 1; }
+}
+
+# The cloud host's view: a capture on the wire's bridge, markers from the first node to the
+# second over their node addresses (plain UDP: NodeEncryption is off in these clusters).
+#   cluster_capture_start NAME, cluster_capture_stop; cap_count FILTER and cap_clear FILTER
+#   (cap_n and cap_none of the last one); $CAP is its pcap.
+cluster_capture_start() {
+  local from=${NS_A:-${NS[a]:-}}
+  CAP_NAME=wire-$1 CAP=$(cap_file "wire-$1")
+  cap_start "$CAP_NAME" "$NS_WIRE" br0 "$from" 198.19.0.2 || die "the wire capture $1 did not start"
+}
+cluster_capture_stop() { cap_stop "$CAP_NAME"; }
+cap_count() { cap_n "$CAP_NAME" "$@"; }
+cap_clear() { cap_none "$CAP_NAME" "$@"; }
 
 # Counter of one reason in a node's datapath.
 dp_counter() { # node-letter reason

@@ -25,7 +25,11 @@ check() {
   if "$@"; then ok "$desc"; else not_ok "$desc (command: $*)"; fi
 }
 skip() { echo "SKIP: $*"; exit 77; }
-fails() { ! "$@"; }   # check "x fails" fails cmd...  (works with shell functions, unlike sh -c)
+# check "x fails" fails cmd...  (works with shell functions, unlike sh -c). A crash, a signal
+# or a missing command (status >= 126) is not the failure a test means: use `exits N` where the
+# status is documented.
+fails() { local rc=0; "$@" || rc=$?; [ "$rc" -ne 0 ] && [ "$rc" -lt 126 ] && return 0
+  echo "fails: exit status $rc from: $*" >&2; return 1; }
 finish() { [ "$_tap_failed" -eq 0 ] && [ "$_tap_n" -gt 0 ]; exit $?; }
 die() { not_ok "$*"; exit 1; }
 
@@ -79,4 +83,12 @@ wait_for() {
     sleep 0.1; tries=$((tries - 1))
   done
   return 1
+}
+
+# check "x exits 3" exits 3 cmd...: cmd's exit status is exactly N (diagnostic on stderr).
+exits() {
+  local want=$1 rc=0; shift
+  "$@" || rc=$?
+  [ "$rc" -eq "$want" ] && return 0
+  echo "exits: status $rc, expected $want, from: $*" >&2; return 1
 }

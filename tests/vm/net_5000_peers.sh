@@ -40,6 +40,10 @@ start=$(date +%s.%N)
 check "net up with $N peers" net up
 end=$(date +%s.%N)
 echo "# net up with $N peers: $(awk -v a="$start" -v b="$end" 'BEGIN{printf "%.2f", b-a}') s"
+be=$(net status --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["backend"])')
+kind=$(nsx "$ns" ip -j -d link show dev wgbig | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["linkinfo"]["info_kind"])')
+check "it is kernel WireGuard, not wireguard-go (backend ${be:-?}, link kind ${kind:-?})" \
+  test "$be" = kernel -a "$kind" = wireguard
 check "the kernel device has all $N peers" test "$(nsx "$ns" wg show wgbig peers | wc -l)" -eq "$N"
 check "...and all $((2 * N)) allowed IPs" test "$(nsx "$ns" wg show wgbig allowed-ips | awk '{ n += NF - 1 } END { print n }')" -eq $((2 * N))
 check "the datapath peer map has $((2 * N)) prefixes" test "$(nsx "$ns" bulwark datapath peers --pin-dir "$pin" | wc -l)" -eq $((2 * N))

@@ -3,4 +3,4 @@
 . "$(dirname "$0")/../lib.sh"
 [ "${BULWARK_IN_VM:-}" = 1 ] || skip "runs inside tests/vm/run"
 modprobe wireguard || die "modprobe wireguard"
-exec bash "$BULWARK_TOP/tests/netns/net_three_nodes.sh"
+EXPECT_WG_BACKEND=kernel exec bash "$BULWARK_TOP/tests/netns/net_three_nodes.sh"

@@ -44,6 +44,25 @@ UNIT     := $(addprefix $(BUILD)/tests/unit/,$(test-unit-y))
 BPFTESTS := $(addprefix $(BUILD)/tests/bpf/,$(test-bpf-y))
 ALL_OBJS := $(call obj,$(foreach p,$(lib-y) $(bin-y) $(test-unit-y) $(test-bpf-y) $(bench-y),$($(p)-objs)))
 
+# protobuf-c code generation (proto-y, proto-sys-y in Kbuild): every object waits for the headers.
+PROTOC_C  ?= protoc-c
+PROTO_INC ?= /usr/include
+PROTO_H   := $(patsubst %.proto,$(BUILD)/gen/%.pb-c.h,$(proto-y) $(proto-sys-y))
+CPPFLAGS  += -I$(BUILD)/gen
+$(BUILD)/gen/%.pb-c.c $(BUILD)/gen/%.pb-c.h: %.proto
+	@mkdir -p $(BUILD)/gen
+	@$(if $(Q),echo "  PROTO   $<")
+	$(Q)$(PROTOC_C) -I. -I$(PROTO_INC) --c_out=$(BUILD)/gen $<
+$(BUILD)/gen/google/protobuf/%.pb-c.c $(BUILD)/gen/google/protobuf/%.pb-c.h: $(PROTO_INC)/google/protobuf/%.proto
+	@mkdir -p $(BUILD)/gen
+	@$(if $(Q),echo "  PROTO   $<")
+	$(Q)$(PROTOC_C) -I$(PROTO_INC) --c_out=$(BUILD)/gen $<
+$(BUILD)/obj/gen/%.o: $(BUILD)/gen/%.c $(FLAGS_STAMP)
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
+$(ALL_OBJS): | $(PROTO_H)
+
 .PHONY: all check clean bpf distclean
 all: $(LIBS) $(BINS) $(UNIT) $(BPFTESTS) $(BPF_OBJS)
 bpf: $(BPF_OBJS) $(SKELS)
@@ -122,7 +141,7 @@ demo: all
 	$(Q)BUILD=$(abspath $(BUILD)) bash scripts/demo.sh
 
 clean:
-	rm -rf $(BUILD)/obj $(BUILD)/bin $(BUILD)/lib $(BUILD)/tests $(BUILD)/include $(BUILD)/*.bpf.o* $(FLAGS_STAMP)
+	rm -rf $(BUILD)/obj $(BUILD)/bin $(BUILD)/lib $(BUILD)/tests $(BUILD)/include $(BUILD)/gen $(BUILD)/*.bpf.o* $(FLAGS_STAMP)
 distclean:
 	rm -rf $(BUILD)
 

@@ -19,7 +19,14 @@ PROTO_DIR = os.path.join(HERE, "..", "userspace", "csi")
 
 
 def stubs():
-    out = tempfile.mkdtemp(prefix="bw-csi-py.")
+    keep = os.environ.get("CSI_PY_STUBS")  # a directory to generate into once and reuse
+    if keep and os.path.exists(os.path.join(keep, "csi_pb2_grpc.py")):
+        sys.path.insert(0, keep)
+        import csi_pb2
+        import csi_pb2_grpc
+        return csi_pb2, csi_pb2_grpc, None
+    out = keep or tempfile.mkdtemp(prefix="bw-csi-py.")
+    os.makedirs(out, exist_ok=True)
     rc = protoc.main(["protoc", "-I" + PROTO_DIR, "-I/usr/include", "--python_out=" + out,
                       "--grpc_python_out=" + out, os.path.join(PROTO_DIR, "csi.proto")])
     if rc != 0:
@@ -27,6 +34,8 @@ def stubs():
     sys.path.insert(0, out)
     import csi_pb2
     import csi_pb2_grpc
+    if keep:
+        return csi_pb2, csi_pb2_grpc, None
     for f in os.listdir(out):
         if f.endswith(".py"):
             os.unlink(os.path.join(out, f))
@@ -51,10 +60,11 @@ def main():
         print("%s: %s" % (e.code().name, e.details()), file=sys.stderr)
         sys.exit(e.code().value[0])
     finally:
-        try:
-            os.rmdir(tmp)
-        except OSError:
-            pass
+        if tmp:
+            try:
+                os.rmdir(tmp)
+            except OSError:
+                pass
     print(json_format.MessageToJson(resp, preserving_proto_field_name=True, indent=None))
 
 

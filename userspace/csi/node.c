@@ -395,6 +395,25 @@ static const char *jstr(struct json_object *j, const char *k)
 
 /* ---- helpers ---- */
 
+/* Integrity wipe progress, logged about every 8 MiB (the wipe resumes after a crash). */
+struct progress {
+	const char *id;
+	uint64_t last;
+	bool started;
+};
+
+static int on_progress(uint64_t done, uint64_t total, void *ctx)
+{
+	struct progress *p = ctx;
+
+	if (p->started && done - p->last < (8u << 20) && done != total)
+		return 0;
+	p->started = true;
+	p->last = done;
+	bw_info("csi: volume '%s': integrity wipe %" PRIu64 "/%" PRIu64 " MiB", p->id, done >> 20, total >> 20);
+	return 0;
+}
+
 static void mapped_path(const char *name, char *p, size_t len)
 {
 	snprintf(p, len, "/dev/mapper/%s", name);
@@ -617,8 +636,9 @@ static int stage_locked(struct call *x, const Csi__V1__NodeStageVolumeRequest *q
 			    map_get(q->n_volume_context, q->volume_context, "keyServiceCA"),
 			    map_get(q->n_volume_context, q->volume_context, "tcti"), &k, &ks)) != OK)
 		return r;
+	struct progress pr = { .id = q->volume_id };
 	struct bw_vol_opts o = { .id = q->volume_id, .device = dev, .integrity = integrity, .keys = &ks,
-				 .lock_timeout_ms = lock_ms(x) };
+				 .lock_timeout_ms = lock_ms(x), .progress = on_progress, .progress_ctx = &pr };
 	if ((r = bw_vol_stage(&o, path, sizeof(path), err, sizeof(err))) < 0)
 		return fail(x, lib_code(r), "%s", err);
 	state_save(x, name, q->volume_id, dev, integrity, &k);

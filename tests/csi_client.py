@@ -3,6 +3,11 @@
 grpc_tools from userspace/csi/csi.proto at start (into a temporary directory).
 
   csi_client.py SOCKET Service/Method [REQUEST_JSON]
+  csi_client.py --serve SOCKET REQ_FIFO RESP_FIFO
+
+--serve keeps one client (one channel) for many calls, to spare the interpreter start per call
+(slow under TCG): each write of "Service/Method<TAB>REQUEST_JSON" to REQ_FIFO is answered on
+RESP_FIFO with one line "CODE<TAB>RESPONSE_JSON or message".
 
 REQUEST_JSON is the request message in protobuf's JSON mapping (field names as in the .proto).
 Prints the response as JSON on stdout; on an error prints "CODE_NAME: message" on stderr.
@@ -42,30 +47,61 @@ def stubs():
     return csi_pb2, csi_pb2_grpc, out
 
 
+def call(grpc, json_format, pb, pbg, channel, method, body):
+    """(code, text): the response as JSON, or the error as 'NAME: message'."""
+    service, rpc = method.split("/")
+    stub = getattr(pbg, service + "Stub")(channel)
+    req = getattr(pb, rpc + "Request")()
+    if body:
+        json_format.Parse(body, req)
+    try:
+        resp = getattr(stub, rpc)(req, timeout=float(os.environ.get("CSI_TIMEOUT", "600")), wait_for_ready=True)
+    except grpc.RpcError as e:
+        return e.code().value[0], "%s: %s" % (e.code().name, e.details())
+    return 0, json_format.MessageToJson(resp, preserving_proto_field_name=True, indent=None)
+
+
+def serve(grpc, json_format, pb, pbg, sock, req_fifo, resp_fifo):
+    channel = grpc.insecure_channel("unix://" + sock)
+    while True:
+        with open(req_fifo) as f:
+            line = f.read().rstrip("\n")
+        if not line:
+            continue
+        method, _, body = line.partition("\t")
+        if method == "quit":
+            return
+        try:
+            code, text = call(grpc, json_format, pb, pbg, channel, method, body)
+        except Exception as e:  # a malformed request in a test: report, keep serving
+            code, text = 2, "client: %s" % e
+        with open(resp_fifo, "w") as f:
+            f.write("%d\t%s\n" % (code, text.replace("\n", " ")))
+
+
 def main():
-    if len(sys.argv) not in (3, 4):
+    if len(sys.argv) not in (3, 4) and not (len(sys.argv) == 5 and sys.argv[1] == "--serve"):
         sys.exit(__doc__)
     import grpc
     from google.protobuf import json_format
     pb, pbg, tmp = stubs()
+    if sys.argv[1] == "--serve":
+        serve(grpc, json_format, pb, pbg, *sys.argv[2:])
+        return
     sock, method = sys.argv[1], sys.argv[2]
-    service, rpc = method.split("/")
-    stub = getattr(pbg, service + "Stub")(grpc.insecure_channel("unix://" + sock))
-    req = getattr(pb, rpc + "Request")()
-    if len(sys.argv) == 4:
-        json_format.Parse(sys.argv[3], req)
     try:
-        resp = getattr(stub, rpc)(req, timeout=float(os.environ.get("CSI_TIMEOUT", "600")))
-    except grpc.RpcError as e:
-        print("%s: %s" % (e.code().name, e.details()), file=sys.stderr)
-        sys.exit(e.code().value[0])
+        code, text = call(grpc, json_format, pb, pbg, grpc.insecure_channel("unix://" + sock), method,
+                          sys.argv[3] if len(sys.argv) == 4 else None)
+        if code:
+            print(text, file=sys.stderr)
+            sys.exit(code)
     finally:
         if tmp:
             try:
                 os.rmdir(tmp)
             except OSError:
                 pass
-    print(json_format.MessageToJson(resp, preserving_proto_field_name=True, indent=None))
+    print(text)
 
 
 if __name__ == "__main__":

@@ -891,11 +891,13 @@ static int expand_locked(struct call *x, const Csi__V1__NodeExpandVolumeRequest 
 		return fail(x, FAILED_PRECONDITION, "volume '%s' has integrity protection: it cannot be expanded "
 			    "(dm-integrity cannot be resized); do not retry", q->volume_id);
 	}
-	r = key_source(x, map_get(q->n_secrets, q->secrets, "key"), jstr(st, "key_service"), jstr(st, "attester"),
-		       jstr(st, "ca"), jstr(st, "tcti"), &k, &ks);
-	if (r == OK && jstr(st, "key_source") && !strcmp(jstr(st, "key_source"), "secret") && !k.secret)
-		r = fail(x, FAILED_PRECONDITION, "volume '%s' takes its key from a secret: set the StorageClass's "
-			 "csi.storage.k8s.io/node-expand-secret-name", q->volume_id);
+	const char *secret = map_get(q->n_secrets, q->secrets, "key");
+	if (!secret && jstr(st, "key_source") && !strcmp(jstr(st, "key_source"), "secret"))
+		r = fail(x, FAILED_PRECONDITION, "volume '%s' takes its key from a secret: give it to NodeExpandVolume "
+			 "too (the PV's nodeExpandSecretRef)", q->volume_id);
+	else
+		r = key_source(x, secret, jstr(st, "key_service"), jstr(st, "attester"), jstr(st, "ca"), jstr(st, "tcti"),
+			       &k, &ks);
 	if (r != OK) {
 		json_object_put(st);
 		return r;

@@ -29,7 +29,7 @@ PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(pkgs-all))
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=gnu11 -Wall -Wextra -Werror -fno-strict-aliasing -D_GNU_SOURCE \
            -fstack-protector-strong -D_FORTIFY_SOURCE=2 -fPIC
-CPPFLAGS += -I. -Ibpf -Iuserspace -Istorage/include -I$(BUILD)/include $(PKG_CFLAGS) -MMD -MP
+CPPFLAGS += -I. -Ibpf -Iuserspace -Istorage/include -I$(BUILD)/include -I$(BUILD)/gen $(PKG_CFLAGS) -MMD -MP
 LDFLAGS ?=
 ifeq ($(SANITIZE),1)
 CFLAGS  := $(filter-out -D_FORTIFY_SOURCE=2,$(CFLAGS)) -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
@@ -70,6 +70,24 @@ $(BUILD)/obj/%.o: %.c $(FLAGS_STAMP) | $(SKELS)
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
+
+# protobuf-c code generation (proto-y, proto-sys-y in Kbuild): every object waits for the headers.
+PROTOC_C  ?= protoc-c
+PROTO_INC ?= /usr/include
+PROTO_H   := $(patsubst %.proto,$(BUILD)/gen/%.pb-c.h,$(proto-y) $(proto-sys-y))
+$(BUILD)/gen/%.pb-c.c $(BUILD)/gen/%.pb-c.h: %.proto
+	@mkdir -p $(BUILD)/gen
+	@$(if $(Q),echo "  PROTO   $<")
+	$(Q)$(PROTOC_C) -I. -I$(PROTO_INC) --c_out=$(BUILD)/gen $<
+$(BUILD)/gen/google/protobuf/%.pb-c.c $(BUILD)/gen/google/protobuf/%.pb-c.h: $(PROTO_INC)/google/protobuf/%.proto
+	@mkdir -p $(BUILD)/gen
+	@$(if $(Q),echo "  PROTO   $<")
+	$(Q)$(PROTOC_C) -I$(PROTO_INC) --c_out=$(BUILD)/gen $<
+$(BUILD)/obj/gen/%.o: $(BUILD)/gen/%.c $(FLAGS_STAMP)
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
+$(ALL_OBJS): | $(PROTO_H)
 
 # BPF objects are named by their file name; bpf-y may point anywhere in the tree.
 define bpf_rule
@@ -180,7 +198,7 @@ demo: all
 	$(Q)BUILD=$(abspath $(BUILD)) bash scripts/demo.sh
 
 clean:
-	rm -rf $(BUILD)/obj $(BUILD)/bin $(BUILD)/lib $(BUILD)/tests $(BUILD)/include $(BUILD)/*.bpf.o* $(FLAGS_STAMP)
+	rm -rf $(BUILD)/obj $(BUILD)/bin $(BUILD)/lib $(BUILD)/tests $(BUILD)/include $(BUILD)/gen $(BUILD)/*.bpf.o* $(FLAGS_STAMP)
 distclean:
 	rm -rf $(BUILD)
 

@@ -9,12 +9,14 @@ PKGS=(
   libmnl-dev libnl-3-dev libnl-route-3-dev libnl-genl-3-dev
   libcryptsetup-dev libdevmapper-dev libblkid-dev libssl-dev libjson-c-dev
   libcurl4-openssl-dev libevent-dev libtss2-dev libcmocka-dev libclang-rt-14-dev
+  libgrpc-dev protobuf-c-compiler libprotobuf-c-dev libprotobuf-dev libmount-dev  # bulwark-csi
   # runtime tools used by tests and the VM harness
   kmod iproute2 iputils-ping iperf3 tcpdump procps util-linux e2fsprogs
   wireguard-tools wireguard-go cryptsetup-bin
   qemu-system-x86 busybox-static cpio xz-utils zstd dpkg
   swtpm swtpm-tools tpm2-tools openssl python3 python3-jwcrypto curl
   libtss2-tcti-swtpm0   # tpm2-tss TCTI for swtpm in socket mode (tests/lib-tpm.sh)
+  python3-grpcio python3-grpc-tools xfsprogs  # tests/vm/csi_*.sh: a real gRPC client, xfs volumes
   gdb  # tests/vm/volume_tamper.sh: stops bulwark between header check and activation
   faketime  # tests/netns/keys_rejections.sh: the key service's clock jumps past a token's exp
   systemd  # systemd-analyze: tests/netns/install.sh verifies the installed units

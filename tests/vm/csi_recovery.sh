@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# bulwark-csi when things go wrong, over its socket with a real gRPC client: a wrong key; devices
+# and volumes holding data are never formatted (a foreign filesystem on the disk, another
+# filesystem or raw block data inside the volume); concurrent stages of one volume; the plugin
+# SIGKILLed mid-wipe and NodeStageVolume retried finishes the wipe without reformatting; keys
+# from the attested key service (sample attester) instead of secrets.
+. "$(dirname "$0")/../lib.sh"
+. "$(dirname "$0")/volume_lib"
+. "$(dirname "$0")/csi_lib"
+token() { cryptsetup token export --token-id 0 "$1" | "$PY" -c "import json,sys; t=json.load(sys.stdin); print(t['$2'])"; }
+mkdir -p $T/staging
+csi_start
+
+# --- wrong key ---
+newdev d1 32M
+check "stage (block) with the right key" c Node/NodeStageVolume "$(stage_req pvc-k "$d1" "$(cap block)" $T/staging/k false)"
+head -c 1M /dev/urandom > $T/data
+dd if=$T/data of="$(mapped pvc-k)" bs=1M oflag=direct status=none
+c Node/NodeUnstageVolume "$(unstage_req pvc-k $T/staging/k)" > /dev/null
+check "stage with a wrong key: FAILED_PRECONDITION (9), 'wrong key'" \
+  bash -c "test \$(code Node/NodeStageVolume '$(stage_req pvc-k "$d1" "$(cap block)" $T/staging/k false "$WRONG64")') -eq 9 && grep -q 'wrong key' $T/last.err"
+check "...nothing mapped" bash -c "! dmsetup ls | grep -q '^bw-'"
+check "...the right key still opens it with the data intact" \
+  bash -c "c Node/NodeStageVolume '$(stage_req pvc-k "$d1" "$(cap block)" $T/staging/k false)' >/dev/null && same_data \$(mapped pvc-k) $T/data"
+check "the key as 64 hex digits opens it too" \
+  c Node/NodeStageVolume "$(stage_req pvc-k "$d1" "$(cap block)" $T/staging/k false "$(od -An -v -tx1 $T/key | tr -d ' \n')")"
+
+# --- raw block data inside a volume is never formatted when it is staged for mount ---
+check "the same volume (raw data, no filesystem) staged as ext4: FAILED_PRECONDITION (9), not formatted" \
+  bash -c "c Node/NodeUnstageVolume '$(unstage_req pvc-k $T/staging/k)' >/dev/null;
+    test \$(code Node/NodeStageVolume '$(stage_req pvc-k "$d1" "$(cap ext4)" $T/staging/k false)') -eq 9 && grep -q 'refusing to format' $T/last.err"
+check "...the block data is intact" same_data "$(mapped pvc-k)" $T/data
+c Node/NodeUnstageVolume "$(unstage_req pvc-k $T/staging/k)" > /dev/null
+
+# --- a foreign filesystem on the disk is never formatted ---
+newdev d2 32M
+mkfs.ext4 -q "$d2"; before=$(sum "$d2")
+check "a disk holding ext4: FAILED_PRECONDITION (9) naming it" \
+  bash -c "test \$(code Node/NodeStageVolume '$(stage_req pvc-f "$d2" "$(cap ext4)" $T/staging/f false)') -eq 9 && grep -q ext4 $T/last.err"
+check "...and the disk is unchanged" test "$(sum "$d2")" = "$before"
+check "...nothing mounted at the staging path" fails mountpoint -q $T/staging/f
+
+# --- a volume holding xfs asked as ext4 is not reformatted ---
+newdev d3 320M
+if command -v mkfs.xfs > /dev/null && modprobe xfs 2>/dev/null; then
+  c Node/NodeStageVolume "$(stage_req pvc-x "$d3" "$(cap xfs)" $T/staging/x false)" > /dev/null
+  c Node/NodeUnstageVolume "$(unstage_req pvc-x $T/staging/x)" > /dev/null
+  check "a volume holding xfs staged as ext4: FAILED_PRECONDITION (9), still xfs" \
+    bash -c "test \$(code Node/NodeStageVolume '$(stage_req pvc-x "$d3" "$(cap ext4)" $T/staging/x false)') -eq 9 &&
+      test \"\$(blkid -o value -s TYPE \$(mapped pvc-x))\" = xfs"
+  bulwark volume unstage --id pvc-x
+fi
+
+# --- concurrent stages of one volume: one works, the other is ABORTED or finds it done ---
+newdev d4 40M
+c1 Node/NodeStageVolume "$(stage_req pvc-c "$d4" "$(cap ext4)" $T/staging/c true)" > $T/c1.out 2> $T/c1.err & a=$!
+c1 Node/NodeStageVolume "$(stage_req pvc-c "$d4" "$(cap ext4)" $T/staging/c true)" > $T/c2.out 2> $T/c2.err & b=$!
+wait $a; ra=$?; wait $b; rb=$?
+check "concurrent stages: each OK or ABORTED (10), at least one OK ($ra, $rb)" \
+  bash -c "[[ $ra =~ ^(0|10)$ && $rb =~ ^(0|10)$ ]] && [ $((ra * rb)) -eq 0 ]"
+check "...a retry after ABORTED: OK" c Node/NodeStageVolume "$(stage_req pvc-c "$d4" "$(cap ext4)" $T/staging/c true)"
+check "...one keyslot, one filesystem mounted once" \
+  bash -c "test \$(cryptsetup luksDump $d4 | grep -c '^  [0-9]*: luks2') -eq 1 && test \$(grep -c ' $T/staging/c ' /proc/self/mountinfo) -eq 1"
+c Node/NodeUnstageVolume "$(unstage_req pvc-c $T/staging/c)" > /dev/null
+
+# --- SIGKILL mid-wipe, restart, retry: the wipe finishes, no reformat ---
+newdev d5 64M
+: > $T/csi.log
+c1 Node/NodeStageVolume "$(stage_req pvc-w "$d5" "$(cap ext4)" $T/staging/w true)" > $T/w.out 2> $T/w.err & cl=$!
+wait_for 3000 grep -q "pvc-w': integrity wipe \(8\|1[0-9]\|2[0-9]\)/" $T/csi.log
+kill -9 "$CSI_PID"; wait "$CSI_PID" 2>/dev/null; CSI_PID=
+wait $cl 2>/dev/null
+check "the plugin was SIGKILLed mid-wipe (progress seen, token state wiping)" \
+  bash -c "grep -q 'integrity wipe' $T/csi.log && test \$(cryptsetup token export --token-id 0 $d5 | $PY -c 'import json,sys; print(json.load(sys.stdin)[\"state\"])') = wiping"
+u0=$(cryptsetup luksUUID "$d5"); off=$(token "$d5" wipe_offset)
+: > $T/csi.log
+csi_start
+check "after a restart, NodeStageVolume retried: OK, mounted" \
+  bash -c "c Node/NodeStageVolume '$(stage_req pvc-w "$d5" "$(cap ext4)" $T/staging/w true)' >/dev/null && mountpoint -q $T/staging/w"
+first=$(grep -o "pvc-w': integrity wipe [0-9]*/" $T/csi.log | head -1 | grep -o '[0-9]*/' | tr -d /)
+check "...the wipe resumed at the recorded offset ($((off >> 20)) MiB), not 0 (first progress: ${first:-none} MiB)" \
+  test "${first:--1}" -eq $((off >> 20)) -a "$off" -gt 0
+check "...without reformatting (same UUID, one keyslot, token ready)" \
+  bash -c "test \$(cryptsetup luksUUID $d5) = $u0 && test \$(cryptsetup luksDump $d5 | grep -c '^  [0-9]*: luks2') -eq 1 && test \$(cryptsetup token export --token-id 0 $d5 | $PY -c 'import json,sys; print(json.load(sys.stdin)[\"state\"])') = ready"
+cp $T/data $T/staging/w/data; sync
+c Node/NodeUnstageVolume "$(unstage_req pvc-w $T/staging/w)" > /dev/null
+check "...and its filesystem is clean after use" \
+  bash -c "bulwark volume stage --id pvc-w --device $d5 --key-file $T/key >/dev/null && e2fsck -fn \$(mapped pvc-w) >/dev/null 2>&1"
+bulwark volume unstage --id pvc-w
+
+# --- keys from the attested key service (sample attester, TLS on the VM's loopback) ---
+. "$BULWARK_TOP/tests/lib-keys.sh"
+ks_init host
+ks_policy "$KS_DIR/p.json" '{"sample":true,"rules":[{"name":"vm","tee":"sample","resources":["bulwark/volume/pvc-ks"]}]}'
+ks_start a 8443 "$KS_DIR/p.json"
+ks_req() { # id device staging
+  printf '{"volume_id":"%s","staging_target_path":"%s","volume_capability":%s,"volume_context":{"device":"%s","keyService":"https://127.0.0.1:8443","attester":"sample","keyServiceCA":"%s"}}' \
+    "$1" "$3" "$(cap ext4)" "$2" "$KS_DIR/ca.pem"
+}
+newdev d6 32M
+check "stage with the key from the key service (no secrets)" c Node/NodeStageVolume "$(ks_req pvc-ks "$d6" $T/staging/ks)"
+cp $T/data $T/staging/ks/data; sync
+c Node/NodeUnstageVolume "$(unstage_req pvc-ks $T/staging/ks)" > /dev/null
+check "...restage: the same key comes back, the data is intact" \
+  bash -c "c Node/NodeStageVolume '$(ks_req pvc-ks "$d6" $T/staging/ks)' >/dev/null && cmp -s $T/staging/ks/data $T/data"
+check "...NodeExpandVolume finds the key service from what stage recorded" \
+  c Node/NodeExpandVolume "{\"volume_id\":\"pvc-ks\",\"volume_path\":\"$T/staging/ks\"}"
+c Node/NodeUnstageVolume "$(unstage_req pvc-ks $T/staging/ks)" > /dev/null
+openssl kdf -keylen 32 -kdfopt digest:SHA256 -kdfopt hexkey:"$(od -An -v -tx1 "$KS_DIR/master" | tr -d ' \n')" \
+  -kdfopt hexsalt:"$(od -An -v -tx1 "$KS_DIR/salt" | tr -d ' \n')" -kdfopt info:key-pvc-ks -binary -out $T/hkdf HKDF
+check "cryptsetup opens it with the key service's key (standard LUKS2)" cryptsetup open --test-passphrase --key-file $T/hkdf "$d6"
+newdev d7 24M
+check "a volume outside the key service's policy: FAILED_PRECONDITION (9), device untouched" \
+  bash -c "test \$(code Node/NodeStageVolume '$(ks_req pvc-other "$d7" $T/staging/o)') -eq 9 && ! cryptsetup isLuks $d7"
+check "the plugin never logged a key" bash -c "! grep -qF '$KEY64' $T/csi.log && ! grep -qF '$WRONG64' $T/csi.log"
+finish

@@ -57,4 +57,13 @@ check "net up with a missing uplink fails (exit $rc)" test "$rc" -ne 0
 check "...and rolls back: no device, no wireguard-go, no socket" gone
 check "...saying so" grep -q "rolled back: removed $dev" <<<"$out"
 check "a good net up still works afterwards" net a up
+
+# The same one check guards `bulwark datapath attach` and bulwarkd.
+why="not a bpffs mount in this mount namespace, a private one made for us"
+out=$(ip netns exec "${NS[a]}" bulwark datapath attach --uplink uplink --wg-dev "$dev" --pin-dir "${PIN[a]}" 2>&1); rc=$?
+check "datapath attach under ip netns exec fails (exit $rc), naming the cause" \
+  sh -c '[ "$1" -ne 0 ] && printf "%s" "$2" | grep -q "$3"' _ "$rc" "$out" "$why"
+out=$(ip netns exec "${NS[a]}" timeout 30 bulwarkd --config "${CONF[a]}" --pin-dir "${PIN[a]}" 2>&1); rc=$?
+check "bulwarkd under ip netns exec exits at once (exit $rc), naming the cause" \
+  sh -c '[ "$1" -ne 0 ] && [ "$1" -ne 124 ] && printf "%s" "$2" | grep -q "$3"' _ "$rc" "$out" "$why"
 finish

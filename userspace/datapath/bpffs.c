@@ -10,6 +10,7 @@
  * expect) with it. There we refuse and say why.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -42,21 +43,45 @@ static int fs_of(const char *path, char *nearest, size_t len, struct statfs *st)
 	return 0;
 }
 
+static pid_t parent_of(pid_t pid)
+{
+	char path[64], buf[512], *end;
+	int ppid = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	if (!(f = fopen(path, "re")))
+		return 0;
+	/* "pid (comm) state ppid ...": comm may hold anything, so parse after its last ')'. */
+	if (fgets(buf, sizeof(buf), f) && (end = strrchr(buf, ')')))
+		sscanf(end + 1, " %*c %d", &ppid);
+	fclose(f);
+	return ppid;
+}
+
 /*
- * Were we started into a mount namespace of our own (`ip netns exec`, `unshare -m CMD`), one our
- * parent is not in? PID 1's namespace would be the better reference, but it is often not
- * readable (no CAP_SYS_PTRACE, hidepid); a service manager, a container's init or a shell in the
- * same namespace all share ours. Without a view of the parent, assume not.
+ * Were we started into a mount namespace made for us (`ip netns exec`, `unshare -m CMD`), one
+ * that a visible ancestor of ours is not in? PID 1's namespace alone is not enough of a
+ * reference: it is often not readable (no CAP_SYS_PTRACE, hidepid). A service manager, a
+ * container's init (its own ancestors are invisible from inside) or a shell in the same namespace
+ * all share ours. Ancestors we cannot look at are taken to share it.
  */
 static bool own_mount_ns(void)
 {
-	struct stat self, parent;
+	struct stat self, anc;
 	char path[64];
+	pid_t pid = getppid();
 
-	snprintf(path, sizeof(path), "/proc/%d/ns/mnt", (int)getppid());
-	if (stat("/proc/self/ns/mnt", &self) < 0 || stat(path, &parent) < 0)
+	if (stat("/proc/self/ns/mnt", &self) < 0)
 		return false;
-	return self.st_ino != parent.st_ino || self.st_dev != parent.st_dev;
+	for (int depth = 0; pid > 1 && depth < 64; depth++, pid = parent_of(pid)) {
+		snprintf(path, sizeof(path), "/proc/%d/ns/mnt", (int)pid);
+		if (stat(path, &anc) < 0)
+			continue;
+		if (self.st_ino != anc.st_ino || self.st_dev != anc.st_dev)
+			return true;
+	}
+	return false;
 }
 
 int bw_dp_bpffs_ensure(const char *pin_dir)

@@ -113,11 +113,9 @@ for x in a b c; do
 done
 nsx "${NS[d]}" wg show "bwg${BW_ID}d" latest-handshakes > "$TMP/rogue-hs"
 check "rogue node d: every handshake timestamp is 0" awk '$2 != 0 { exit 1 } END { exit NR == 0 }' "$TMP/rogue-hs"
-# Marker: a node-to-node packet in the same capture window proves the capture saw the wire.
-nsx "${NS[a]}" ping -c 1 -W 1 198.19.0.2 >/dev/null 2>&1
 cluster_capture_stop
-check "the capture saw the node-to-node marker" test "$(cap_count icmp and host 198.19.0.1 and host 198.19.0.2)" -gt 0
-check "nothing with a pod address in clear on the wire" test "$(cap_count net 198.18.0.0/16 or net fd00:10::/32)" -eq 0
+check "nothing with a pod address in clear on the wire (capture live: markers, no drops)" \
+  cap_clear net 198.18.0.0/16 or net fd00:10::/32
 check "WireGuard carried the honest traffic" test "$(cap_count udp port $WG_PORT)" -gt 0
 
 # No PSK anywhere: logs, state files, argv of every process.

@@ -5,8 +5,11 @@
 #   1. two nodes with a pod each, joined by a "wire" the cloud host can watch; bulwarkd on each
 #      brings up WireGuard and the datapath; pod-to-pod traffic crosses the wire only as WireGuard;
 #   2. a peer file is removed: its pods' traffic is dropped and counted, never sent in clear;
-#   3. the reference key service hands a volume key to an attested client (sample evidence);
-#   4. (VM) that key stages an encrypted, integrity-protected volume; cryptsetup shows it.
+#   3. the reference key service hands a volume key to an attested client (a TPM quote from swtpm);
+#   4. (VM) that key stages an encrypted, integrity-protected volume; cryptsetup shows it;
+#   5. the attested mesh (scripts/demo-mesh.sh): only nodes whose TPM quote the key service trusts
+#      get the mesh secret; a node with a changed PCR and a rogue with an injected key cannot
+#      complete a handshake, and nothing leaves in clear.
 #
 # Everything it creates is removed on exit. Exit status: 0 when every step did what it shows.
 set -u
@@ -14,6 +17,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../tests/lib.sh"
 . "$here/../tests/lib-cluster.sh"
 . "$here/../tests/lib-keys.sh"
+. "$here/../tests/lib-tpm.sh"
 require_root
 bpffs_ensure
 failed=0
@@ -61,13 +65,16 @@ dropped=$(nsx "${NS[a]}" bulwark datapath status --json --pin-dir "${PIN[a]}" |
 expect "...and counted as dropped-no-peer ($dropped)" test "$dropped" -gt 0
 expect "...and nothing went out in clear (the capture saw its markers, no drops)" cap_clear net 198.18.0.0/16 or net fd00:10::/32
 
-step "3. The key service gives a volume key to an attested client"
+step "3. The key service gives a volume key to a client attested by its TPM (swtpm)"
 ks_init
-ks_policy "$KS_DIR/policy.json" '{"sample":true,"rules":[{"name":"demo","tee":"sample","resources":["bulwark/volume/"]}]}'
+TPM_UNIX=1 tpm_start "$TMP/tpm" >/dev/null && tpm_create_ak 0x81010002 rsa || die "swtpm"
+ak=$(sha256sum < "$TPM_DIR/ak-0x81010002.der" | cut -d' ' -f1)
+ks_policy "$KS_DIR/policy.json" "{\"rules\":[{\"name\":\"demo\",\"tee\":\"tpm\",\"trusted_aks\":[\"$ak\"],
+  \"pcrs\":{\"7\":\"$(tpm_pcr_hex 7)\"},\"resources\":[\"bulwark/volume/\"]}]}"
 ks_start demo 8443 "$KS_DIR/policy.json"
-printf '$ bulwark key fetch --service https://127.0.0.1:8443 --resource bulwark/volume/pvc-demo --attester sample --ca ca.pem --out key\n'
-kx bulwark key fetch --service https://127.0.0.1:8443 --resource bulwark/volume/pvc-demo --attester sample \
-  --ca "$KS_DIR/ca.pem" --out "$KS_DIR/pvc-demo.key" > /dev/null
+printf '$ bulwark key fetch --service https://127.0.0.1:8443 --resource bulwark/volume/pvc-demo --attester tpm --tcti %s --ca ca.pem --out key\n' "$TPM_TCTI"
+kx bulwark key fetch --service https://127.0.0.1:8443 --resource bulwark/volume/pvc-demo --attester tpm \
+  --tcti "$TPM_TCTI" --ca "$KS_DIR/ca.pem" --out "$KS_DIR/pvc-demo.key" > /dev/null
 fp() { printf '%s' "$1" | sha256sum | cut -c1-16; }  # never print a key, only a fingerprint
 gothex=$(od -An -v -tx1 "$KS_DIR/pvc-demo.key" 2>/dev/null | tr -d ' \n')
 wanthex=$(ks_hkdf key-pvc-demo)
@@ -100,6 +107,9 @@ else
   echo "  (skipped: no test kernel; run scripts/fetch-test-kernel.sh)"
   failed=1
 fi
+
+# The mesh part runs as its own script with its own names (BW_ID) and cleanup.
+BW_ID=${BW_ID}m bash "$here/demo-mesh.sh" || failed=1
 
 echo
 [ $failed -eq 0 ] && echo "demo: every step did what it shows" || echo "demo: some step FAILED"

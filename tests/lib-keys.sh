@@ -121,3 +121,27 @@ ks_two_fetches_held() {
     [ "$(ks_metric "$url" 'bulwark_keyservice_resource_total{result="denied"}')" = "$denied" ] &&
     [ "$(ks_metric "$url" 'bulwark_keyservice_attest_total{result="ok"}')" = "$attests" ]
 }
+
+# The key service on a cluster's wire (lib-cluster.sh's $NS_WIRE), so that nodes reach it over
+# their uplinks: ks_wire_start NAME IP PORT POLICY — a server certificate for IP from the test
+# CA (ks_init first), IP added to br0, the service started there; KS_URL, KS_PID_<NAME> set.
+ks_wire_start() {
+  local name=$1 ip=$2 port=$3 policy=$4 pid
+  if [ ! -f "$KS_DIR/wire-$ip.pem" ]; then
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=$ip" \
+      -keyout "$KS_DIR/wire-$ip.key" -out "$KS_DIR/wire-$ip.csr" 2>/dev/null || return 1
+    printf 'subjectAltName=IP:%s\n' "$ip" > "$KS_DIR/wire-$ip.ext"
+    openssl x509 -req -in "$KS_DIR/wire-$ip.csr" -CA "$KS_DIR/ca.pem" -CAkey "$KS_DIR/ca.key" -CAcreateserial \
+      -days 2 -extfile "$KS_DIR/wire-$ip.ext" -out "$KS_DIR/wire-$ip.pem" 2>/dev/null || return 1
+    nsx "$NS_WIRE" ip addr add "$ip/24" dev br0 || return 1
+  fi
+  nsenter --net="/run/netns/$NS_WIRE" "$BUILD/bin/bulwark-keyservice" --listen "$ip:$port" \
+    --cert "$KS_DIR/wire-$ip.pem" --key "$KS_DIR/wire-$ip.key" --master-secret "$KS_DIR/master" \
+    --salt "$KS_DIR/salt" --policy "$policy" 2>> "$KS_DIR/$name.log" &
+  pid=$!
+  eval "KS_PID_$name=$pid"
+  at_exit "kill $pid 2>/dev/null"
+  KS_URL=https://$ip:$port
+  wait_for 100 nsx "$NS_WIRE" curl -sf --cacert "$KS_DIR/ca.pem" "$KS_URL/healthz" ||
+    { cat "$KS_DIR/$name.log" >&2; return 1; }
+}

@@ -13,25 +13,10 @@ require_root
 bpffs_ensure
 net_cluster_up a b c d
 ks_init host
-KS_IP=198.19.0.250
-nsx "$NS_WIRE" ip addr add "$KS_IP/24" dev br0
-# A server certificate for the key service's wire address.
-openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=$KS_IP" \
-  -keyout "$KS_DIR/wire.key" -out "$KS_DIR/wire.csr" 2>/dev/null || die "wire CSR"
-printf 'subjectAltName=IP:%s\n' "$KS_IP" > "$KS_DIR/wire.ext"
-openssl x509 -req -in "$KS_DIR/wire.csr" -CA "$KS_DIR/ca.pem" -CAkey "$KS_DIR/ca.key" -CAcreateserial -days 2 \
-  -extfile "$KS_DIR/wire.ext" -out "$KS_DIR/wire.pem" 2>/dev/null || die "wire cert"
+KS_IP=198.19.0.250 KS_PORT=8443
 ks_policy "$KS_DIR/policy.json" '{"sample":true,"rules":[{"name":"mesh","tee":"sample","resources":["bulwark/mesh/"]}]}'
-KS_PORT=8443 KS_PID=
-ks_up() {
-  nsenter --net="/run/netns/$NS_WIRE" "$BUILD/bin/bulwark-keyservice" --listen "$KS_IP:$KS_PORT" \
-    --cert "$KS_DIR/wire.pem" --key "$KS_DIR/wire.key" --master-secret "$KS_DIR/master" --salt "$KS_DIR/salt" \
-    --policy "$KS_DIR/policy.json" 2>> "$KS_DIR/ks.log" &
-  KS_PID=$!
-  at_exit "kill $KS_PID 2>/dev/null"
-  wait_for 100 nsx "$NS_WIRE" curl -sf --cacert "$KS_DIR/ca.pem" "https://$KS_IP:$KS_PORT/healthz" >/dev/null
-}
-ks_down() { kill "$KS_PID"; wait "$KS_PID" 2>/dev/null; }
+ks_up() { ks_wire_start ks "$KS_IP" "$KS_PORT" "$KS_DIR/policy.json"; }
+ks_down() { kill "$KS_PID_ks"; wait "$KS_PID_ks" 2>/dev/null; }
 check "key service up on the wire ($KS_IP)" ks_up
 
 # Keys first (the peer sets name them), then the node files with MeshSecret on a, b, c.

@@ -4,7 +4,7 @@
 # and `bulwark version`, `bulwarkd --help`, `bulwark-keyservice --help` and `wireguard-go
 # --version` succeed inside it, with every shared library resolved from the image itself.
 #
-# Building the image downloads ~80 Debian packages and took 10-20 min on this (heavily shared)
+# Building the image unpacks ~80 Debian packages and took 10-25 min on this (heavily shared)
 # machine, so the test is opt-in: it runs with BULWARK_TEST_IMAGE=1, and always in CI (CI=true).
 # BULWARK_IMAGE=PATH tests an archive built before instead of building one.
 . "$(dirname "$0")/../lib.sh"

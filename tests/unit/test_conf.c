@@ -197,6 +197,17 @@ static void load_dir_all_or_nothing(void **state)
  */
 #define SELF_PRIV "SLfI5fn6u4x0Nin+/QlSwRkelfEncAshtxL3T4O/yEw="
 #define SELF_PUB "CYx90+XBCMQNPpa4OrsdalfcN3JovXSwxJncszeCTSM="
+static void write_cluster_node(const char *dir, const char *extra, const char *keyf)
+{
+	char path[512], text[1024];
+
+	snprintf(path, sizeof(path), "%.400s/bulwark.conf", dir);
+	snprintf(text, sizeof(text),
+		 "[Node]\n%sUplinks = eth0\nProtectedCIDRs = 198.18.0.0/16\nPeersDir = .\n"
+		 "[Interface]\nDevice = wg0\nListenPort = 51820\nPrivateKeyFile = %.400s\n", extra, keyf);
+	write_file(path, text);
+}
+
 static void cluster_wide_node_file(void **state)
 {
 	char dir[] = "/tmp/bw-conf-XXXXXX", path[1024], data[256], link[1024], keyf[256], err[BW_CONF_ERR_LEN] = "";
@@ -209,14 +220,7 @@ static void cluster_wide_node_file(void **state)
 	snprintf(keyf, sizeof(keyf), "%s/wg.key", dir);
 	write_file(keyf, SELF_PRIV "\n");
 	assert_int_equal(chmod(keyf, 0600), 0);
-	snprintf(path, sizeof(path), "%s/bulwark.conf", data);
-	{
-		char text[1024];
-		snprintf(text, sizeof(text),
-			 "[Node]\nUplinks = eth0\nProtectedCIDRs = 198.18.0.0/16\nPeersDir = .\n"
-			 "[Interface]\nDevice = wg0\nListenPort = 51820\nPrivateKeyFile = %s\n", keyf);
-		write_file(path, text);
-	}
+	write_cluster_node(data, "", keyf);
 	snprintf(path, sizeof(path), "%s/self.conf", data);
 	write_file(path, "[Peer]\nPublicKey = " SELF_PUB "\nAllowedIPs = 198.18.1.0/24\n");
 	snprintf(path, sizeof(path), "%s/b.conf", data);
@@ -249,14 +253,7 @@ static void cluster_wide_node_file(void **state)
 	bw_conf_free(&c);
 
 	/* A Name in the file wins over NODE_NAME. */
-	snprintf(path, sizeof(path), "%s/bulwark.conf", data);
-	{
-		char text[1024];
-		snprintf(text, sizeof(text),
-			 "[Node]\nName = fixed\nUplinks = eth0\nProtectedCIDRs = 198.18.0.0/16\nPeersDir = .\n"
-			 "[Interface]\nDevice = wg0\nListenPort = 51820\nPrivateKeyFile = %s\n", keyf);
-		write_file(path, text);
-	}
+	write_cluster_node(data, "Name = fixed\n", keyf);
 	snprintf(path, sizeof(path), "%s/bulwark.conf", dir);
 	assert_int_equal(bw_conf_load(path, &c, err, sizeof(err)), 0);
 	assert_string_equal(c.node.name, "fixed");

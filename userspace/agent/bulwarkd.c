@@ -187,8 +187,10 @@ static void on_inotify(evutil_socket_t fd, short what, void *arg)
 
 	while (read(fd, buf, sizeof(buf)) > 0)
 		;
-	/* Editors and `mv` produce bursts: sync once they settle. */
-	evtimer_add(a->debounce, &tv);
+	/* Editors, `mv` and kubelet produce bursts: sync 100 ms after the first event, not after the
+	 * last (a later event in the burst is read by the next arm + sync). */
+	if (!evtimer_pending(a->debounce, NULL))
+		evtimer_add(a->debounce, &tv);
 }
 
 static void on_mesh_retry(evutil_socket_t fd, short what, void *arg)

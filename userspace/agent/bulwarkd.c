@@ -14,36 +14,49 @@
  * exit: 0 on SIGTERM/SIGINT, 1 when the first bring-up fails, 2 on usage errors.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
 #include <libgen.h>
+#include <net/if.h>
 #include <signal.h>
 #include <string.h>
+#include <time.h>
 #include <sys/inotify.h>
+#include <linux/rtnetlink.h>
+#include <libmnl/libmnl.h>
 #include <event2/event.h>
 #include "common/common.h"
+#include "datapath/datapath.h"
 #include "net/net.h"
+#include "wg/wg.h"
 #include "wireguard-conf/conf.h"
-
-struct agent {
-	const char *config, *pin_dir;
-	struct event_base *base;
-	struct event *debounce;
-	int ifd;
-	char peers_dir[PATH_MAX];
-	struct bw_conf applied; /* what the last successful sync put in place */
-	bool have_applied;
-};
+#include "agent/agent.h"
 
 enum sync_mode { SYNC_CHANGE, SYNC_RECONCILE, SYNC_FULL };
+
+static double now_mono(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
 
 static int load(struct agent *a, struct bw_conf *c)
 {
 	char err[BW_CONF_ERR_LEN];
 	int r = bw_conf_load(a->config, c, err, sizeof(err));
 
-	if (r < 0)
+	if (r < 0) {
 		bw_err("configuration rejected, nothing changed: %s", err);
+		return r;
+	}
+	/* The uplinks and device the watch checks follow the configuration. */
+	a->n_uplinks = c->node.n_uplinks;
+	for (size_t i = 0; i < c->node.n_uplinks; i++)
+		snprintf(a->uplinks[i], sizeof(a->uplinks[i]), "%s", c->node.uplinks[i]);
+	snprintf(a->wg_dev, sizeof(a->wg_dev), "%s", c->iface.device);
 	return r;
 }
 
@@ -68,9 +81,21 @@ static void sync_peers(struct agent *a, enum sync_mode mode)
 	struct bw_net_result res;
 	int r;
 
-	if (load(a, &c) < 0)
+	double t0 = now_mono();
+
+	if (load(a, &c) < 0) {
+		a->sync_errors++;
+		a->last_sync_result = -EINVAL;
 		return;
+	}
 	r = sync_apply(a, &c, mode, &res);
+	a->syncs++;
+	a->last_sync_seconds = now_mono() - t0;
+	a->last_sync_result = r < 0 ? r : 0;
+	if (r < 0)
+		a->sync_errors++;
+	else
+		a->last_sync_ok = time(NULL);
 	if (a->have_applied)
 		bw_conf_free(&a->applied);
 	/* After a failure nobody knows what is in place: the next sync dumps and walks. */
@@ -105,10 +130,237 @@ static void on_inotify(evutil_socket_t fd, short what, void *arg)
 	evtimer_add(a->debounce, &tv);
 }
 
+/* ---- keeping the filters in place ---- */
+
+static void wg_restore(struct agent *a);
+
+static bool uplink_changed(const struct bw_dp_uplink *old, const struct bw_dp_uplink *u)
+{
+	return old->state != u->state || strcmp(old->dir[0].before, u->dir[0].before) ||
+	       strcmp(old->dir[1].before, u->dir[1].before);
+}
+
+static void report_uplink(const struct bw_dp_uplink *u)
+{
+	switch (u->state) {
+	case BW_UPLINK_ENFORCED:
+		bw_info("uplink %s: enforced", u->name);
+		break;
+	case BW_UPLINK_MISSING:
+		bw_warn("uplink %s: no such device; filters are attached when it appears", u->name);
+		break;
+	case BW_UPLINK_PRECEDED:
+		for (int i = 0; i < 2; i++)
+			if (u->dir[i].n_before)
+				bw_warn("uplink %s: bulwark's %s verdict is not final: %s runs before it (%u in all)",
+					u->name, i ? "ingress" : "egress", u->dir[i].before, u->dir[i].n_before);
+		break;
+	default:
+		bw_err("uplink %s: %s", u->name, bw_dp_uplink_state_name(u->state));
+	}
+}
+
+/*
+ * Check every uplink; put missing filters back with the pinned programs (no reload, no map
+ * change: milliseconds); a foreign filter or tcx program before ours is reported, never removed
+ * (it belongs to someone else, typically the CNI). Returns whether any uplink is not enforced.
+ */
+static bool check_uplinks(struct agent *a)
+{
+	bool full = false, bad = false;
+
+	for (size_t i = 0; i < a->n_uplinks; i++) {
+		struct bw_dp_uplink u;
+		double t0 = now_mono();
+		int r = bw_dp_uplink_check(a->pin_dir, a->uplinks[i], &u);
+
+		if (r < 0) {
+			bw_err("uplink %s: checking filters: %s", a->uplinks[i], strerror(-r));
+			continue;
+		}
+		if (u.state == BW_UPLINK_NOT_ATTACHED || u.state == BW_UPLINK_NOT_OURS) {
+			r = bw_dp_reattach(a->pin_dir, u.name);
+			if (r == -ENOENT) {
+				full = true; /* programs not pinned: a full attach loads them */
+			} else if (r < 0) {
+				bw_err("uplink %s: %s; re-attaching failed: %s", u.name, bw_dp_uplink_state_name(u.state),
+				       strerror(-r));
+			} else {
+				a->reattaches++;
+				bw_warn("uplink %s: %s (egress %s, ingress %s); re-attached in %.1f ms", u.name,
+					bw_dp_uplink_state_name(u.state), bw_dp_uplink_state_name(u.dir[0].state),
+					bw_dp_uplink_state_name(u.dir[1].state), (now_mono() - t0) * 1e3);
+				bw_dp_uplink_check(a->pin_dir, a->uplinks[i], &u);
+			}
+		}
+		if (uplink_changed(&a->up[i], &u) && (u.state != BW_UPLINK_ENFORCED || a->up[i].name[0]))
+			report_uplink(&u);
+		a->up[i] = u;
+		bad |= u.state != BW_UPLINK_ENFORCED;
+	}
+	if (full) {
+		bw_warn("datapath programs are not pinned under %s: full resync", bw_pin_dir(a->pin_dir));
+		sync_peers(a, SYNC_FULL);
+	}
+	/* The WireGuard device: gone (wireguard-go killed, link deleted) or re-created elsewhere. */
+	if (!if_nametoindex(a->wg_dev) || !bw_wg_device_alive(a->wg_dev)) {
+		if (!a->wg_missing) {
+			bw_err("WireGuard device %s is gone: protected traffic is dropped (dropped-no-device) until it is restored",
+			       a->wg_dev);
+			a->wg_missing = true;
+			bw_dp_set_wg_device(a->pin_dir, ""); /* ifindex 0: drop with a reason */
+		}
+		wg_restore(a);
+	} else {
+		struct bw_dp *dp = NULL;
+		struct bw_config cfg;
+
+		if (bw_dp_open(a->pin_dir, &dp) == 0 && bw_dp_config_get(dp, &cfg) == 0 &&
+		    cfg.wg_ifindex != if_nametoindex(a->wg_dev))
+			bw_dp_set_wg_device(a->pin_dir, a->wg_dev);
+		bw_dp_close(dp);
+	}
+	return bad;
+}
+
+/* Bring the WireGuard device back (wireguard-go started again when its socket is stale), peers
+ * re-applied, the datapath pointed at the new ifindex. Retried every second until it works. */
+static void wg_restore(struct agent *a)
+{
+	struct bw_conf c;
+	struct bw_net_result res;
+	double t0 = now_mono();
+	int r;
+
+	if (load(a, &c) < 0)
+		goto retry;
+	if ((r = bw_net_device_up(&c)) == 0 && (r = bw_net_reconcile(&c, a->pin_dir, &res)) == 0)
+		r = bw_dp_set_wg_device(a->pin_dir, c.iface.device);
+	if (r < 0) {
+		bw_err("restoring WireGuard device %s: %s (retrying)", c.iface.device, strerror(-r));
+		bw_conf_free(&c);
+		goto retry;
+	}
+	a->wg_missing = false;
+	a->wg_restores++;
+	if (a->have_applied)
+		bw_conf_free(&a->applied);
+	a->applied = c;
+	a->have_applied = true;
+	bw_info("WireGuard device %s restored in %.0f ms: %zu peers", c.iface.device, (now_mono() - t0) * 1e3,
+		c.n_peers);
+	return;
+retry:
+	struct timeval tv = { 1, 0 };
+
+	evtimer_add(a->wg_retry, &tv);
+}
+
+static void on_wg_retry(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd, (void)what;
+	check_uplinks(arg);
+}
+
+static void on_check(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd, (void)what;
+	check_uplinks(arg);
+}
+
+static bool is_watched_index(const struct agent *a, int ifindex)
+{
+	for (size_t i = 0; i < a->n_uplinks; i++)
+		if (a->up[i].ifindex == ifindex)
+			return true;
+	return false;
+}
+
+static bool is_watched_name(const struct agent *a, const char *name)
+{
+	if (!strcmp(name, a->wg_dev))
+		return true;
+	for (size_t i = 0; i < a->n_uplinks; i++)
+		if (!strcmp(name, a->uplinks[i]))
+			return true;
+	return false;
+}
+
+static int link_attr_cb(const struct nlattr *attr, void *data)
+{
+	if (mnl_attr_get_type(attr) == IFLA_IFNAME && mnl_attr_validate(attr, MNL_TYPE_STRING) == 0)
+		*(const char **)data = mnl_attr_get_str(attr);
+	return MNL_CB_OK;
+}
+
+/* Is this link or tc event about an uplink or the WireGuard device? */
+static int rtnl_msg(const struct nlmsghdr *nlh, void *arg)
+{
+	struct agent *a = arg;
+	bool *hit = &a->rtnl_hit;
+
+	switch (nlh->nlmsg_type) {
+	case RTM_NEWLINK:
+	case RTM_DELLINK: {
+		const struct ifinfomsg *ifi = mnl_nlmsg_get_payload(nlh);
+		const char *name = NULL;
+
+		mnl_attr_parse(nlh, sizeof(*ifi), link_attr_cb, &name);
+		if ((name && is_watched_name(a, name)) || is_watched_index(a, ifi->ifi_index))
+			*hit = true;
+		break;
+	}
+	case RTM_NEWQDISC:
+	case RTM_DELQDISC:
+	case RTM_NEWTFILTER:
+	case RTM_DELTFILTER: {
+		const struct tcmsg *tcm = mnl_nlmsg_get_payload(nlh);
+
+		if (is_watched_index(a, tcm->tcm_ifindex))
+			*hit = true;
+		break;
+	}
+	}
+	return MNL_CB_OK;
+}
+
+static void on_rtnl(evutil_socket_t fd, short what, void *arg)
+{
+	struct agent *a = arg;
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	ssize_t n;
+	(void)fd, (void)what;
+
+	a->rtnl_hit = false;
+	while ((n = mnl_socket_recvfrom(a->rtnl, buf, sizeof(buf))) > 0)
+		mnl_cb_run(buf, (size_t)n, 0, 0, rtnl_msg, a);
+	if (n < 0 && errno == ENOBUFS)
+		a->rtnl_hit = true; /* events lost: check anyway */
+	/* A qdisc deletion arrives as a burst of messages: check once they are read. */
+	if (a->rtnl_hit) {
+		struct timeval tv = { 0, 5 * 1000 };
+
+		evtimer_add(a->check_ev, &tv);
+	}
+}
+
+static int rtnl_open(struct agent *a)
+{
+	unsigned groups = RTMGRP_LINK | RTMGRP_TC;
+
+	a->rtnl = mnl_socket_open2(NETLINK_ROUTE, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	if (!a->rtnl)
+		return -errno;
+	if (mnl_socket_bind(a->rtnl, groups, MNL_SOCKET_AUTOPID) < 0)
+		return -errno;
+	return 0;
+}
+
 static void on_periodic(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd, (void)what;
 	sync_peers(arg, SYNC_RECONCILE);
+	check_uplinks(arg);
 }
 
 static void on_sighup(evutil_socket_t fd, short what, void *arg)
@@ -145,32 +397,67 @@ static int watch(struct agent *a, const struct bw_conf *c)
 	return 0;
 }
 
+#ifndef BULWARK_VERSION
+#define BULWARK_VERSION "0.1.0-dev"
+#endif
+#define DEFAULT_METRICS "127.0.0.1:9962"
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: bulwarkd [--config FILE] [--pin-dir DIR] [--resync SECONDS]\n"
+		   "                [--metrics-address HOST:PORT|off] [--log-format logfmt|json|plain]\n"
+		   "                [--version] [--help]\n\n"
+		   "  --config FILE            node file (default /etc/bulwark/bulwark.conf)\n"
+		   "  --pin-dir DIR            datapath pin directory (default $BULWARK_PIN_DIR or /sys/fs/bpf/bulwark)\n"
+		   "  --resync SECONDS         full reconcile and uplink check period (default 60)\n"
+		   "  --metrics-address ADDR   /metrics /healthz /readyz /status (default " DEFAULT_METRICS
+		   ", $BULWARK_METRICS_ADDRESS; off: none)\n"
+		   "  --log-format FORMAT      logfmt (default), json, plain; level from BULWARK_LOG=debug|info|warn|error\n");
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "pin-dir", required_argument, NULL, 'p' },
 		{ "resync", required_argument, NULL, 'r' },
+		{ "metrics-address", required_argument, NULL, 'm' },
+		{ "log-format", required_argument, NULL, 'l' },
+		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
 	struct agent a = { .config = "/etc/bulwark/bulwark.conf", .ifd = -1 };
 	struct timeval periodic = { 60, 0 };
+	const char *maddr = getenv("BULWARK_METRICS_ADDRESS") ? getenv("BULWARK_METRICS_ADDRESS") : DEFAULT_METRICS;
 	struct bw_conf c;
 	struct bw_net_result res;
-	struct event *ev[5];
+	struct event *ev[6];
 	int ch, r;
 
 	bw_log_set_prefix("bulwarkd");
+	bw_log_set_format(BW_LOG_LOGFMT);
 	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'c': a.config = optarg; break;
 		case 'p': a.pin_dir = optarg; break;
 		case 'r': periodic.tv_sec = atol(optarg) > 0 ? atol(optarg) : 60; break;
-		default:
-			fprintf(stderr, "usage: bulwarkd [--config FILE] [--pin-dir DIR] [--resync SECONDS]\n");
-			return ch == 'h' ? 0 : 2;
+		case 'm': maddr = optarg; break;
+		case 'l':
+			if ((r = bw_log_format_parse(optarg)) < 0) {
+				fprintf(stderr, "bulwarkd: --log-format: '%s' is not logfmt, json or plain\n", optarg);
+				return 2;
+			}
+			bw_log_set_format((enum bw_log_format)r);
+			break;
+		case 'V': printf("bulwarkd %s\n", BULWARK_VERSION); return 0;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
 		}
+	}
+	if (optind != argc) {
+		usage(stderr);
+		return 2;
 	}
 	if (load(&a, &c) < 0)
 		return 1;
@@ -188,22 +475,39 @@ int main(int argc, char **argv)
 	}
 	/* Changes made while we were coming up predate the watch: catch them now. */
 	sync_peers(&a, SYNC_RECONCILE);
-	bw_info("watching %s", a.peers_dir);
+	if ((r = rtnl_open(&a)) < 0) {
+		bw_err("rtnetlink: %s", strerror(-r));
+		return 1;
+	}
 	a.base = event_base_new();
 	a.debounce = evtimer_new(a.base, on_debounce, &a);
+	a.check_ev = evtimer_new(a.base, on_check, &a);
+	a.wg_retry = evtimer_new(a.base, on_wg_retry, &a);
+	if (strcmp(maddr, "off") && (r = bw_agent_http_start(&a, maddr)) < 0) {
+		bw_err("metrics address %s: %s", maddr, r == -EINVAL ? "not HOST:PORT" : "cannot listen there");
+		return 1;
+	}
+	/* Subscribed before the first check: a change after it is an event, not a gap. */
+	check_uplinks(&a);
+	bw_info("watching %s, uplinks and %s", a.peers_dir, a.wg_dev);
 	ev[0] = event_new(a.base, a.ifd, EV_READ | EV_PERSIST, on_inotify, &a);
 	ev[1] = event_new(a.base, -1, EV_PERSIST, on_periodic, &a);
 	ev[2] = evsignal_new(a.base, SIGHUP, on_sighup, &a);
 	ev[3] = evsignal_new(a.base, SIGTERM, on_exit_signal, &a);
 	ev[4] = evsignal_new(a.base, SIGINT, on_exit_signal, &a);
+	ev[5] = event_new(a.base, mnl_socket_get_fd(a.rtnl), EV_READ | EV_PERSIST, on_rtnl, &a);
 	event_add(ev[0], NULL);
 	event_add(ev[1], &periodic);
-	for (int i = 2; i < 5; i++)
+	for (int i = 2; i < 6; i++)
 		event_add(ev[i], NULL);
 	event_base_dispatch(a.base);
-	for (int i = 0; i < 5; i++)
+	for (int i = 0; i < 6; i++)
 		event_free(ev[i]);
+	bw_agent_http_stop(&a);
 	event_free(a.debounce);
+	event_free(a.check_ev);
+	event_free(a.wg_retry);
+	mnl_socket_close(a.rtnl);
 	event_base_free(a.base);
 	close(a.ifd);
 	if (a.have_applied)

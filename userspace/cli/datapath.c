@@ -184,10 +184,35 @@ static int cmd_status(int argc, char **argv)
 	bool cache;
 	int n, r;
 
-	if (parse_opts(argc, argv, &o, "json pin-dir") < 0)
+	struct bw_conf conf;
+	struct json_object *j = NULL;
+	const char *uplinks[64];
+	size_t n_up = 0;
+	int code;
+
+	if (parse_opts(argc, argv, &o, "json pin-dir config uplink") < 0)
 		return BW_EXIT_USAGE;
-	if (open_dp(o.pin_dir, &dp) < 0)
-		return BW_EXIT_FAIL;
+	/* Which uplinks must be enforced: --uplink, else the configuration's, else where we are. */
+	for (size_t i = 0; i < o.n_uplinks; i++)
+		uplinks[n_up++] = o.uplinks[i];
+	if (!n_up && o.config) {
+		char err[BW_CONF_ERR_LEN];
+		if (bw_conf_load(o.config, &conf, err, sizeof(err)) < 0) {
+			fprintf(stderr, "bulwark: %s\n", err);
+			return BW_EXIT_FAIL;
+		}
+		for (size_t i = 0; i < conf.node.n_uplinks && n_up < ARRAY_SIZE(uplinks); i++)
+			uplinks[n_up++] = strdupa(conf.node.uplinks[i]);
+		bw_conf_free(&conf);
+	}
+	if (open_dp(o.pin_dir, &dp) < 0) {
+		if (o.json) {
+			j = json_object_new_object();
+			bw_cli_enforcement(o.pin_dir, uplinks, n_up, j, NULL);
+			print_json(j);
+		}
+		return BW_EXIT_NOT_ENFORCED;
+	}
 	r = bw_dp_config_get(dp, &cfg);
 	if (r == 0)
 		r = bw_dp_stats(dp, st);
@@ -199,10 +224,17 @@ static int cmd_status(int argc, char **argv)
 		fprintf(stderr, "bulwark: status: %s\n", strerror(-(r < 0 ? r : n)));
 		return BW_EXIT_FAIL;
 	}
-	if_indextoname(cfg.wg_ifindex, wg);
+	if (!cfg.wg_ifindex || !if_indextoname(cfg.wg_ifindex, wg))
+		snprintf(wg, sizeof(wg), "%s", cfg.wg_ifindex ? "MISSING" : "none");
 	if (o.json) {
-		struct json_object *j = json_object_new_object(), *a = json_object_new_array();
+		struct json_object *a = json_object_new_array();
 		struct json_object *c = json_object_new_object(), *s = json_object_new_object();
+
+		j = json_object_new_object();
+		code = bw_cli_enforcement(o.pin_dir, uplinks, n_up, j, NULL);
+		if (!cfg.wg_ifindex || !strcmp(wg, "MISSING"))
+			code = bw_cli_worse(code, BW_EXIT_NO_DEVICE);
+		json_object_object_add(j, "code", json_object_new_int(code));
 
 		json_object_object_add(j, "pin_dir", json_object_new_string(bw_pin_dir(o.pin_dir)));
 		json_object_object_add(c, "wg_ifindex", json_object_new_int64(cfg.wg_ifindex));
@@ -231,10 +263,11 @@ static int cmd_status(int argc, char **argv)
 		}
 		json_object_object_add(j, "counters", s);
 		print_json(j);
-		return BW_EXIT_OK;
+		return code;
 	}
 	printf("pin dir:   %s\n", bw_pin_dir(o.pin_dir));
-	printf("wireguard: %s (ifindex %u), fwmark 0x%x, port %u\n", wg, cfg.wg_ifindex, cfg.wg_fwmark, cfg.wg_port);
+	printf("wireguard: %s (ifindex %u), fwmark 0x%x, port %u%s\n", wg, cfg.wg_ifindex, cfg.wg_fwmark, cfg.wg_port,
+	       !strcmp(wg, "MISSING") || !cfg.wg_ifindex ? ": WARNING protected traffic is dropped (no device)" : "");
 	printf("node encryption: %s, overlay port: %u\n", cfg.flags & BW_CFG_NODE_ENCRYPTION ? "on" : "off",
 	       cfg.overlay_port);
 	printf("flow cache: %s, generation %llu\n", cache ? "on" : "off", (unsigned long long)gen);
@@ -246,7 +279,11 @@ static int cmd_status(int argc, char **argv)
 	for (unsigned i = 0; i < BW_REASON_MAX; i++)
 		printf("  %-26s %12llu packets %14llu bytes\n", bw_reason_name(i),
 		       (unsigned long long)st[i].packets, (unsigned long long)st[i].bytes);
-	return BW_EXIT_OK;
+	code = bw_cli_enforcement(o.pin_dir, uplinks, n_up, NULL, stdout);
+	if (!cfg.wg_ifindex || !strcmp(wg, "MISSING"))
+		code = bw_cli_worse(code, BW_EXIT_NO_DEVICE);
+	printf("enforcement: %s\n", code == BW_EXIT_OK ? "complete" : "INCOMPLETE");
+	return code;
 }
 
 static int peer_line(const struct bw_cidr *c, const struct bw_peer *p, void *ctx)
@@ -372,7 +409,7 @@ static const struct bw_cli_verb verbs[] = {
 	{ "attach", "load and attach to uplinks: --uplink DEV... --wg-dev DEV [--config FILE]", cmd_attach },
 	{ "detach", "remove the filters from every device [--purge: also unpin maps]", cmd_detach },
 	{ "apply", "make the maps equal to a config file: --config FILE", cmd_apply },
-	{ "status", "attached devices, program ids, counters by reason [--json]", cmd_status },
+	{ "status", "enforcement per uplink, config, counters; exit 0 only when complete [--json] [--config FILE | --uplink DEV...]", cmd_status },
 	{ "peers", "peer prefixes in the datapath [--json]", cmd_peers },
 	{ "monitor", "stream drop events [--json] [--count N] [--timeout S]", cmd_monitor },
 	{ 0 },

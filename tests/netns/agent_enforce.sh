@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# bulwarkd keeps the filters in place (issue 11 items 7, 8; issue 16 truthful status):
+#  - `tc qdisc del dev uplink clsact` under a running agent: filters back and pod traffic
+#    encrypted again within 1 s (measured on a wire capture of a ping flood);
+#  - the uplink deleted and re-created: filters on the new device within 1 s;
+#  - a foreign tc filter inserted before bulwark's: `net status` exits 4 naming the uplink, the
+#    agent logs it within one resync; removed again: exit 0;
+#  - `datapath detach` with no agent: `net status` and `datapath status` exit 3 naming the uplink.
+. "$(dirname "$0")/../lib.sh"
+. "$(dirname "$0")/../lib-cluster.sh"
+require_root
+bpffs_ensure
+net_cluster_up a b
+check "net up on node b" net b up
+check "net up on node a" net a up
+net b export-peer > "$TMP/peers-a/b.conf"
+net a export-peer > "$TMP/peers-b/a.conf"
+check "sync on node b" net b sync
+nsenter --net="/run/netns/${NS[a]}" bulwarkd --config "${CONF[a]}" --pin-dir "${PIN[a]}" --resync 2 \
+  > "$TMP/agent.log" 2>&1 &
+agent=$!
+at_exit "kill $agent"
+check "bulwarkd is up and watching" wait_for 200 grep -q "watching" "$TMP/agent.log"
+check "pod a -> pod b through WireGuard" wait_for 50 nsx "${POD[a]}" ping -c 1 -W 1 -q 198.18.2.2
+check "net status: complete, exit 0" net a status
+# When did the agent log its n-th re-attach? Milliseconds after wall-clock time $2.
+reattach_ms() { # n t0
+  python3 - "$TMP/agent.log" "$1" "$2" <<'PY'
+import sys, datetime
+log, n, t0 = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+hits = [l for l in open(log) if 're-attached in' in l]
+if len(hits) < n: print(99999); sys.exit()
+ts = hits[n - 1].split()[0][3:]
+t = datetime.datetime.strptime(ts, '%Y-%m-%dT%H:%M:%S.%fZ').replace(tzinfo=datetime.timezone.utc).timestamp()
+print(int((t - t0) * 1000))
+PY
+}
+ours() { nsx "${NS[a]}" tc filter show dev uplink egress | grep -q "handle 0xb0a.*bw_egress" &&
+         nsx "${NS[a]}" tc filter show dev uplink ingress | grep -q "handle 0xb0a.*bw_ingress"; }
+check "our filters are on the uplink" ours
+
+# 1. qdisc deleted under a flood of pod traffic: when do filters and encryption come back?
+cluster_capture_start qdisc
+nsx "${POD[a]}" ping -i 0.002 -q 198.18.2.2 > /dev/null 2>&1 &
+flood=$!
+at_exit "kill $flood"
+sleep 0.5
+t0=$(date +%s.%N)
+nsx "${NS[a]}" tc qdisc del dev uplink clsact
+echo "# tc qdisc del took $(python3 -c "import time; print(int((time.time() - $t0) * 1000))") ms"
+check "filters back after qdisc del" wait_for 30 ours
+sleep 1
+kill $flood; wait $flood 2>/dev/null
+cluster_capture_stop
+ms=$(reattach_ms 1 "$t0")
+check "filters back within 1 s of the deletion (agent logged the re-attach ${ms} ms after it)" test "$ms" -le 1000
+grep -o "re-attached in [0-9.]* ms" "$TMP/agent.log" | tail -1 | sed 's/^/# agent: /'
+# The last plaintext pod packet on the wire, relative to the deletion: the leak window.
+last=$(tcpdump -tt -n -r "$CAP" 'net 198.18.0.0/16' 2>/dev/null | tail -1 | cut -d' ' -f1)
+leak=$(python3 -c "print(int((float('${last:-0}') - $t0) * 1000) if '${last}' else 0)")
+echo "# plaintext pod packets on the wire: $(cap_count net 198.18.0.0/16), last ${leak} ms after the deletion"
+check "pod traffic encrypted again within 1 s of the deletion (last clear packet at ${leak} ms)" test "$leak" -le 1000
+check "...and WireGuard carried the flood after that" test "$(cap_count udp port $WG_PORT)" -gt 100
+check "net status: complete again" net a status
+
+# 2. The uplink re-created (NIC re-plug): filters on the new device within 1 s.
+nsx "${NS[a]}" ip link del uplink
+check "uplink gone: net status exits 3 (not enforced)" test "$(net a status >/dev/null 2>&1; echo $?)" -eq 3
+t0=$(date +%s.%N)
+ip link add name uplink netns "${NS[a]}" type veth peer name "wa2" netns "$NS_WIRE"
+check "filters on the re-created uplink" wait_for 30 ours
+ms=$(reattach_ms 2 "$t0")
+check "...within 1 s of its creation (agent logged the re-attach ${ms} ms after it)" test "$ms" -le 1000
+nsx "$NS_WIRE" ip link set wa2 master br0 up
+nsx "${NS[a]}" ip link set dev uplink up
+nsx "${NS[a]}" ip addr add 198.19.0.1/24 dev uplink
+nsx "${NS[a]}" ip addr add fd00:20::1/64 dev uplink nodad
+nsx "${NS[a]}" ip route add 198.18.2.0/24 via 198.19.0.2 dev uplink
+cluster_capture_start replug
+check "pod a -> pod b again" wait_for 50 nsx "${POD[a]}" ping -c 1 -W 1 -q 198.18.2.2
+cluster_capture_stop
+check "...with nothing in clear on the wire" test "$(cap_count net 198.18.0.0/16)" -eq 0
+
+# 3. A foreign filter before ours (tc puts a new bpf filter of the same pref first in line).
+nsx "${NS[a]}" tc filter add dev uplink egress pref 1 handle 0x7 bpf da obj "$BUILD/bw_pass.bpf.o" sec tc
+nsx "${NS[a]}" tc filter show dev uplink egress | sed 's/^/# /'
+net a status > "$TMP/status.txt"; rc=$?
+sed 's/^/# /' "$TMP/status.txt"
+check "foreign filter: net status exits 4 (verdict not final)" test "$rc" -eq 4
+check "...and names the uplink and the filter" grep -q "uplink uplink: NOT ENFORCED: foreign-filter-before-ours.*pref 1 handle 0x7" "$TMP/status.txt"
+check "...the agent reports it within one resync (2 s)" \
+  wait_for 30 grep -q "uplink uplink: bulwark's egress verdict is not final: tc filter pref 1 handle 0x7" "$TMP/agent.log"
+check "...the agent leaves the foreign filter alone" sh -c "nsenter --net=/run/netns/${NS[a]} tc filter show dev uplink egress | grep -q 'handle 0x7'"
+nsx "${NS[a]}" tc filter del dev uplink egress pref 1 handle 0x7 bpf
+check "foreign filter removed: net status exits 0" net a status
+
+# 4. Without the agent, detach leaves status truthful.
+kill -TERM $agent; wait $agent
+nsx "${NS[a]}" bulwark datapath detach --pin-dir "${PIN[a]}"
+net a status > "$TMP/status.txt"; rc=$?
+check "after datapath detach: net status exits 3" test "$rc" -eq 3
+check "...naming the uplink" grep -q "uplink uplink: NOT ENFORCED: not-attached" "$TMP/status.txt"
+nsx "${NS[a]}" bulwark datapath status --pin-dir "${PIN[a]}" > "$TMP/dp.txt"; rc=$?
+check "...datapath status exits 3 too" test "$rc" -eq 3
+check "...and says no device has our filters" grep -q "NOT ENFORCED" "$TMP/dp.txt"
+cp "$TMP/agent.log" /tmp/agent-enforce-$BW_ID.log 2>/dev/null
+finish

@@ -1,0 +1,50 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/* bulwarkd internals: the agent's state, shared by the main loop and the metrics/health server. */
+#ifndef BULWARK_AGENT_H
+#define BULWARK_AGENT_H
+
+#include <limits.h>
+#include <net/if.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+#include <event2/event.h>
+#include "datapath/datapath.h"
+#include "wireguard-conf/conf.h"
+
+struct mnl_socket;
+struct evhttp;
+
+struct agent {
+	const char *config, *pin_dir;
+	struct event_base *base;
+	struct event *debounce;
+	int ifd;
+	char peers_dir[PATH_MAX];
+	struct bw_conf applied; /* what the last successful sync put in place */
+	bool have_applied;
+	bool rtnl_hit;
+	/* Enforcement watch: rtnetlink link + tc events, checked against the uplinks. */
+	struct mnl_socket *rtnl;
+	struct event *rtnl_ev, *check_ev, *wg_retry;
+	char uplinks[BW_CONF_MAX_LIST][IF_NAMESIZE];
+	size_t n_uplinks;
+	char wg_dev[IF_NAMESIZE];
+	struct bw_dp_uplink up[BW_CONF_MAX_LIST]; /* the last check's result */
+	bool wg_missing;
+	/* For status and metrics. */
+	uint64_t reattaches, syncs, sync_errors, wg_restores;
+	double last_sync_seconds;  /* duration of the last sync */
+	time_t last_sync_ok;       /* wall clock of the last successful sync */
+	int last_sync_result;      /* 0 or -errno */
+	struct evhttp *http;
+};
+
+/* Serve /metrics, /healthz, /readyz, /status on addr ("host:port", "[v6]:port"). */
+int bw_agent_http_start(struct agent *a, const char *addr);
+void bw_agent_http_stop(struct agent *a);
+/* Is enforcement complete now (fresh check, no repair)? Fills why (may be NULL) when not. */
+bool bw_agent_ready(struct agent *a, char *why, size_t len);
+
+
+#endif

@@ -3,6 +3,7 @@
 #ifndef BULWARK_CLI_H
 #define BULWARK_CLI_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 
@@ -25,6 +26,9 @@ struct json_object;
 int bw_cli_enforcement(const char *pin_dir, const char *const *uplinks, size_t n, struct json_object *j,
 		       FILE *text);
 int bw_cli_worse(int a, int b);
+/* Report an error: {"error": msg, "code": code} on stdout with json, "bulwark: msg" on stderr
+ * without; returns code. */
+int bw_cli_error(bool json, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 struct bw_cli_verb {
 	const char *name;
@@ -36,6 +40,8 @@ struct bw_cli_area {
 	const char *name;
 	const char *summary;
 	const struct bw_cli_verb *verbs; /* terminated by an entry with name == NULL */
+	int (*run)(int argc, char **argv); /* an area without verbs (`bulwark status`) */
+	bool json_errors;                  /* prints {"error","code"} itself (volume, statedisk) */
 };
 
 int bw_cli_dispatch(const struct bw_cli_area *area, int argc, char **argv);
@@ -46,5 +52,6 @@ extern const struct bw_cli_area bw_cli_net;
 extern const struct bw_cli_area bw_cli_key;
 extern const struct bw_cli_area bw_cli_volume;
 extern const struct bw_cli_area bw_cli_statedisk;
+extern const struct bw_cli_area bw_cli_status;
 
 #endif

@@ -415,4 +415,4 @@ static const struct bw_cli_verb verbs[] = {
 	{ 0 },
 };
 
-const struct bw_cli_area bw_cli_datapath = { "datapath", "uplink eBPF enforcement", verbs };
+const struct bw_cli_area bw_cli_datapath = { .name = "datapath", .summary = "uplink eBPF enforcement", .verbs = verbs };

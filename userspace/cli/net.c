@@ -287,4 +287,4 @@ static const struct bw_cli_verb verbs[] = {
 	{ 0 },
 };
 
-const struct bw_cli_area bw_cli_net = { "net", "WireGuard device and peers", verbs };
+const struct bw_cli_area bw_cli_net = { .name = "net", .summary = "WireGuard device and peers", .verbs = verbs };

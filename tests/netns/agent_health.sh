@@ -81,6 +81,18 @@ mid=$(val 'bulwark_datapath_packets_total{reason="dropped-no-peer"}' "$TMP/m1")
 after=$(val 'bulwark_datapath_packets_total{reason="dropped-no-peer"}' "$TMP/m2")
 check "the drop counter rises during the flood ($before -> $mid -> $after)" test "$mid" -gt "$before" -a "$after" -ge $((before + 2000))
 
+# The monitor skips the flood's events still in the ring and prints new ones with wall-clock time.
+mon() { nsx "${NS[a]}" bulwark datapath monitor --pin-dir "${PIN[a]}" --json "$@"; }
+mon --count 1 --timeout 2 > "$TMP/old.json"
+check "monitor started after old drops prints nothing (no new drop)" test ! -s "$TMP/old.json"
+mon --count 1 --timeout 10 --reason dropped-no-peer --addr 198.18.3.2 > "$TMP/new.json" &
+m=$!
+sleep 0.5
+nsx "${POD[a]}" ping -c 2 -i 0.3 -W 1 -q 198.18.3.2 > /dev/null 2>&1
+wait $m
+check "...and reports a new drop" grep -q '"reason":"dropped-no-peer".*"daddr":"198.18.3.2"' "$TMP/new.json"
+check "...with today's wall-clock time" grep -q "\"time\":\"$(date -u +%Y-%m-%d)T" "$TMP/new.json"
+
 # A foreign filter before ours: /readyz fails and says where; status exits 4.
 nsx "${NS[a]}" tc filter add dev uplink egress pref 1 handle 0x7 bpf da obj "$BUILD/bw_pass.bpf.o" sec tc
 check "/readyz answers 503 with a foreign filter before ours" test "$(http /readyz)" = 503

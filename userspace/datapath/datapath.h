@@ -155,5 +155,10 @@ int bw_dp_set_wg_device(const char *pin_dir, const char *wg_dev);
 /* Drop events: calls cb for each until it returns non-zero, or timeout_ms passes (-1: forever). */
 typedef int (*bw_dp_event_cb)(const struct bw_event *e, void *ctx);
 int bw_dp_monitor(struct bw_dp *dp, bw_dp_event_cb cb, void *ctx, int timeout_ms);
+/*
+ * Discard the events already in the ring (left there by earlier drops nobody read); returns how
+ * many. The ring has one consumer position: this drains it for every reader.
+ */
+long bw_dp_monitor_drain(struct bw_dp *dp);
 
 #endif

@@ -94,6 +94,37 @@ check "...the agent leaves the foreign filter alone" sh -c "nsenter --net=/run/n
 nsx "${NS[a]}" tc filter del dev uplink egress pref 1 handle 0x7 bpf
 check "foreign filter removed: net status exits 0" net a status
 
+# 3b. A tcx program (Linux 6.6+) runs before every clsact filter: reported the same way.
+tcx() { # attach|detach pinned-prog ifname, in node a (the netns going away detaches it too)
+  nsx "${NS[a]}" python3 - "$@" <<'PY'
+import ctypes, os, socket, struct, sys
+op, pin, ifname = sys.argv[1:4]
+libc = ctypes.CDLL(None, use_errno=True)
+def bpf(cmd, attr):
+    buf = ctypes.create_string_buffer(attr, 128)
+    r = libc.syscall(321, cmd, buf, 128)
+    if r < 0: raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()))
+    return r
+path = ctypes.create_string_buffer(pin.encode())
+fd = bpf(7, struct.pack("=QII", ctypes.addressof(path), 0, 0))          # BPF_OBJ_GET
+idx = socket.if_nametoindex(ifname)
+bpf(8 if op == "attach" else 9, struct.pack("=IIIII", idx, fd, 47, 0, 0))  # PROG_(DE)ATTACH tcx egress
+PY
+}
+tcxpin=/sys/fs/bpf/bw-test-$BW_ID-tcx
+at_exit "rm -f $tcxpin"
+if bpftool prog load "$BUILD/bw_pass.bpf.o" "$tcxpin" 2>/dev/null && tcx attach "$tcxpin" uplink 2>"$TMP/tcx.err"; then
+  net a status > "$TMP/status.txt"; rc=$?
+  sed 's/^/# /' "$TMP/status.txt"
+  check "tcx program on the uplink: net status exits 4" test "$rc" -eq 4
+  check "...naming the tcx program" grep -q "uplink uplink: NOT ENFORCED: foreign-filter-before-ours.*tcx program id" "$TMP/status.txt"
+  check "...the agent reports it within one resync" wait_for 30 grep -q "egress verdict is not final: tcx program id" "$TMP/agent.log"
+  tcx detach "$tcxpin" uplink
+  check "tcx program detached: net status exits 0" wait_for 20 net a status
+else
+  echo "# tcx not available on this kernel: $(cat "$TMP/tcx.err" 2>/dev/null)"
+fi
+
 # 4. Without the agent, detach leaves status truthful.
 kill -TERM $agent; wait $agent
 nsx "${NS[a]}" bulwark datapath detach --pin-dir "${PIN[a]}"

@@ -20,12 +20,14 @@
 #include <libgen.h>
 #include <net/if.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <string.h>
 #include <time.h>
 #include <sys/inotify.h>
 #include <linux/rtnetlink.h>
 #include <libmnl/libmnl.h>
 #include <event2/event.h>
+#include <bpf/libbpf.h>
 #include "common/common.h"
 #include "datapath/datapath.h"
 #include "net/net.h"
@@ -74,6 +76,61 @@ static int sync_apply(struct agent *a, const struct bw_conf *c, enum sync_mode m
 	}
 }
 
+static int peer_key_cmp(const void *x, const void *y)
+{
+	return memcmp((*(const struct bw_conf_peer *const *)x)->public_key,
+		      (*(const struct bw_conf_peer *const *)y)->public_key, 32);
+}
+
+static const struct bw_conf_peer **by_key(const struct bw_conf *c)
+{
+	const struct bw_conf_peer **v = calloc(c->n_peers + 1, sizeof(*v));
+
+	for (size_t i = 0; v && i < c->n_peers; i++)
+		v[i] = &c->peers[i];
+	if (v)
+		qsort(v, c->n_peers, sizeof(*v), peer_key_cmp);
+	return v;
+}
+
+static void log_peer(const char *what, const struct bw_conf_peer *p)
+{
+	char key[45];
+
+	bw_key_to_base64(p->public_key, key);
+	bw_info("peer %s: node=%s key=%.8s file=%s", what, p->node[0] ? p->node : "-", key, p->file);
+}
+
+/* Name the peers a sync added, changed or removed (by node and short key), at most 20 lines. */
+static void log_peer_changes(const struct bw_conf *old, const struct bw_conf *c)
+{
+	const struct bw_conf_peer **o = by_key(old), **n = by_key(c);
+	size_t i = 0, j = 0, lines = 0;
+
+	while (o && n && (i < old->n_peers || j < c->n_peers) && lines < 20) {
+		int d = i == old->n_peers ? 1 : j == c->n_peers ? -1 : peer_key_cmp(&o[i], &n[j]);
+
+		if (d < 0) {
+			log_peer("removed", o[i++]);
+			lines++;
+		} else if (d > 0) {
+			log_peer("added", n[j++]);
+			lines++;
+		} else {
+			const struct bw_conf_peer *p = o[i++], *q = n[j++];
+			bool same = !strcmp(p->endpoint, q->endpoint) && p->keepalive == q->keepalive &&
+				    p->has_psk == q->has_psk && p->n_allowed_ips == q->n_allowed_ips &&
+				    !memcmp(p->allowed_ips, q->allowed_ips, p->n_allowed_ips * sizeof(*p->allowed_ips));
+			if (!same) {
+				log_peer("changed", q);
+				lines++;
+			}
+		}
+	}
+	free(o);
+	free(n);
+}
+
 static void sync_peers(struct agent *a, enum sync_mode mode)
 {
 	static const char *const what[] = { "sync", "reconcile", "resync" };
@@ -84,8 +141,7 @@ static void sync_peers(struct agent *a, enum sync_mode mode)
 	double t0 = now_mono();
 
 	if (load(a, &c) < 0) {
-		a->sync_errors++;
-		a->last_sync_result = -EINVAL;
+		a->sync_errors++; /* nothing changed: enforcement stays as it was, readiness too */
 		return;
 	}
 	r = sync_apply(a, &c, mode, &res);
@@ -96,6 +152,8 @@ static void sync_peers(struct agent *a, enum sync_mode mode)
 		a->sync_errors++;
 	else
 		a->last_sync_ok = time(NULL);
+	if (r >= 0 && a->have_applied)
+		log_peer_changes(&a->applied, &c);
 	if (a->have_applied)
 		bw_conf_free(&a->applied);
 	/* After a failure nobody knows what is in place: the next sync dumps and walks. */
@@ -402,6 +460,22 @@ static int watch(struct agent *a, const struct bw_conf *c)
 #endif
 #define DEFAULT_METRICS "127.0.0.1:9962"
 
+/* libbpf's messages go through our logger (timestamps, format, level), never to stdout. */
+static int libbpf_log(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+	char msg[1024];
+	size_t n;
+
+	if (level == LIBBPF_DEBUG)
+		return 0;
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	n = strlen(msg);
+	while (n && msg[n - 1] == '\n')
+		msg[--n] = '\0';
+	bw_log(level == LIBBPF_WARN ? BW_LOG_WARN : BW_LOG_DEBUG, "libbpf: %s", msg);
+	return 0;
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: bulwarkd [--config FILE] [--pin-dir DIR] [--resync SECONDS]\n"
@@ -437,6 +511,7 @@ int main(int argc, char **argv)
 
 	bw_log_set_prefix("bulwarkd");
 	bw_log_set_format(BW_LOG_LOGFMT);
+	libbpf_set_print(libbpf_log);
 	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'c': a.config = optarg; break;

@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #include <json-c/json.h>
 #include <netinet/in.h>
 #include "cli/cli.h"
@@ -104,6 +105,9 @@ static int open_dp(const char *pin_dir, struct bw_dp **dp)
 	if (r == -ENOENT)
 		fprintf(stderr, "bulwark: no datapath pinned under %s (run 'bulwark datapath attach')\n",
 			bw_pin_dir(pin_dir));
+	else if ((r == -EPERM || r == -EACCES) && geteuid())
+		fprintf(stderr, "bulwark: opening maps under %s: %s (needs root, or CAP_BPF and CAP_NET_ADMIN)\n",
+			bw_pin_dir(pin_dir), strerror(-r));
 	else if (r < 0)
 		fprintf(stderr, "bulwark: opening maps under %s: %s\n", bw_pin_dir(pin_dir), strerror(-r));
 	return r;
@@ -125,8 +129,17 @@ static int cmd_attach(int argc, char **argv)
 		return BW_EXIT_FAIL;
 	r = bw_dp_attach(o.pin_dir, o.uplinks, o.n_uplinks, o.wg_dev, o.config ? &d : NULL);
 	bw_dp_desired_free(&d);
+	if (r == -ENODEV) {
+		const char *missing = o.wg_dev;
+		for (size_t i = 0; i < o.n_uplinks; i++)
+			if (!if_nametoindex(o.uplinks[i]))
+				missing = o.uplinks[i];
+		fprintf(stderr, "bulwark: attach: %s: no such network device\n", missing);
+		return BW_EXIT_FAIL;
+	}
 	if (r < 0) {
-		fprintf(stderr, "bulwark: attach: %s\n", r == -ENODEV ? "no such network device" : strerror(-r));
+		fprintf(stderr, "bulwark: attach: %s%s\n", strerror(-r),
+			(r == -EPERM || r == -EACCES) && geteuid() ? " (needs root, or CAP_BPF and CAP_NET_ADMIN)" : "");
 		return BW_EXIT_FAIL;
 	}
 	return BW_EXIT_OK;

@@ -4,6 +4,7 @@
 #include <getopt.h>
 #include <net/if.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <json-c/json.h>
 #include "cli/cli.h"
@@ -149,6 +150,8 @@ static struct json_object *peer_json(const struct bw_conf *c, const struct bw_wg
 		json_object_array_add(a, json_object_new_string(bw_cidr_str(&p->allowed_ips[i], buf, sizeof(buf))));
 	json_object_object_add(e, "allowed_ips", a);
 	json_object_object_add(e, "latest_handshake", json_object_new_int64(p->last_handshake_sec));
+	json_object_object_add(e, "handshake_age_seconds",
+			       p->last_handshake_sec ? json_object_new_int64(time(NULL) - p->last_handshake_sec) : NULL);
 	json_object_object_add(e, "rx_bytes", json_object_new_uint64(p->rx_bytes));
 	json_object_object_add(e, "tx_bytes", json_object_new_uint64(p->tx_bytes));
 	json_object_object_add(e, "preshared_key", json_object_new_boolean(p->flags & BW_WGPEER_HAS_PSK));
@@ -160,7 +163,8 @@ static int cmd_peers(int argc, char **argv)
 	struct bw_wg_device *d = NULL;
 	PREAMBLE("peers")
 	if ((r = bw_wg_get(c.iface.device, &d)) < 0) {
-		fprintf(stderr, "bulwark: %s: %s\n", c.iface.device, strerror(-r));
+		fprintf(stderr, "bulwark: WireGuard device %s: %s%s\n", c.iface.device, strerror(-r),
+			(r == -EPERM || r == -EACCES || r == -ENODEV) && geteuid() ? " (needs root or CAP_NET_ADMIN)" : "");
 		bw_conf_free(&c);
 		return BW_EXIT_FAIL;
 	}
@@ -174,7 +178,12 @@ static int cmd_peers(int argc, char **argv)
 			char key[45], ep[80], cidr[64];
 			const struct bw_wg_peer *p = &d->peers[i];
 			bw_key_to_base64(p->public_key, key);
-			printf("%-16s %s %s", node_of(&c, p->public_key), key, bw_wg_endpoint_str(p, ep, sizeof(ep)));
+			char hs[32] = "never";
+			if (p->last_handshake_sec)
+				snprintf(hs, sizeof(hs), "%llds", (long long)(time(NULL) - p->last_handshake_sec));
+			printf("%-16s %s %-22s handshake %-8s rx %-12llu tx %-12llu", node_of(&c, p->public_key), key,
+			       bw_wg_endpoint_str(p, ep, sizeof(ep)), hs, (unsigned long long)p->rx_bytes,
+			       (unsigned long long)p->tx_bytes);
 			for (size_t j = 0; j < p->n_allowed_ips; j++)
 				printf("%s%s", j ? "," : " ", bw_cidr_str(&p->allowed_ips[j], cidr, sizeof(cidr)));
 			printf("\n");

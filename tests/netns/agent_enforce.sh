@@ -10,31 +10,12 @@
 . "$(dirname "$0")/../lib-cluster.sh"
 require_root
 bpffs_ensure
-net_cluster_up a b
-check "net up on node b" net b up
-check "net up on node a" net a up
-net b export-peer > "$TMP/peers-a/b.conf"
-net a export-peer > "$TMP/peers-b/a.conf"
-check "sync on node b" net b sync
-nsenter --net="/run/netns/${NS[a]}" bulwarkd --config "${CONF[a]}" --pin-dir "${PIN[a]}" --resync 2 \
-  > "$TMP/agent.log" 2>&1 &
-agent=$!
-at_exit "kill $agent"
-check "bulwarkd is up and watching" wait_for 200 grep -q "watching" "$TMP/agent.log"
+net_pair_up
+agent_start a --resync 2
 check "pod a -> pod b through WireGuard" wait_for 50 nsx "${POD[a]}" ping -c 1 -W 1 -q 198.18.2.2
 check "net status: complete, exit 0" net a status
-# When did the agent log its n-th re-attach? Milliseconds after wall-clock time $2.
-reattach_ms() { # n t0
-  python3 - "$TMP/agent.log" "$1" "$2" <<'PY'
-import sys, datetime
-log, n, t0 = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
-hits = [l for l in open(log) if 're-attached in' in l]
-if len(hits) < n: print(99999); sys.exit()
-ts = hits[n - 1].split()[0][3:]
-t = datetime.datetime.strptime(ts, '%Y-%m-%dT%H:%M:%S.%fZ').replace(tzinfo=datetime.timezone.utc).timestamp()
-print(int((t - t0) * 1000))
-PY
-}
+# Milliseconds from t0 until the agent logged a re-attach (99999: it did not).
+reattach_ms() { agent_log_since "$1" | awk '/re-attached in/ { print $1; found = 1; exit } END { if (!found) print 99999 }'; }
 ours() { nsx "${NS[a]}" tc filter show dev uplink egress | grep -q "handle 0xb0a.*bw_egress" &&
          nsx "${NS[a]}" tc filter show dev uplink ingress | grep -q "handle 0xb0a.*bw_ingress"; }
 check "our filters are on the uplink" ours
@@ -52,7 +33,7 @@ check "filters back after qdisc del" wait_for 30 ours
 sleep 1
 kill $flood; wait $flood 2>/dev/null
 cluster_capture_stop
-ms=$(reattach_ms 1 "$t0")
+ms=$(reattach_ms "$t0")
 check "filters back within 1 s of the deletion (agent logged the re-attach ${ms} ms after it)" test "$ms" -le 1000
 grep -o "re-attached in [0-9.]* ms" "$TMP/agent.log" | tail -1 | sed 's/^/# agent: /'
 # The last plaintext pod packet on the wire, relative to the deletion: the leak window.
@@ -69,7 +50,7 @@ check "uplink gone: net status exits 3 (not enforced)" test "$(net a status >/de
 t0=$(date +%s.%N)
 ip link add name uplink netns "${NS[a]}" type veth peer name "wa2" netns "$NS_WIRE"
 check "filters on the re-created uplink" wait_for 30 ours
-ms=$(reattach_ms 2 "$t0")
+ms=$(reattach_ms "$t0")
 check "...within 1 s of its creation (agent logged the re-attach ${ms} ms after it)" test "$ms" -le 1000
 nsx "$NS_WIRE" ip link set wa2 master br0 up
 nsx "${NS[a]}" ip link set dev uplink up
@@ -126,7 +107,7 @@ else
 fi
 
 # 4. Without the agent, detach leaves status truthful.
-kill -TERM $agent; wait $agent
+kill -TERM $AGENT; wait $AGENT
 nsx "${NS[a]}" bulwark datapath detach --pin-dir "${PIN[a]}"
 net a status > "$TMP/status.txt"; rc=$?
 check "after datapath detach: net status exits 3" test "$rc" -eq 3
@@ -134,5 +115,4 @@ check "...naming the uplink" grep -q "uplink uplink: NOT ENFORCED: not-attached"
 nsx "${NS[a]}" bulwark datapath status --pin-dir "${PIN[a]}" > "$TMP/dp.txt"; rc=$?
 check "...datapath status exits 3 too" test "$rc" -eq 3
 check "...and says no device has our filters" grep -q "NOT ENFORCED" "$TMP/dp.txt"
-cp "$TMP/agent.log" /tmp/agent-enforce-$BW_ID.log 2>/dev/null
 finish

@@ -10,18 +10,9 @@
 . "$(dirname "$0")/../lib-cluster.sh"
 require_root
 bpffs_ensure
-net_cluster_up a b
-check "net up on node b" net b up
-check "net up on node a" net a up
-net b export-peer > "$TMP/peers-a/b.conf"
-net a export-peer > "$TMP/peers-b/a.conf"
-check "sync on node b" net b sync
+net_pair_up
 M=127.0.0.1:9962   # loopback of node a's namespace
-nsenter --net="/run/netns/${NS[a]}" bulwarkd --config "${CONF[a]}" --pin-dir "${PIN[a]}" --resync 2 \
-  --metrics-address "$M" > "$TMP/agent.log" 2>&1 &
-agent=$!
-at_exit "kill $agent"
-check "bulwarkd is up and watching" wait_for 200 grep -q "watching" "$TMP/agent.log"
+agent_start a --resync 2 --metrics-address "$M"
 check "pod a -> pod b through WireGuard" wait_for 50 nsx "${POD[a]}" ping -c 1 -W 1 -q 198.18.2.2
 http() { nsx "${NS[a]}" curl -s -o "$TMP/body" -w '%{http_code}' "http://$M$1"; }
 check "/healthz answers 200" test "$(http /healthz)" = 200
@@ -138,14 +129,7 @@ for l in sys.stdin:
 else: print(99999)")
 tcpdump -tt -n -r "$CAP" 'udp port 51820 and (udp[8] == 1 or udp[8] == 2)' 2>/dev/null |
   awk -v t0="$t0" '{ printf "# handshake %s %+.0f ms\n", ($0 ~ /length 148/ ? "initiation" : "response"), ($1 - t0) * 1000 }'
-python3 - "$TMP/agent.log" "$t0" <<'PY'
-import sys, datetime
-t0 = float(sys.argv[2])
-for l in open(sys.argv[1]):
-    if not l.startswith("ts="): continue
-    t = datetime.datetime.strptime(l.split()[0][3:], '%Y-%m-%dT%H:%M:%S.%fZ').replace(tzinfo=datetime.timezone.utc).timestamp()
-    if t >= t0 - 0.1: print("# agent %+.0f ms: %s" % ((t - t0) * 1000, l.split("msg=", 1)[1].strip()))
-PY
+agent_log_since "$t0" | sed 's/^\([0-9]*\) /# agent +\1 ms: /'
 check "the agent restored WireGuard: pod traffic back within 5 s of the kill (${ms} ms, on the wire)" test "$ms" -le 5000
 check "...the device has its peer again" sh -c "nsenter --net=/run/netns/${NS[a]} wg show bwg${BW_ID}a peers | grep -q ."
 grep -o "WireGuard device .* restored in [0-9]* ms" "$TMP/agent.log" | tail -1 | sed 's/^/# agent: /'

@@ -301,6 +301,8 @@ static void wg_restore(struct agent *a)
 	}
 	a->wg_missing = false;
 	a->wg_restores++;
+	a->last_sync_result = 0; /* a full reconcile just succeeded */
+	a->last_sync_ok = time(NULL);
 	if (a->have_applied)
 		bw_conf_free(&a->applied);
 	a->applied = c;

@@ -72,6 +72,10 @@ mid=$(val 'bulwark_datapath_packets_total{reason="dropped-no-peer"}' "$TMP/m1")
 after=$(val 'bulwark_datapath_packets_total{reason="dropped-no-peer"}' "$TMP/m2")
 check "the drop counter rises during the flood ($before -> $mid -> $after)" test "$mid" -gt "$before" -a "$after" -ge $((before + 2000))
 
+recent() { st --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["agent"]["drops_recent"]["dropped-no-peer"])'; }
+check "bulwark status counts the flood in the drops of the last minute ($(recent))" test "$(recent)" -ge 2000
+st | grep "drops in the last" | sed 's/^/# /'
+
 # The monitor skips the flood's events still in the ring and prints new ones with wall-clock time.
 mon() { nsx "${NS[a]}" bulwark datapath monitor --pin-dir "${PIN[a]}" --json "$@"; }
 mon --count 1 --timeout 2 > "$TMP/old.json"

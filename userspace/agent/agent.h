@@ -38,7 +38,15 @@ struct agent {
 	time_t last_sync_ok;       /* wall clock of the last successful sync */
 	int last_sync_result;      /* 0 or -errno */
 	struct evhttp *http;
+	/* Counter samples every 10 s, the last 7: drops "in the last minute" for /status. */
+	struct event *sample_ev;
+	struct bw_stat samples[7][BW_REASON_MAX];
+	time_t sample_time[7];
+	unsigned n_samples, next_sample;
 };
+
+#define BW_AGENT_SAMPLE_SECONDS 10
+void bw_agent_sample(struct agent *a);
 
 /* Serve /metrics, /healthz, /readyz, /status on addr ("host:port", "[v6]:port"). */
 int bw_agent_http_start(struct agent *a, const char *addr);

@@ -322,6 +322,12 @@ static void on_wg_retry(evutil_socket_t fd, short what, void *arg)
 	check_uplinks(arg);
 }
 
+static void on_sample(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd, (void)what;
+	bw_agent_sample(arg);
+}
+
 static void on_check(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd, (void)what;
@@ -560,6 +566,9 @@ int main(int argc, char **argv)
 	a.debounce = evtimer_new(a.base, on_debounce, &a);
 	a.check_ev = evtimer_new(a.base, on_check, &a);
 	a.wg_retry = evtimer_new(a.base, on_wg_retry, &a);
+	a.sample_ev = event_new(a.base, -1, EV_PERSIST, on_sample, &a);
+	bw_agent_sample(&a);
+	event_add(a.sample_ev, &(struct timeval){ BW_AGENT_SAMPLE_SECONDS, 0 });
 	if (strcmp(maddr, "off") && (r = bw_agent_http_start(&a, maddr)) < 0) {
 		bw_err("metrics address %s: %s", maddr, r == -EINVAL ? "not HOST:PORT" : "cannot listen there");
 		return 1;
@@ -584,6 +593,7 @@ int main(int argc, char **argv)
 	event_free(a.debounce);
 	event_free(a.check_ev);
 	event_free(a.wg_retry);
+	event_free(a.sample_ev);
 	mnl_socket_close(a.rtnl);
 	event_base_free(a.base);
 	close(a.ifd);

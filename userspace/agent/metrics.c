@@ -185,6 +185,47 @@ static void metrics(struct agent *a, struct evbuffer *b)
 	evbuffer_add_printf(b, "bulwark_ready %d\n", bw_agent_ready(a, NULL, 0));
 }
 
+void bw_agent_sample(struct agent *a)
+{
+	struct bw_dp *dp = NULL;
+
+	if (bw_dp_open(a->pin_dir, &dp) == 0 && bw_dp_stats(dp, a->samples[a->next_sample]) == 0) {
+		a->sample_time[a->next_sample] = time(NULL);
+		a->next_sample = (a->next_sample + 1) % ARRAY_SIZE(a->samples);
+		if (a->n_samples < ARRAY_SIZE(a->samples))
+			a->n_samples++;
+	}
+	bw_dp_close(dp);
+}
+
+/* Drops per reason since the sample closest to a minute ago (or the oldest one). */
+static struct json_object *recent_drops(struct agent *a)
+{
+	struct json_object *j = json_object_new_object();
+	struct bw_stat now[BW_REASON_MAX];
+	struct bw_dp *dp = NULL;
+	unsigned oldest;
+	time_t t = time(NULL);
+
+	if (!a->n_samples || bw_dp_open(a->pin_dir, &dp) < 0 || bw_dp_stats(dp, now) < 0) {
+		bw_dp_close(dp);
+		return j;
+	}
+	bw_dp_close(dp);
+	oldest = (a->next_sample + ARRAY_SIZE(a->samples) - a->n_samples) % ARRAY_SIZE(a->samples);
+	for (unsigned k = 0; k < a->n_samples; k++) { /* the newest sample at least 60 s old */
+		unsigned i = (oldest + k) % ARRAY_SIZE(a->samples);
+		if (t - a->sample_time[i] >= 60)
+			oldest = i;
+	}
+	json_object_object_add(j, "seconds", json_object_new_int64(t - a->sample_time[oldest]));
+	for (unsigned r = 0; r < BW_REASON_MAX; r++)
+		if (strstr(bw_reason_name(r), "dropped") && now[r].packets >= a->samples[oldest][r].packets)
+			json_object_object_add(j, bw_reason_name(r),
+					       json_object_new_uint64(now[r].packets - a->samples[oldest][r].packets));
+	return j;
+}
+
 static struct json_object *status_json(struct agent *a)
 {
 	struct json_object *j = json_object_new_object(), *ups = json_object_new_array();
@@ -208,6 +249,7 @@ static struct json_object *status_json(struct agent *a)
 	json_object_object_add(j, "last_sync_result", json_object_new_string(a->last_sync_result < 0 ? strerror(-a->last_sync_result) : "ok"));
 	json_object_object_add(j, "last_sync_success", json_object_new_int64(a->last_sync_ok));
 	json_object_object_add(j, "last_sync_seconds", json_object_new_double(a->last_sync_seconds));
+	json_object_object_add(j, "drops_recent", recent_drops(a));
 	return j;
 }
 

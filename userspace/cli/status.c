@@ -183,6 +183,15 @@ static int run(int argc, char **argv)
 					printf(" %s %llu", bw_reason_name(i), (unsigned long long)st[i].packets);
 			printf("\n");
 		}
+		if (ag && json_object_object_get(ag, "drops_recent") &&
+		    json_object_object_get(json_object_object_get(ag, "drops_recent"), "seconds")) {
+			struct json_object *dr = json_object_object_get(ag, "drops_recent");
+			printf("drops in the last %lld s:", (long long)json_object_get_int64(json_object_object_get(dr, "seconds")));
+			json_object_object_foreach(dr, k, v)
+				if (strcmp(k, "seconds"))
+					printf(" %s %lld", k, (long long)json_object_get_int64(v));
+			printf("\n");
+		}
 		if (!ag) {
 			printf("agent: NOT REACHABLE at %s\n", agent);
 		} else {

@@ -569,10 +569,11 @@ int main(int argc, char **argv)
 	a.sample_ev = event_new(a.base, -1, EV_PERSIST, on_sample, &a);
 	bw_agent_sample(&a);
 	event_add(a.sample_ev, &(struct timeval){ BW_AGENT_SAMPLE_SECONDS, 0 });
-	if (strcmp(maddr, "off") && (r = bw_agent_http_start(&a, maddr)) < 0) {
-		bw_err("metrics address %s: %s", maddr, r == -EINVAL ? "not HOST:PORT" : "cannot listen there");
-		return 1;
-	}
+	/* Without metrics the agent still enforces: a busy port is reported, not fatal (the
+	 * readiness probe then fails and says so by not answering). */
+	if (strcmp(maddr, "off") && (r = bw_agent_http_start(&a, maddr)) < 0)
+		bw_err("metrics address %s: %s; serving no metrics or health", maddr,
+		       r == -EINVAL ? "not HOST:PORT" : "cannot listen there");
 	/* Subscribed before the first check: a change after it is an event, not a gap. */
 	check_uplinks(&a);
 	bw_info("watching %s, uplinks and %s", a.peers_dir, a.wg_dev);

@@ -571,9 +571,12 @@ int main(int argc, char **argv)
 	event_add(a.sample_ev, &(struct timeval){ BW_AGENT_SAMPLE_SECONDS, 0 });
 	/* Without metrics the agent still enforces: a busy port is reported, not fatal (the
 	 * readiness probe then fails and says so by not answering). */
-	if (strcmp(maddr, "off") && (r = bw_agent_http_start(&a, maddr)) < 0)
-		bw_err("metrics address %s: %s; serving no metrics or health", maddr,
-		       r == -EINVAL ? "not HOST:PORT" : "cannot listen there");
+	if (strcmp(maddr, "off") && (r = bw_agent_http_start(&a, maddr)) == -EINVAL) {
+		bw_err("--metrics-address %s: not HOST:PORT, [V6]:PORT or off", maddr);
+		return 2;
+	} else if (r < 0 && strcmp(maddr, "off")) {
+		bw_err("metrics address %s: cannot listen there; serving no metrics or health", maddr);
+	}
 	/* Subscribed before the first check: a change after it is an event, not a gap. */
 	check_uplinks(&a);
 	bw_info("watching %s, uplinks and %s", a.peers_dir, a.wg_dev);

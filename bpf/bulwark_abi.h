@@ -85,6 +85,8 @@ enum bw_reason {
 	BW_REASON_DROPPED_MALFORMED,      /* headers truncated or invalid */
 	BW_REASON_ALLOWED_BY_PORT,        /* node-to-node bootstrap port */
 	BW_REASON_EVENTS_LOST,            /* drop events rate-limited or ring buffer full */
+	BW_REASON_DROPPED_NO_DEVICE,      /* protected, a peer covers it, but no WireGuard device
+					   * (wg_ifindex 0: the agent saw the device vanish) */
 	BW_REASON_MAX,
 };
 struct bw_stat {

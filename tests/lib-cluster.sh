@@ -263,3 +263,35 @@ wire_scan() {
 link_mac() { ip -n "$1" -o link show "$2" | sed -n 's/.*link\/ether \([0-9a-f:]*\).*/\1/p'; }
 # wire_json EXPR: evaluate a python expression over the report (d).
 wire_json() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print($1)" "$WCAP.json"; }
+
+# Nodes a and b brought up by `bulwark net`, each with the other's peer file, node b synced.
+net_pair_up() {
+  net_cluster_up a b
+  check "net up on node b" net b up
+  check "net up on node a" net a up
+  net b export-peer > "$TMP/peers-a/b.conf"
+  net a export-peer > "$TMP/peers-b/a.conf"
+  check "sync on node b" net b sync
+}
+
+# bulwarkd on node x (extra options after it), logging to $TMP/agent.log; its pid in $AGENT.
+agent_start() {
+  local x=$1; shift
+  nsenter --net="/run/netns/${NS[$x]}" bulwarkd --config "${CONF[$x]}" --pin-dir "${PIN[$x]}" "$@" \
+    > "$TMP/agent.log" 2>&1 &
+  AGENT=$!
+  at_exit "kill $AGENT"
+  check "bulwarkd is up and watching" wait_for 200 grep -q "watching" "$TMP/agent.log"
+}
+
+# The agent's log lines since wall-clock time t0 (date +%s.%N), as "<ms after t0> <message>".
+agent_log_since() { # t0
+  python3 - "$TMP/agent.log" "$1" <<'PY'
+import sys, datetime
+t0 = float(sys.argv[2])
+for l in open(sys.argv[1]):
+    if not l.startswith("ts="): continue
+    t = datetime.datetime.strptime(l.split()[0][3:], '%Y-%m-%dT%H:%M:%S.%fZ').replace(tzinfo=datetime.timezone.utc).timestamp()
+    if t >= t0: print("%d %s" % ((t - t0) * 1000, l.split("msg=", 1)[1].strip()))
+PY
+}

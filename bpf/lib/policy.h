@@ -199,6 +199,7 @@ static __always_inline int bw_verdict(struct __sk_buff *skb, const struct bw_con
 	case BW_REASON_DROPPED_NO_PEER:
 	case BW_REASON_DROPPED_PLAINTEXT_INGRESS:
 	case BW_REASON_DROPPED_MALFORMED:
+	case BW_REASON_DROPPED_NO_DEVICE:
 		bw_event(skb, cfg, p, reason, dir);
 		return TC_ACT_SHOT;
 	default:
@@ -364,7 +365,9 @@ static __always_inline __u32 bw_reason(struct __sk_buff *skb, const struct bw_co
 		return BW_REASON_ALLOWED_BY_PORT;
 	if (dir == BW_DIR_INGRESS)
 		return BW_REASON_DROPPED_PLAINTEXT_INGRESS;
-	return cfg->wg_ifindex && a.peer ? BW_REASON_REDIRECTED : BW_REASON_DROPPED_NO_PEER;
+	if (!a.peer)
+		return BW_REASON_DROPPED_NO_PEER;
+	return cfg->wg_ifindex ? BW_REASON_REDIRECTED : BW_REASON_DROPPED_NO_DEVICE;
 }
 
 static __always_inline int bw_enforce(struct __sk_buff *skb, __u32 dir)

@@ -659,6 +659,10 @@ static void events_are_rate_limited(void **state)
 	set_config(BW_CFG_EVENTS, 0);
 }
 
+/*
+ * wg_ifindex 0 (none configured yet, or the agent saw the device vanish): a peer's traffic is
+ * dropped and counted as dropped-no-device, with an event, never passed and never "redirected".
+ */
 static void no_wireguard_device_fails_closed(void **state)
 {
 	struct bw_config c = { .flags = BW_CFG_EVENTS | base_flags };
@@ -668,7 +672,7 @@ static void no_wireguard_device_fails_closed(void **state)
 	assert_int_equal(bpf_map_update_elem(bpf_map__fd(eg->maps.bw_config), &zero, &c, BPF_ANY), 0);
 	EACH_FAMILY {
 		struct flow f = { fam, AD(fam)->pod_a, AD(fam)->pod_b, IPPROTO_TCP, 1, 2 };
-		expect(BW_DIR_EGRESS, &f, 0, TC_ACT_SHOT, BW_REASON_DROPPED_NO_PEER);
+		expect(BW_DIR_EGRESS, &f, 0, TC_ACT_SHOT, BW_REASON_DROPPED_NO_DEVICE);
 	}
 	set_config(BW_CFG_EVENTS, 0);
 }

@@ -15,33 +15,36 @@
  * exit: 0 on SIGTERM/SIGINT, 1 when the first bring-up fails, 2 on usage errors.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
 #include <libgen.h>
+#include <net/if.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <string.h>
+#include <time.h>
 #include <sys/inotify.h>
+#include <linux/rtnetlink.h>
+#include <libmnl/libmnl.h>
 #include <event2/event.h>
+#include <bpf/libbpf.h>
 #include "common/common.h"
+#include "datapath/datapath.h"
 #include "net/net.h"
+#include "wg/wg.h"
 #include "wireguard-conf/conf.h"
-
-struct agent {
-	const char *config, *pin_dir;
-	struct event_base *base;
-	struct event *debounce;
-	int ifd;
-	char peers_dir[PATH_MAX];
-	struct bw_conf applied; /* what the last successful sync put in place */
-	bool have_applied;
-	/* Attested mesh ([Node] MeshSecret): the secret of epoch mesh_path, in locked memory. */
-	struct bw_secret mesh;
-	char mesh_path[256];
-	struct event *mesh_retry;
-	unsigned mesh_backoff; /* seconds until the next fetch after a failure; 0: none pending */
-};
+#include "agent/agent.h"
 
 enum sync_mode { SYNC_CHANGE, SYNC_RECONCILE, SYNC_FULL };
+
+static double now_mono(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
 
 /* The node file and peers directory watch (wireguard-conf/watch.c); a->ifd is its fd. */
 static struct bw_conf_watch conf_watch = { .fd = -1 };
@@ -78,6 +81,7 @@ static int mesh_prepare(struct agent *a, struct bw_conf *c)
 	char err[256];
 	int r;
 
+	a->mesh_wanted = c->node.mesh_secret[0] != '\0';
 	if (!c->node.mesh_secret[0]) {
 		if (a->mesh.data)
 			bw_info("MeshSecret removed from %s: peers use the PSKs their files give", a->config);
@@ -97,6 +101,7 @@ static int mesh_prepare(struct agent *a, struct bw_conf *c)
 			bw_info("mesh secret %s fetched from %s (attester %s)", a->mesh_path, c->node.key_service,
 				c->node.attester);
 		} else {
+			a->mesh_fetch_errors++;
 			a->mesh_backoff = a->mesh_backoff ? a->mesh_backoff * 2 : 1;
 			if (a->mesh_backoff > MESH_BACKOFF_MAX)
 				a->mesh_backoff = MESH_BACKOFF_MAX;
@@ -120,10 +125,16 @@ static int load(struct agent *a, struct bw_conf *c)
 	char err[BW_CONF_ERR_LEN];
 	int r = bw_conf_load(a->config, c, err, sizeof(err));
 
-	if (r < 0)
+	if (r < 0) {
 		bw_err("configuration rejected, nothing changed: %s", err);
-	else
-		note_self_peer(c);
+		return r;
+	}
+	/* The uplinks and device the watch checks follow the configuration. */
+	a->n_uplinks = c->node.n_uplinks;
+	for (size_t i = 0; i < c->node.n_uplinks; i++)
+		snprintf(a->uplinks[i], sizeof(a->uplinks[i]), "%s", c->node.uplinks[i]);
+	snprintf(a->wg_dev, sizeof(a->wg_dev), "%s", c->iface.device);
+	note_self_peer(c);
 	return r;
 }
 
@@ -141,6 +152,61 @@ static int sync_apply(struct agent *a, const struct bw_conf *c, enum sync_mode m
 	}
 }
 
+static int peer_key_cmp(const void *x, const void *y)
+{
+	return memcmp((*(const struct bw_conf_peer *const *)x)->public_key,
+		      (*(const struct bw_conf_peer *const *)y)->public_key, 32);
+}
+
+static const struct bw_conf_peer **by_key(const struct bw_conf *c)
+{
+	const struct bw_conf_peer **v = calloc(c->n_peers + 1, sizeof(*v));
+
+	for (size_t i = 0; v && i < c->n_peers; i++)
+		v[i] = &c->peers[i];
+	if (v)
+		qsort(v, c->n_peers, sizeof(*v), peer_key_cmp);
+	return v;
+}
+
+static void log_peer(const char *what, const struct bw_conf_peer *p)
+{
+	char key[45];
+
+	bw_key_to_base64(p->public_key, key);
+	bw_info("peer %s: node=%s key=%.8s file=%s", what, p->node[0] ? p->node : "-", key, p->file);
+}
+
+/* Name the peers a sync added, changed or removed (by node and short key), at most 20 lines. */
+static void log_peer_changes(const struct bw_conf *old, const struct bw_conf *c)
+{
+	const struct bw_conf_peer **o = by_key(old), **n = by_key(c);
+	size_t i = 0, j = 0, lines = 0;
+
+	while (o && n && (i < old->n_peers || j < c->n_peers) && lines < 20) {
+		int d = i == old->n_peers ? 1 : j == c->n_peers ? -1 : peer_key_cmp(&o[i], &n[j]);
+
+		if (d < 0) {
+			log_peer("removed", o[i++]);
+			lines++;
+		} else if (d > 0) {
+			log_peer("added", n[j++]);
+			lines++;
+		} else {
+			const struct bw_conf_peer *p = o[i++], *q = n[j++];
+			bool same = !strcmp(p->endpoint, q->endpoint) && p->keepalive == q->keepalive &&
+				    p->has_psk == q->has_psk && p->n_allowed_ips == q->n_allowed_ips &&
+				    !memcmp(p->allowed_ips, q->allowed_ips, p->n_allowed_ips * sizeof(*p->allowed_ips));
+			if (!same) {
+				log_peer("changed", q);
+				lines++;
+			}
+		}
+	}
+	free(o);
+	free(n);
+}
+
 static void sync_peers(struct agent *a, enum sync_mode mode)
 {
 	static const char *const what[] = { "sync", "reconcile", "resync" };
@@ -148,10 +214,23 @@ static void sync_peers(struct agent *a, enum sync_mode mode)
 	struct bw_net_result res;
 	int r;
 
-	if (load(a, &c) < 0)
+	double t0 = now_mono();
+
+	if (load(a, &c) < 0) {
+		a->sync_errors++; /* nothing changed: enforcement stays as it was, readiness too */
 		return;
+	}
 	mesh_prepare(a, &c);
 	r = sync_apply(a, &c, mode, &res);
+	a->syncs++;
+	a->last_sync_seconds = now_mono() - t0;
+	a->last_sync_result = r < 0 ? r : 0;
+	if (r < 0)
+		a->sync_errors++;
+	else
+		a->last_sync_ok = time(NULL);
+	if (r >= 0 && a->have_applied)
+		log_peer_changes(&a->applied, &c);
 	if (a->have_applied)
 		bw_conf_free(&a->applied);
 	/* After a failure nobody knows what is in place: the next sync dumps and walks. */
@@ -199,10 +278,246 @@ static void on_mesh_retry(evutil_socket_t fd, short what, void *arg)
 	sync_peers(arg, SYNC_RECONCILE);
 }
 
+/* ---- keeping the filters in place ---- */
+
+static void wg_restore(struct agent *a);
+
+static bool uplink_changed(const struct bw_dp_uplink *old, const struct bw_dp_uplink *u)
+{
+	return old->state != u->state || strcmp(old->dir[0].before, u->dir[0].before) ||
+	       strcmp(old->dir[1].before, u->dir[1].before);
+}
+
+static void report_uplink(const struct bw_dp_uplink *u)
+{
+	switch (u->state) {
+	case BW_UPLINK_ENFORCED:
+		bw_info("uplink %s: enforced", u->name);
+		break;
+	case BW_UPLINK_MISSING:
+		bw_warn("uplink %s: no such device; filters are attached when it appears", u->name);
+		break;
+	case BW_UPLINK_PRECEDED:
+		for (int i = 0; i < 2; i++)
+			if (u->dir[i].n_before)
+				bw_warn("uplink %s: bulwark's %s verdict is not final: %s runs before it (%u in all)",
+					u->name, i ? "ingress" : "egress", u->dir[i].before, u->dir[i].n_before);
+		break;
+	default:
+		bw_err("uplink %s: %s", u->name, bw_dp_uplink_state_name(u->state));
+	}
+}
+
+/*
+ * Check every uplink; put missing filters back with the pinned programs (no reload, no map
+ * change: milliseconds); a foreign filter or tcx program before ours is reported, never removed
+ * (it belongs to someone else, typically the CNI). Returns whether any uplink is not enforced.
+ */
+static bool check_uplinks(struct agent *a)
+{
+	bool full = false, bad = false;
+
+	for (size_t i = 0; i < a->n_uplinks; i++) {
+		struct bw_dp_uplink u;
+		double t0 = now_mono();
+		int r = bw_dp_uplink_check(a->pin_dir, a->uplinks[i], &u);
+
+		if (r < 0) {
+			bw_err("uplink %s: checking filters: %s", a->uplinks[i], strerror(-r));
+			continue;
+		}
+		if (u.state == BW_UPLINK_NOT_ATTACHED || u.state == BW_UPLINK_NOT_OURS) {
+			r = bw_dp_reattach(a->pin_dir, u.name);
+			if (r == -ENOENT) {
+				full = true; /* programs not pinned: a full attach loads them */
+			} else if (r < 0) {
+				bw_err("uplink %s: %s; re-attaching failed: %s", u.name, bw_dp_uplink_state_name(u.state),
+				       strerror(-r));
+			} else {
+				a->reattaches++;
+				bw_warn("uplink %s: %s (egress %s, ingress %s); re-attached in %.1f ms", u.name,
+					bw_dp_uplink_state_name(u.state), bw_dp_uplink_state_name(u.dir[0].state),
+					bw_dp_uplink_state_name(u.dir[1].state), (now_mono() - t0) * 1e3);
+				bw_dp_uplink_check(a->pin_dir, a->uplinks[i], &u);
+			}
+		}
+		if (uplink_changed(&a->up[i], &u) && (u.state != BW_UPLINK_ENFORCED || a->up[i].name[0]))
+			report_uplink(&u);
+		a->up[i] = u;
+		bad |= u.state != BW_UPLINK_ENFORCED;
+	}
+	if (full) {
+		bw_warn("datapath programs are not pinned under %s: full resync", bw_pin_dir(a->pin_dir));
+		sync_peers(a, SYNC_FULL);
+	}
+	/* The WireGuard device: gone (wireguard-go killed, link deleted) or re-created elsewhere. */
+	if (!if_nametoindex(a->wg_dev) || !bw_wg_device_alive(a->wg_dev)) {
+		if (!a->wg_missing) {
+			bw_err("WireGuard device %s is gone: protected traffic is dropped (dropped-no-device) until it is restored",
+			       a->wg_dev);
+			a->wg_missing = true;
+			bw_dp_set_wg_device(a->pin_dir, ""); /* ifindex 0: drop with a reason */
+		}
+		wg_restore(a);
+	} else {
+		struct bw_dp *dp = NULL;
+		struct bw_config cfg;
+
+		if (bw_dp_open(a->pin_dir, &dp) == 0 && bw_dp_config_get(dp, &cfg) == 0 &&
+		    cfg.wg_ifindex != if_nametoindex(a->wg_dev))
+			bw_dp_set_wg_device(a->pin_dir, a->wg_dev);
+		bw_dp_close(dp);
+	}
+	return bad;
+}
+
+/* Bring the WireGuard device back (wireguard-go started again when its socket is stale), peers
+ * re-applied, the datapath pointed at the new ifindex. Retried every second until it works. */
+static void wg_restore(struct agent *a)
+{
+	struct bw_conf c;
+	struct bw_net_result res;
+	double t0 = now_mono();
+	int r;
+
+	if (load(a, &c) < 0)
+		goto retry;
+	mesh_prepare(a, &c);
+	if ((r = bw_net_device_up(&c, NULL)) == 0 && (r = bw_net_reconcile(&c, a->pin_dir, &res)) == 0)
+		r = bw_dp_set_wg_device(a->pin_dir, c.iface.device);
+	if (r < 0) {
+		bw_err("restoring WireGuard device %s: %s (retrying)", c.iface.device, strerror(-r));
+		bw_conf_free(&c);
+		goto retry;
+	}
+	a->wg_missing = false;
+	a->wg_restores++;
+	a->last_sync_result = 0; /* a full reconcile just succeeded */
+	a->last_sync_ok = time(NULL);
+	if (a->have_applied)
+		bw_conf_free(&a->applied);
+	a->applied = c;
+	a->have_applied = true;
+	bw_info("WireGuard device %s restored in %.0f ms: %zu peers", c.iface.device, (now_mono() - t0) * 1e3,
+		c.n_peers);
+	return;
+retry:
+	struct timeval tv = { 1, 0 };
+
+	evtimer_add(a->wg_retry, &tv);
+}
+
+static void on_wg_retry(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd, (void)what;
+	check_uplinks(arg);
+}
+
+static void on_sample(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd, (void)what;
+	bw_agent_sample(arg);
+}
+
+static void on_check(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd, (void)what;
+	check_uplinks(arg);
+}
+
+static bool is_watched_index(const struct agent *a, int ifindex)
+{
+	for (size_t i = 0; i < a->n_uplinks; i++)
+		if (a->up[i].ifindex == ifindex)
+			return true;
+	return false;
+}
+
+static bool is_watched_name(const struct agent *a, const char *name)
+{
+	if (!strcmp(name, a->wg_dev))
+		return true;
+	for (size_t i = 0; i < a->n_uplinks; i++)
+		if (!strcmp(name, a->uplinks[i]))
+			return true;
+	return false;
+}
+
+static int link_attr_cb(const struct nlattr *attr, void *data)
+{
+	if (mnl_attr_get_type(attr) == IFLA_IFNAME && mnl_attr_validate(attr, MNL_TYPE_STRING) == 0)
+		*(const char **)data = mnl_attr_get_str(attr);
+	return MNL_CB_OK;
+}
+
+/* Is this link or tc event about an uplink or the WireGuard device? */
+static int rtnl_msg(const struct nlmsghdr *nlh, void *arg)
+{
+	struct agent *a = arg;
+	bool *hit = &a->rtnl_hit;
+
+	switch (nlh->nlmsg_type) {
+	case RTM_NEWLINK:
+	case RTM_DELLINK: {
+		const struct ifinfomsg *ifi = mnl_nlmsg_get_payload(nlh);
+		const char *name = NULL;
+
+		mnl_attr_parse(nlh, sizeof(*ifi), link_attr_cb, &name);
+		if ((name && is_watched_name(a, name)) || is_watched_index(a, ifi->ifi_index))
+			*hit = true;
+		break;
+	}
+	case RTM_NEWQDISC:
+	case RTM_DELQDISC:
+	case RTM_NEWTFILTER:
+	case RTM_DELTFILTER: {
+		const struct tcmsg *tcm = mnl_nlmsg_get_payload(nlh);
+
+		if (is_watched_index(a, tcm->tcm_ifindex))
+			*hit = true;
+		break;
+	}
+	}
+	return MNL_CB_OK;
+}
+
+static void on_rtnl(evutil_socket_t fd, short what, void *arg)
+{
+	struct agent *a = arg;
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	ssize_t n;
+	(void)fd, (void)what;
+
+	a->rtnl_hit = false;
+	while ((n = mnl_socket_recvfrom(a->rtnl, buf, sizeof(buf))) > 0)
+		mnl_cb_run(buf, (size_t)n, 0, 0, rtnl_msg, a);
+	if (n < 0 && errno == ENOBUFS)
+		a->rtnl_hit = true; /* events lost: check anyway */
+	/* A qdisc deletion arrives as a burst of messages: check once they are read. */
+	if (a->rtnl_hit) {
+		struct timeval tv = { 0, 5 * 1000 };
+
+		evtimer_add(a->check_ev, &tv);
+	}
+}
+
+static int rtnl_open(struct agent *a)
+{
+	unsigned groups = RTMGRP_LINK | RTMGRP_TC;
+
+	a->rtnl = mnl_socket_open2(NETLINK_ROUTE, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	if (!a->rtnl)
+		return -errno;
+	if (mnl_socket_bind(a->rtnl, groups, MNL_SOCKET_AUTOPID) < 0)
+		return -errno;
+	return 0;
+}
+
 static void on_periodic(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd, (void)what;
 	sync_peers(arg, SYNC_RECONCILE);
+	check_uplinks(arg);
 }
 
 static void on_sighup(evutil_socket_t fd, short what, void *arg)
@@ -236,32 +551,84 @@ static int watch(struct agent *a, const struct bw_conf *c)
 	return bw_conf_watch_arm(&conf_watch, a->config, a->peers_dir);
 }
 
+#ifndef BULWARK_VERSION
+#define BULWARK_VERSION "0.1.0-dev"
+#endif
+#define DEFAULT_METRICS "127.0.0.1:9962"
+
+/* libbpf's messages go through our logger (timestamps, format, level), never to stdout. */
+static int libbpf_log(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+	char msg[1024];
+	size_t n;
+
+	if (level == LIBBPF_DEBUG)
+		return 0;
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	n = strlen(msg);
+	while (n && msg[n - 1] == '\n')
+		msg[--n] = '\0';
+	bw_log(level == LIBBPF_WARN ? BW_LOG_WARN : BW_LOG_DEBUG, "libbpf: %s", msg);
+	return 0;
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: bulwarkd [--config FILE] [--pin-dir DIR] [--resync SECONDS]\n"
+		   "                [--metrics-address HOST:PORT|off] [--log-format logfmt|json|plain]\n"
+		   "                [--version] [--help]\n\n"
+		   "  --config FILE            node file (default /etc/bulwark/bulwark.conf)\n"
+		   "  --pin-dir DIR            datapath pin directory (default $BULWARK_PIN_DIR or /sys/fs/bpf/bulwark)\n"
+		   "  --resync SECONDS         full reconcile and uplink check period (default 60)\n"
+		   "  --metrics-address ADDR   /metrics /healthz /readyz /status (default " DEFAULT_METRICS
+		   ", $BULWARK_METRICS_ADDRESS; off: none)\n"
+		   "  --log-format FORMAT      logfmt (default), json, plain; level from BULWARK_LOG=debug|info|warn|error\n");
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "pin-dir", required_argument, NULL, 'p' },
 		{ "resync", required_argument, NULL, 'r' },
+		{ "metrics-address", required_argument, NULL, 'm' },
+		{ "log-format", required_argument, NULL, 'l' },
+		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
 	struct agent a = { .config = "/etc/bulwark/bulwark.conf", .ifd = -1 };
 	struct timeval periodic = { 60, 0 };
+	const char *maddr = getenv("BULWARK_METRICS_ADDRESS") ? getenv("BULWARK_METRICS_ADDRESS") : DEFAULT_METRICS;
 	struct bw_conf c;
 	struct bw_net_result res;
-	struct event *ev[5];
+	struct event *ev[6];
 	int ch, r;
 
 	bw_log_set_prefix("bulwarkd");
+	bw_log_set_format(BW_LOG_LOGFMT);
+	libbpf_set_print(libbpf_log);
 	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'c': a.config = optarg; break;
 		case 'p': a.pin_dir = optarg; break;
 		case 'r': periodic.tv_sec = atol(optarg) > 0 ? atol(optarg) : 60; break;
-		default:
-			fprintf(stderr, "usage: bulwarkd [--config FILE] [--pin-dir DIR] [--resync SECONDS]\n");
-			return ch == 'h' ? 0 : 2;
+		case 'm': maddr = optarg; break;
+		case 'l':
+			if ((r = bw_log_format_parse(optarg)) < 0) {
+				fprintf(stderr, "bulwarkd: --log-format: '%s' is not logfmt, json or plain\n", optarg);
+				return 2;
+			}
+			bw_log_set_format((enum bw_log_format)r);
+			break;
+		case 'V': printf("bulwarkd %s\n", BULWARK_VERSION); return 0;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
 		}
+	}
+	if (optind != argc) {
+		usage(stderr);
+		return 2;
 	}
 	if (load(&a, &c) < 0)
 		return 1;
@@ -280,26 +647,51 @@ int main(int argc, char **argv)
 	}
 	/* Changes made while we were coming up predate the watch: catch them now. */
 	sync_peers(&a, SYNC_RECONCILE);
-	bw_info("watching %s", a.peers_dir);
+	if ((r = rtnl_open(&a)) < 0) {
+		bw_err("rtnetlink: %s", strerror(-r));
+		return 1;
+	}
 	a.base = event_base_new();
 	a.debounce = evtimer_new(a.base, on_debounce, &a);
 	a.mesh_retry = evtimer_new(a.base, on_mesh_retry, &a);
 	mesh_schedule(&a); /* a fetch that failed during bring-up */
+	a.check_ev = evtimer_new(a.base, on_check, &a);
+	a.wg_retry = evtimer_new(a.base, on_wg_retry, &a);
+	a.sample_ev = event_new(a.base, -1, EV_PERSIST, on_sample, &a);
+	bw_agent_sample(&a);
+	event_add(a.sample_ev, &(struct timeval){ BW_AGENT_SAMPLE_SECONDS, 0 });
+	/* Without metrics the agent still enforces: a busy port is reported, not fatal (the
+	 * readiness probe then fails and says so by not answering). */
+	if (strcmp(maddr, "off") && (r = bw_agent_http_start(&a, maddr)) == -EINVAL) {
+		bw_err("--metrics-address %s: not HOST:PORT, [V6]:PORT or off", maddr);
+		return 2;
+	} else if (r < 0 && strcmp(maddr, "off")) {
+		bw_err("metrics address %s: cannot listen there; serving no metrics or health", maddr);
+	}
+	/* Subscribed before the first check: a change after it is an event, not a gap. */
+	check_uplinks(&a);
+	bw_info("watching %s, uplinks and %s", a.peers_dir, a.wg_dev);
 	ev[0] = event_new(a.base, a.ifd, EV_READ | EV_PERSIST, on_inotify, &a);
 	ev[1] = event_new(a.base, -1, EV_PERSIST, on_periodic, &a);
 	ev[2] = evsignal_new(a.base, SIGHUP, on_sighup, &a);
 	ev[3] = evsignal_new(a.base, SIGTERM, on_exit_signal, &a);
 	ev[4] = evsignal_new(a.base, SIGINT, on_exit_signal, &a);
+	ev[5] = event_new(a.base, mnl_socket_get_fd(a.rtnl), EV_READ | EV_PERSIST, on_rtnl, &a);
 	event_add(ev[0], NULL);
 	event_add(ev[1], &periodic);
-	for (int i = 2; i < 5; i++)
+	for (int i = 2; i < 6; i++)
 		event_add(ev[i], NULL);
 	event_base_dispatch(a.base);
-	for (int i = 0; i < 5; i++)
+	for (int i = 0; i < 6; i++)
 		event_free(ev[i]);
+	bw_agent_http_stop(&a);
 	event_free(a.debounce);
 	event_free(a.mesh_retry);
 	bw_secret_free(&a.mesh);
+	event_free(a.check_ev);
+	event_free(a.wg_retry);
+	event_free(a.sample_ev);
+	mnl_socket_close(a.rtnl);
 	event_base_free(a.base);
 	close(a.ifd);
 	if (a.have_applied)

@@ -3,7 +3,32 @@
 #ifndef BULWARK_CLI_H
 #define BULWARK_CLI_H
 
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
 enum { BW_EXIT_OK = 0, BW_EXIT_FAIL = 1, BW_EXIT_USAGE = 2 };
+/*
+ * Status commands (`bulwark status`, `net status`, `datapath status`): one code per degraded
+ * state; when several apply, the lowest (most severe) wins.
+ */
+enum {
+	BW_EXIT_NOT_ENFORCED = 3, /* an uplink without bulwark's filters (or no datapath at all) */
+	BW_EXIT_NOT_FINAL = 4,    /* a foreign tc filter or tcx program runs before ours */
+	BW_EXIT_NO_DEVICE = 5,    /* the WireGuard device is missing or its process is gone */
+	BW_EXIT_PEERS = 6,        /* peers configured / in the device / in the datapath differ */
+	BW_EXIT_AGENT = 7,        /* bulwarkd unreachable, or its last sync failed */
+};
+
+struct json_object;
+/* Check the uplinks (from the configuration; NULL/0: the devices with our filters); add
+ * "uplinks", "enforced" to j and/or print one line per uplink to text. Returns an exit code. */
+int bw_cli_enforcement(const char *pin_dir, const char *const *uplinks, size_t n, struct json_object *j,
+		       FILE *text);
+int bw_cli_worse(int a, int b);
+/* Report an error: {"error": msg, "code": code} on stdout with json, "bulwark: msg" on stderr
+ * without; returns code. */
+int bw_cli_error(bool json, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 struct bw_cli_verb {
 	const char *name;
@@ -15,6 +40,8 @@ struct bw_cli_area {
 	const char *name;
 	const char *summary;
 	const struct bw_cli_verb *verbs; /* terminated by an entry with name == NULL */
+	int (*run)(int argc, char **argv); /* an area without verbs (`bulwark status`) */
+	bool json_errors;                  /* prints {"error","code"} itself (volume, statedisk) */
 };
 
 int bw_cli_dispatch(const struct bw_cli_area *area, int argc, char **argv);
@@ -25,5 +52,6 @@ extern const struct bw_cli_area bw_cli_net;
 extern const struct bw_cli_area bw_cli_key;
 extern const struct bw_cli_area bw_cli_volume;
 extern const struct bw_cli_area bw_cli_statedisk;
+extern const struct bw_cli_area bw_cli_status;
 
 #endif

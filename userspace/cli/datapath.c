@@ -6,6 +6,8 @@
 #include <net/if.h>
 #include <signal.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 #include <json-c/json.h>
 #include <netinet/in.h>
 #include "cli/cli.h"
@@ -17,11 +19,13 @@ struct opts {
 	const char *pin_dir, *config, *wg_dev;
 	const char *uplinks[64];
 	size_t n_uplinks;
-	bool json, purge;
+	bool json, purge, replay;
 	long count, timeout;
+	const char *reason, *addr;
 };
 
-enum { OPT_PIN = 1000, OPT_JSON, OPT_PURGE, OPT_COUNT, OPT_TIMEOUT, OPT_CONFIG, OPT_UPLINK, OPT_WG };
+enum { OPT_PIN = 1000, OPT_JSON, OPT_PURGE, OPT_COUNT, OPT_TIMEOUT, OPT_CONFIG, OPT_UPLINK, OPT_WG, OPT_REPLAY,
+       OPT_REASON, OPT_ADDR };
 
 static int parse_opts(int argc, char **argv, struct opts *o, const char *allowed)
 {
@@ -34,6 +38,9 @@ static int parse_opts(int argc, char **argv, struct opts *o, const char *allowed
 		{ "config", required_argument, NULL, OPT_CONFIG },
 		{ "uplink", required_argument, NULL, OPT_UPLINK },
 		{ "wg-dev", required_argument, NULL, OPT_WG },
+		{ "replay", no_argument, NULL, OPT_REPLAY },
+		{ "reason", required_argument, NULL, OPT_REASON },
+		{ "addr", required_argument, NULL, OPT_ADDR },
 		{ 0 },
 	};
 	int c;
@@ -42,7 +49,7 @@ static int parse_opts(int argc, char **argv, struct opts *o, const char *allowed
 	o->timeout = -1;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "", all, NULL)) != -1) {
-		const char *name = c >= OPT_PIN && c <= OPT_WG ? all[c - OPT_PIN].name : NULL;
+		const char *name = c >= OPT_PIN && c <= OPT_ADDR ? all[c - OPT_PIN].name : NULL;
 		if (!name || !strstr(allowed, name)) {
 			fprintf(stderr, "bulwark datapath %s: unexpected option (accepts: %s)\n", argv[0], allowed);
 			return -EINVAL;
@@ -55,6 +62,9 @@ static int parse_opts(int argc, char **argv, struct opts *o, const char *allowed
 		case OPT_TIMEOUT: o->timeout = strtol(optarg, NULL, 10); break;
 		case OPT_CONFIG: o->config = optarg; break;
 		case OPT_WG: o->wg_dev = optarg; break;
+		case OPT_REPLAY: o->replay = true; break;
+		case OPT_REASON: o->reason = optarg; break;
+		case OPT_ADDR: o->addr = optarg; break;
 		case OPT_UPLINK:
 			if (o->n_uplinks == ARRAY_SIZE(o->uplinks))
 				return -E2BIG;
@@ -95,6 +105,9 @@ static int open_dp(const char *pin_dir, struct bw_dp **dp)
 	if (r == -ENOENT)
 		fprintf(stderr, "bulwark: no datapath pinned under %s (run 'bulwark datapath attach')\n",
 			bw_pin_dir(pin_dir));
+	else if ((r == -EPERM || r == -EACCES) && geteuid())
+		fprintf(stderr, "bulwark: opening maps under %s: %s (needs root, or CAP_BPF and CAP_NET_ADMIN)\n",
+			bw_pin_dir(pin_dir), strerror(-r));
 	else if (r < 0)
 		fprintf(stderr, "bulwark: opening maps under %s: %s\n", bw_pin_dir(pin_dir), strerror(-r));
 	return r;
@@ -116,8 +129,17 @@ static int cmd_attach(int argc, char **argv)
 		return BW_EXIT_FAIL;
 	r = bw_dp_attach(o.pin_dir, o.uplinks, o.n_uplinks, o.wg_dev, o.config ? &d : NULL);
 	bw_dp_desired_free(&d);
+	if (r == -ENODEV) {
+		const char *missing = o.wg_dev;
+		for (size_t i = 0; i < o.n_uplinks; i++)
+			if (!if_nametoindex(o.uplinks[i]))
+				missing = o.uplinks[i];
+		fprintf(stderr, "bulwark: attach: %s: no such network device\n", missing);
+		return BW_EXIT_FAIL;
+	}
 	if (r < 0) {
-		fprintf(stderr, "bulwark: attach: %s\n", r == -ENODEV ? "no such network device" : strerror(-r));
+		fprintf(stderr, "bulwark: attach: %s%s\n", strerror(-r),
+			(r == -EPERM || r == -EACCES) && geteuid() ? " (needs root, or CAP_BPF and CAP_NET_ADMIN)" : "");
 		return BW_EXIT_FAIL;
 	}
 	return BW_EXIT_OK;
@@ -184,10 +206,35 @@ static int cmd_status(int argc, char **argv)
 	bool cache;
 	int n, r;
 
-	if (parse_opts(argc, argv, &o, "json pin-dir") < 0)
+	struct bw_conf conf;
+	struct json_object *j = NULL;
+	const char *uplinks[64];
+	size_t n_up = 0;
+	int code;
+
+	if (parse_opts(argc, argv, &o, "json pin-dir config uplink") < 0)
 		return BW_EXIT_USAGE;
-	if (open_dp(o.pin_dir, &dp) < 0)
-		return BW_EXIT_FAIL;
+	/* Which uplinks must be enforced: --uplink, else the configuration's, else where we are. */
+	for (size_t i = 0; i < o.n_uplinks; i++)
+		uplinks[n_up++] = o.uplinks[i];
+	if (!n_up && o.config) {
+		char err[BW_CONF_ERR_LEN];
+		if (bw_conf_load(o.config, &conf, err, sizeof(err)) < 0) {
+			fprintf(stderr, "bulwark: %s\n", err);
+			return BW_EXIT_FAIL;
+		}
+		for (size_t i = 0; i < conf.node.n_uplinks && n_up < ARRAY_SIZE(uplinks); i++)
+			uplinks[n_up++] = strdupa(conf.node.uplinks[i]);
+		bw_conf_free(&conf);
+	}
+	if (open_dp(o.pin_dir, &dp) < 0) {
+		if (o.json) {
+			j = json_object_new_object();
+			bw_cli_enforcement(o.pin_dir, uplinks, n_up, j, NULL);
+			print_json(j);
+		}
+		return BW_EXIT_NOT_ENFORCED;
+	}
 	r = bw_dp_config_get(dp, &cfg);
 	if (r == 0)
 		r = bw_dp_stats(dp, st);
@@ -199,10 +246,17 @@ static int cmd_status(int argc, char **argv)
 		fprintf(stderr, "bulwark: status: %s\n", strerror(-(r < 0 ? r : n)));
 		return BW_EXIT_FAIL;
 	}
-	if_indextoname(cfg.wg_ifindex, wg);
+	if (!cfg.wg_ifindex || !if_indextoname(cfg.wg_ifindex, wg))
+		snprintf(wg, sizeof(wg), "%s", cfg.wg_ifindex ? "MISSING" : "none");
 	if (o.json) {
-		struct json_object *j = json_object_new_object(), *a = json_object_new_array();
+		struct json_object *a = json_object_new_array();
 		struct json_object *c = json_object_new_object(), *s = json_object_new_object();
+
+		j = json_object_new_object();
+		code = bw_cli_enforcement(o.pin_dir, uplinks, n_up, j, NULL);
+		if (!cfg.wg_ifindex || !strcmp(wg, "MISSING"))
+			code = bw_cli_worse(code, BW_EXIT_NO_DEVICE);
+		json_object_object_add(j, "code", json_object_new_int(code));
 
 		json_object_object_add(j, "pin_dir", json_object_new_string(bw_pin_dir(o.pin_dir)));
 		json_object_object_add(c, "wg_ifindex", json_object_new_int64(cfg.wg_ifindex));
@@ -231,10 +285,11 @@ static int cmd_status(int argc, char **argv)
 		}
 		json_object_object_add(j, "counters", s);
 		print_json(j);
-		return BW_EXIT_OK;
+		return code;
 	}
 	printf("pin dir:   %s\n", bw_pin_dir(o.pin_dir));
-	printf("wireguard: %s (ifindex %u), fwmark 0x%x, port %u\n", wg, cfg.wg_ifindex, cfg.wg_fwmark, cfg.wg_port);
+	printf("wireguard: %s (ifindex %u), fwmark 0x%x, port %u%s\n", wg, cfg.wg_ifindex, cfg.wg_fwmark, cfg.wg_port,
+	       !strcmp(wg, "MISSING") || !cfg.wg_ifindex ? ": WARNING protected traffic is dropped (no device)" : "");
 	printf("node encryption: %s, overlay port: %u\n", cfg.flags & BW_CFG_NODE_ENCRYPTION ? "on" : "off",
 	       cfg.overlay_port);
 	printf("flow cache: %s, generation %llu\n", cache ? "on" : "off", (unsigned long long)gen);
@@ -246,7 +301,11 @@ static int cmd_status(int argc, char **argv)
 	for (unsigned i = 0; i < BW_REASON_MAX; i++)
 		printf("  %-26s %12llu packets %14llu bytes\n", bw_reason_name(i),
 		       (unsigned long long)st[i].packets, (unsigned long long)st[i].bytes);
-	return BW_EXIT_OK;
+	code = bw_cli_enforcement(o.pin_dir, uplinks, n_up, NULL, stdout);
+	if (!cfg.wg_ifindex || !strcmp(wg, "MISSING"))
+		code = bw_cli_worse(code, BW_EXIT_NO_DEVICE);
+	printf("enforcement: %s\n", code == BW_EXIT_OK ? "complete" : "INCOMPLETE");
+	return code;
 }
 
 static int peer_line(const struct bw_cidr *c, const struct bw_peer *p, void *ctx)
@@ -294,6 +353,11 @@ static int cmd_peers(int argc, char **argv)
 struct mon_ctx {
 	bool json;
 	long left;
+	int64_t boot_to_real_ns; /* CLOCK_REALTIME - CLOCK_MONOTONIC: event times are monotonic */
+	int reason;              /* -1: any */
+	int ifindex;             /* 0: any */
+	int family;              /* 0: any address */
+	uint8_t addr[16];
 };
 
 static volatile sig_atomic_t stop_monitor;
@@ -317,6 +381,20 @@ static int on_drop(const struct bw_event *e, void *arg)
 	char s[INET6_ADDRSTRLEN], d[INET6_ADDRSTRLEN], ifn[IF_NAMESIZE] = "?", pb[16];
 	int af = e->family == 4 ? AF_INET : AF_INET6;
 
+	int64_t real = (int64_t)e->ts_ns + m->boot_to_real_ns;
+	time_t sec = (time_t)(real / 1000000000);
+	char when[48];
+	struct tm tm;
+	size_t l;
+
+	if ((m->reason >= 0 && e->reason != m->reason) || (m->ifindex && (int)e->ifindex != m->ifindex))
+		return stop_monitor;
+	if (m->family && (m->family != e->family || (memcmp(e->saddr, m->addr, e->family == 4 ? 4 : 16) &&
+						     memcmp(e->daddr, m->addr, e->family == 4 ? 4 : 16))))
+		return stop_monitor;
+	gmtime_r(&sec, &tm);
+	l = strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(when + l, sizeof(when) - l, ".%06uZ", (unsigned)((real % 1000000000) / 1000));
 	inet_ntop(af, e->saddr, s, sizeof(s));
 	inet_ntop(af, e->daddr, d, sizeof(d));
 	if_indextoname(e->ifindex, ifn);
@@ -333,11 +411,12 @@ static int on_drop(const struct bw_event *e, void *arg)
 		json_object_object_add(j, "sport", json_object_new_int(e->sport));
 		json_object_object_add(j, "dport", json_object_new_int(e->dport));
 		json_object_object_add(j, "length", json_object_new_int64(e->len));
+		json_object_object_add(j, "time", json_object_new_string(when));
 		json_object_object_add(j, "ts_ns", json_object_new_uint64(e->ts_ns));
 		printf("%s\n", json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
 		json_object_put(j);
 	} else {
-		printf("drop %-26s %-7s %-12s %-5s %s:%u -> %s:%u len %u\n", bw_reason_name(e->reason),
+		printf("%s drop %-26s %-7s %-12s %-5s %s:%u -> %s:%u len %u\n", when, bw_reason_name(e->reason),
 		       e->dir == BW_DIR_EGRESS ? "egress" : "ingress", ifn, proto_name(e->l4proto, pb, sizeof(pb)),
 		       s, e->sport, d, e->dport, e->len);
 	}
@@ -352,11 +431,45 @@ static int cmd_monitor(int argc, char **argv)
 	struct mon_ctx m;
 	int r;
 
-	if (parse_opts(argc, argv, &o, "json count timeout pin-dir") < 0)
+	struct timespec rt, mono;
+
+	if (parse_opts(argc, argv, &o, "json count timeout pin-dir replay reason uplink addr") < 0)
 		return BW_EXIT_USAGE;
+	m = (struct mon_ctx){ .json = o.json, .left = o.count, .reason = -1 };
+	if (o.reason) {
+		for (unsigned i = 0; i < BW_REASON_MAX; i++)
+			if (!strcmp(o.reason, bw_reason_name(i)))
+				m.reason = (int)i;
+		if (m.reason < 0) {
+			fprintf(stderr, "bulwark: --reason %s: not a reason name (see 'bulwark datapath status')\n", o.reason);
+			return BW_EXIT_USAGE;
+		}
+	}
+	if (o.n_uplinks == 1 && !(m.ifindex = (int)if_nametoindex(o.uplinks[0]))) {
+		fprintf(stderr, "bulwark: --uplink %s: no such network device\n", o.uplinks[0]);
+		return BW_EXIT_USAGE;
+	} else if (o.n_uplinks > 1) {
+		fprintf(stderr, "bulwark: monitor takes one --uplink\n");
+		return BW_EXIT_USAGE;
+	}
+	if (o.addr) {
+		if (inet_pton(AF_INET, o.addr, m.addr) == 1)
+			m.family = 4;
+		else if (inet_pton(AF_INET6, o.addr, m.addr) == 1)
+			m.family = 6;
+		else {
+			fprintf(stderr, "bulwark: --addr %s: not an IPv4 or IPv6 address\n", o.addr);
+			return BW_EXIT_USAGE;
+		}
+	}
 	if (open_dp(o.pin_dir, &dp) < 0)
 		return BW_EXIT_FAIL;
-	m = (struct mon_ctx){ o.json, o.count };
+	clock_gettime(CLOCK_REALTIME, &rt);
+	clock_gettime(CLOCK_MONOTONIC, &mono);
+	m.boot_to_real_ns = ((int64_t)rt.tv_sec - mono.tv_sec) * 1000000000 + (rt.tv_nsec - mono.tv_nsec);
+	/* Events already in the ring are old drops, not live ones: skip them unless asked. */
+	if (!o.replay)
+		bw_dp_monitor_drain(dp);
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
 	r = bw_dp_monitor(dp, on_drop, &m, o.timeout >= 0 ? (int)(o.timeout * 1000) : -1);
@@ -372,10 +485,11 @@ static const struct bw_cli_verb verbs[] = {
 	{ "attach", "load and attach to uplinks: --uplink DEV... --wg-dev DEV [--config FILE]", cmd_attach },
 	{ "detach", "remove the filters from every device [--purge: also unpin maps]", cmd_detach },
 	{ "apply", "make the maps equal to a config file: --config FILE", cmd_apply },
-	{ "status", "attached devices, program ids, counters by reason [--json]", cmd_status },
+	{ "status", "enforcement per uplink, config, counters; exit 0 only when complete [--json] [--config FILE | --uplink DEV...]", cmd_status },
 	{ "peers", "peer prefixes in the datapath [--json]", cmd_peers },
-	{ "monitor", "stream drop events [--json] [--count N] [--timeout S]", cmd_monitor },
+	{ "monitor", "stream new drop events with wall-clock time [--json] [--count N] [--timeout S] [--replay] "
+		     "[--reason NAME] [--uplink DEV] [--addr IP]", cmd_monitor },
 	{ 0 },
 };
 
-const struct bw_cli_area bw_cli_datapath = { "datapath", "uplink eBPF enforcement", verbs };
+const struct bw_cli_area bw_cli_datapath = { .name = "datapath", .summary = "uplink eBPF enforcement", .verbs = verbs };

@@ -2,7 +2,10 @@
 /* bulwark net <verb>: the WireGuard device and its peers, reconciled with the datapath. */
 #include <errno.h>
 #include <getopt.h>
+#include <net/if.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 #include <json-c/json.h>
 #include "cli/cli.h"
 #include "datapath/datapath.h"
@@ -163,6 +166,8 @@ static struct json_object *peer_json(const struct bw_conf *c, const struct bw_wg
 		json_object_array_add(a, json_object_new_string(bw_cidr_str(&p->allowed_ips[i], buf, sizeof(buf))));
 	json_object_object_add(e, "allowed_ips", a);
 	json_object_object_add(e, "latest_handshake", json_object_new_int64(p->last_handshake_sec));
+	json_object_object_add(e, "handshake_age_seconds",
+			       p->last_handshake_sec ? json_object_new_int64(time(NULL) - p->last_handshake_sec) : NULL);
 	json_object_object_add(e, "rx_bytes", json_object_new_uint64(p->rx_bytes));
 	json_object_object_add(e, "tx_bytes", json_object_new_uint64(p->tx_bytes));
 	json_object_object_add(e, "preshared_key", json_object_new_boolean(p->flags & BW_WGPEER_HAS_PSK));
@@ -174,7 +179,8 @@ static int cmd_peers(int argc, char **argv)
 	struct bw_wg_device *d = NULL;
 	PREAMBLE("peers")
 	if ((r = bw_wg_get(c.iface.device, &d)) < 0) {
-		fprintf(stderr, "bulwark: %s: %s\n", c.iface.device, strerror(-r));
+		fprintf(stderr, "bulwark: WireGuard device %s: %s%s\n", c.iface.device, strerror(-r),
+			(r == -EPERM || r == -EACCES || r == -ENODEV) && geteuid() ? " (needs root or CAP_NET_ADMIN)" : "");
 		bw_conf_free(&c);
 		return BW_EXIT_FAIL;
 	}
@@ -188,7 +194,12 @@ static int cmd_peers(int argc, char **argv)
 			char key[45], ep[80], cidr[64];
 			const struct bw_wg_peer *p = &d->peers[i];
 			bw_key_to_base64(p->public_key, key);
-			printf("%-16s %s %s", node_of(&c, p->public_key), key, bw_wg_endpoint_str(p, ep, sizeof(ep)));
+			char hs[32] = "never";
+			if (p->last_handshake_sec)
+				snprintf(hs, sizeof(hs), "%llds", (long long)(time(NULL) - p->last_handshake_sec));
+			printf("%-16s %s %-22s handshake %-8s rx %-12llu tx %-12llu", node_of(&c, p->public_key), key,
+			       bw_wg_endpoint_str(p, ep, sizeof(ep)), hs, (unsigned long long)p->rx_bytes,
+			       (unsigned long long)p->tx_bytes);
 			for (size_t j = 0; j < p->n_allowed_ips; j++)
 				printf("%s%s", j ? "," : " ", bw_cidr_str(&p->allowed_ips[j], cidr, sizeof(cidr)));
 			printf("\n");
@@ -199,57 +210,106 @@ static int cmd_peers(int argc, char **argv)
 	return BW_EXIT_OK;
 }
 
+struct ids {
+	uint32_t v[4096];
+	size_t n;
+};
+
+static int count_peer(const struct bw_cidr *cidr, const struct bw_peer *p, void *ctx)
+{
+	struct ids *ids = ctx;
+	(void)cidr;
+
+	for (size_t i = 0; i < ids->n; i++)
+		if (ids->v[i] == p->peer_id)
+			return 0;
+	if (ids->n < ARRAY_SIZE(ids->v))
+		ids->v[ids->n++] = p->peer_id;
+	return 0;
+}
+
+static const char *priv_hint(void)
+{
+	return geteuid() ? " (needs root or CAP_NET_ADMIN)" : "";
+}
+
+/*
+ * Truthful: exit 0 only when every uplink is enforced, the device is up and the peer counts of
+ * the configuration, the device and the datapath agree (codes in cli.h / README).
+ */
 static int cmd_status(int argc, char **argv)
 {
 	struct bw_wg_device *d = NULL;
 	struct bw_dp *dp = NULL;
+	struct json_object *j = NULL;
+	static struct ids ids;
 	char key[45] = "(none)";
+	const char *uplinks[BW_CONF_MAX_LIST];
+	size_t with_ips = 0;
 	enum bw_wg_backend be;
-	bool dp_ok;
+	bool dp_ok, dev_ok;
+	int code;
 	PREAMBLE("status")
+	if (o.json)
+		j = json_object_new_object();
+	for (size_t i = 0; i < c.node.n_uplinks; i++)
+		uplinks[i] = c.node.uplinks[i];
+	for (size_t i = 0; i < c.n_peers; i++)
+		with_ips += c.peers[i].n_allowed_ips > 0;
 	be = bw_wg_backend_of(c.iface.device);
-	if (be == BW_WG_NONE || (r = bw_wg_get(c.iface.device, &d)) < 0) {
-		fprintf(stderr, "bulwark: WireGuard device %s is not up\n", c.iface.device);
-		bw_conf_free(&c);
-		return BW_EXIT_FAIL;
-	}
-	dp_ok = bw_dp_open(o.pin_dir, &dp) == 0;
+	dev_ok = be != BW_WG_NONE && bw_wg_device_alive(c.iface.device) && (r = bw_wg_get(c.iface.device, &d)) == 0;
+	ids.n = 0;
+	dp_ok = bw_dp_open(o.pin_dir, &dp) == 0 && bw_dp_peers_foreach(dp, count_peer, &ids) == 0;
 	bw_dp_close(dp);
 	/* The private key is never printed; the public key identifies the node. */
-	if (d->flags & BW_WGDEV_HAS_PUBLIC_KEY)
+	if (d && (d->flags & BW_WGDEV_HAS_PUBLIC_KEY))
 		bw_key_to_base64(d->public_key, key);
+	if (!o.json) {
+		if (dev_ok)
+			printf("node %s: %s (%s), public key %s, port %u, fwmark 0x%x\n", c.node.name, c.iface.device,
+			       bw_wg_backend_name(be), key, d->listen_port, d->fwmark);
+		else
+			printf("node %s: WireGuard device %s: MISSING%s\n", c.node.name, c.iface.device,
+			       be == BW_WG_NONE && !if_nametoindex(c.iface.device) ? "" : priv_hint());
+	}
+	code = bw_cli_enforcement(o.pin_dir, uplinks, c.node.n_uplinks, j, o.json ? NULL : stdout);
+	if (!dev_ok)
+		code = bw_cli_worse(code, BW_EXIT_NO_DEVICE);
+	else if (d->n_peers != c.n_peers || (dp_ok && ids.n != with_ips))
+		code = bw_cli_worse(code, BW_EXIT_PEERS);
 	if (o.json) {
-		struct json_object *j = json_object_new_object();
 		json_object_object_add(j, "node", json_object_new_string(c.node.name));
 		json_object_object_add(j, "device", json_object_new_string(c.iface.device));
+		json_object_object_add(j, "device_up", json_object_new_boolean(dev_ok));
 		json_object_object_add(j, "backend", json_object_new_string(bw_wg_backend_name(be)));
 		json_object_object_add(j, "public_key", json_object_new_string(key));
-		json_object_object_add(j, "listen_port", json_object_new_int(d->listen_port));
-		json_object_object_add(j, "fwmark", json_object_new_int64(d->fwmark));
-		json_object_object_add(j, "peers", json_object_new_int64((int64_t)d->n_peers));
+		json_object_object_add(j, "listen_port", json_object_new_int(d ? d->listen_port : 0));
+		json_object_object_add(j, "fwmark", json_object_new_int64(d ? d->fwmark : 0));
+		json_object_object_add(j, "peers", json_object_new_int64(d ? (int64_t)d->n_peers : 0));
 		json_object_object_add(j, "peers_configured", json_object_new_int64((int64_t)c.n_peers));
+		json_object_object_add(j, "peers_datapath", json_object_new_int64((int64_t)ids.n));
 		json_object_object_add(j, "datapath", json_object_new_boolean(dp_ok));
+		json_object_object_add(j, "code", json_object_new_int(code));
 		print_json(j);
 	} else {
-		printf("node %s: %s (%s), public key %s, port %u, fwmark 0x%x\n", c.node.name, c.iface.device,
-		       bw_wg_backend_name(be), key, d->listen_port, d->fwmark);
-		printf("peers: %zu in the device, %zu configured; datapath: %s\n", d->n_peers, c.n_peers,
-		       dp_ok ? "attached" : "not attached");
+		printf("peers: %zu in the device, %zu configured, %zu in the datapath%s\n", d ? d->n_peers : 0,
+		       c.n_peers, ids.n, code == BW_EXIT_PEERS ? ": MISMATCH" : "");
+		printf("enforcement: %s\n", code == BW_EXIT_OK ? "complete" : "INCOMPLETE");
 	}
 	bw_wg_device_free(d);
 	bw_conf_free(&c);
-	return BW_EXIT_OK;
+	return code;
 }
 
 static const struct bw_cli_verb verbs[] = {
 	{ "up", "create the device, load/create the key, sync peers, attach the datapath", cmd_up },
 	{ "sync", "reconcile peers and datapath with the configuration", cmd_sync },
 	{ "down", "remove the WireGuard device (the datapath stays: fail closed)", cmd_down },
-	{ "status", "device, backend, public key, peer counts [--json]", cmd_status },
+	{ "status", "device, backend, key, peer counts, enforcement; exit 0 only when complete [--json]", cmd_status },
 	{ "peers", "peers with endpoints, allowed IPs, handshakes [--json]", cmd_peers },
 	{ "export-peer", "this node's [Peer] stanza for other nodes [--endpoint HOST:PORT]", cmd_export },
 	{ "showconf", "the configuration as `wg setconf` takes it (no private key)", cmd_showconf },
 	{ 0 },
 };
 
-const struct bw_cli_area bw_cli_net = { "net", "WireGuard device and peers", verbs };
+const struct bw_cli_area bw_cli_net = { .name = "net", .summary = "WireGuard device and peers", .verbs = verbs };

@@ -22,4 +22,4 @@ static const struct bw_cli_verb verbs[] = {
 	{ 0 },
 };
 
-const struct bw_cli_area bw_cli_version = { "version", "version of this build", verbs };
+const struct bw_cli_area bw_cli_version = { .name = "version", .summary = "version of this build", .verbs = verbs };

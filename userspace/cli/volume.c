@@ -332,7 +332,8 @@ static const struct bw_cli_verb verbs[] = {
 	{ 0 },
 };
 
-const struct bw_cli_area bw_cli_volume = { "volume", "encrypted volumes for CSI (dm-crypt + dm-integrity)", verbs };
+const struct bw_cli_area bw_cli_volume = { "volume", "encrypted volumes for CSI (dm-crypt + dm-integrity)", verbs,
+					    NULL, true };
 
 static int cmd_statedisk_open(int argc, char **argv)
 {
@@ -382,4 +383,5 @@ static const struct bw_cli_verb statedisk_verbs[] = {
 	{ 0 },
 };
 
-const struct bw_cli_area bw_cli_statedisk = { "statedisk", "the node's encrypted, authenticated state disk", statedisk_verbs };
+const struct bw_cli_area bw_cli_statedisk = { "statedisk", "the node's encrypted, authenticated state disk",
+					       statedisk_verbs, NULL, true };

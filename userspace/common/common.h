@@ -37,6 +37,15 @@ static inline void bw_fclosep(FILE **f) { if (*f) fclose(*f); }
 enum bw_log_level { BW_LOG_DEBUG, BW_LOG_INFO, BW_LOG_WARN, BW_LOG_ERROR };
 void bw_log_set_level(enum bw_log_level level);
 void bw_log_set_prefix(const char *prefix);
+/*
+ * Line format: plain "prog: level: message" (the CLI's default), logfmt
+ * "ts=2026-01-02T03:04:05.678Z level=info prog=bulwarkd msg=\"...\"" (the daemons' default), or one
+ * JSON object per line with the same keys. Timestamps are UTC wall clock with milliseconds.
+ */
+enum bw_log_format { BW_LOG_PLAIN, BW_LOG_LOGFMT, BW_LOG_JSON };
+void bw_log_set_format(enum bw_log_format f);
+/* "plain", "logfmt", "json" -> format; -EINVAL otherwise. */
+int bw_log_format_parse(const char *name);
 void bw_log(enum bw_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 #define bw_debug(...) bw_log(BW_LOG_DEBUG, __VA_ARGS__)
 #define bw_info(...) bw_log(BW_LOG_INFO, __VA_ARGS__)

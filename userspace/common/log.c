@@ -1,10 +1,48 @@
 // SPDX-License-Identifier: GPL-2.0-only
+#include <errno.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include "common/common.h"
 
 static int log_level = -1;
 static const char *log_prefix = "bulwark";
+static enum bw_log_format log_format = BW_LOG_PLAIN;
+
+void bw_log_set_format(enum bw_log_format f) { log_format = f; }
+
+int bw_log_format_parse(const char *name)
+{
+	static const char *const names[] = { "plain", "logfmt", "json" };
+
+	for (size_t i = 0; i < ARRAY_SIZE(names); i++)
+		if (!strcmp(name, names[i]))
+			return (int)i;
+	return -EINVAL;
+}
+
+/* Quote s for logfmt or JSON: backslash, quote and control characters escaped. */
+static void quote(char *out, size_t n, const char *s)
+{
+	size_t o = 0;
+
+	for (; *s && o + 7 < n; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c == '"' || c == '\\') {
+			out[o++] = '\\';
+			out[o++] = (char)c;
+		} else if (c == '\n') {
+			out[o++] = '\\';
+			out[o++] = 'n';
+		} else if (c < 0x20) {
+			o += (size_t)snprintf(out + o, n - o, "\\u%04x", c);
+		} else {
+			out[o++] = (char)c;
+		}
+	}
+	out[o] = '\0';
+}
 
 void bw_log_set_level(enum bw_log_level level) { log_level = level; }
 void bw_log_set_prefix(const char *prefix) { log_prefix = prefix; }
@@ -27,6 +65,10 @@ static int current_level(void)
 void bw_log(enum bw_log_level level, const char *fmt, ...)
 {
 	static const char *const tags[] = { "debug", "info", "warning", "error" };
+	static const char *const lv[] = { "debug", "info", "warn", "error" };
+	char q[2200], ts[40];
+	struct timespec now;
+	struct tm tm;
 	va_list ap;
 
 	if ((int)level < current_level())
@@ -36,5 +78,20 @@ void bw_log(enum bw_log_level level, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "%s: %s: %s\n", log_prefix, tags[level], line);
+	if (log_format == BW_LOG_PLAIN) {
+		fprintf(stderr, "%s: %s: %s\n", log_prefix, tags[level], line);
+		return;
+	}
+	clock_gettime(CLOCK_REALTIME, &now);
+	gmtime_r(&now.tv_sec, &tm);
+	{
+		size_t l = strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
+		snprintf(ts + l, sizeof(ts) - l, ".%03uZ", (unsigned)(now.tv_nsec / 1000000) % 1000u);
+	}
+	quote(q, sizeof(q), line);
+	if (log_format == BW_LOG_JSON)
+		fprintf(stderr, "{\"ts\":\"%s\",\"level\":\"%s\",\"prog\":\"%s\",\"msg\":\"%s\"}\n", ts, lv[level],
+			log_prefix, q);
+	else
+		fprintf(stderr, "ts=%s level=%s prog=%s msg=\"%s\"\n", ts, lv[level], log_prefix, q);
 }

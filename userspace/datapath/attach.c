@@ -74,6 +74,34 @@ static int set_wg_ifindex(struct bw_dp *dp, int wg_ifindex)
  * loading); one with only some of them (a pin removed by hand, an interrupted purge) gets all of
  * them recreated, so no surviving entry can meet a new generation counter that restarts at 0.
  */
+/* An older build's bw_stats has fewer reasons: the new programs cannot share it. */
+static bool stats_outdated(const char *dir)
+{
+	struct bpf_map_info info = { 0 };
+	__u32 len = sizeof(info);
+	char path[512];
+	int fd;
+	bool old;
+
+	snprintf(path, sizeof(path), "%s/bw_stats", dir);
+	if ((fd = bpf_obj_get(path)) < 0)
+		return false;
+	old = bpf_obj_get_info_by_fd(fd, &info, &len) == 0 && info.max_entries != BW_REASON_MAX;
+	close(fd);
+	if (old)
+		bw_info("pin directory %s: bw_stats has %u reasons, this build %u: counters restart", dir,
+			info.max_entries, (unsigned)BW_REASON_MAX);
+	return old;
+}
+
+static int unlink_stats(const char *dir)
+{
+	char path[512];
+
+	snprintf(path, sizeof(path), "%s/bw_stats", dir);
+	return unlink(path) < 0 && errno != ENOENT ? -1 : 0;
+}
+
 int bw_dp_pins_prepare(const char *dir)
 {
 	char path[512];
@@ -83,6 +111,8 @@ int bw_dp_pins_prepare(const char *dir)
 		snprintf(path, sizeof(path), "%s/%s", dir, bw_dp_map_names[i]);
 		present += access(path, F_OK) == 0;
 	}
+	if (stats_outdated(dir) && unlink_stats(dir) < 0)
+		return -errno;
 	if (present == 0 || present == n)
 		return 0;
 	bw_info("pin directory %s has a partial flow cache: recreating it", dir);
@@ -155,6 +185,41 @@ out:
 	bw_dp_close(dp);
 	bw_egress__destroy(eg);
 	bw_ingress__destroy(in);
+	return r;
+}
+
+int bw_dp_set_wg_device(const char *pin_dir, const char *wg_dev)
+{
+	struct bw_dp *dp = NULL;
+	int r = bw_dp_open(pin_dir, &dp);
+
+	if (r == 0)
+		r = set_wg_ifindex(dp, (int)if_nametoindex(wg_dev));
+	bw_dp_close(dp);
+	return r;
+}
+
+int bw_dp_reattach(const char *pin_dir, const char *uplink)
+{
+	const char *dir = bw_pin_dir(pin_dir);
+	char path[512];
+	int ifindex = (int)if_nametoindex(uplink), eg, in, r;
+
+	if (!ifindex)
+		return -ENODEV;
+	snprintf(path, sizeof(path), "%s/progs/bw_egress", dir);
+	if ((eg = bpf_obj_get(path)) < 0)
+		return errno == ENOENT ? -ENOENT : -errno;
+	snprintf(path, sizeof(path), "%s/progs/bw_ingress", dir);
+	if ((in = bpf_obj_get(path)) < 0) {
+		r = errno == ENOENT ? -ENOENT : -errno;
+		close(eg);
+		return r;
+	}
+	if ((r = tc_attach(ifindex, BPF_TC_EGRESS, eg)) == 0)
+		r = tc_attach(ifindex, BPF_TC_INGRESS, in);
+	close(eg);
+	close(in);
 	return r;
 }
 

@@ -115,8 +115,57 @@ struct bw_dp_attachment {
 /* Our filters on the devices of the current network namespace; returns the count (<= max). */
 int bw_dp_attachments(struct bw_dp_attachment *out, size_t max);
 
+/*
+ * Is bulwark's verdict final on an uplink? Per direction: our filter is there, runs our pinned
+ * program, and nothing runs before it (another tc filter earlier in chain 0, or any tcx program:
+ * tcx runs before clsact filters and its verdict can skip them). The worst direction is the
+ * uplink's state. Order matters: lower values are worse.
+ */
+enum bw_uplink_state {
+	BW_UPLINK_ENFORCED = 0,
+	BW_UPLINK_MISSING,      /* no such device (an uplink removed; re-created ones are re-attached) */
+	BW_UPLINK_NOT_ATTACHED, /* our filter is not on the hook */
+	BW_UPLINK_NOT_OURS,     /* our filter's slot runs another program */
+	BW_UPLINK_PRECEDED,     /* a foreign filter or tcx program runs before ours */
+};
+struct bw_dp_uplink_dir {
+	enum bw_uplink_state state;
+	uint32_t prog_id;       /* the program in our filter; 0: no filter */
+	unsigned n_before;      /* foreign filters/programs that run before ours */
+	unsigned tcx;           /* tcx programs on the hook (counted in n_before) */
+	unsigned filters;       /* foreign filters on the hook, before or after ours */
+	char before[96];        /* the first of them, e.g. "tc filter pref 1 handle 0x1 bpf program id 42" */
+};
+struct bw_dp_uplink {
+	char name[16];
+	int ifindex;
+	enum bw_uplink_state state;
+	struct bw_dp_uplink_dir dir[2]; /* [0] egress, [1] ingress */
+};
+const char *bw_dp_uplink_state_name(enum bw_uplink_state s);
+int bw_dp_uplink_check(const char *pin_dir, const char *name, struct bw_dp_uplink *u);
+/* Check n uplinks into out[n]; returns how many are not enforced, or a negative errno. */
+int bw_dp_uplinks_check(const char *pin_dir, const char *const *names, size_t n, struct bw_dp_uplink *out);
+/*
+ * Put our filters back on one uplink with the pinned programs (no load, no map change): what the
+ * agent does when a qdisc was deleted or the device re-created. -ENOENT when the programs are not
+ * pinned (then a full bw_dp_attach is needed), -ENODEV when the device does not exist.
+ */
+int bw_dp_reattach(const char *pin_dir, const char *uplink);
+/*
+ * Point the datapath at the WireGuard device's current ifindex, or at none (0) when it does not
+ * exist: protected packets with a peer are then dropped as dropped-no-device instead of being
+ * redirected to a vanished index (which the kernel drops silently, counted as redirected).
+ */
+int bw_dp_set_wg_device(const char *pin_dir, const char *wg_dev);
+
 /* Drop events: calls cb for each until it returns non-zero, or timeout_ms passes (-1: forever). */
 typedef int (*bw_dp_event_cb)(const struct bw_event *e, void *ctx);
 int bw_dp_monitor(struct bw_dp *dp, bw_dp_event_cb cb, void *ctx, int timeout_ms);
+/*
+ * Discard the events already in the ring (left there by earlier drops nobody read); returns how
+ * many. The ring has one consumer position: this drains it for every reader.
+ */
+long bw_dp_monitor_drain(struct bw_dp *dp);
 
 #endif

@@ -249,8 +249,11 @@ int bw_dp_stats(struct bw_dp *dp, struct bw_stat out[BW_REASON_MAX])
 		return -ENOMEM;
 	for (__u32 r = 0; r < BW_REASON_MAX; r++) {
 		out[r] = (struct bw_stat){ 0 };
-		if (bpf_map_lookup_elem(dp->fd[BW_MAP_STATS], &r, per))
+		if (bpf_map_lookup_elem(dp->fd[BW_MAP_STATS], &r, per)) {
+			if (errno == ENOENT && r > 0) /* an older build's map has fewer reasons */
+				break;
 			return -errno;
+		}
 		for (int c = 0; c < ncpu; c++) {
 			out[r].packets += per[c].packets;
 			out[r].bytes += per[c].bytes;

@@ -54,3 +54,23 @@ int bw_dp_monitor(struct bw_dp *dp, bw_dp_event_cb cb, void *ctx, int timeout_ms
 	ring_buffer__free(rb);
 	return r;
 }
+
+static int discard(void *ctx, void *data, size_t len)
+{
+	(void)data, (void)len;
+	++*(long *)ctx;
+	return 0;
+}
+
+long bw_dp_monitor_drain(struct bw_dp *dp)
+{
+	long n = 0;
+	struct ring_buffer *rb = ring_buffer__new(dp->fd[BW_MAP_EVENTS], discard, &n, NULL);
+	int r;
+
+	if (!rb)
+		return -errno;
+	r = ring_buffer__consume(rb);
+	ring_buffer__free(rb);
+	return r < 0 ? r : n;
+}

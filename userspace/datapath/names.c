@@ -13,6 +13,7 @@ const char *bw_reason_name(unsigned reason)
 		[BW_REASON_DROPPED_MALFORMED] = "dropped-malformed",
 		[BW_REASON_ALLOWED_BY_PORT] = "allowed-by-port",
 		[BW_REASON_EVENTS_LOST] = "events-lost",
+		[BW_REASON_DROPPED_NO_DEVICE] = "dropped-no-device",
 	};
 	return reason < BW_REASON_MAX ? names[reason] : "unknown";
 }

@@ -131,6 +131,8 @@ int bw_net_device_up(const struct bw_conf *c, bool *created)
 	}
 	if ((r = nl_sock(&s)) < 0)
 		return r;
+	if ((r = bw_wg_uapi_remove_stale(name)) > 0)
+		bw_warn("removed stale UAPI socket of %s (no wireguard-go listening)", name);
 	if (!bw_wg_uapi_exists(name) && !if_nametoindex(name)) {
 		/* Kernel WireGuard when the kernel has it, wireguard-go otherwise. */
 		if ((!bw_wg_kernel_available() || create_kernel_link(s, name) < 0) &&

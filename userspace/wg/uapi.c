@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /* The cross-platform UAPI (wireguard-go): text key=value requests over a unix socket. */
 #include <errno.h>
+#include <net/if.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -28,6 +30,43 @@ bool bw_wg_uapi_exists(const char *ifname)
 	struct stat st;
 
 	return sock_path(ifname, &sun) == 0 && stat(sun.sun_path, &st) == 0 && S_ISSOCK(st.st_mode);
+}
+
+int bw_wg_uapi_remove_stale(const char *ifname)
+{
+	struct sockaddr_un sun;
+	int fd;
+
+	if (!bw_wg_uapi_exists(ifname) || sock_path(ifname, &sun) < 0)
+		return 0;
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
+		return -errno;
+	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0 || errno != ECONNREFUSED) {
+		close(fd);
+		return 0;
+	}
+	close(fd);
+	/* Nobody listens: wireguard-go died (SIGKILL, a container restart) and left it behind. */
+	if (unlink(sun.sun_path) < 0 && errno != ENOENT)
+		return -errno;
+	return 1;
+}
+
+bool bw_wg_device_alive(const char *ifname)
+{
+	struct sockaddr_un sun;
+	bool live;
+	int fd;
+
+	if (!if_nametoindex(ifname))
+		return false;
+	if (!bw_wg_uapi_exists(ifname) || sock_path(ifname, &sun) < 0)
+		return true; /* a kernel device: the link is the device */
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
+		return true; /* cannot tell: do not tear anything down */
+	live = connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0 || errno != ECONNREFUSED;
+	close(fd);
+	return live;
 }
 
 static int uapi_connect(const char *ifname)

@@ -81,6 +81,10 @@ bool bw_wg_kernel_available(void);
 int bw_wg_uapi_get(const char *ifname, struct bw_wg_device **out);
 int bw_wg_uapi_set(const char *ifname, const struct bw_wg_device *dev);
 bool bw_wg_uapi_exists(const char *ifname);
+/* A UAPI socket nobody listens on (wireguard-go gone) is stale: remove it. 1 removed, 0 none. */
+int bw_wg_uapi_remove_stale(const char *ifname);
+/* The device exists and, for wireguard-go, its process answers on the UAPI socket. */
+bool bw_wg_device_alive(const char *ifname);
 
 /* X25519: public key for a private key (OpenSSL). */
 int bw_wg_public_key(const uint8_t priv[BW_WG_KEY_LEN], uint8_t pub[BW_WG_KEY_LEN]);

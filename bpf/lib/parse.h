@@ -53,10 +53,24 @@ enum bw_l4 {
  */
 static __always_inline void *bw_hdr(struct __sk_buff *skb, __u32 off, void *buf, __u32 len)
 {
-	void *data = (void *)(long)skb->data, *end = (void *)(long)skb->data_end;
+	void *data = (void *)(long)skb->data, *end = (void *)(long)skb->data_end, *h;
 
-	if (off <= 128 && data + off + len <= end)
-		return data + off;
+	if (off < 128) {
+		/*
+		 * With a variable offset (VLAN tags, IP options, an ICMP quote) older verifiers (6.1)
+		 * need the bound on the very register added to the packet pointer (clang may test
+		 * a copy), and the check made on the very pointer returned: o is masked where the
+		 * compiler cannot fold the mask away, h is pinned before the comparison.
+		 */
+		__u32 o = off;
+
+		asm volatile("" : "+r"(o));
+		o &= 127;
+		h = data + o;
+		asm volatile("" : "+r"(h));
+		if (h + len <= end)
+			return h;
+	}
 	return bpf_skb_load_bytes(skb, off, buf, len) < 0 ? NULL : buf;
 }
 

@@ -37,10 +37,11 @@ sed -i '/^AllowedIPs = $/d' "$TMP/peers-a/b.conf"
 check "apply without node B's prefixes" nsx "$NS_A" bulwark datapath apply --pin-dir "$PIN_A" --config "$CONF_A"
 check "the datapath has no peer prefixes left" test -z "$(nsx "$NS_A" bulwark datapath peers --pin-dir "$PIN_A")"
 before=$(dp_counter a dropped-no-peer)
+# The capture first: its start (markers seen) must not eat into the monitor's 10 s.
+cluster_capture_start nopeer
 nsx "$NS_A" bulwark datapath monitor --pin-dir "$PIN_A" --json --count 1 --timeout 10 > "$TMP/monitor.json" &
 mon=$!
 sleep 0.5
-cluster_capture_start nopeer
 check "pod A -> pod B ping now fails (IPv4)" exits 1 nsx "$NS_PA" ping -c 2 -i 0.2 -W 1 -q 198.18.2.2
 check "pod A -> pod B ping now fails (IPv6)" exits 1 nsx "$NS_PA" ping -6 -c 2 -i 0.2 -W 1 -q fd00:10:2::2
 cluster_capture_stop

@@ -11,6 +11,8 @@
 #                                        tee "tpm": evidence from tpmtool (userspace/tpm) for this
 #                                        session; KIND ok | sig | msg | pcr (tampered signature,
 #                                        quote message, PCR value) | nonce (quote for another nonce)
+#   kbs_client.py URL CA bad-rsa KIND     an RSA-2048 tee-pubkey made unsound (KIND e1 | e3 | e-even |
+#                                        n-even), bound in the evidence; prints "STATUS TYPE"
 #   kbs_client.py URL CA latency N PATH [KEYHEX]
 #                                        N sequential cold fetches (new TLS connection, key,
 #                                        session each), timed in-process; prints
@@ -120,7 +122,7 @@ if mode == "latency":
     sys.exit(0)
 
 c = Conn()
-k, pub = new_key(rsa=mode == "fetch-rsa")
+k, pub = new_key(rsa=mode in ("fetch-rsa", "bad-rsa"))  # before /auth: RSA keygen may be slow
 nonce = auth(c)
 if mode in ("fetch", "fetch-rsa"):
     st, body = c.req("POST", "/kbs/v0/attest", attestation(nonce, pub))
@@ -136,6 +138,17 @@ elif mode == "replay":
     st, body = c.req("POST", "/kbs/v0/attest", att)
     assert st == 200, (st, body)
     verdict(*c.req("POST", "/kbs/v0/attest", att))
+elif mode == "bad-rsa":
+    rpub = dict(pub)
+    b64u = lambda d: base64.urlsafe_b64encode(d).rstrip(b"=").decode()
+    kind = sys.argv[4]
+    if kind.startswith("e"):
+        rpub["e"] = b64u({"e1": b"\x01", "e3": b"\x03", "e-even": b"\x01\x00\x00"}[kind])
+    else:
+        n = bytearray(base64.urlsafe_b64decode(rpub["n"] + "=="))
+        n[-1] &= 0xfe
+        rpub["n"] = b64u(bytes(n))
+    verdict(*c.req("POST", "/kbs/v0/attest", attestation(nonce, rpub)))
 elif mode == "other-nonce":
     verdict(*c.req("POST", "/kbs/v0/attest", attestation(nonce, pub, bound_nonce=base64.b64encode(b"x" * 32).decode())))
 elif mode == "cross-session":

@@ -27,19 +27,24 @@ def opened():
     st["open_peak"] = max(st["open_peak"], open_now)
 
 
+async def connect(tls):
+    """(reader, writer) from SRC, TLS or plain TCP; None (counted, after a pause) on failure."""
+    try:
+        return await asyncio.wait_for(asyncio.open_connection(
+            host, port, ssl=ctx if tls else None, local_addr=(src, 0), server_hostname=host if tls else None), 5)
+    except Exception:
+        st["connect_errors"] += 1
+        await asyncio.sleep(0.2)
+        return None
+
+
 async def hold(kind):
     global open_now
     while time.monotonic() < end:
-        try:
-            if kind == "half":
-                r, w = await asyncio.wait_for(asyncio.open_connection(host, port, local_addr=(src, 0)), 5)
-            else:
-                r, w = await asyncio.wait_for(
-                    asyncio.open_connection(host, port, ssl=ctx, local_addr=(src, 0), server_hostname=host), 5)
-        except Exception:
-            st["connect_errors"] += 1
-            await asyncio.sleep(0.2)
+        c = await connect(kind != "half")
+        if not c:
             continue
+        r, w = c
         opened()
         t0 = time.monotonic()
         req = b"POST /kbs/v0/auth HTTP/1.1\r\nHost: x\r\nContent-Length: 40\r\n\r\n"
@@ -71,13 +76,10 @@ async def hold(kind):
 async def auths():
     body = b'{"version":"0.4.0","tee":"sample","extra-params":{}}'
     while time.monotonic() < end:
-        try:
-            r, w = await asyncio.wait_for(
-                asyncio.open_connection(host, port, ssl=ctx, local_addr=(src, 0), server_hostname=host), 5)
-        except Exception:
-            st["connect_errors"] += 1
-            await asyncio.sleep(0.2)
+        c = await connect(True)
+        if not c:
             continue
+        r, w = c
         try:
             while time.monotonic() < end:
                 w.write(b"POST /kbs/v0/auth HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"

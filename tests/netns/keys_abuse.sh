@@ -32,9 +32,10 @@ A=https://127.0.0.1:8443
 check "the descriptor limit caps connections with headroom (1024 -> 960, logged)" grep -q "lowered to 960" "$KS_DIR/a.log"
 read -r b50 b99 bmax bfail <<< "$(honest $A 40)"
 check "baseline: 40 honest fetches, p50 $b50 ms p99 $b99 ms" test "$bfail" = 0
-# Under load the bound is 2 s or 4x the unloaded p99 of this run, whichever is larger (this
-# machine is shared); before the fix honest fetches took 5-10 s or timed out.
-bound=$(( b99 * 4 > 2000 ? b99 * 4 : 2000 ))
+# Under load the bound is 3 s or 5x the unloaded p99 of this run, whichever is larger (the
+# flooder shares the machine's cores with service and client, and the machine may be shared
+# too); before the fix honest fetches took 5-10 s or timed out. The figures are printed.
+bound=$(( b99 * 5 > 3000 ? b99 * 5 : 3000 ))
 
 # 1. The issue's flood from another address: 1,000 idle TLS + 200 half-open. The source holds
 #    at most its share (512); its extra connections are closed before any TLS work.

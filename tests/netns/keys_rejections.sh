@@ -60,6 +60,16 @@ check "malformed Attestation on a live session: 400 MalformedRequest" \
 head -c 70000 /dev/zero | tr '\0' ' ' > "$KS_DIR/big"; printf '{"version":"0.4.0"}' >> "$KS_DIR/big"
 big=$(ks_curl -o /dev/null -w '%{http_code}' -H 'Expect: 100-continue' -X POST --data-binary @"$KS_DIR/big" $A/kbs/v0/auth)
 check "oversized JSON (70 kB): refused with 413 ($big)" test "$big" = 413
+check "another method on a known endpoint: 405 MethodNotAllowed as JSON, with Allow: POST" \
+  sh -c "$(declare -f answer ks_curl kx nsx); KS_DIR=$KS_DIR KS_NS=$KS_NS; answer 405 MethodNotAllowed -X DELETE $A/kbs/v0/auth && grep -qi '^Allow: POST' $KS_DIR/hdrs"
+check "PUT on a resource: 405 MethodNotAllowed, Allow: GET" \
+  sh -c "$(declare -f answer ks_curl kx nsx); KS_DIR=$KS_DIR KS_NS=$KS_NS; answer 405 MethodNotAllowed -X PUT -d x $A/kbs/v0/resource/bulwark/volume/v1 && grep -qi '^Allow: GET' $KS_DIR/hdrs"
+# A version of 40 two-byte characters: the detail quotes at most 32 bytes of it (cut mid-
+# character before); the body must still be valid UTF-8 JSON.
+printf '{"version":"%s","tee":"sample","extra-params":{}}' "$(printf '\xc3\xa9%.0s' $(seq 40))" > "$KS_DIR/utf8.json"
+check "an error quoting client bytes is valid UTF-8 JSON (401 ProtocolVersion)" \
+  sh -c "$(declare -f answer ks_curl kx nsx); KS_DIR=$KS_DIR KS_NS=$KS_NS; answer 401 ProtocolVersion -X POST --data-binary @$KS_DIR/utf8.json $A/kbs/v0/auth &&
+    $KS_PY -c 'import json,sys; json.loads(open(sys.argv[1],\"rb\").read().decode(\"utf-8\"))' $KS_DIR/body"
 check "invalid resource path (..): 404 InvalidRequestPath" \
   answer 404 InvalidRequestPath --path-as-is -H "Authorization: Bearer $tok_a" $A/kbs/v0/resource/bulwark/../x
 check "server certificate from another CA: bulwark exits 5, no key" \

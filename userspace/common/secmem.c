@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0-only
 #include <errno.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <openssl/crypto.h>
 #include "common/common.h"
 
@@ -15,13 +17,14 @@ int bw_secret_new(struct bw_secret *s, size_t len)
 	p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (p == MAP_FAILED)
 		return -ENOMEM;
-	/* Keys must never reach swap or a core dump. */
-	if (mlock(p, size) < 0) {
+	/* Keys must never reach swap or a core dump. The system calls themselves: a sanitizer
+	 * runtime (ASan makes mlock a no-op) or a preloaded library must not drop the lock. */
+	if (syscall(SYS_mlock, p, size) < 0) {
 		int e = errno;
 		munmap(p, size);
 		return -e;
 	}
-	(void)madvise(p, size, MADV_DONTDUMP);
+	(void)syscall(SYS_madvise, p, size, MADV_DONTDUMP);
 	s->data = p;
 	s->len = len;
 	s->size = size;
@@ -33,7 +36,7 @@ void bw_secret_free(struct bw_secret *s)
 	if (!s->data)
 		return;
 	OPENSSL_cleanse(s->data, s->size);
-	munlock(s->data, s->size);
+	(void)syscall(SYS_munlock, s->data, s->size);
 	munmap(s->data, s->size);
 	*s = (struct bw_secret){ 0 };
 }

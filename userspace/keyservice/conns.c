@@ -110,25 +110,19 @@ static void src_dec(struct ks_conns *c, const char *addr)
 	}
 }
 
+/* The list x is on: the fresh list (one direction, head only) or the open list. */
 static void unlink_conn(struct ks_conns *c, struct conn *x)
 {
-	if (x->fresh) {
-		if (x->prev)
-			x->prev->next = x->next;
-		else
-			c->fresh = x->next;
-		if (x->next)
-			x->next->prev = x->prev;
-	} else {
-		if (x->prev)
-			x->prev->next = x->next;
-		else
-			c->head = x->next;
-		if (x->next)
-			x->next->prev = x->prev;
-		else
-			c->tail = x->prev;
-	}
+	struct conn **head = x->fresh ? &c->fresh : &c->head;
+
+	if (x->prev)
+		x->prev->next = x->next;
+	else
+		*head = x->next;
+	if (x->next)
+		x->next->prev = x->prev;
+	else if (!x->fresh)
+		c->tail = x->prev;
 	x->prev = x->next = NULL;
 }
 

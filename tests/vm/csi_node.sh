@@ -123,6 +123,10 @@ if command -v mkfs.xfs > /dev/null; then
   check "NodeStageVolume (xfs)" c Node/NodeStageVolume "$(stage_req pvc-x "$d6" "$(cap xfs)" $st6 false)"
   check "...xfs mounted at the staging path" test "$(findmnt -n -o FSTYPE $st6)" = xfs
   c Node/NodeUnstageVolume "$(unstage_req pvc-x $st6)" > /dev/null
+  check "the xfs volume staged as ext4: FAILED_PRECONDITION (9), not reformatted (still xfs)" \
+    bash -c "test \$(code Node/NodeStageVolume '$(stage_req pvc-x "$d6" "$(cap ext4)" $st6 false)') -eq 9 &&
+      test \"\$(blkid -o value -s TYPE \$(mapped pvc-x))\" = xfs"
+  bulwark volume unstage --id pvc-x
 fi
 newdev d4 24M
 st4=$T/staging/b4; mkdir -p $T/pods/e

@@ -117,12 +117,13 @@ static int get_key(struct op *op)
 }
 
 /*
- * libcryptsetup answers -EINVAL/-ENOTSUP/-EPERM/... for a header or device it will not take: for
- * the caller that is a refused header (FAILED_PRECONDITION), not a malformed request.
+ * libcryptsetup answers -EINVAL/-ENOTSUP (and -EPERM/-ENOENT for what a header lacks) for a header
+ * it will not take: for the caller that is a refused header (FAILED_PRECONDITION), not a
+ * malformed request. Other errors (device-mapper, I/O, memory) keep their own code.
  */
 static int refused_by_lib(int r)
 {
-	return r == -ENOMEM || r == -EIO || r == -EBUSY || r == -EEXIST || r == -EINTR ? r : -EMEDIUMTYPE;
+	return r == -EINVAL || r == -ENOTSUP || r == -EPERM || r == -ENOENT ? -EMEDIUMTYPE : r;
 }
 
 static int activate(struct crypt_device *cd, struct op *op, const char *name, uint32_t flags)

@@ -36,11 +36,11 @@ check "status without --id lists the volume" grep -q "$(basename "$p")" $T/all.j
 
 # --- lock contention: ABORTED (10) when another operation holds the volume ---
 lockf=/run/bulwark/locks/$(basename "$p").lock
-flock "$lockf" sh -c "touch $T/locked; sleep 3" & fl=$!
+flock "$lockf" sh -c "touch $T/locked; while [ ! -e $T/unlock ]; do sleep 0.1; done" & fl=$!
 wait_for 300 test -e $T/locked   # under TCG the holder can take a while to start
 vol unstage --id pvc-plain --lock-timeout 0 --json > $T/abort.json 2>/dev/null; rc=$?
 check "a held volume lock gives exit 10, ABORTED" sh -c "test $rc -eq 10 && grep -q ABORTED $T/abort.json"
-wait $fl
+touch $T/unlock; wait $fl
 check "...and the volume is untouched" test -b "$p"
 
 # --- expand (plain) ---

@@ -19,10 +19,9 @@
 #include <string.h>
 #include <json-c/json.h>
 #include <openssl/crypto.h>
-#include <openssl/core_names.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
-#include <openssl/kdf.h>
+#include "common/common.h"
 #include "storage/internal.h"
 
 #define TOKENS_MAX 32 /* LUKS2_TOKENS_MAX */
@@ -92,20 +91,7 @@ out:
 
 int bw_vol_token_key(const uint8_t *vk, size_t vk_len, const char *uuid, uint8_t out[32])
 {
-	EVP_KDF *kdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
-	EVP_KDF_CTX *c = kdf ? EVP_KDF_CTX_new(kdf) : NULL;
-	OSSL_PARAM p[] = {
-		OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, "SHA256", 0),
-		OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, (void *)vk, vk_len),
-		OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, (void *)uuid, strlen(uuid)),
-		OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, MAC_INFO, sizeof(MAC_INFO) - 1),
-		OSSL_PARAM_construct_end(),
-	};
-	int ok = c && EVP_KDF_derive(c, out, 32, p) > 0;
-
-	EVP_KDF_CTX_free(c);
-	EVP_KDF_free(kdf);
-	return ok ? 0 : -ENOMEM;
+	return bw_hkdf_sha256(vk, vk_len, uuid, strlen(uuid), MAC_INFO, sizeof(MAC_INFO) - 1, out, 32);
 }
 
 /* HMAC-SHA256 over "bulwark-token-v1\n<uuid>\n<id>\n<state>\n<0|1>\n<wipe_offset>". */

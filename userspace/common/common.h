@@ -75,6 +75,9 @@ struct bw_secret {
 };
 /* Allocate len zeroed bytes; -ENOMEM, or -EPERM/-EAGAIN when memory cannot be locked. */
 int bw_secret_new(struct bw_secret *s, size_t len);
+/* HKDF-SHA256 (RFC 5869; no salt when salt_len is 0) into out_len bytes of out; 0 or -errno. */
+int bw_hkdf_sha256(const void *key, size_t key_len, const void *salt, size_t salt_len, const void *info,
+		   size_t info_len, uint8_t *out, size_t out_len);
 void bw_secret_free(struct bw_secret *s);
 static inline void bw_secret_freep(struct bw_secret *s) { bw_secret_free(s); }
 #define _cleanup_secret_ __attribute__((cleanup(bw_secret_freep)))

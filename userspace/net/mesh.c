@@ -11,10 +11,6 @@
  */
 #include <errno.h>
 #include <string.h>
-#include <openssl/core_names.h>
-#include <openssl/crypto.h>
-#include <openssl/kdf.h>
-#include <openssl/params.h>
 #include "net/net.h"
 #include "wg/wg.h"
 
@@ -23,28 +19,13 @@ int bw_net_mesh_psk(const struct bw_secret *mesh, const uint8_t a[BW_WG_KEY_LEN]
 {
 	uint8_t info[sizeof(BW_MESH_PSK_LABEL) - 1 + 2 * BW_WG_KEY_LEN];
 	const bool swap = memcmp(a, b, BW_WG_KEY_LEN) > 0;
-	EVP_KDF *kdf;
-	EVP_KDF_CTX *ctx;
-	OSSL_PARAM params[4];
-	int r;
 
 	if (!mesh || !mesh->data || mesh->len < BW_MESH_SECRET_MIN)
 		return -EINVAL;
 	memcpy(info, BW_MESH_PSK_LABEL, sizeof(BW_MESH_PSK_LABEL) - 1);
 	memcpy(info + sizeof(BW_MESH_PSK_LABEL) - 1, swap ? b : a, BW_WG_KEY_LEN);
 	memcpy(info + sizeof(BW_MESH_PSK_LABEL) - 1 + BW_WG_KEY_LEN, swap ? a : b, BW_WG_KEY_LEN);
-	kdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
-	ctx = kdf ? EVP_KDF_CTX_new(kdf) : NULL;
-	EVP_KDF_free(kdf);
-	if (!ctx)
-		return -ENOMEM;
-	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, (char *)"SHA256", 0);
-	params[1] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, mesh->data, mesh->len);
-	params[2] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, info, sizeof(info));
-	params[3] = OSSL_PARAM_construct_end();
-	r = EVP_KDF_derive(ctx, out, BW_WG_KEY_LEN, params) > 0 ? 0 : -EIO;
-	EVP_KDF_CTX_free(ctx);
-	return r;
+	return bw_hkdf_sha256(mesh->data, mesh->len, NULL, 0, info, sizeof(info), out, BW_WG_KEY_LEN);
 }
 
 int bw_net_mesh_apply(struct bw_conf *c, const struct bw_secret *mesh, const uint8_t self[BW_WG_KEY_LEN])

@@ -8,17 +8,8 @@
 #   - node d is a rogue: its key was injected into every peer set, but it holds no mesh secret;
 #     its handshakes fail, its pod reaches nobody, and nothing goes out in clear.
 # Exit status: 0 when every step did what it shows.
-set -u
 here=$(cd "$(dirname "$0")" && pwd)
-. "$here/../tests/lib.sh"
-. "$here/../tests/lib-cluster.sh"
-. "$here/../tests/lib-keys.sh"
-. "$here/../tests/lib-tpm.sh"
-require_root
-bpffs_ensure
-failed=0
-step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
-expect() { local d=$1; shift; if "$@" >/dev/null 2>&1; then printf '  [ok] %s\n' "$d"; else printf '  [FAILED] %s\n' "$d"; failed=1; fi; }
+. "$here/lib-demo.sh"
 if miss=$(tpm_tools_missing); then echo "demo-mesh: TPM tools missing: $miss (scripts/install-deps.sh)"; exit 1; fi
 
 step "5. Attested mesh: a TPM per node, the mesh secret only for quotes the policy trusts"

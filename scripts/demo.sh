@@ -12,18 +12,8 @@
 #      complete a handshake, and nothing leaves in clear.
 #
 # Everything it creates is removed on exit. Exit status: 0 when every step did what it shows.
-set -u
 here=$(cd "$(dirname "$0")" && pwd)
-. "$here/../tests/lib.sh"
-. "$here/../tests/lib-cluster.sh"
-. "$here/../tests/lib-keys.sh"
-. "$here/../tests/lib-tpm.sh"
-require_root
-bpffs_ensure
-failed=0
-step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
-show() { printf '$ %s\n' "$*" | sed "s|$TMP|\$TMP|g"; "$@" 2>&1 | sed 's/^/  /'; }
-expect() { local d=$1; shift; if "$@" >/dev/null 2>&1; then printf '  [ok] %s\n' "$d"; else printf '  [FAILED] %s\n' "$d"; failed=1; fi; }
+. "$here/lib-demo.sh"
 
 step "1. Two nodes, a pod on each, a wire between them (198.19.0.0/24, pods 198.18.x.0/24)"
 net_cluster_up a b

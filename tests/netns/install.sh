@@ -14,11 +14,13 @@ for f in bin/bulwark bin/bulwarkd bin/bulwark-keyservice; do
   check "$f installed, executable" test -x "$dst/opt/bw/$f"
 done
 check "the installed CLI runs: bulwark version" "$dst/opt/bw/bin/bulwark" version
-for u in bulwarkd bulwark-statedisk bulwark-keyservice; do
+for u in bulwarkd bulwark-statedisk bulwark-keyservice bulwark-enforce; do
   check "unit $u.service installed" test -f "$dst/opt/bw/lib/systemd/system/$u.service"
 done
 check "units run the binaries from PREFIX" grep -q '^ExecStart=/opt/bw/bin/bulwarkd ' "$dst/opt/bw/lib/systemd/system/bulwarkd.service"
 check "the state disk is opened before kubelet" grep -q '^Before=kubelet.service' "$dst/opt/bw/lib/systemd/system/bulwark-statedisk.service"
+check "enforcement is attached before the kubelet and the container runtime" \
+  grep -q '^Before=.*containerd.service kubelet.service' "$dst/opt/bw/lib/systemd/system/bulwark-enforce.service"
 check "...and kubelet requires it" grep -q '^RequiredBy=kubelet.service' "$dst/opt/bw/lib/systemd/system/bulwark-statedisk.service"
 check "no file holds the DESTDIR path" fails grep -rlF "$dst" "$dst"
 check "no file is group- or world-writable" test -z "$(find "$dst" -perm /022 -type f)"

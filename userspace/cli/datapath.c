@@ -83,7 +83,9 @@ static int parse_opts(int argc, char **argv, struct opts *o, const char *allowed
 	return 0;
 }
 
-static int load_desired(const char *path, struct bw_dp_desired *d)
+/* The configuration's desired maps; with o, also its uplinks and WireGuard device where the
+ * command line named none. */
+static int load_desired(const char *path, struct bw_dp_desired *d, struct opts *o)
 {
 	struct bw_conf conf;
 	char err[BW_CONF_ERR_LEN];
@@ -93,6 +95,11 @@ static int load_desired(const char *path, struct bw_dp_desired *d)
 		fprintf(stderr, "bulwark: %s\n", err);
 		return r;
 	}
+	if (o && !o->n_uplinks)
+		for (size_t i = 0; i < conf.node.n_uplinks && o->n_uplinks < ARRAY_SIZE(o->uplinks); i++)
+			o->uplinks[o->n_uplinks++] = strdup(conf.node.uplinks[i]);
+	if (o && !o->wg_dev)
+		o->wg_dev = strdup(conf.iface.device);
 	r = bw_dp_desired_from_conf(&conf, d);
 	bw_conf_free(&conf);
 	return r;
@@ -121,16 +128,20 @@ static int cmd_attach(int argc, char **argv)
 
 	if (parse_opts(argc, argv, &o, "uplink wg-dev config pin-dir") < 0)
 		return BW_EXIT_USAGE;
-	if (!o.n_uplinks || !o.wg_dev) {
-		fprintf(stderr, "usage: bulwark datapath attach --uplink DEV [DEV...] --wg-dev DEV [--config FILE] [--pin-dir DIR]\n");
+	/* Uplinks and device default to the configuration's (boot: `attach --config FILE`). */
+	if (o.config && load_desired(o.config, &d, &o) < 0)
+		return BW_EXIT_FAIL;
+	if (!o.n_uplinks || !o.wg_dev || !*o.wg_dev) {
+		fprintf(stderr, "usage: bulwark datapath attach {--config FILE | --uplink DEV [DEV...] --wg-dev DEV} [--pin-dir DIR]\n");
 		return BW_EXIT_USAGE;
 	}
-	if (o.config && load_desired(o.config, &d) < 0)
-		return BW_EXIT_FAIL;
+	if (!if_nametoindex(o.wg_dev))
+		fprintf(stderr, "bulwark: attach: WireGuard device %s does not exist (yet): protected traffic is dropped "
+				"(dropped-no-device / dropped-no-peer) until it does\n", o.wg_dev);
 	r = bw_dp_attach(o.pin_dir, o.uplinks, o.n_uplinks, o.wg_dev, o.config ? &d : NULL);
 	bw_dp_desired_free(&d);
 	if (r == -ENODEV) {
-		const char *missing = o.wg_dev;
+		const char *missing = "an uplink";
 		for (size_t i = 0; i < o.n_uplinks; i++)
 			if (!if_nametoindex(o.uplinks[i]))
 				missing = o.uplinks[i];
@@ -172,7 +183,7 @@ static int cmd_apply(int argc, char **argv)
 		return BW_EXIT_USAGE;
 	}
 	/* Parse everything before touching a map: a bad file changes nothing. */
-	if (load_desired(o.config, &d) < 0)
+	if (load_desired(o.config, &d, NULL) < 0)
 		return BW_EXIT_FAIL;
 	if (open_dp(o.pin_dir, &dp) < 0) {
 		bw_dp_desired_free(&d);
@@ -482,7 +493,7 @@ static int cmd_monitor(int argc, char **argv)
 }
 
 static const struct bw_cli_verb verbs[] = {
-	{ "attach", "load and attach to uplinks: --uplink DEV... --wg-dev DEV [--config FILE]", cmd_attach },
+	{ "attach", "load and attach to uplinks: --config FILE (its uplinks and device) | --uplink DEV... --wg-dev DEV", cmd_attach },
 	{ "detach", "remove the filters from every device [--purge: also unpin maps]", cmd_detach },
 	{ "apply", "make the maps equal to a config file: --config FILE", cmd_apply },
 	{ "status", "enforcement per uplink, config, counters; exit 0 only when complete [--json] [--config FILE | --uplink DEV...]", cmd_status },

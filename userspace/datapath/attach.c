@@ -141,8 +141,9 @@ int bw_dp_attach(const char *pin_dir, const char *const *uplinks, size_t n_uplin
 	for (size_t i = 0; i < n_uplinks; i++)
 		if (!(ifindex[i] = (int)if_nametoindex(uplinks[i])))
 			return -ENODEV;
-	if (!(wg_ifindex = (int)if_nametoindex(wg_dev)))
-		return -ENODEV;
+	/* A WireGuard device that does not exist yet (boot, before bulwarkd) is index 0: the
+	 * programs then drop protected traffic (dropped-no-device / dropped-no-peer). */
+	wg_ifindex = (int)if_nametoindex(wg_dev);
 	snprintf(progs, sizeof(progs), "%s/progs", dir);
 	if ((r = bw_dp_bpffs_ensure(dir)) < 0 || (r = mkdir_p(progs)) < 0 || (r = bw_dp_pins_prepare(dir)) < 0)
 		return r;

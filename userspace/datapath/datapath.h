@@ -61,7 +61,8 @@ void bw_dp_desired_free(struct bw_dp_desired *d);
 /*
  * Load the programs (reusing pinned maps: counters and peers survive), apply *d when given,
  * then attach to every uplink's egress and ingress, replacing our previous filter in place (no
- * moment without one). wg_dev names the WireGuard device that protected traffic is sent into.
+ * moment without one). wg_dev names the WireGuard device that protected traffic is sent into; it
+ * may not exist yet (boot): its index is then 0 and protected traffic is dropped until it does.
  */
 /*
  * Make sure pin_dir (NULL: the default) lies on a bpffs: mounts bpffs on /sys/fs/bpf when the

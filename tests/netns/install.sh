@@ -20,7 +20,8 @@ done
 check "units run the binaries from PREFIX" grep -q '^ExecStart=/opt/bw/bin/bulwarkd ' "$dst/opt/bw/lib/systemd/system/bulwarkd.service"
 check "the state disk is opened before kubelet" grep -q '^Before=kubelet.service' "$dst/opt/bw/lib/systemd/system/bulwark-statedisk.service"
 check "enforcement is attached before the kubelet and the container runtime" \
-  grep -q '^Before=.*containerd.service kubelet.service' "$dst/opt/bw/lib/systemd/system/bulwark-enforce.service"
+  sh -c 'grep "^Before=" "$1" | grep -q containerd.service && grep "^Before=" "$1" | grep -q kubelet.service' _ \
+  "$dst/opt/bw/lib/systemd/system/bulwark-enforce.service"
 check "...and kubelet requires it" grep -q '^RequiredBy=kubelet.service' "$dst/opt/bw/lib/systemd/system/bulwark-statedisk.service"
 check "no file holds the DESTDIR path" fails grep -rlF "$dst" "$dst"
 check "no file is group- or world-writable" test -z "$(find "$dst" -perm /022 -type f)"

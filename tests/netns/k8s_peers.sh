@@ -105,38 +105,41 @@ applied_ms() { # "counts before" t0: ms from t0 until a, b and c each logged one
   for _ in $(seq 600); do
     now=($(nsyncs))
     if [ "${now[0]}" -gt "${before[0]}" ] && [ "${now[1]}" -gt "${before[1]}" ] && [ "${now[2]}" -gt "${before[2]}" ]; then
-      [ -n "${APPLIED_MS:-}" ] || APPLIED_MS=$(( ($(date +%s%N) - t0) / 1000000 ))
-      echo "$APPLIED_MS"; return 0
+      echo $(( ($(date +%s%N) - t0) / 1000000 )); return 0
     fi
     sleep 0.01
   done
   echo 99999
 }
-n0=$(nsyncs) APPLIED_MS=
+n0=$(nsyncs)
 node_put d 4
 for _ in $(seq 3000); do published d 4 && break; sleep 0.01; done
 t0=$(date +%s%N)
 check "node d published its annotations once its Node appeared" published d 4
-check "a, b and c have d as a peer within 2 s of its annotation ($(applied_ms "$n0" "$t0") ms)" \
-  test "$(applied_ms "$n0" "$t0")" -le 2000
+ms=$(applied_ms "$n0" "$t0")
+check "a, b and c have d as a peer within 2 s of its annotation ($ms ms)" test "$ms" -le 2000
 for x in a b c; do check "...node $x has d as a peer" has_peer $x d; done
 check "node d has a, b and c" wait_for 50 test "$(npeers d)" = 3
 check "pod a -> pod d" wait_for 50 ping_ok a 198.18.4.2
 
 # A node deleted leaves every other node within 2 s.
-n0=$(nsyncs) APPLIED_MS=
-t0=$(date +%s%N)
+# Timed from the moment the apiserver holds the deletion (its state file is written with the event).
+n0=$(nsyncs)
 ctl '{"op":"delete","name":"d"}'
-check "node d deleted: a, b and c applied it within 2 s ($(applied_ms "$n0" "$t0") ms)" \
-  test "$(applied_ms "$n0" "$t0")" -le 2000
+for _ in $(seq 3000); do grep -q '"d": {' "$CTL/state.json" || break; sleep 0.01; done
+t0=$(date +%s%N)
+ms=$(applied_ms "$n0" "$t0")
+check "node d deleted: a, b and c applied it within 2 s ($ms ms)" test "$ms" -le 2000
 for x in a b c; do check "...node $x no longer has d" eval "! has_peer $x d"; done
 check "...and pod a -> pod d is dropped" exits 1 nsx "${POD[a]}" ping -c 2 -i 0.2 -W 1 -q 198.18.4.2
 
-# 410: the history is gone; the agents list again and still apply changes.
+# 410: the history is gone; the agents list again and still apply changes. The token rotates
+# first (as kubelet does): the relist must read the new one (the old one now gets 401).
+(umask 077; head -c 24 /dev/urandom | base64 > "$API/token.new"); mv "$API/token.new" "$API/token"
 ctl '{"op":"expire"}'
 check "410 on the watch: node a lists again" wait_for 100 grep -q 'listing again' "$TMP/agent-a.log"
 node_put d 4
-check "...and a change after the relist is applied (d back on a)" wait_for 50 has_peer a d
+check "...and a change after the relist (with the rotated token) is applied (d back on a)" wait_for 50 has_peer a d
 ctl '{"op":"bookmark"}'
 ctl '{"op":"delete","name":"d"}'
 check "...a delete after a bookmark is applied too" wait_for 50 sh -c "! nsenter --net=/run/netns/${NS[a]} -- wg show bwg${BW_ID}a peers | grep -qxF '$(cat "$TMP/d.pub")'"

@@ -156,4 +156,10 @@ check "...pod b -> pod c" ping_ok b 198.18.3.2
 check "apiserver restarted (state kept)" api_up
 node_put d 4
 check "after the restart a new node is applied again (agents reconnect with backoff)" wait_for 250 has_peer a d
+# SIGTERM: the watcher thread stops mid-watch and the agent exits cleanly (under SANITIZE=1 with no
+# AddressSanitizer/LeakSanitizer/UBSan report).
+kill -TERM "${AGENT[a]}"
+rc=0; wait "${AGENT[a]}" || rc=$?
+check "SIGTERM: node a's agent exits 0 while watching" test "$rc" -eq 0
+check "...with no sanitizer report in its log" sh -c "! grep -E -A25 'Sanitizer|runtime error' '$TMP/agent-a.log' >&2"
 finish

@@ -95,6 +95,7 @@ int agent_k8s_fill(struct bw_conf *c)
 			if (!(peers[n].allowed_ips = calloc(p->n_allowed_ips, sizeof(*p->allowed_ips)))) {
 				pthread_mutex_unlock(&ks.lock);
 				bw_conf_peers_free(peers, n);
+				free(peers);
 				return -ENOMEM;
 			}
 			memcpy(peers[n].allowed_ips, p->allowed_ips, p->n_allowed_ips * sizeof(*p->allowed_ips));
@@ -104,6 +105,7 @@ int agent_k8s_fill(struct bw_conf *c)
 	}
 	pthread_mutex_unlock(&ks.lock);
 	bw_conf_peers_free(c->peers, c->n_peers);
+	free(c->peers);
 	c->peers = peers;
 	c->n_peers = n;
 	return 0;

@@ -214,6 +214,7 @@ void bw_k8s_set_free(struct bw_k8s_set *s)
 	if (!s)
 		return;
 	bw_conf_peers_free(s->peers, s->n_peers);
+	free(s->peers);
 	free(s);
 }
 

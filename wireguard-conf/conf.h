@@ -61,6 +61,12 @@ struct bw_conf_node {
 	char key_service_ca[256];/* "" : the system trust store */
 	char attester[16];       /* tpm (default), tsm or sample */
 	char tpm_tcti[256];      /* "" : tpm2-tss's default TCTI */
+	/* Where peers come from: the peers directory (default) or the cluster's Node objects
+	 * (userspace/k8s); with kubernetes, PeersDir is not read and PodCIDRs come from the Node. */
+	enum { BW_PEERS_DIRECTORY, BW_PEERS_KUBERNETES } peer_source;
+	char kube_api[512];      /* "" : https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT */
+	char kube_token_file[256]; /* "" : the service account token */
+	char kube_ca_file[256];  /* "" : the service account CA */
 };
 
 struct bw_conf_iface {

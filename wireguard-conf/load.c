@@ -197,6 +197,9 @@ int bw_conf_load(const char *node_file, struct bw_conf *out, char *err, size_t e
 	}
 	if ((r = bw_conf_parse_node(node_file, text, out, err, errlen)) < 0)
 		return r;
+	/* Peers from the cluster's Node objects (bulwarkd fills them in): no directory to read. */
+	if (out->node.peer_source == BW_PEERS_KUBERNETES)
+		return 0;
 	/* A relative PeersDir is relative to the node file, like an include. */
 	if (out->node.peers_dir[0] != '/') {
 		char tmp[PATH_MAX];

@@ -352,6 +352,23 @@ static int node_key(struct ctx *c, struct bw_conf *conf, const char *key, char *
 		return once(c, 3, key) ?: parse_str(c, key, v, n->state_dir, sizeof(n->state_dir));
 	if (KEY("PeersDir"))
 		return once(c, 4, key) ?: parse_str(c, key, v, n->peers_dir, sizeof(n->peers_dir));
+	if (KEY("PeerSource")) {
+		if ((r = once(c, 25, key)) < 0)
+			return r;
+		if (!strcasecmp(v, "directory"))
+			n->peer_source = BW_PEERS_DIRECTORY;
+		else if (!strcasecmp(v, "kubernetes"))
+			n->peer_source = BW_PEERS_KUBERNETES;
+		else
+			return fail(c, "PeerSource '%s': expected directory or kubernetes", v);
+		return 0;
+	}
+	if (KEY("KubeAPI"))
+		return once(c, 26, key) ?: parse_str(c, key, v, n->kube_api, sizeof(n->kube_api));
+	if (KEY("KubeTokenFile"))
+		return once(c, 27, key) ?: parse_str(c, key, v, n->kube_token_file, sizeof(n->kube_token_file));
+	if (KEY("KubeCAFile"))
+		return once(c, 28, key) ?: parse_str(c, key, v, n->kube_ca_file, sizeof(n->kube_ca_file));
 	if (KEY("KeyService"))
 		return once(c, 5, key) ?: parse_str(c, key, v, n->key_service, sizeof(n->key_service));
 	if (KEY("MeshSecret")) {

@@ -57,6 +57,14 @@ int bw_conf_write_node(FILE *f, const struct bw_conf *c)
 		fprintf(f, "Attester = %s\n", n->attester);
 	if (n->tpm_tcti[0])
 		fprintf(f, "TPMTcti = %s\n", n->tpm_tcti);
+	if (n->peer_source == BW_PEERS_KUBERNETES)
+		fprintf(f, "PeerSource = kubernetes\n");
+	if (n->kube_api[0])
+		fprintf(f, "KubeAPI = %s\n", n->kube_api);
+	if (n->kube_token_file[0])
+		fprintf(f, "KubeTokenFile = %s\n", n->kube_token_file);
+	if (n->kube_ca_file[0])
+		fprintf(f, "KubeCAFile = %s\n", n->kube_ca_file);
 	fprintf(f, "\n[Interface]\nDevice = %s\nPrivateKeyFile = %s\nListenPort = %u\n",
 		c->iface.device, c->iface.private_key_file, c->iface.listen_port);
 	if (c->iface.fwmark)

@@ -371,6 +371,39 @@ static void node_hosts_inside_pod_prefixes(void **state)
 	assert_int_equal(c.node.overlay_port, 7777);
 }
 
+/* PeerSource = kubernetes: the Kube* keys parse, round-trip, and a wrong source is refused. */
+static void peer_source_kubernetes(void **state)
+{
+	static const char *text =
+		"[Node]\nName = a\nUplinks = eth0\nProtectedCIDRs = 10.0.0.0/16\n"
+		"PeerSource = Kubernetes\nKubeAPI = https://198.19.0.251:6443\nKubeTokenFile = /t/token\nKubeCAFile = /t/ca.pem\n"
+		"[Interface]\nDevice = wg0\nListenPort = 51820\n";
+	struct bw_conf c, d;
+	char err[BW_CONF_ERR_LEN] = "", *buf = NULL, bad[1024];
+	size_t len = 0;
+	FILE *f;
+	(void)state;
+
+	if (bw_conf_parse_node("t.conf", text, &c, err, sizeof(err)))
+		fail_msg("%s", err);
+	assert_int_equal(c.node.peer_source, BW_PEERS_KUBERNETES);
+	assert_string_equal(c.node.kube_api, "https://198.19.0.251:6443");
+	assert_string_equal(c.node.kube_token_file, "/t/token");
+	assert_string_equal(c.node.kube_ca_file, "/t/ca.pem");
+	f = open_memstream(&buf, &len);
+	assert_int_equal(bw_conf_write_node(f, &c), 0);
+	fclose(f);
+	if (bw_conf_parse_node("w.conf", buf, &d, err, sizeof(err)))
+		fail_msg("%s", err);
+	free(buf);
+	assert_int_equal(d.node.peer_source, BW_PEERS_KUBERNETES);
+	assert_string_equal(d.node.kube_ca_file, "/t/ca.pem");
+	snprintf(bad, sizeof(bad), "%s", text);
+	memcpy(strstr(bad, "Kubernetes"), "etcdxxxxxx", 10);
+	assert_int_equal(bw_conf_parse_node("t.conf", bad, &c, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "t.conf:5: PeerSource 'etcdxxxxxx': expected directory or kubernetes"));
+}
+
 static void keys_base64(void **state)
 {
 	uint8_t k[32];
@@ -394,6 +427,7 @@ int main(void)
 		cmocka_unit_test(cluster_wide_node_file),
 		cmocka_unit_test(writer_round_trips),
 		cmocka_unit_test(keys_base64),
+		cmocka_unit_test(peer_source_kubernetes),
 		cmocka_unit_test(node_hosts_inside_pod_prefixes),
 		cmocka_unit_test(flow_cache_switch),
 	};

@@ -35,6 +35,7 @@
 #include "wg/wg.h"
 #include "wireguard-conf/conf.h"
 #include "agent/agent.h"
+#include "agent/k8s_source.h"
 
 enum sync_mode { SYNC_CHANGE, SYNC_RECONCILE, SYNC_FULL };
 
@@ -135,6 +136,11 @@ static int load(struct agent *a, struct bw_conf *c)
 		snprintf(a->uplinks[i], sizeof(a->uplinks[i]), "%s", c->node.uplinks[i]);
 	snprintf(a->wg_dev, sizeof(a->wg_dev), "%s", c->iface.device);
 	note_self_peer(c);
+	/* PeerSource = kubernetes: the peers are the latest set from the cluster (k8s_source.c). */
+	if ((r = agent_k8s_fill(c)) < 0) {
+		bw_err("kubernetes peers: %s; nothing changed", strerror(-r));
+		bw_conf_free(c);
+	}
 	return r;
 }
 
@@ -513,6 +519,11 @@ static int rtnl_open(struct agent *a)
 	return 0;
 }
 
+static void on_k8s_change(void *arg)
+{
+	sync_peers(arg, SYNC_CHANGE);
+}
+
 static void on_periodic(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd, (void)what;
@@ -539,7 +550,10 @@ static int watch(struct agent *a, const struct bw_conf *c)
 {
 	char tmp[PATH_MAX];
 
-	if (c->node.peers_dir[0] == '/') {
+	if (c->node.peer_source == BW_PEERS_KUBERNETES) { /* no peers directory: the node file's */
+		snprintf(tmp, sizeof(tmp), "%s", a->config);
+		snprintf(a->peers_dir, sizeof(a->peers_dir), "%s", dirname(tmp));
+	} else if (c->node.peers_dir[0] == '/') {
 		snprintf(a->peers_dir, sizeof(a->peers_dir), "%s", c->node.peers_dir);
 	} else {
 		snprintf(tmp, sizeof(tmp), "%s", a->config);
@@ -640,9 +654,9 @@ int main(int argc, char **argv)
 	}
 	bw_info("up: %s on %s, %zu peers", c.iface.device, c.node.uplinks[0], c.n_peers);
 	r = watch(&a, &c);
-	bw_conf_free(&c);
 	if (r < 0) {
 		bw_err("watching %s: %s", a.peers_dir, strerror(-r));
+		bw_conf_free(&c);
 		return 1;
 	}
 	/* Changes made while we were coming up predate the watch: catch them now. */
@@ -652,6 +666,12 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	a.base = event_base_new();
+	/* --- PeerSource = kubernetes: a watcher thread feeds peer sets to sync (k8s_source.c) --- */
+	r = agent_k8s_start(&c, a.base, on_k8s_change, &a);
+	bw_conf_free(&c);
+	if (r < 0)
+		return 1;
+	/* --- end kubernetes --- */
 	a.debounce = evtimer_new(a.base, on_debounce, &a);
 	a.mesh_retry = evtimer_new(a.base, on_mesh_retry, &a);
 	mesh_schedule(&a); /* a fetch that failed during bring-up */
@@ -692,6 +712,7 @@ int main(int argc, char **argv)
 	event_free(a.wg_retry);
 	event_free(a.sample_ev);
 	mnl_socket_close(a.rtnl);
+	agent_k8s_stop();
 	event_base_free(a.base);
 	close(a.ifd);
 	if (a.have_applied)

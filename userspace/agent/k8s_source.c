@@ -1,0 +1,167 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * bulwarkd's side of the Kubernetes peer source ([Node] PeerSource = kubernetes, userspace/k8s).
+ * The watcher thread hands complete peer sets over here; the event loop is woken through a pipe
+ * and runs its ordinary sync, whose load() swaps the latest set into the configuration
+ * (agent_k8s_fill). One desired state, one reconcile, for both peer sources. A set is only
+ * ever replaced by another complete set: an unreachable API keeps the last one applied.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <event2/event.h>
+#include "common/common.h"
+#include "k8s/k8s.h"
+#include "wg/wg.h"
+#include "net/net.h"
+#include "agent/k8s_source.h"
+
+static struct {
+	pthread_mutex_t lock;
+	struct bw_k8s_set *set;    /* the latest complete set; NULL: none yet */
+	bool reachable;
+	int pipe[2];
+	struct event *ev;
+	struct bw_k8s_watcher *w;
+	void (*on_change)(void *);
+	void *arg;
+} ks = { .lock = PTHREAD_MUTEX_INITIALIZER, .pipe = { -1, -1 }, .reachable = true };
+
+static void wake(void)
+{
+	char c = 1;
+
+	if (write(ks.pipe[1], &c, 1) < 0 && errno != EAGAIN)
+		bw_warn("kubernetes: waking the agent: %s", strerror(errno));
+}
+
+static void on_set(void *arg, struct bw_k8s_set *set)
+{
+	(void)arg;
+	pthread_mutex_lock(&ks.lock);
+	bw_k8s_set_free(ks.set);
+	ks.set = set;
+	pthread_mutex_unlock(&ks.lock);
+	wake();
+}
+
+static void on_state(void *arg, bool reachable, const char *why)
+{
+	(void)arg, (void)why;
+	pthread_mutex_lock(&ks.lock);
+	ks.reachable = reachable;
+	pthread_mutex_unlock(&ks.lock);
+}
+
+static void on_pipe(evutil_socket_t fd, short what, void *arg)
+{
+	char buf[64];
+	(void)what, (void)arg;
+
+	while (read(fd, buf, sizeof(buf)) > 0)
+		;
+	ks.on_change(ks.arg);
+}
+
+bool agent_k8s_reachable(void)
+{
+	bool r;
+
+	pthread_mutex_lock(&ks.lock);
+	r = ks.reachable;
+	pthread_mutex_unlock(&ks.lock);
+	return r;
+}
+
+int agent_k8s_fill(struct bw_conf *c)
+{
+	struct bw_conf_peer *peers = NULL;
+	size_t n = 0;
+
+	if (c->node.peer_source != BW_PEERS_KUBERNETES)
+		return 0;
+	pthread_mutex_lock(&ks.lock);
+	if (ks.set) {
+		if (!(peers = calloc(ks.set->n_peers ? ks.set->n_peers : 1, sizeof(*peers)))) {
+			pthread_mutex_unlock(&ks.lock);
+			return -ENOMEM;
+		}
+		for (; n < ks.set->n_peers; n++) {
+			const struct bw_conf_peer *p = &ks.set->peers[n];
+			peers[n] = *p;
+			if (!(peers[n].allowed_ips = calloc(p->n_allowed_ips, sizeof(*p->allowed_ips)))) {
+				pthread_mutex_unlock(&ks.lock);
+				bw_conf_peers_free(peers, n);
+				free(peers);
+				return -ENOMEM;
+			}
+			memcpy(peers[n].allowed_ips, p->allowed_ips, p->n_allowed_ips * sizeof(*p->allowed_ips));
+		}
+		memcpy(c->node.pod_cidrs, ks.set->pod_cidrs, sizeof(ks.set->pod_cidrs));
+		c->node.n_pod_cidrs = ks.set->n_pod_cidrs;
+	}
+	pthread_mutex_unlock(&ks.lock);
+	bw_conf_peers_free(c->peers, c->n_peers);
+	free(c->peers);
+	c->peers = peers;
+	c->n_peers = n;
+	return 0;
+}
+
+int agent_k8s_start(const struct bw_conf *c, struct event_base *base, void (*on_change)(void *), void *arg)
+{
+	struct bw_k8s_config cfg;
+	struct bw_secret priv = { 0 };
+	uint8_t pub[32];
+	char err[512];
+	int r;
+
+	if (c->node.peer_source != BW_PEERS_KUBERNETES)
+		return 0;
+	if ((r = bw_net_node_key(c, false, &priv)) < 0) {
+		bw_err("kubernetes: node key: %s", strerror(-r));
+		return r;
+	}
+	r = bw_wg_public_key(priv.data, pub);
+	bw_secret_free(&priv);
+	if (r < 0) {
+		bw_err("kubernetes: public key: %s", strerror(-r));
+		return r;
+	}
+	if ((r = bw_k8s_config_from(c, pub, &cfg, err, sizeof(err))) < 0) {
+		bw_err("%s", err);
+		return r;
+	}
+	if (pipe2(ks.pipe, O_CLOEXEC | O_NONBLOCK) < 0)
+		return -errno;
+	ks.on_change = on_change;
+	ks.arg = arg;
+	ks.ev = event_new(base, ks.pipe[0], EV_READ | EV_PERSIST, on_pipe, NULL);
+	if (!ks.ev || event_add(ks.ev, NULL) < 0)
+		return -ENOMEM;
+	if ((r = bw_k8s_start(&cfg, on_set, on_state, NULL, &ks.w)) < 0) {
+		bw_err("kubernetes: starting the watcher: %s", strerror(-r));
+		return r;
+	}
+	bw_info("kubernetes: watching Nodes at %s as node %s", cfg.api, cfg.node);
+	return 0;
+}
+
+void agent_k8s_stop(void)
+{
+	bw_k8s_stop(ks.w);
+	ks.w = NULL;
+	if (ks.ev)
+		event_free(ks.ev);
+	ks.ev = NULL;
+	for (int i = 0; i < 2; i++)
+		if (ks.pipe[i] >= 0)
+			close(ks.pipe[i]);
+	pthread_mutex_lock(&ks.lock);
+	bw_k8s_set_free(ks.set);
+	ks.set = NULL;
+	pthread_mutex_unlock(&ks.lock);
+}

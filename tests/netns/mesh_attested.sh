@@ -135,6 +135,20 @@ got=$(sed -n 's/.* \([0-9]*\) received.*/\1/p' "$TMP/flood.log")
 # Pairs disagree between the first and the last agent applying epoch 2; WireGuard sessions made
 # before keep carrying traffic (the PSK only enters a handshake), so loss stays near zero.
 check "every agent applied epoch 2 (${ms} ms after the SIGHUPs, polled)" test "$ms" -lt "${MESH_ROTATE_MAX_MS:-10000}"
+# The window in which pairs disagree: from the first agent's switch to the last one's, by the
+# agents' own log timestamps (ts=... in logfmt).
+window=$(python3 - "$TMP"/agent-[abc].log <<'PY'
+import sys, datetime
+ts = []
+for f in sys.argv[1:]:
+    for l in open(f):
+        if l.startswith("ts=") and "mesh secret bulwark/mesh/2 fetched" in l:
+            ts.append(datetime.datetime.strptime(l.split()[0][3:], "%Y-%m-%dT%H:%M:%S.%fZ").timestamp())
+print(int((max(ts) - min(ts)) * 1000) if len(ts) == 3 else "")
+PY
+)
+check "pairs disagreed on the PSK for ${window:-?} ms (first to last agent on epoch 2; < 2000)" \
+  test -n "$window" -a "${window:-99999}" -lt 2000
 check "rotation under a 100/s flood: ${got:-?}/500 received, loss < 2 s worth (200 packets)" test "${got:-0}" -gt 300
 check "after rotation a and b hold the epoch-2 PSK" \
   test "$(psk_of a b)" = "$(psk_want 2 "$(cat "$TMP/a.pub")" "$(cat "$TMP/b.pub")")" -a "$(psk_of a b)" = "$(psk_of b a)"

@@ -92,7 +92,11 @@ flood conns 127.0.0.1 8445 "$KS_DIR/ca.pem" 127.0.0.2 12 400 0 > "$KS_DIR/f5.jso
 fp=$!
 check "EMFILE reached" \
   wait_for 200 at_least $C bulwark_keyservice_accept_errors_total 1
-ok_latency "accept() failing with EMFILE" "$(honest $C 20)" "$bound"
+# Out of descriptors below the service's own cap, every new connection waits for one to be
+# freed: while the listener backs off, the kernel's accept queue fills with the flood's and an
+# honest SYN can be dropped and retransmitted (1 + 2 + 4 s). Measured p99 7.2 s on a quiet
+# machine; the bound here is that the fetch still succeeds within those retransmissions.
+ok_latency "accept() failing with EMFILE" "$(honest $C 20)" 15000
 kill "$fp" 2>/dev/null; wait "$fp" 2>/dev/null
 n=$(grep -c "accept: Too many open files" "$KS_DIR/c.log")
 check "  logged once per period, not per failure ($n lines for $(ks_metric $C bulwark_keyservice_accept_errors_total) errors)" \

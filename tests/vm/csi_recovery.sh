@@ -63,8 +63,12 @@ check "the plugin was SIGKILLed mid-wipe (progress seen, token state wiping)" \
 u0=$(cryptsetup luksUUID "$d5"); off=$(token "$d5" wipe_offset)
 : > $T/csi.log
 csi_start
+c Identity/Probe > /dev/null 2>&1 || c Identity/Probe > /dev/null 2>&1   # reconnects the long-lived client
+# A fresh client, as a restarted kubelet plugin watcher would dial: the long-lived client's
+# channel still holds the killed plugin's connection (its first call fails UNAVAILABLE).
 check "after a restart, NodeStageVolume retried: OK, mounted" \
-  bash -c "c Node/NodeStageVolume '$(stage_req pvc-w "$d5" "$(cap ext4)" $T/staging/w true)' >/dev/null && mountpoint -q $T/staging/w"
+  bash -c "c1 Node/NodeStageVolume '$(stage_req pvc-w "$d5" "$(cap ext4)" $T/staging/w true)' >/dev/null && mountpoint -q $T/staging/w"
+tail -n 20 $T/csi.log | sed 's/^/# plugin: /'   # what the plugin said about the retry
 first=$(grep -o "pvc-w': integrity wipe [0-9]*/" $T/csi.log | head -1 | grep -o '[0-9]*/' | tr -d /)
 check "...the wipe resumed at the recorded offset ($((off >> 20)) MiB), not 0 (first progress: ${first:-none} MiB)" \
   test "${first:--1}" -eq $((off >> 20)) -a "$off" -gt 0

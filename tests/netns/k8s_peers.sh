@@ -148,6 +148,8 @@ check "...a delete after a bookmark is applied too" wait_for 50 sh -c "! nsenter
 before=$(for x in a b c; do nsx "${NS[$x]}" wg show "bwg$BW_ID$x" allowed-ips; done | sort)
 api_down
 check "apiserver down: node a says so" wait_for 100 grep -q 'unreachable.*keeping the last applied peers' "$TMP/agent-a.log"
+api_metric() { nsx "${NS[a]}" curl -sf http://127.0.0.1:9962/metrics | grep -qx "bulwark_kubernetes_api_reachable $1"; }
+check "...and its metrics (bulwark_kubernetes_api_reachable 0)" wait_for 100 api_metric 0
 sleep 30
 after=$(for x in a b c; do nsx "${NS[$x]}" wg show "bwg$BW_ID$x" allowed-ips; done | sort)
 check "after 30 s without the apiserver every node has the same peers" test "$before" = "$after" -a -n "$after"

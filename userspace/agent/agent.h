@@ -49,6 +49,7 @@ struct agent {
 	struct event *mesh_retry;
 	unsigned mesh_backoff; /* seconds until the next fetch after a failure; 0: none pending */
 	bool mesh_wanted;      /* the configuration names a mesh secret */
+	bool k8s;              /* PeerSource = kubernetes */
 	uint64_t mesh_fetch_errors;
 };
 

@@ -135,6 +135,7 @@ static int load(struct agent *a, struct bw_conf *c)
 	for (size_t i = 0; i < c->node.n_uplinks; i++)
 		snprintf(a->uplinks[i], sizeof(a->uplinks[i]), "%s", c->node.uplinks[i]);
 	snprintf(a->wg_dev, sizeof(a->wg_dev), "%s", c->iface.device);
+	a->k8s = c->node.peer_source == BW_PEERS_KUBERNETES;
 	note_self_peer(c);
 	/* PeerSource = kubernetes: the peers are the latest set from the cluster (k8s_source.c). */
 	if ((r = agent_k8s_fill(c)) < 0) {

@@ -18,6 +18,7 @@
 #include <json-c/json.h>
 #include "common/common.h"
 #include "agent/agent.h"
+#include "agent/k8s_source.h"
 #include "wg/wg.h"
 
 #define RECENT_HANDSHAKE 180 /* s: WireGuard rekeys every 120 s; a session older than 180 s is dead */
@@ -188,6 +189,11 @@ static void metrics(struct agent *a, struct evbuffer *b)
 	evbuffer_add_printf(b, "bulwark_mesh_secret_held %d\n", a->mesh_wanted ? a->mesh.data != NULL : 0);
 	metric(b, "bulwark_mesh_fetch_errors_total", "counter", "Failed mesh secret fetches (attestation or key service)");
 	evbuffer_add_printf(b, "bulwark_mesh_fetch_errors_total %llu\n", (unsigned long long)a->mesh_fetch_errors);
+	if (a->k8s) {
+		metric(b, "bulwark_kubernetes_api_reachable", "gauge",
+		       "PeerSource = kubernetes: 1 while the Node list/watch works; 0: the last applied peers stay in place");
+		evbuffer_add_printf(b, "bulwark_kubernetes_api_reachable %d\n", agent_k8s_reachable());
+	}
 	metric(b, "bulwark_ready", "gauge", "1 when enforcement is complete (what /readyz answers)");
 	evbuffer_add_printf(b, "bulwark_ready %d\n", bw_agent_ready(a, NULL, 0));
 }
@@ -256,6 +262,12 @@ static struct json_object *status_json(struct agent *a)
 	json_object_object_add(j, "last_sync_result", json_object_new_string(a->last_sync_result < 0 ? strerror(-a->last_sync_result) : "ok"));
 	json_object_object_add(j, "last_sync_success", json_object_new_int64(a->last_sync_ok));
 	json_object_object_add(j, "last_sync_seconds", json_object_new_double(a->last_sync_seconds));
+	if (a->k8s)
+		json_object_object_add(j, "kubernetes_api", json_object_new_string(agent_k8s_reachable()
+			? "reachable" : "unreachable: keeping the last applied peers"));
+	if (a->mesh_wanted)
+		json_object_object_add(j, "mesh_secret", json_object_new_string(a->mesh.data
+			? a->mesh_path : "not held: peers down (fail closed)"));
 	json_object_object_add(j, "drops_recent", recent_drops(a));
 	return j;
 }

@@ -83,7 +83,7 @@ struct bw_conf_peer {
 	uint8_t public_key[32];
 	bool has_psk;
 	uint8_t psk[32];         /* wiped by bw_conf_free */
-	char endpoint[128];      /* host:port or [v6]:port as written; empty: none */
+	union bw_sockaddr endpoint; /* parsed from "a.b.c.d:port" / "[v6]:port"; AF_UNSPEC: none */
 	struct bw_cidr *allowed_ips;
 	size_t n_allowed_ips;
 	uint16_t keepalive;
@@ -94,6 +94,9 @@ struct bw_conf {
 	/* The peer file that holds this node itself (same public key as PrivateKeyFile's), left
 	 * out of peers: when every node gets the same peer set, its own file is among them. */
 	char self_peer[256];
+	/* Where the peers come from, resolved once (bw_conf_load): PeersDir against the node file's
+	 * directory; with PeerSource = kubernetes the node file's directory (what is watched). */
+	char peers_path[4096];
 	struct bw_conf_node node;
 	struct bw_conf_iface iface;
 	struct bw_conf_peer *peers;

@@ -187,7 +187,8 @@ static void drop_self(struct bw_conf *c)
 int bw_conf_load(const char *node_file, struct bw_conf *out, char *err, size_t errlen)
 {
 	_cleanup_free_ char *text = NULL;
-	char dir[PATH_MAX];
+	char tmp[PATH_MAX];
+	const char *dir;
 	struct stat self;
 	int r;
 
@@ -197,17 +198,18 @@ int bw_conf_load(const char *node_file, struct bw_conf *out, char *err, size_t e
 	}
 	if ((r = bw_conf_parse_node(node_file, text, out, err, errlen)) < 0)
 		return r;
+	/* A relative PeersDir is relative to the node file, like an include. */
+	snprintf(tmp, sizeof(tmp), "%s", node_file);
+	if (out->node.peer_source == BW_PEERS_KUBERNETES)
+		snprintf(out->peers_path, sizeof(out->peers_path), "%s", dirname(tmp));
+	else if (out->node.peers_dir[0] != '/')
+		snprintf(out->peers_path, sizeof(out->peers_path), "%s/%s", dirname(tmp), out->node.peers_dir);
+	else
+		snprintf(out->peers_path, sizeof(out->peers_path), "%s", out->node.peers_dir);
 	/* Peers from the cluster's Node objects (bulwarkd fills them in): no directory to read. */
 	if (out->node.peer_source == BW_PEERS_KUBERNETES)
 		return 0;
-	/* A relative PeersDir is relative to the node file, like an include. */
-	if (out->node.peers_dir[0] != '/') {
-		char tmp[PATH_MAX];
-		snprintf(tmp, sizeof(tmp), "%s", node_file);
-		snprintf(dir, sizeof(dir), "%s/%s", dirname(tmp), out->node.peers_dir);
-	} else {
-		snprintf(dir, sizeof(dir), "%s", out->node.peers_dir);
-	}
+	dir = out->peers_path;
 	/* The node file may share a directory with the peer files (PeersDir = ., one ConfigMap). */
 	if (stat(node_file, &self) < 0) {
 		r = -errno;

@@ -264,8 +264,22 @@ static bool resource_path_ok(const char *v)
 	}
 }
 
+/* Scalar keys, one bit each in ctx.seen: a key given twice in its section is refused. */
+enum seen_key {
+	/* [Node] */
+	SEEN_NAME, SEEN_NODE_ENCRYPTION, SEEN_OVERLAY_PORT, SEEN_STATE_DIR, SEEN_PEERS_DIR,
+	SEEN_KEY_SERVICE, SEEN_FLOW_CACHE, SEEN_MESH_SECRET, SEEN_KEY_SERVICE_CA, SEEN_ATTESTER,
+	SEEN_TPM_TCTI, SEEN_PEER_SOURCE, SEEN_KUBE_API, SEEN_KUBE_TOKEN_FILE, SEEN_KUBE_CA_FILE,
+	/* [Interface] */
+	SEEN_DEVICE, SEEN_PRIVATE_KEY_FILE, SEEN_LISTEN_PORT, SEEN_FWMARK, SEEN_MTU,
+	/* [Peer] */
+	SEEN_PEER_NODE, SEEN_PUBLIC_KEY, SEEN_PRESHARED_KEY, SEEN_ENDPOINT, SEEN_KEEPALIVE,
+	SEEN_COUNT
+};
+_Static_assert(SEEN_COUNT <= 32, "ctx.seen has 32 bits");
+
 /* A scalar key may appear once per section. */
-static int once(struct ctx *c, unsigned bit, const char *key)
+static int once(struct ctx *c, enum seen_key bit, const char *key)
 {
 	if (c->seen & (1u << bit))
 		return fail(c, "%s given twice", key);
@@ -318,7 +332,7 @@ static int node_key(struct ctx *c, struct bw_conf *conf, const char *key, char *
 	int r;
 
 	if (KEY("Name"))
-		return once(c, 0, key) ?: parse_str(c, key, v, n->name, sizeof(n->name));
+		return once(c, SEEN_NAME, key) ?: parse_str(c, key, v, n->name, sizeof(n->name));
 	if (KEY("Uplinks"))
 		return each_item(c, key, v, add_uplink, n);
 	if (KEY("ProtectedCIDRs"))
@@ -330,11 +344,11 @@ static int node_key(struct ctx *c, struct bw_conf *conf, const char *key, char *
 	if (KEY("PodCIDRs"))
 		return each_item(c, key, v, add_cidr, &(struct cidr_list){ n->pod_cidrs, &n->n_pod_cidrs, BW_CONF_MAX_LIST, false, NULL, NULL, NULL, false });
 	if (KEY("NodeEncryption"))
-		return once(c, 1, key) ?: parse_bool(c, key, v, &n->node_encryption);
+		return once(c, SEEN_NODE_ENCRYPTION, key) ?: parse_bool(c, key, v, &n->node_encryption);
 	if (KEY("Allow"))
 		return each_item(c, key, v, add_allow, n);
 	if (KEY("OverlayPort")) {
-		if ((r = once(c, 2, key)) < 0)
+		if ((r = once(c, SEEN_OVERLAY_PORT, key)) < 0)
 			return r;
 		return add_overlay_port(c, key, v, conf);
 	}
@@ -343,17 +357,17 @@ static int node_key(struct ctx *c, struct bw_conf *conf, const char *key, char *
 	if (KEY("FlowCache")) {
 		bool on;
 
-		if ((r = once(c, 6, key)) < 0 || (r = parse_bool(c, key, v, &on)) < 0)
+		if ((r = once(c, SEEN_FLOW_CACHE, key)) < 0 || (r = parse_bool(c, key, v, &on)) < 0)
 			return r;
 		n->no_flow_cache = !on;
 		return 0;
 	}
 	if (KEY("StateDir"))
-		return once(c, 3, key) ?: parse_str(c, key, v, n->state_dir, sizeof(n->state_dir));
+		return once(c, SEEN_STATE_DIR, key) ?: parse_str(c, key, v, n->state_dir, sizeof(n->state_dir));
 	if (KEY("PeersDir"))
-		return once(c, 4, key) ?: parse_str(c, key, v, n->peers_dir, sizeof(n->peers_dir));
+		return once(c, SEEN_PEERS_DIR, key) ?: parse_str(c, key, v, n->peers_dir, sizeof(n->peers_dir));
 	if (KEY("PeerSource")) {
-		if ((r = once(c, 25, key)) < 0)
+		if ((r = once(c, SEEN_PEER_SOURCE, key)) < 0)
 			return r;
 		if (!strcasecmp(v, "directory"))
 			n->peer_source = BW_PEERS_DIRECTORY;
@@ -364,31 +378,31 @@ static int node_key(struct ctx *c, struct bw_conf *conf, const char *key, char *
 		return 0;
 	}
 	if (KEY("KubeAPI"))
-		return once(c, 26, key) ?: parse_str(c, key, v, n->kube_api, sizeof(n->kube_api));
+		return once(c, SEEN_KUBE_API, key) ?: parse_str(c, key, v, n->kube_api, sizeof(n->kube_api));
 	if (KEY("KubeTokenFile"))
-		return once(c, 27, key) ?: parse_str(c, key, v, n->kube_token_file, sizeof(n->kube_token_file));
+		return once(c, SEEN_KUBE_TOKEN_FILE, key) ?: parse_str(c, key, v, n->kube_token_file, sizeof(n->kube_token_file));
 	if (KEY("KubeCAFile"))
-		return once(c, 28, key) ?: parse_str(c, key, v, n->kube_ca_file, sizeof(n->kube_ca_file));
+		return once(c, SEEN_KUBE_CA_FILE, key) ?: parse_str(c, key, v, n->kube_ca_file, sizeof(n->kube_ca_file));
 	if (KEY("KeyService"))
-		return once(c, 5, key) ?: parse_str(c, key, v, n->key_service, sizeof(n->key_service));
+		return once(c, SEEN_KEY_SERVICE, key) ?: parse_str(c, key, v, n->key_service, sizeof(n->key_service));
 	if (KEY("MeshSecret")) {
-		if ((r = once(c, 7, key)) < 0)
+		if ((r = once(c, SEEN_MESH_SECRET, key)) < 0)
 			return r;
 		if (!resource_path_ok(v))
 			return fail(c, "MeshSecret '%s' is not a key-service resource path (repository/type/tag)", v);
 		return parse_str(c, key, v, n->mesh_secret, sizeof(n->mesh_secret));
 	}
 	if (KEY("KeyServiceCA"))
-		return once(c, 8, key) ?: parse_str(c, key, v, n->key_service_ca, sizeof(n->key_service_ca));
+		return once(c, SEEN_KEY_SERVICE_CA, key) ?: parse_str(c, key, v, n->key_service_ca, sizeof(n->key_service_ca));
 	if (KEY("Attester")) {
-		if ((r = once(c, 9, key)) < 0)
+		if ((r = once(c, SEEN_ATTESTER, key)) < 0)
 			return r;
 		if (strcmp(v, "tpm") && strcmp(v, "tsm") && strcmp(v, "sample"))
 			return fail(c, "Attester '%s' is not one of tpm, tsm, sample", v);
 		return parse_str(c, key, v, n->attester, sizeof(n->attester));
 	}
 	if (KEY("TPMTcti"))
-		return once(c, 15, key) ?: parse_str(c, key, v, n->tpm_tcti, sizeof(n->tpm_tcti));
+		return once(c, SEEN_TPM_TCTI, key) ?: parse_str(c, key, v, n->tpm_tcti, sizeof(n->tpm_tcti));
 	return fail(c, "unknown key '%s' in [Node]", key);
 }
 
@@ -399,13 +413,13 @@ static int iface_key(struct ctx *c, struct bw_conf *conf, const char *key, char 
 	int r;
 
 	if (KEY("Device"))
-		return once(c, 10, key) ?: parse_str(c, key, v, i->device, sizeof(i->device));
+		return once(c, SEEN_DEVICE, key) ?: parse_str(c, key, v, i->device, sizeof(i->device));
 	if (KEY("PrivateKeyFile"))
-		return once(c, 11, key) ?: parse_str(c, key, v, i->private_key_file, sizeof(i->private_key_file));
+		return once(c, SEEN_PRIVATE_KEY_FILE, key) ?: parse_str(c, key, v, i->private_key_file, sizeof(i->private_key_file));
 	if (KEY("PrivateKey"))
 		return fail(c, "PrivateKey does not belong in a config file; bulwark keeps the key in PrivateKeyFile (0600)");
 	if (KEY("ListenPort")) {
-		if ((r = once(c, 12, key)) < 0 || (r = parse_u32(c, key, v, 65535, &u)) < 0)
+		if ((r = once(c, SEEN_LISTEN_PORT, key)) < 0 || (r = parse_u32(c, key, v, 65535, &u)) < 0)
 			return r;
 		if (u && is_overlay_port(&conf->node, (uint16_t)u))
 			return fail(c, "ListenPort %u is an overlay port (OverlayPorts, or VXLAN/Geneve's "
@@ -414,7 +428,7 @@ static int iface_key(struct ctx *c, struct bw_conf *conf, const char *key, char 
 		return 0;
 	}
 	if (KEY("FwMark")) {
-		if ((r = once(c, 13, key)) < 0)
+		if ((r = once(c, SEEN_FWMARK, key)) < 0)
 			return r;
 		if (!strcasecmp(v, "off")) {
 			i->fwmark = 0;
@@ -423,7 +437,7 @@ static int iface_key(struct ctx *c, struct bw_conf *conf, const char *key, char 
 		return parse_u32(c, key, v, UINT32_MAX, &i->fwmark);
 	}
 	if (KEY("MTU")) {
-		if ((r = once(c, 14, key)) < 0 || (r = parse_u32(c, key, v, 65535, &u)) < 0)
+		if ((r = once(c, SEEN_MTU, key)) < 0 || (r = parse_u32(c, key, v, 65535, &u)) < 0)
 			return r;
 		if (u && u < 1280)
 			return fail(c, "MTU %u is below the IPv6 minimum of 1280", u);
@@ -439,14 +453,14 @@ static int peer_key(struct ctx *c, struct bw_conf_peer *p, const char *key, char
 	int r;
 
 	if (KEY("Node"))
-		return once(c, 20, key) ?: parse_str(c, key, v, p->node, sizeof(p->node));
+		return once(c, SEEN_PEER_NODE, key) ?: parse_str(c, key, v, p->node, sizeof(p->node));
 	if (KEY("PublicKey")) {
-		if ((r = once(c, 21, key)) < 0)
+		if ((r = once(c, SEEN_PUBLIC_KEY, key)) < 0)
 			return r;
 		return bw_key_from_base64(v, p->public_key) < 0 ? fail(c, "PublicKey is not a base64 WireGuard key") : 0;
 	}
 	if (KEY("PresharedKey")) {
-		if ((r = once(c, 22, key)) < 0)
+		if ((r = once(c, SEEN_PRESHARED_KEY, key)) < 0)
 			return r;
 		if (bw_key_from_base64(v, p->psk) < 0)
 			return fail(c, "PresharedKey is not a base64 WireGuard key");
@@ -454,17 +468,17 @@ static int peer_key(struct ctx *c, struct bw_conf_peer *p, const char *key, char
 		return 0;
 	}
 	if (KEY("Endpoint")) {
-		const char *colon = strrchr(v, ':');
-		if ((r = once(c, 23, key)) < 0)
+		if ((r = once(c, SEEN_ENDPOINT, key)) < 0)
 			return r;
-		if (!colon || colon == v || parse_u32(c, key, colon + 1, 65535, &u) < 0 || !u)
-			return fail(c, "Endpoint '%s' is not host:port", v);
-		return parse_str(c, key, v, p->endpoint, sizeof(p->endpoint));
+		/* Numeric only: resolving a name here would hide a failure behind DNS. */
+		if (bw_endpoint_parse(v, &p->endpoint) < 0)
+			return fail(c, "Endpoint '%s' is not address:port (a.b.c.d:port or [x::y]:port, port 1-65535; names are not resolved)", v);
+		return 0;
 	}
 	if (KEY("AllowedIPs"))
 		return each_item(c, key, v, add_cidr, &(struct cidr_list){ p->allowed_ips, &p->n_allowed_ips, BW_CONF_MAX_ALLOWED_IPS, true, &p->allowed_ips, NULL, NULL, false });
 	if (KEY("PersistentKeepalive")) {
-		if ((r = once(c, 24, key)) < 0)
+		if ((r = once(c, SEEN_KEEPALIVE, key)) < 0)
 			return r;
 		if (!strcasecmp(v, "off")) {
 			p->keepalive = 0;
@@ -606,7 +620,7 @@ int bw_conf_parse_peer(const char *path, const char *text, struct bw_conf_peer *
 	memset(out, 0, sizeof(*out));
 	snprintf(out->file, sizeof(out->file), "%s", path);
 	r = parse_lines(&c, text, true, peer_dispatch, out);
-	if (r == 0 && !(c.seen & (1u << 21)))
+	if (r == 0 && !(c.seen & (1u << SEEN_PUBLIC_KEY)))
 		r = missing(&c, "[Peer] PublicKey is required");
 	if (r < 0) {
 		bw_conf_peers_free(out, 1);

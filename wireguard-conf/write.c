@@ -76,7 +76,7 @@ int bw_conf_write_node(FILE *f, const struct bw_conf *c)
 
 int bw_conf_write_peer(FILE *f, const struct bw_conf_peer *p, bool wg_only)
 {
-	char key[45];
+	char key[45], ep[64];
 
 	fprintf(f, "[Peer]\n");
 	if (!wg_only)
@@ -88,8 +88,8 @@ int bw_conf_write_peer(FILE *f, const struct bw_conf_peer *p, bool wg_only)
 		fprintf(f, "PresharedKey = %s\n", key);
 		OPENSSL_cleanse(key, sizeof(key));
 	}
-	if (p->endpoint[0])
-		fprintf(f, "Endpoint = %s\n", p->endpoint);
+	if (p->endpoint.sa.sa_family != AF_UNSPEC)
+		fprintf(f, "Endpoint = %s\n", bw_endpoint_str(&p->endpoint, ep, sizeof(ep)));
 	cidr_list(f, "AllowedIPs", p->allowed_ips, p->n_allowed_ips);
 	if (p->keepalive)
 		fprintf(f, "PersistentKeepalive = %u\n", p->keepalive);

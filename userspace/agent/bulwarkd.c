@@ -201,7 +201,7 @@ static void log_peer_changes(const struct bw_conf *old, const struct bw_conf *c)
 			lines++;
 		} else {
 			const struct bw_conf_peer *p = o[i++], *q = n[j++];
-			bool same = !strcmp(p->endpoint, q->endpoint) && p->keepalive == q->keepalive &&
+			bool same = bw_endpoint_eq(&p->endpoint, &q->endpoint) && p->keepalive == q->keepalive &&
 				    p->has_psk == q->has_psk && p->n_allowed_ips == q->n_allowed_ips &&
 				    !memcmp(p->allowed_ips, q->allowed_ips, p->n_allowed_ips * sizeof(*p->allowed_ips));
 			if (!same) {
@@ -243,10 +243,12 @@ static void sync_peers(struct agent *a, enum sync_mode mode)
 	/* After a failure nobody knows what is in place: the next sync dumps and walks. */
 	a->have_applied = r >= 0;
 	if (r < 0) {
-		bw_err("%s failed: %s", what[mode], strerror(-r));
+		bw_err("%s failed: %s%s%s", what[mode], strerror(-r), res.msg[0] ? ": " : "", res.msg);
 		bw_conf_free(&c);
 		return;
 	}
+	if (res.msg[0])
+		bw_warn("%s: %s", what[mode], res.msg);
 	if (res.peers_added || res.peers_updated || res.peers_removed || res.prefixes_added || res.prefixes_removed)
 		bw_info("%s: peers +%u ~%u -%u, allowed IPs +%u -%u", what[mode], res.peers_added,
 			res.peers_updated, res.peers_removed, res.prefixes_added, res.prefixes_removed);
@@ -384,14 +386,17 @@ static void wg_restore(struct agent *a)
 {
 	struct bw_conf c;
 	struct bw_net_result res;
+	char msg[sizeof(res.msg)] = "";
 	double t0 = now_mono();
 	int r;
 
 	if (load(a, &c) < 0)
 		goto retry;
 	mesh_prepare(a, &c);
-	if ((r = bw_net_device_up(&c, NULL)) == 0 && (r = bw_net_reconcile(&c, a->pin_dir, &res)) == 0)
+	if ((r = bw_net_device_up(&c, NULL, msg, sizeof(msg))) == 0 && (r = bw_net_reconcile(&c, a->pin_dir, &res)) == 0)
 		r = bw_dp_set_wg_device(a->pin_dir, c.iface.device);
+	if (msg[0])
+		bw_log(r < 0 ? BW_LOG_ERROR : BW_LOG_WARN, "%s", msg);
 	if (r < 0) {
 		bw_err("restoring WireGuard device %s: %s (retrying)", c.iface.device, strerror(-r));
 		bw_conf_free(&c);
@@ -549,17 +554,8 @@ static void on_exit_signal(evutil_socket_t fd, short what, void *arg)
 
 static int watch(struct agent *a, const struct bw_conf *c)
 {
-	char tmp[PATH_MAX];
-
-	if (c->node.peer_source == BW_PEERS_KUBERNETES) { /* no peers directory: the node file's */
-		snprintf(tmp, sizeof(tmp), "%s", a->config);
-		snprintf(a->peers_dir, sizeof(a->peers_dir), "%s", dirname(tmp));
-	} else if (c->node.peers_dir[0] == '/') {
-		snprintf(a->peers_dir, sizeof(a->peers_dir), "%s", c->node.peers_dir);
-	} else {
-		snprintf(tmp, sizeof(tmp), "%s", a->config);
-		snprintf(a->peers_dir, sizeof(a->peers_dir), "%s/%s", dirname(tmp), c->node.peers_dir);
-	}
+	/* resolved by bw_conf_load (with kubernetes: the node file's directory) */
+	snprintf(a->peers_dir, sizeof(a->peers_dir), "%s", c->peers_path);
 	if (bw_conf_watch_init(&conf_watch) < 0)
 		return -errno;
 	a->ifd = conf_watch.fd;
@@ -649,10 +645,12 @@ int main(int argc, char **argv)
 		return 1;
 	mesh_prepare(&a, &c);
 	if ((r = bw_net_up(&c, a.pin_dir, &res)) < 0) {
-		bw_err("bring-up failed: %s", strerror(-r));
+		bw_err("bring-up failed: %s%s%s", strerror(-r), res.msg[0] ? ": " : "", res.msg);
 		bw_conf_free(&c);
 		return 1;
 	}
+	if (res.msg[0])
+		bw_warn("%s", res.msg);
 	bw_info("up: %s on %s, %zu peers", c.iface.device, c.node.uplinks[0], c.n_peers);
 	r = watch(&a, &c);
 	if (r < 0) {

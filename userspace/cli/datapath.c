@@ -14,6 +14,7 @@
 #include "common/common.h"
 #include "datapath/datapath.h"
 #include "wireguard-conf/conf.h"
+#include "net/net.h"
 
 struct opts {
 	const char *pin_dir, *config, *wg_dev;
@@ -100,7 +101,7 @@ static int load_desired(const char *path, struct bw_dp_desired *d, struct opts *
 			o->uplinks[o->n_uplinks++] = strdup(conf.node.uplinks[i]);
 	if (o && !o->wg_dev)
 		o->wg_dev = strdup(conf.iface.device);
-	r = bw_dp_desired_from_conf(&conf, d);
+	r = bw_net_desired(&conf, d);
 	bw_conf_free(&conf);
 	return r;
 }

@@ -81,6 +81,8 @@ static int mesh(struct bw_conf *c)
 
 static void report(const char *what, int r, const struct bw_net_result *res)
 {
+	if (res && res->msg[0])
+		fprintf(stderr, "bulwark: net %s: %s\n", what, res->msg);
 	if (r < 0)
 		fprintf(stderr, "bulwark: net %s: %s\n", what, strerror(-r));
 	else if (res)
@@ -114,9 +116,10 @@ static int cmd_sync(int argc, char **argv)
 
 static int cmd_down(int argc, char **argv)
 {
+	struct bw_net_result res = { 0 };
 	PREAMBLE("down")
-	r = bw_net_down(&c);
-	report("down", r, NULL);
+	r = bw_net_down(&c, res.msg, sizeof(res.msg));
+	report("down", r, r < 0 ? &res : NULL);
 	bw_conf_free(&c);
 	return r < 0 ? BW_EXIT_FAIL : BW_EXIT_OK;
 }
@@ -126,7 +129,7 @@ static int cmd_export(int argc, char **argv)
 	PREAMBLE("export-peer")
 	r = bw_net_export_peer(&c, o.endpoint, stdout);
 	if (r < 0)
-		fprintf(stderr, "bulwark: export-peer: %s\n", r == -EADDRNOTAVAIL ? "uplink has no address; pass --endpoint" : strerror(-r));
+		fprintf(stderr, "bulwark: export-peer: %s\n", r == -EADDRNOTAVAIL ? "uplink has no address; pass --endpoint" : r == -EINVAL && o.endpoint ? "--endpoint is not address:port (a.b.c.d:port or [x::y]:port)" : strerror(-r));
 	bw_conf_free(&c);
 	return r < 0 ? BW_EXIT_FAIL : BW_EXIT_OK;
 }
@@ -161,7 +164,7 @@ static struct json_object *peer_json(const struct bw_conf *c, const struct bw_wg
 	bw_key_to_base64(p->public_key, key);
 	json_object_object_add(e, "node", json_object_new_string(node_of(c, p->public_key)));
 	json_object_object_add(e, "public_key", json_object_new_string(key));
-	json_object_object_add(e, "endpoint", json_object_new_string(bw_wg_endpoint_str(p, buf, sizeof(buf))));
+	json_object_object_add(e, "endpoint", json_object_new_string(bw_endpoint_str(&p->endpoint, buf, sizeof(buf))));
 	for (size_t i = 0; i < p->n_allowed_ips; i++)
 		json_object_array_add(a, json_object_new_string(bw_cidr_str(&p->allowed_ips[i], buf, sizeof(buf))));
 	json_object_object_add(e, "allowed_ips", a);
@@ -198,7 +201,7 @@ static int cmd_peers(int argc, char **argv)
 			if (p->last_handshake_sec)
 				snprintf(hs, sizeof(hs), "%llds", (long long)(time(NULL) - p->last_handshake_sec));
 			printf("%-16s %s %-22s handshake %-8s rx %-12llu tx %-12llu", node_of(&c, p->public_key), key,
-			       bw_wg_endpoint_str(p, ep, sizeof(ep)), hs, (unsigned long long)p->rx_bytes,
+			       bw_endpoint_str(&p->endpoint, ep, sizeof(ep)), hs, (unsigned long long)p->rx_bytes,
 			       (unsigned long long)p->tx_bytes);
 			for (size_t j = 0; j < p->n_allowed_ips; j++)
 				printf("%s%s", j ? "," : " ", bw_cidr_str(&p->allowed_ips[j], cidr, sizeof(cidr)));

@@ -17,6 +17,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/types.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
@@ -111,6 +113,18 @@ int bw_cidr_parse(const char *s, struct bw_cidr *out);
 /* Format into buf (64 bytes are always enough). */
 const char *bw_cidr_str(const struct bw_cidr *c, char *buf, size_t size);
 bool bw_cidr_eq(const struct bw_cidr *a, const struct bw_cidr *b);
+
+/* ---- UDP endpoints: numeric "a.b.c.d:port" or "[x::y]:port" (names are never resolved) ---- */
+union bw_sockaddr {
+	struct sockaddr sa; /* sa_family AF_UNSPEC (0): none */
+	struct sockaddr_in in;
+	struct sockaddr_in6 in6;
+};
+int bw_endpoint_parse(const char *s, union bw_sockaddr *out);
+/* "(none)" for AF_UNSPEC; 64 bytes are always enough. */
+const char *bw_endpoint_str(const union bw_sockaddr *ep, char *buf, size_t size);
+/* Same family, address and port (AF_UNSPEC equals AF_UNSPEC). */
+bool bw_endpoint_eq(const union bw_sockaddr *a, const union bw_sockaddr *b);
 
 /* Constant-time comparison of n bytes. */
 bool bw_memeq_ct(const void *a, const void *b, size_t n);

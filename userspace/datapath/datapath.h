@@ -29,7 +29,8 @@ struct bw_dp;
 int bw_dp_open(const char *pin_dir, struct bw_dp **out);
 void bw_dp_close(struct bw_dp *dp);
 
-/* Desired map contents, applied by bw_dp_apply. */
+/* Desired map contents, applied by bw_dp_apply; built by the caller (net/ builds it from the
+ * node configuration and the peer source, bw_net_desired). */
 struct bw_dp_prefix {
 	struct bw_cidr cidr;
 	uint32_t class; /* enum bw_class */
@@ -49,14 +50,22 @@ struct bw_dp_desired {
 };
 /*
  * Make the maps equal to *d: entries are added or updated first, then stale ones removed, so a
- * prefix present before and after is never missing in between.
+ * prefix present before and after is never missing in between. Only differences are written.
  */
 int bw_dp_apply(struct bw_dp *dp, const struct bw_dp_desired *d);
-
-/* The desired state for a bulwark configuration (wireguard-conf/conf.h); heap arrays. */
-struct bw_conf;
-int bw_dp_desired_from_conf(const struct bw_conf *c, struct bw_dp_desired *d);
+/* Free the heap arrays of a desired state built by bw_net_desired. */
 void bw_dp_desired_free(struct bw_dp_desired *d);
+
+/*
+ * The one diff engine for the peer map (bw_dp_apply uses it too): make it hold exactly want[n].
+ * cur[ncur] is what the map holds when the caller vouches for it (NULL: read the map). New and
+ * changed entries are written first, then stale ones deleted (a prefix present before and after
+ * is never missing); the flow cache is invalidated after each of the two steps. *written and
+ * *deleted (may be NULL) count the entries changed. Updates and deletions go in batches
+ * (BPF_MAP_UPDATE_BATCH where the kernel has it for the map type).
+ */
+int bw_dp_peers_sync(struct bw_dp *dp, const struct bw_dp_peer_prefix *want, size_t n,
+		     const struct bw_dp_peer_prefix *cur, size_t ncur, size_t *written, size_t *deleted);
 
 /*
  * Load the programs (reusing pinned maps: counters and peers survive), apply *d when given,
@@ -95,6 +104,14 @@ int bw_dp_config_set(struct bw_dp *dp, const struct bw_config *cfg);
 static inline uint32_t bw_dp_peer_id(const uint8_t *pubkey)
 {
 	return (uint32_t)pubkey[0] << 24 | (uint32_t)pubkey[1] << 16 | (uint32_t)pubkey[2] << 8 | pubkey[3];
+}
+/* The peer map's value for a peer: built here only. */
+static inline struct bw_peer bw_dp_peer_value(const uint8_t pubkey[32])
+{
+	struct bw_peer v = { .peer_id = bw_dp_peer_id(pubkey) };
+
+	__builtin_memcpy(v.pubkey, pubkey, sizeof(v.pubkey));
+	return v;
 }
 int bw_dp_peer_set(struct bw_dp *dp, const struct bw_cidr *cidr, const struct bw_peer *peer);
 int bw_dp_peer_del(struct bw_dp *dp, const struct bw_cidr *cidr);

@@ -10,6 +10,10 @@
 #include "common/common.h"
 #include "datapath/internal.h"
 
+#ifndef ENOTSUPP
+#define ENOTSUPP 524 /* the kernel's "operation not supported" for a map type */
+#endif
+
 const char *const bw_dp_map_names[BW_MAP_COUNT] = {
 	"bw_config", "bw_protect_v4", "bw_protect_v6", "bw_peer_v4", "bw_peer_v6",
 	"bw_allow", "bw_stats", "bw_events", "bw_flow_v4", "bw_flow_v6", "bw_flow_gen",
@@ -262,52 +266,272 @@ int bw_dp_stats(struct bw_dp *dp, struct bw_stat out[BW_REASON_MAX])
 	return 0;
 }
 
-/* ---- apply: add/update everything desired, then delete what is not ---- */
+/* ---- the diff engine: an LPM map pair := a list of (cidr, value) ---- */
 
-static bool cidr_in(const struct bw_cidr *c, const void *list, size_t n, size_t stride)
+/* A desired or current entry: cidr and a pointer to its value bytes. */
+struct lpm_ent {
+	struct bw_cidr cidr;
+	const void *val;
+	size_t pos; /* input order: of two entries for one prefix the later one wins */
+};
+
+static int cidr_cmp(const struct bw_cidr *x, const struct bw_cidr *y)
 {
-	for (size_t i = 0; i < n; i++)
-		if (bw_cidr_eq(c, (const void *)((const char *)list + i * stride)))
-			return true;
-	return false;
+	int d = x->family - y->family;
+
+	if (!d)
+		d = memcmp(x->addr, y->addr, 16);
+	return d ? d : x->len - y->len;
 }
 
-/* Sync one LPM map pair; entries are (cidr, value) records of size stride with value at voff. */
-static int sync_lpm_entries(struct bw_dp *dp, int map4, int map6, const void *list, size_t n,
-		    size_t stride, size_t voff)
+static int ent_cmp(const void *a, const void *b)
 {
+	const struct lpm_ent *x = a, *y = b;
+	int d = cidr_cmp(&x->cidr, &y->cidr);
+
+	return d ? d : (x->pos > y->pos) - (x->pos < y->pos);
+}
+
+/* Sorted by prefix, one entry per prefix (the last given). */
+static size_t ents_sort(struct lpm_ent *v, size_t n)
+{
+	size_t k = 0;
+
+	if (n)
+		qsort(v, n, sizeof(*v), ent_cmp);
 	for (size_t i = 0; i < n; i++) {
-		const struct bw_cidr *c = (const void *)((const char *)list + i * stride);
-		union bw_lpm_key k;
-
-		bw_lpm_from_cidr(c, &k);
-		if (bpf_map_update_elem(dp->fd[c->family == 4 ? map4 : map6], &k,
-					(const char *)c + voff, BPF_ANY))
-			return -errno;
+		if (k && !cidr_cmp(&v[k - 1].cidr, &v[i].cidr))
+			k--;
+		v[k++] = v[i];
 	}
-	for (int family = 4; family <= 6; family += 2) {
-		int fd = dp->fd[family == 4 ? map4 : map6];
-		_cleanup_free_ union bw_lpm_key *keys = NULL;
-		size_t nk;
-		int r = lpm_keys(fd, family, &keys, &nk);
+	return k;
+}
 
-		if (r < 0)
-			return r;
-		for (size_t i = 0; i < nk; i++) {
-			struct bw_cidr c;
+static const struct lpm_ent *ents_find(const struct lpm_ent *v, size_t n, const struct bw_cidr *c)
+{
+	size_t lo = 0, hi = n;
 
-			bw_cidr_from_lpm(family, &keys[i], &c);
-			if (!cidr_in(&c, list, n, stride) && bpf_map_delete_elem(fd, &keys[i]) && errno != ENOENT)
-				return -errno;
-		}
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int d = cidr_cmp(&v[mid].cidr, c);
+
+		if (!d)
+			return &v[mid];
+		if (d < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
 	}
+	return NULL;
+}
+
+/* Entries of a caller's array of records (cidr at 0, value at voff). */
+static struct lpm_ent *ents_from(const void *list, size_t n, size_t stride, size_t voff)
+{
+	struct lpm_ent *v = calloc(n + 1, sizeof(*v));
+
+	for (size_t i = 0; v && i < n; i++) {
+		const char *rec = (const char *)list + i * stride;
+		v[i] = (struct lpm_ent){ *(const struct bw_cidr *)rec, rec + voff, i };
+	}
+	return v;
+}
+
+/* The map pair's entries as they are; values in *store (vsize bytes each). */
+static int ents_read(struct bw_dp *dp, int map4, int map6, size_t vsize, struct lpm_ent **out,
+		     size_t *nout, char **store)
+{
+	union bw_lpm_key *k4 = NULL, *k6 = NULL;
+	size_t n4 = 0, n6 = 0, n = 0;
+	struct lpm_ent *v = NULL;
+	char *vals = NULL;
+	int r;
+
+	if ((r = lpm_keys(dp->fd[map4], 4, &k4, &n4)) < 0 || (r = lpm_keys(dp->fd[map6], 6, &k6, &n6)) < 0)
+		goto out;
+	v = calloc(n4 + n6 + 1, sizeof(*v));
+	vals = calloc(n4 + n6 + 1, vsize);
+	if (!v || !vals) {
+		r = -ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < n4 + n6; i++) {
+		int family = i < n4 ? 4 : 6;
+		union bw_lpm_key *k = i < n4 ? &k4[i] : &k6[i - n4];
+
+		if (bpf_map_lookup_elem(dp->fd[family == 4 ? map4 : map6], k, vals + n * vsize))
+			continue; /* removed meanwhile */
+		bw_cidr_from_lpm(family, k, &v[n].cidr);
+		v[n].val = vals + n * vsize;
+		v[n].pos = n;
+		n++;
+	}
+out:
+	free(k4);
+	free(k6);
+	if (r < 0) {
+		free(v);
+		free(vals);
+		return r;
+	}
+	*out = v, *nout = n, *store = vals;
 	return 0;
 }
 
-static int sync_lpm(struct bw_dp *dp, int map4, int map6, const void *list, size_t n,
-		    size_t stride, size_t voff)
+/*
+ * A batch of updates or deletions for one map: BPF_MAP_{UPDATE,DELETE}_BATCH (one syscall for
+ * many entries) where the kernel has it for the map type, one syscall per entry otherwise.
+ */
+#define BATCH_MAX 1024
+struct batch {
+	int fd;
+	bool del;
+	size_t ksz, vsz, n;
+	char *keys, *vals;
+};
+
+static bool batch_unsupported(int e)
 {
-	return changed(dp, sync_lpm_entries(dp, map4, map6, list, n, stride, voff));
+	return e == EINVAL || e == ENOTSUPP || e == EOPNOTSUPP || e == ENOSYS;
+}
+
+static int batch_flush(struct batch *b)
+{
+	LIBBPF_OPTS(bpf_map_batch_opts, opts, .elem_flags = BPF_ANY);
+	__u32 cnt = (__u32)b->n;
+	size_t done = 0;
+	int r = 0;
+
+	if (!b->n)
+		return 0;
+	r = b->del ? bpf_map_delete_batch(b->fd, b->keys, &cnt, &opts)
+		   : bpf_map_update_batch(b->fd, b->keys, b->vals, &cnt, &opts);
+	if (r == 0) {
+		b->n = 0;
+		return 0;
+	}
+	r = -errno;
+	/* Without batch support nothing was done; after a real error cnt says how far it got. */
+	if (!batch_unsupported(-r) && (!b->del || r != -ENOENT))
+		return r;
+	done = batch_unsupported(-r) ? 0 : cnt;
+	for (size_t i = done; i < b->n; i++) {
+		const void *k = b->keys + i * b->ksz;
+
+		if (b->del ? bpf_map_delete_elem(b->fd, k) && errno != ENOENT
+			   : bpf_map_update_elem(b->fd, k, b->vals + i * b->vsz, BPF_ANY) != 0)
+			return -errno;
+	}
+	b->n = 0;
+	return 0;
+}
+
+static int batch_add(struct batch *b, const struct bw_cidr *c, const void *val)
+{
+	union bw_lpm_key k;
+
+	bw_lpm_from_cidr(c, &k);
+	memcpy(b->keys + b->n * b->ksz, &k, b->ksz);
+	if (val)
+		memcpy(b->vals + b->n * b->vsz, val, b->vsz);
+	return ++b->n == BATCH_MAX ? batch_flush(b) : 0;
+}
+
+static int batch_init(struct batch *b, int fd, int family, size_t vsz, bool del)
+{
+	*b = (struct batch){ .fd = fd, .del = del, .vsz = vsz,
+			     .ksz = family == 4 ? sizeof(struct bw_lpm_v4) : sizeof(struct bw_lpm_v6) };
+	b->keys = calloc(BATCH_MAX, b->ksz);
+	b->vals = del ? NULL : calloc(BATCH_MAX, vsz);
+	return b->keys && (del || b->vals) ? 0 : -ENOMEM;
+}
+
+static void batch_free(struct batch *b)
+{
+	free(b->keys);
+	free(b->vals);
+}
+
+/*
+ * Make the map pair hold want[nw] (sorted, unique): changed and new entries first, then the
+ * stale ones (in cur, sorted, unique, not in want); the flow cache is invalidated after each.
+ */
+static int lpm_sync(struct bw_dp *dp, int map4, int map6, size_t vsize, const struct lpm_ent *want,
+		    size_t nw, const struct lpm_ent *cur, size_t nc, size_t *written, size_t *deleted)
+{
+	struct batch b[2] = { 0 };
+	size_t nwr = 0, ndel = 0;
+	int r;
+
+	for (int pass = 0; pass < 2; pass++) {
+		bool del = pass == 1;
+
+		if ((r = batch_init(&b[0], dp->fd[map4], 4, vsize, del)) < 0 ||
+		    (r = batch_init(&b[1], dp->fd[map6], 6, vsize, del)) < 0)
+			goto out;
+		for (size_t i = 0; !del && i < nw && r == 0; i++) {
+			const struct lpm_ent *e = ents_find(cur, nc, &want[i].cidr);
+
+			if (!e || memcmp(e->val, want[i].val, vsize)) {
+				r = batch_add(&b[want[i].cidr.family == 4 ? 0 : 1], &want[i].cidr, want[i].val);
+				nwr++;
+			}
+		}
+		for (size_t i = 0; del && i < nc && r == 0; i++)
+			if (!ents_find(want, nw, &cur[i].cidr)) {
+				r = batch_add(&b[cur[i].cidr.family == 4 ? 0 : 1], &cur[i].cidr, NULL);
+				ndel++;
+			}
+		if (r == 0)
+			r = batch_flush(&b[0]);
+		if (r == 0)
+			r = batch_flush(&b[1]);
+		if ((del ? ndel : nwr) || r < 0)
+			r = changed(dp, r);
+out:
+		batch_free(&b[0]);
+		batch_free(&b[1]);
+		b[0] = b[1] = (struct batch){ 0 };
+		if (r < 0)
+			return r;
+	}
+	if (written)
+		*written = nwr;
+	if (deleted)
+		*deleted = ndel;
+	return 0;
+}
+
+/* One LPM map pair := list[n] (records of stride bytes, cidr first, value at voff), read from the
+ * map (cur NULL) or trusting cur[ncur] (same record layout). */
+static int sync_lpm(struct bw_dp *dp, int map4, int map6, const void *list, size_t n, const void *cur,
+		    size_t ncur, size_t stride, size_t voff, size_t vsize, size_t *written, size_t *deleted)
+{
+	_cleanup_free_ struct lpm_ent *want = ents_from(list, n, stride, voff);
+	_cleanup_free_ struct lpm_ent *have = NULL;
+	_cleanup_free_ char *store = NULL;
+	size_t nh = 0;
+	int r;
+
+	if (!want)
+		return -ENOMEM;
+	if (cur) {
+		if (!(have = ents_from(cur, ncur, stride, voff)))
+			return -ENOMEM;
+		nh = ncur;
+	} else if ((r = ents_read(dp, map4, map6, vsize, &have, &nh, &store)) < 0) {
+		return r;
+	}
+	n = ents_sort(want, n);
+	nh = ents_sort(have, nh);
+	return lpm_sync(dp, map4, map6, vsize, want, n, have, nh, written, deleted);
+}
+
+int bw_dp_peers_sync(struct bw_dp *dp, const struct bw_dp_peer_prefix *want, size_t n,
+		     const struct bw_dp_peer_prefix *cur, size_t ncur, size_t *written, size_t *deleted)
+{
+	return sync_lpm(dp, BW_MAP_PEER4, BW_MAP_PEER6, want, n, cur, ncur, sizeof(*want),
+			offsetof(struct bw_dp_peer_prefix, peer), sizeof(struct bw_peer), written, deleted);
 }
 
 static int sync_allow(struct bw_dp *dp, const struct bw_allow_key *allow, size_t n)
@@ -334,6 +558,14 @@ static int sync_allow(struct bw_dp *dp, const struct bw_allow_key *allow, size_t
 	return changed(dp, 0);
 }
 
+void bw_dp_desired_free(struct bw_dp_desired *d)
+{
+	free((void *)d->protect);
+	free((void *)d->peers);
+	free((void *)d->allow);
+	memset(d, 0, sizeof(*d));
+}
+
 int bw_dp_apply(struct bw_dp *dp, const struct bw_dp_desired *d)
 {
 	struct bw_config cfg = d->config;
@@ -349,11 +581,11 @@ int bw_dp_apply(struct bw_dp *dp, const struct bw_dp_desired *d)
 	 * (what must be encrypted), so a newly protected prefix never meets a missing peer entry
 	 * that was about to be added; config last.
 	 */
-	if ((r = sync_lpm(dp, BW_MAP_PEER4, BW_MAP_PEER6, d->peers, d->n_peers,
-			  sizeof(*d->peers), offsetof(struct bw_dp_peer_prefix, peer))) < 0)
+	if ((r = bw_dp_peers_sync(dp, d->peers, d->n_peers, NULL, 0, NULL, NULL)) < 0)
 		return r;
-	if ((r = sync_lpm(dp, BW_MAP_PROTECT4, BW_MAP_PROTECT6, d->protect, d->n_protect,
-			  sizeof(*d->protect), offsetof(struct bw_dp_prefix, class))) < 0)
+	if ((r = sync_lpm(dp, BW_MAP_PROTECT4, BW_MAP_PROTECT6, d->protect, d->n_protect, NULL, 0,
+			  sizeof(*d->protect), offsetof(struct bw_dp_prefix, class), sizeof(struct bw_prefix),
+			  NULL, NULL)) < 0)
 		return r;
 	if ((r = sync_allow(dp, d->allow, d->n_allow)) < 0)
 		return r;

@@ -258,7 +258,8 @@ static int deliver(struct bw_k8s_watcher *w)
 		snprintf(p->file, sizeof(p->file), "kubernetes:node/%s", k->name);
 		snprintf(p->node, sizeof(p->node), "%s", k->name);
 		memcpy(p->public_key, k->key, 32);
-		snprintf(p->endpoint, sizeof(p->endpoint), "%s", k->endpoint);
+		if (k->endpoint[0])
+			bw_endpoint_parse(k->endpoint, &p->endpoint); /* validated when read */
 		if (!(p->allowed_ips = calloc(k->n_cidrs, sizeof(*p->allowed_ips)))) {
 			fclose(f);
 			free(sig);

@@ -41,7 +41,6 @@ int bw_net_export_peer(const struct bw_conf *c, const char *endpoint, FILE *out)
 	_cleanup_secret_ struct bw_secret key = { 0 };
 	struct bw_conf_peer p = { 0 };
 	struct bw_cidr addr, allowed[BW_CONF_MAX_LIST + 1];
-	char a[INET6_ADDRSTRLEN];
 	int r;
 
 	if ((r = bw_net_node_key(c, false, &key)) < 0)
@@ -51,10 +50,18 @@ int bw_net_export_peer(const struct bw_conf *c, const char *endpoint, FILE *out)
 	snprintf(p.node, sizeof(p.node), "%s", c->node.name);
 	r = uplink_address(c, &addr);
 	if (endpoint) {
-		snprintf(p.endpoint, sizeof(p.endpoint), "%s", endpoint);
+		if (bw_endpoint_parse(endpoint, &p.endpoint) < 0)
+			return -EINVAL;
 	} else if (r == 0) {
-		inet_ntop(addr.family == 4 ? AF_INET : AF_INET6, addr.addr, a, sizeof(a));
-		snprintf(p.endpoint, sizeof(p.endpoint), addr.family == 4 ? "%s:%u" : "[%s]:%u", a, c->iface.listen_port);
+		if (addr.family == 4) {
+			p.endpoint.in.sin_family = AF_INET;
+			memcpy(&p.endpoint.in.sin_addr, addr.addr, 4);
+			p.endpoint.in.sin_port = htons(c->iface.listen_port);
+		} else {
+			p.endpoint.in6.sin6_family = AF_INET6;
+			memcpy(&p.endpoint.in6.sin6_addr, addr.addr, 16);
+			p.endpoint.in6.sin6_port = htons(c->iface.listen_port);
+		}
 	} else {
 		return r;
 	}

@@ -28,13 +28,18 @@ int bw_net_node_key(const struct bw_conf *c, bool create, struct bw_secret *key)
 struct bw_net_result {
 	unsigned peers_added, peers_updated, peers_removed;
 	unsigned prefixes_added, prefixes_removed;
+	/* bw_net_up: why it failed, or a note worth logging on success (a stale socket removed);
+	 * empty otherwise. This library does not print: callers log it. */
+	char msg[256];
 };
 
 /* Create or expect the device, set key/port/fwmark/MTU, bring it up. *created (may be NULL)
- * tells whether this call created it; a device it created is removed again when it fails. */
-int bw_net_device_up(const struct bw_conf *c, bool *created);
-/* Remove a device this process created (rollback), waiting for its wireguard-go to exit. */
-int bw_net_device_undo(const struct bw_conf *c);
+ * tells whether this call created it; a device it created is removed again when it fails.
+ * msg: the reason on failure, a note (or "") on success. */
+int bw_net_device_up(const struct bw_conf *c, bool *created, char *msg, size_t len);
+/* Remove a device this process created (rollback), waiting for its wireguard-go to exit; msg
+ * says what happened. */
+int bw_net_device_undo(const struct bw_conf *c, char *msg, size_t len);
 /* Make WireGuard and (when pin_dir's datapath exists) the datapath peer map equal to c. */
 int bw_net_reconcile(const struct bw_conf *c, const char *pin_dir, struct bw_net_result *res);
 /*
@@ -47,11 +52,21 @@ int bw_net_reconcile(const struct bw_conf *c, const char *pin_dir, struct bw_net
  */
 int bw_net_reconcile_since(const struct bw_conf *applied, const struct bw_conf *c, const char *pin_dir,
 			   struct bw_net_result *res);
+/*
+ * The datapath's desired state for c, built in one place (net/desired.c): protected prefixes,
+ * allowlist, settings and the peer map's entries. bw_net_peer_prefixes is the peer map part
+ * alone: every allowed IP of every peer with the peer's value (bw_dp_peer_value).
+ */
+struct bw_dp_desired;
+struct bw_dp_peer_prefix;
+int bw_net_desired(const struct bw_conf *c, struct bw_dp_desired *d);
+int bw_net_peer_prefixes(const struct bw_conf_peer *peers, size_t n, struct bw_dp_peer_prefix **out,
+			 size_t *nout);
 /* Device up, reconcile, attach the datapath (uplinks from c). bpffs is checked (and mounted
  * when missing) first; a failure part-way removes the device when this call created it. */
 int bw_net_up(const struct bw_conf *c, const char *pin_dir, struct bw_net_result *res);
 /* Remove the WireGuard device. The datapath stays attached: protected traffic is dropped. */
-int bw_net_down(const struct bw_conf *c);
+int bw_net_down(const struct bw_conf *c, char *msg, size_t len);
 /*
  * Attested mesh (net/mesh.c): pairwise WireGuard PSKs derived from the mesh secret the key
  * service gives attested nodes ([Node] MeshSecret). The label and the derivation are an interface:

@@ -68,15 +68,7 @@ static bool same_endpoint(const struct bw_wg_peer *a, const struct bw_wg_peer *b
 {
 	if ((a->flags ^ b->flags) & BW_WGPEER_HAS_ENDPOINT)
 		return false;
-	if (!(a->flags & BW_WGPEER_HAS_ENDPOINT))
-		return true;
-	return a->endpoint.sa.sa_family == AF_INET6
-		       ? !memcmp(&a->endpoint.in6.sin6_addr, &b->endpoint.in6.sin6_addr, 16) &&
-				 a->endpoint.in6.sin6_port == b->endpoint.in6.sin6_port &&
-				 b->endpoint.sa.sa_family == AF_INET6
-		       : !memcmp(&a->endpoint.in.sin_addr, &b->endpoint.in.sin_addr, 4) &&
-				 a->endpoint.in.sin_port == b->endpoint.in.sin_port &&
-				 b->endpoint.sa.sa_family == AF_INET;
+	return !(a->flags & BW_WGPEER_HAS_ENDPOINT) || bw_endpoint_eq(&a->endpoint, &b->endpoint);
 }
 
 /* One change for a desired peer: everything new about it, allowed IPs only added. */
@@ -88,11 +80,13 @@ static int peer_change(const struct bw_conf_peer *d, const struct bw_wg_peer *a,
 
 	memset(out, 0, sizeof(*out));
 	memcpy(out->public_key, d->public_key, BW_WG_KEY_LEN);
-	if (d->endpoint[0] && bw_wg_endpoint_parse(d->endpoint, out) < 0)
-		return -EINVAL; /* hostnames are not resolved: the config must name an address */
+	if (d->endpoint.sa.sa_family != AF_UNSPEC) {
+		out->endpoint = d->endpoint;
+		out->flags |= BW_WGPEER_HAS_ENDPOINT;
+	}
 	if (a && same_endpoint(out, a))
 		out->flags &= ~BW_WGPEER_HAS_ENDPOINT;
-	else if (d->endpoint[0])
+	else if (out->flags & BW_WGPEER_HAS_ENDPOINT)
 		changed = true;
 	if (!a || a->keepalive != d->keepalive) {
 		out->flags |= BW_WGPEER_HAS_KEEPALIVE;
@@ -158,81 +152,43 @@ static int wg_add(const struct bw_conf *c, const struct bw_wg_device *act, const
 	return r < 0 ? r : 0;
 }
 
-struct dp_entry {
-	struct bw_cidr cidr;
-	struct bw_peer peer;
+/*
+ * Steps 2 and 3: the datapath, through its one diff engine. With `up`, the datapath is (re)loaded
+ * and attached with the whole desired state (bw_dp_attach applies it: peer map, protected
+ * prefixes, allowlist, settings) - written once. Otherwise only the peer map is synced, when a
+ * datapath is attached at all; the current entries come from the map, or from `applied` when the
+ * caller vouches for it.
+ */
+struct up_args {
+	const char *const *uplinks;
+	size_t n_uplinks;
 };
 
-struct dp_walk {
-	struct dp_entry *v;
-	size_t n;
-};
-
-static int collect(const struct bw_cidr *cidr, const struct bw_peer *p, void *ctx)
+static int dp_step(const struct bw_conf *c, const struct bw_conf *applied, const char *pin_dir,
+		   const struct up_args *up)
 {
-	struct dp_walk *w = ctx;
-	struct dp_entry *nv;
+	_cleanup_free_ struct bw_dp_peer_prefix *want = NULL, *cur = NULL;
+	struct bw_dp_desired d;
+	size_t nw = 0, nc = 0;
+	struct bw_dp *dp = NULL;
+	int r;
 
-	if (!(w->n & (w->n + 1))) { /* n + 1 is a power of two: double */
-		if (!(nv = realloc(w->v, (2 * w->n + 2) * sizeof(*nv))))
-			return -ENOMEM;
-		w->v = nv;
+	if (up) {
+		if ((r = bw_net_desired(c, &d)) < 0)
+			return r;
+		r = bw_dp_attach(pin_dir, up->uplinks, up->n_uplinks, c->iface.device, &d);
+		bw_dp_desired_free(&d);
+		return r;
 	}
-	w->v[w->n++] = (struct dp_entry){ *cidr, *p };
-	return 0;
-}
-
-static int entry_cmp(const void *a, const void *b)
-{
-	const struct bw_cidr *x = a, *y = b;
-	int d = x->family - y->family;
-
-	if (!d)
-		d = memcmp(x->addr, y->addr, 16);
-	return d ? d : x->len - y->len;
-}
-
-/* The peer map's entries as the configuration `applied` put them there (no map walk). */
-static int dp_from_conf(const struct bw_conf *applied, struct dp_walk *cur)
-{
-	int r = 0;
-
-	for (size_t i = 0; i < applied->n_peers && r == 0; i++) {
-		struct bw_peer v = { .peer_id = bw_dp_peer_id(applied->peers[i].public_key) };
-
-		memcpy(v.pubkey, applied->peers[i].public_key, BW_WG_KEY_LEN);
-		for (size_t j = 0; j < applied->peers[i].n_allowed_ips && r == 0; j++)
-			r = collect(&applied->peers[i].allowed_ips[j], &v, cur);
-	}
-	return r;
-}
-
-/* Steps 2 and 3: datapath peer map := desired; changed entries first, then deletions. The
- * current entries come from the map, or from `applied` when the caller vouches for it. */
-static int dp_sync(const struct bw_conf *c, const struct bw_conf *applied, struct bw_dp *dp)
-{
-	struct dp_walk cur = { 0 };
-	int r = applied ? dp_from_conf(applied, &cur) : bw_dp_peers_foreach(dp, collect, &cur);
-
-	if (r == 0 && cur.n)
-		qsort(cur.v, cur.n, sizeof(*cur.v), entry_cmp);
-	for (size_t i = 0; i < c->n_peers && r == 0; i++) {
-		struct bw_peer v = { .peer_id = bw_dp_peer_id(c->peers[i].public_key) };
-
-		memcpy(v.pubkey, c->peers[i].public_key, BW_WG_KEY_LEN);
-		for (size_t j = 0; j < c->peers[i].n_allowed_ips && r == 0; j++) {
-			const struct dp_entry *e = cur.n ? bsearch(&c->peers[i].allowed_ips[j], cur.v, cur.n,
-								   sizeof(*cur.v), entry_cmp) : NULL;
-			if (!e || memcmp(&e->peer, &v, sizeof(v)))
-				r = bw_dp_peer_set(dp, &c->peers[i].allowed_ips[j], &v);
-		}
-	}
-	for (size_t i = 0; i < cur.n && r == 0; i++) {
-		const struct bw_conf_peer *d = find_desired(c, cur.v[i].peer.pubkey);
-		if (!d || !has_cidr(d->allowed_ips, d->n_allowed_ips, &cur.v[i].cidr))
-			r = bw_dp_peer_del(dp, &cur.v[i].cidr);
-	}
-	free(cur.v);
+	/* Without an attached datapath there is no peer map to keep in step. */
+	if (bw_dp_open(pin_dir, &dp) < 0)
+		return 0;
+	r = bw_net_peer_prefixes(c->peers, c->n_peers, &want, &nw);
+	if (r == 0 && applied)
+		r = bw_net_peer_prefixes(applied->peers, applied->n_peers, &cur, &nc);
+	if (r == 0)
+		r = bw_dp_peers_sync(dp, want, nw, applied ? cur : NULL, nc, NULL, NULL);
+	bw_dp_close(dp);
 	return r;
 }
 
@@ -307,9 +263,9 @@ static int device_from_conf(const struct bw_conf *applied, struct bw_wg_device *
 		struct bw_wg_peer *w = &d->peers[i];
 
 		memcpy(w->public_key, p->public_key, BW_WG_KEY_LEN);
-		if (p->endpoint[0] && bw_wg_endpoint_parse(p->endpoint, w) < 0) {
-			bw_wg_device_free(d);
-			return -EINVAL;
+		if (p->endpoint.sa.sa_family != AF_UNSPEC) {
+			w->endpoint = p->endpoint;
+			w->flags |= BW_WGPEER_HAS_ENDPOINT;
 		}
 		if (p->has_psk) {
 			w->flags |= BW_WGPEER_HAS_PSK;
@@ -351,10 +307,9 @@ static int device_settings(const struct bw_conf *c, const struct bw_wg_device *a
 }
 
 static int reconcile(const struct bw_conf *c, const struct bw_conf *applied, const char *pin_dir,
-		     struct bw_net_result *res)
+		     const struct up_args *up, struct bw_net_result *res)
 {
 	struct bw_wg_device *act = NULL, cfg = { 0 };
-	struct bw_dp *dp = NULL;
 	int r;
 
 	/* No downgrade: with a mesh secret configured, a peer without its derived PSK never
@@ -373,11 +328,8 @@ static int reconcile(const struct bw_conf *c, const struct bw_conf *applied, con
 			     offsetof(struct bw_conf_peer, public_key))) < 0)
 		goto out;
 	r = wg_add(c, act, &cfg, res);
-	/* Without an attached datapath there is no peer map to keep in step (first `net up`). */
-	if (r == 0 && bw_dp_open(pin_dir, &dp) == 0) {
-		r = dp_sync(c, applied, dp);
-		bw_dp_close(dp);
-	}
+	if (r == 0)
+		r = dp_step(c, applied, pin_dir, up);
 	if (r == 0)
 		r = wg_remove(c, act, res);
 out:
@@ -396,7 +348,7 @@ int bw_net_reconcile(const struct bw_conf *c, const char *pin_dir, struct bw_net
 	if (!res)
 		res = &tmp;
 	memset(res, 0, sizeof(*res));
-	return reconcile(c, NULL, pin_dir, res);
+	return reconcile(c, NULL, pin_dir, NULL, res);
 }
 
 /* Only peers may differ: anything about the device itself takes the full path. */
@@ -410,7 +362,7 @@ static bool same_device(const struct bw_conf *a, const struct bw_conf *b)
 static bool same_peer(const struct bw_conf_peer *a, const struct bw_conf_peer *b)
 {
 	return a->has_psk == b->has_psk && (!a->has_psk || !CRYPTO_memcmp(a->psk, b->psk, 32)) &&
-	       a->keepalive == b->keepalive && !strcmp(a->endpoint, b->endpoint) &&
+	       a->keepalive == b->keepalive && bw_endpoint_eq(&a->endpoint, &b->endpoint) &&
 	       a->n_allowed_ips == b->n_allowed_ips &&
 	       !memcmp(a->allowed_ips, b->allowed_ips, a->n_allowed_ips * sizeof(*a->allowed_ips));
 }
@@ -461,10 +413,10 @@ int bw_net_reconcile_since(const struct bw_conf *applied, const struct bw_conf *
 		res = &tmp;
 	memset(res, 0, sizeof(*res));
 	if (!applied || !same_device(applied, c))
-		return reconcile(c, NULL, pin_dir, res);
+		return reconcile(c, NULL, pin_dir, NULL, res);
 	r = changed_only(applied, c, &old, &new);
 	if (r == 0 && (old.n_peers || new.n_peers))
-		r = reconcile(&new, &old, pin_dir, res);
+		r = reconcile(&new, &old, pin_dir, NULL, res);
 	/* shallow copies: the peers' contents belong to applied and c */
 	free(old.peers);
 	free(new.peers);
@@ -473,26 +425,27 @@ int bw_net_reconcile_since(const struct bw_conf *applied, const struct bw_conf *
 
 int bw_net_up(const struct bw_conf *c, const char *pin_dir, struct bw_net_result *res)
 {
-	struct bw_dp_desired d;
+	struct bw_net_result tmp = { 0 };
 	const char *uplinks[BW_CONF_MAX_LIST];
+	struct up_args up = { uplinks, c->node.n_uplinks };
 	bool created = false;
 	int r;
 
+	if (!res)
+		res = &tmp;
+	memset(res, 0, sizeof(*res));
 	/* Before anything is started: a missing bpffs must not leave a device behind. */
-	if ((r = bw_dp_bpffs_ensure(pin_dir)) < 0 || (r = bw_net_device_up(c, &created)) < 0)
+	if ((r = bw_dp_bpffs_ensure(pin_dir)) < 0)
 		return r;
-	if ((r = bw_net_reconcile(c, pin_dir, res)) < 0)
-		goto fail;
+	if ((r = bw_net_device_up(c, &created, res->msg, sizeof(res->msg))) < 0)
+		return r;
 	for (size_t i = 0; i < c->node.n_uplinks; i++)
 		uplinks[i] = c->node.uplinks[i];
-	if ((r = bw_dp_desired_from_conf(c, &d)) < 0)
-		goto fail;
-	r = bw_dp_attach(pin_dir, uplinks, c->node.n_uplinks, c->iface.device, &d);
-	bw_dp_desired_free(&d);
-	if (r == 0)
+	/* One pass: WireGuard peers added, the datapath loaded with the whole desired state (the
+	 * peer map written once), WireGuard's stale peers and prefixes removed. */
+	if ((r = reconcile(c, NULL, pin_dir, &up, res)) == 0)
 		return 0;
-fail:
 	if (created)
-		bw_net_device_undo(c);
+		bw_net_device_undo(c, res->msg, sizeof(res->msg));
 	return r;
 }

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-only
-/* Backend choice, keys and endpoints shared by both backends. */
+/* Backend dispatch (one probe) and keys, shared by both backends. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <net/if.h>
@@ -7,19 +7,20 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
-#include "wg/wg.h"
+#include "wg/internal.h"
 
+/*
+ * The one probe: a device with a UAPI socket is wireguard-go's (a TUN, as wireguard-tools
+ * decides); otherwise a link of kind "wireguard" is the kernel's. get and set both dispatch on it.
+ */
 enum bw_wg_backend bw_wg_backend_of(const char *ifname)
 {
-	struct bw_wg_device *d = NULL;
+	char kind[32];
 
-	/* A userspace device is a TUN with a UAPI socket; a kernel one answers genl. */
 	if (bw_wg_uapi_exists(ifname))
 		return BW_WG_USERSPACE;
-	if (if_nametoindex(ifname) && bw_wg_kernel_available() && bw_wg_kernel_get(ifname, &d) == 0) {
-		bw_wg_device_free(d);
+	if (bw_wg_link_kind(ifname, kind, sizeof(kind)) == 0 && !strcmp(kind, "wireguard"))
 		return BW_WG_KERNEL;
-	}
 	return BW_WG_NONE;
 }
 
@@ -39,11 +40,20 @@ int bw_wg_get(const char *ifname, struct bw_wg_device **out)
 
 int bw_wg_set(const char *ifname, const struct bw_wg_device *dev)
 {
-	if (bw_wg_uapi_exists(ifname))
-		return bw_wg_uapi_set(ifname, dev);
-	if (if_nametoindex(ifname) && bw_wg_kernel_available())
-		return bw_wg_kernel_set(ifname, dev);
-	return -ENODEV;
+	switch (bw_wg_backend_of(ifname)) {
+	case BW_WG_USERSPACE: return bw_wg_uapi_set(ifname, dev);
+	case BW_WG_KERNEL: return bw_wg_kernel_set(ifname, dev);
+	default: return -ENODEV;
+	}
+}
+
+bool bw_wg_device_alive(const char *ifname)
+{
+	if (!if_nametoindex(ifname))
+		return false;
+	/* A kernel device: the link is the device. wireguard-go: its process answers (or we cannot
+	 * tell, and then nothing is torn down). */
+	return bw_wg_uapi_dead(ifname) != 1;
 }
 
 void bw_wg_device_free(struct bw_wg_device *dev)
@@ -87,54 +97,4 @@ int bw_wg_generate_key(struct bw_secret *s)
 	s->data[0] &= 248;
 	s->data[31] = (s->data[31] & 127) | 64;
 	return 0;
-}
-
-int bw_wg_endpoint_parse(const char *s, struct bw_wg_peer *p)
-{
-	char host[INET6_ADDRSTRLEN + 2];
-	const char *colon = strrchr(s, ':');
-	char *end;
-	unsigned long port;
-	size_t hl;
-
-	if (!colon)
-		return -EINVAL;
-	port = strtoul(colon + 1, &end, 10);
-	if (*end || end == colon + 1 || port == 0 || port > 65535)
-		return -EINVAL;
-	hl = (size_t)(colon - s);
-	if (hl >= sizeof(host))
-		return -EINVAL;
-	memcpy(host, s, hl);
-	host[hl] = '\0';
-	memset(&p->endpoint, 0, sizeof(p->endpoint));
-	if (host[0] == '[' && hl > 2 && host[hl - 1] == ']') {
-		host[hl - 1] = '\0';
-		if (inet_pton(AF_INET6, host + 1, &p->endpoint.in6.sin6_addr) != 1)
-			return -EINVAL;
-		p->endpoint.in6.sin6_family = AF_INET6;
-		p->endpoint.in6.sin6_port = htons((uint16_t)port);
-	} else if (inet_pton(AF_INET, host, &p->endpoint.in.sin_addr) == 1) {
-		p->endpoint.in.sin_family = AF_INET;
-		p->endpoint.in.sin_port = htons((uint16_t)port);
-	} else {
-		return -EINVAL; /* numeric only: resolving names here would hide failures */
-	}
-	p->flags |= BW_WGPEER_HAS_ENDPOINT;
-	return 0;
-}
-
-const char *bw_wg_endpoint_str(const struct bw_wg_peer *p, char *buf, size_t size)
-{
-	char a[INET6_ADDRSTRLEN];
-
-	if (!(p->flags & BW_WGPEER_HAS_ENDPOINT))
-		snprintf(buf, size, "(none)");
-	else if (p->endpoint.sa.sa_family == AF_INET6)
-		snprintf(buf, size, "[%s]:%u", inet_ntop(AF_INET6, &p->endpoint.in6.sin6_addr, a, sizeof(a)),
-			 ntohs(p->endpoint.in6.sin6_port));
-	else
-		snprintf(buf, size, "%s:%u", inet_ntop(AF_INET, &p->endpoint.in.sin_addr, a, sizeof(a)),
-			 ntohs(p->endpoint.in.sin_port));
-	return buf;
 }

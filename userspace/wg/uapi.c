@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-only
-/* The cross-platform UAPI (wireguard-go): text key=value requests over a unix socket. */
+/* The userspace backend: the cross-platform UAPI (wireguard-go): text key=value requests over a unix socket. */
 #include <errno.h>
 #include <net/if.h>
 #include <unistd.h>
@@ -9,7 +9,7 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <openssl/crypto.h>
-#include "wg/wg.h"
+#include "wg/internal.h"
 
 #define UAPI_DIR "/var/run/wireguard"
 #define UAPI_MAX_REPLY (64u << 20) /* a get of 65,536 peers fits */
@@ -32,41 +32,29 @@ bool bw_wg_uapi_exists(const char *ifname)
 	return sock_path(ifname, &sun) == 0 && stat(sun.sun_path, &st) == 0 && S_ISSOCK(st.st_mode);
 }
 
-int bw_wg_uapi_remove_stale(const char *ifname)
+int bw_wg_uapi_dead(const char *ifname)
 {
 	struct sockaddr_un sun;
-	int fd;
+	int fd, dead;
 
 	if (!bw_wg_uapi_exists(ifname) || sock_path(ifname, &sun) < 0)
 		return 0;
 	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
-		return -errno;
-	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0 || errno != ECONNREFUSED) {
-		close(fd);
-		return 0;
-	}
+		return -1;
+	dead = connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 && errno == ECONNREFUSED;
 	close(fd);
-	/* Nobody listens: wireguard-go died (SIGKILL, a container restart) and left it behind. */
-	if (unlink(sun.sun_path) < 0 && errno != ENOENT)
-		return -errno;
-	return 1;
+	return dead;
 }
 
-bool bw_wg_device_alive(const char *ifname)
+/* Nobody listens: wireguard-go died (SIGKILL, a container restart) and left it behind. */
+int bw_wg_uapi_unlink(const char *ifname)
 {
 	struct sockaddr_un sun;
-	bool live;
-	int fd;
+	int r = sock_path(ifname, &sun);
 
-	if (!if_nametoindex(ifname))
-		return false;
-	if (!bw_wg_uapi_exists(ifname) || sock_path(ifname, &sun) < 0)
-		return true; /* a kernel device: the link is the device */
-	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
-		return true; /* cannot tell: do not tear anything down */
-	live = connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0 || errno != ECONNREFUSED;
-	close(fd);
-	return live;
+	if (r < 0)
+		return r;
+	return unlink(sun.sun_path) < 0 && errno != ENOENT ? -errno : 0;
 }
 
 static int uapi_connect(const char *ifname)
@@ -203,7 +191,7 @@ int bw_wg_uapi_set(const char *ifname, const struct bw_wg_device *dev)
 		if (p->flags & BW_WGPEER_HAS_PSK)
 			hex(f, "preshared_key", p->psk);
 		if (p->flags & BW_WGPEER_HAS_ENDPOINT)
-			fprintf(f, "endpoint=%s\n", bw_wg_endpoint_str(p, ep, sizeof(ep)));
+			fprintf(f, "endpoint=%s\n", bw_endpoint_str(&p->endpoint, ep, sizeof(ep)));
 		if (p->flags & BW_WGPEER_HAS_KEEPALIVE)
 			fprintf(f, "persistent_keepalive_interval=%u\n", p->keepalive);
 		if (p->flags & BW_WGPEER_REPLACE_ALLOWEDIPS)
@@ -276,8 +264,12 @@ static int get_line(struct bw_wg_device *d, struct bw_wg_peer **cur, const char 
 			p->flags |= BW_WGPEER_HAS_PSK;
 		return r;
 	}
-	if (!strcmp(k, "endpoint"))
-		return bw_wg_endpoint_parse(v, p) < 0 ? -EPROTO : 0;
+	if (!strcmp(k, "endpoint")) {
+		if (bw_endpoint_parse(v, &p->endpoint) < 0)
+			return -EPROTO;
+		p->flags |= BW_WGPEER_HAS_ENDPOINT;
+		return 0;
+	}
 	if (!strcmp(k, "persistent_keepalive_interval")) {
 		p->keepalive = (uint16_t)atoi(v);
 		if (p->keepalive)

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
- * WireGuard device configuration behind one interface, two backends chosen per device:
+ * WireGuard devices behind one interface; the backend is chosen per device by one probe:
  *  - kernel: generic netlink family "wireguard" (libmnl), for kernel WireGuard devices;
  *  - userspace: the UAPI protocol over /var/run/wireguard/<ifname>.sock (wireguard-go).
+ * The backends themselves are private to wg/ (wg/internal.h).
  * All functions return 0 or a negative errno. Keys in these structs are wiped by the free
  * functions; callers keep private keys in struct bw_secret otherwise.
  */
@@ -31,11 +32,7 @@ struct bw_wg_peer {
 	uint8_t public_key[BW_WG_KEY_LEN];
 	uint8_t psk[BW_WG_KEY_LEN];
 	uint32_t flags;                    /* enum bw_wg_peer_flags (set), HAS_* (get) */
-	union {
-		struct sockaddr sa;
-		struct sockaddr_in in;
-		struct sockaddr_in6 in6;
-	} endpoint;
+	union bw_sockaddr endpoint;        /* with BW_WGPEER_HAS_ENDPOINT */
 	uint16_t keepalive;
 	struct bw_cidr *allowed_ips;
 	size_t n_allowed_ips;
@@ -65,7 +62,8 @@ struct bw_wg_device {
 
 enum bw_wg_backend { BW_WG_NONE, BW_WG_KERNEL, BW_WG_USERSPACE };
 
-/* Which backend serves ifname in the current network namespace (BW_WG_NONE: no such device). */
+/* Which backend serves ifname in the current network namespace (BW_WG_NONE: no such device):
+ * one probe, no dump. bw_wg_get and bw_wg_set dispatch on it. */
 enum bw_wg_backend bw_wg_backend_of(const char *ifname);
 const char *bw_wg_backend_name(enum bw_wg_backend b);
 
@@ -74,25 +72,26 @@ int bw_wg_get(const char *ifname, struct bw_wg_device **out);
 int bw_wg_set(const char *ifname, const struct bw_wg_device *dev);
 void bw_wg_device_free(struct bw_wg_device *dev);
 
-/* Backends (ipc-linux / ipc-uapi split). */
-int bw_wg_kernel_get(const char *ifname, struct bw_wg_device **out);
-int bw_wg_kernel_set(const char *ifname, const struct bw_wg_device *dev);
-bool bw_wg_kernel_available(void);
-int bw_wg_uapi_get(const char *ifname, struct bw_wg_device **out);
-int bw_wg_uapi_set(const char *ifname, const struct bw_wg_device *dev);
-bool bw_wg_uapi_exists(const char *ifname);
+/*
+ * The device's life (rtnetlink via libmnl, or a wireguard-go process). Failures fill err.
+ * add: a kernel WireGuard link when the kernel has WireGuard, else `wireguard-go ifname` (waits
+ * 5 s for its socket); returns the backend made, -EEXIST when the device exists.
+ * del: removes the link (a missing one is not an error); with wait, waits 5 s for wireguard-go
+ * to exit (-EBUSY when it did not).
+ */
+int bw_wg_device_add(const char *ifname, char *err, size_t errlen);
+int bw_wg_device_del(const char *ifname, bool wait, char *err, size_t errlen);
 /* A UAPI socket nobody listens on (wireguard-go gone) is stale: remove it. 1 removed, 0 none. */
-int bw_wg_uapi_remove_stale(const char *ifname);
+int bw_wg_remove_stale(const char *ifname);
 /* The device exists and, for wireguard-go, its process answers on the UAPI socket. */
 bool bw_wg_device_alive(const char *ifname);
+/* Any link's MTU; set a link's MTU (0: keep) and bring it up. */
+int bw_wg_link_mtu(const char *ifname, unsigned *mtu);
+int bw_wg_link_up(const char *ifname, unsigned mtu);
 
 /* X25519: public key for a private key (OpenSSL). */
 int bw_wg_public_key(const uint8_t priv[BW_WG_KEY_LEN], uint8_t pub[BW_WG_KEY_LEN]);
 /* Generate a private key into s (32 bytes of locked memory). */
 int bw_wg_generate_key(struct bw_secret *s);
-
-/* "ip:port" or "[ip6]:port" numeric endpoints. */
-int bw_wg_endpoint_parse(const char *s, struct bw_wg_peer *p);
-const char *bw_wg_endpoint_str(const struct bw_wg_peer *p, char *buf, size_t size);
 
 #endif

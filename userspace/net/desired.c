@@ -1,35 +1,47 @@
 // SPDX-License-Identifier: GPL-2.0-only
-/* The datapath's desired state, derived from bulwark's configuration. */
+/* The datapath's desired state, built once from the configuration and its peers (whatever the
+ * peer source: the peers directory or the cluster's Nodes fill c->peers alike). */
 #include <errno.h>
 #include <net/if.h>
 #include <netinet/in.h>
 #include <string.h>
 #include "datapath/datapath.h"
-#include "wireguard-conf/conf.h"
+#include "net/net.h"
 
-void bw_dp_desired_free(struct bw_dp_desired *d)
+int bw_net_peer_prefixes(const struct bw_conf_peer *peers, size_t n, struct bw_dp_peer_prefix **out,
+			 size_t *nout)
 {
-	free((void *)d->protect);
-	free((void *)d->peers);
-	free((void *)d->allow);
-	memset(d, 0, sizeof(*d));
+	struct bw_dp_peer_prefix *v;
+	size_t k = 0;
+
+	for (size_t i = 0; i < n; i++)
+		k += peers[i].n_allowed_ips;
+	if (!(v = calloc(k + 1, sizeof(*v))))
+		return -ENOMEM;
+	k = 0;
+	for (size_t i = 0; i < n; i++) {
+		struct bw_peer val = bw_dp_peer_value(peers[i].public_key);
+
+		for (size_t j = 0; j < peers[i].n_allowed_ips; j++)
+			v[k++] = (struct bw_dp_peer_prefix){ peers[i].allowed_ips[j], val };
+	}
+	*out = v;
+	*nout = k;
+	return 0;
 }
 
-int bw_dp_desired_from_conf(const struct bw_conf *c, struct bw_dp_desired *d)
+int bw_net_desired(const struct bw_conf *c, struct bw_dp_desired *d)
 {
 	const struct bw_conf_node *n = &c->node;
 	struct bw_dp_prefix *protect;
-	struct bw_dp_peer_prefix *peers;
+	struct bw_dp_peer_prefix *peers = NULL;
 	struct bw_allow_key *allow;
 	size_t np = 0, npeer = 0, na = 0;
 
 	memset(d, 0, sizeof(*d));
-	for (size_t i = 0; i < c->n_peers; i++)
-		npeer += c->peers[i].n_allowed_ips;
 	protect = calloc(n->n_protected + n->n_node_cidrs + 1, sizeof(*protect));
-	peers = calloc(npeer + 1, sizeof(*peers));
 	allow = calloc(2 * n->n_allow + n->n_overlay_ports + 1, sizeof(*allow));
-	if (!protect || !peers || !allow) {
+	if (!protect || !allow || bw_net_peer_prefixes(c->peers, c->n_peers, &peers, &npeer) < 0) {
 		free(protect);
 		free(peers);
 		free(allow);
@@ -39,14 +51,6 @@ int bw_dp_desired_from_conf(const struct bw_conf *c, struct bw_dp_desired *d)
 		protect[np++] = (struct bw_dp_prefix){ n->protected_cidrs[i], BW_CLASS_POD };
 	for (size_t i = 0; i < n->n_node_cidrs; i++)
 		protect[np++] = (struct bw_dp_prefix){ n->node_cidrs[i], BW_CLASS_NODE };
-	npeer = 0;
-	for (size_t i = 0; i < c->n_peers; i++)
-		for (size_t j = 0; j < c->peers[i].n_allowed_ips; j++) {
-			struct bw_dp_peer_prefix *pp = &peers[npeer++];
-			pp->cidr = c->peers[i].allowed_ips[j];
-			memcpy(pp->peer.pubkey, c->peers[i].public_key, 32);
-			pp->peer.peer_id = bw_dp_peer_id(c->peers[i].public_key);
-		}
 	for (size_t i = 0; i < n->n_allow; i++) {
 		if (n->allow[i].dir & BW_CONF_EGRESS)
 			allow[na++] = (struct bw_allow_key){ n->allow[i].proto, BW_DIR_EGRESS, n->allow[i].port };

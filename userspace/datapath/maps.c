@@ -268,6 +268,8 @@ int bw_dp_stats(struct bw_dp *dp, struct bw_stat out[BW_REASON_MAX])
 
 /* ---- the diff engine: an LPM map pair := a list of (cidr, value) ---- */
 
+#define BATCH_MAX 1024 /* entries per BPF_MAP_*_BATCH call */
+
 /* A desired or current entry: cidr and a pointer to its value bytes. */
 struct lpm_ent {
 	struct bw_cidr cidr;
@@ -337,6 +339,72 @@ static struct lpm_ent *ents_from(const void *list, size_t n, size_t stride, size
 	return v;
 }
 
+static bool batch_unsupported(int e);
+
+/* Both maps read with BPF_MAP_LOOKUP_BATCH (a syscall per 1024 entries, not two per entry);
+ * -EOPNOTSUPP when the kernel has no batch lookup for the map type. */
+static int lpm_read_batch(struct bw_dp *dp, int map4, int map6, size_t vsize, struct lpm_ent **out,
+			  size_t *nout, char **store)
+{
+	size_t cap = 0, n = 0;
+	struct lpm_ent *v = NULL;
+	char *vals = NULL;
+	union bw_lpm_key *keys = NULL;
+	int r = 0;
+
+	for (int family = 4; family <= 6 && r == 0; family += 2) {
+		int fd = dp->fd[family == 4 ? map4 : map6];
+		size_t ksz = family == 4 ? sizeof(struct bw_lpm_v4) : sizeof(struct bw_lpm_v6);
+		union bw_lpm_key token;
+		bool first = true, done = false;
+
+		while (!done && r == 0) {
+			LIBBPF_OPTS(bpf_map_batch_opts, opts);
+			__u32 cnt = BATCH_MAX;
+
+			if (n + BATCH_MAX > cap) {
+				size_t nc = cap ? cap * 2 : 2 * BATCH_MAX;
+				struct lpm_ent *nv = realloc(v, nc * sizeof(*v));
+				char *nvals = nv ? realloc(vals, nc * vsize) : NULL;
+
+				if (nv)
+					v = nv;
+				if (!nv || !nvals) {
+					r = -ENOMEM;
+					break;
+				}
+				vals = nvals, cap = nc;
+			}
+			if (!keys && !(keys = calloc(BATCH_MAX, sizeof(*keys)))) {
+				r = -ENOMEM;
+				break;
+			}
+			if (bpf_map_lookup_batch(fd, first ? NULL : &token, &token, keys, vals + n * vsize, &cnt, &opts)) {
+				if (errno != ENOENT) {
+					r = batch_unsupported(errno) && first ? -EOPNOTSUPP : -errno;
+					break;
+				}
+				done = true; /* the last (possibly empty) batch */
+			}
+			first = false;
+			for (__u32 i = 0; i < cnt; i++, n++) {
+				bw_cidr_from_lpm(family, (const char *)keys + i * ksz, &v[n].cidr);
+				v[n].pos = n;
+			}
+		}
+	}
+	free(keys);
+	if (r < 0) {
+		free(v);
+		free(vals);
+		return r;
+	}
+	for (size_t i = 0; i < n; i++)
+		v[i].val = vals + i * vsize; /* after the last realloc */
+	*out = v, *nout = n, *store = vals;
+	return 0;
+}
+
 /* The map pair's entries as they are; values in *store (vsize bytes each). */
 static int ents_read(struct bw_dp *dp, int map4, int map6, size_t vsize, struct lpm_ent **out,
 		     size_t *nout, char **store)
@@ -347,6 +415,9 @@ static int ents_read(struct bw_dp *dp, int map4, int map6, size_t vsize, struct 
 	char *vals = NULL;
 	int r;
 
+	if ((r = lpm_read_batch(dp, map4, map6, vsize, out, nout, store)) != -EOPNOTSUPP)
+		return r;
+	r = 0;
 	if ((r = lpm_keys(dp->fd[map4], 4, &k4, &n4)) < 0 || (r = lpm_keys(dp->fd[map6], 6, &k6, &n6)) < 0)
 		goto out;
 	v = calloc(n4 + n6 + 1, sizeof(*v));
@@ -382,7 +453,6 @@ out:
  * A batch of updates or deletions for one map: BPF_MAP_{UPDATE,DELETE}_BATCH (one syscall for
  * many entries) where the kernel has it for the map type, one syscall per entry otherwise.
  */
-#define BATCH_MAX 1024
 struct batch {
 	int fd;
 	bool del;

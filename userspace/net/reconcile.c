@@ -153,33 +153,17 @@ static int wg_add(const struct bw_conf *c, const struct bw_wg_device *act, const
 }
 
 /*
- * Steps 2 and 3: the datapath, through its one diff engine. With `up`, the datapath is (re)loaded
- * and attached with the whole desired state (bw_dp_attach applies it: peer map, protected
- * prefixes, allowlist, settings) - written once. Otherwise only the peer map is synced, when a
- * datapath is attached at all; the current entries come from the map, or from `applied` when the
- * caller vouches for it.
+ * Steps 2 and 3: the datapath's peer map, through its one diff engine (bw_dp_peers_sync: only
+ * differences are written), when a datapath is attached at all. The current entries come from the
+ * map, or from `applied` when the caller vouches for it.
  */
-struct up_args {
-	const char *const *uplinks;
-	size_t n_uplinks;
-};
-
-static int dp_step(const struct bw_conf *c, const struct bw_conf *applied, const char *pin_dir,
-		   const struct up_args *up)
+static int dp_step(const struct bw_conf *c, const struct bw_conf *applied, const char *pin_dir)
 {
 	_cleanup_free_ struct bw_dp_peer_prefix *want = NULL, *cur = NULL;
-	struct bw_dp_desired d;
 	size_t nw = 0, nc = 0;
 	struct bw_dp *dp = NULL;
 	int r;
 
-	if (up) {
-		if ((r = bw_net_desired(c, &d)) < 0)
-			return r;
-		r = bw_dp_attach(pin_dir, up->uplinks, up->n_uplinks, c->iface.device, &d);
-		bw_dp_desired_free(&d);
-		return r;
-	}
 	/* Without an attached datapath there is no peer map to keep in step. */
 	if (bw_dp_open(pin_dir, &dp) < 0)
 		return 0;
@@ -307,7 +291,7 @@ static int device_settings(const struct bw_conf *c, const struct bw_wg_device *a
 }
 
 static int reconcile(const struct bw_conf *c, const struct bw_conf *applied, const char *pin_dir,
-		     const struct up_args *up, struct bw_net_result *res)
+		     struct bw_net_result *res)
 {
 	struct bw_wg_device *act = NULL, cfg = { 0 };
 	int r;
@@ -329,7 +313,7 @@ static int reconcile(const struct bw_conf *c, const struct bw_conf *applied, con
 		goto out;
 	r = wg_add(c, act, &cfg, res);
 	if (r == 0)
-		r = dp_step(c, applied, pin_dir, up);
+		r = dp_step(c, applied, pin_dir);
 	if (r == 0)
 		r = wg_remove(c, act, res);
 out:
@@ -348,7 +332,7 @@ int bw_net_reconcile(const struct bw_conf *c, const char *pin_dir, struct bw_net
 	if (!res)
 		res = &tmp;
 	memset(res, 0, sizeof(*res));
-	return reconcile(c, NULL, pin_dir, NULL, res);
+	return reconcile(c, NULL, pin_dir, res);
 }
 
 /* Only peers may differ: anything about the device itself takes the full path. */
@@ -413,10 +397,10 @@ int bw_net_reconcile_since(const struct bw_conf *applied, const struct bw_conf *
 		res = &tmp;
 	memset(res, 0, sizeof(*res));
 	if (!applied || !same_device(applied, c))
-		return reconcile(c, NULL, pin_dir, NULL, res);
+		return reconcile(c, NULL, pin_dir, res);
 	r = changed_only(applied, c, &old, &new);
 	if (r == 0 && (old.n_peers || new.n_peers))
-		r = reconcile(&new, &old, pin_dir, NULL, res);
+		r = reconcile(&new, &old, pin_dir, res);
 	/* shallow copies: the peers' contents belong to applied and c */
 	free(old.peers);
 	free(new.peers);
@@ -427,7 +411,7 @@ int bw_net_up(const struct bw_conf *c, const char *pin_dir, struct bw_net_result
 {
 	struct bw_net_result tmp = { 0 };
 	const char *uplinks[BW_CONF_MAX_LIST];
-	struct up_args up = { uplinks, c->node.n_uplinks };
+	struct bw_dp_desired d;
 	bool created = false;
 	int r;
 
@@ -439,12 +423,20 @@ int bw_net_up(const struct bw_conf *c, const char *pin_dir, struct bw_net_result
 		return r;
 	if ((r = bw_net_device_up(c, &created, res->msg, sizeof(res->msg))) < 0)
 		return r;
+	/* WireGuard and (when attached) the peer map first, then the datapath (re)loaded with the
+	 * whole desired state: the diff engine finds the peer map equal and writes nothing, so a
+	 * SIGHUP writes it once. */
+	if ((r = reconcile(c, NULL, pin_dir, res)) < 0)
+		goto fail;
 	for (size_t i = 0; i < c->node.n_uplinks; i++)
 		uplinks[i] = c->node.uplinks[i];
-	/* One pass: WireGuard peers added, the datapath loaded with the whole desired state (the
-	 * peer map written once), WireGuard's stale peers and prefixes removed. */
-	if ((r = reconcile(c, NULL, pin_dir, &up, res)) == 0)
+	if ((r = bw_net_desired(c, &d)) < 0)
+		goto fail;
+	r = bw_dp_attach(pin_dir, uplinks, c->node.n_uplinks, c->iface.device, &d);
+	bw_dp_desired_free(&d);
+	if (r == 0)
 		return 0;
+fail:
 	if (created)
 		bw_net_device_undo(c, res->msg, sizeof(res->msg));
 	return r;

@@ -115,4 +115,7 @@ bool bw_cidr_eq(const struct bw_cidr *a, const struct bw_cidr *b);
 /* Constant-time comparison of n bytes. */
 bool bw_memeq_ct(const void *a, const void *b, size_t n);
 
+/* ---- encodings: base64, base64url, hex, WireGuard keys (common/encoding.h) ---- */
+#include "common/encoding.h"
+
 #endif

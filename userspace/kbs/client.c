@@ -190,7 +190,7 @@ static int64_t token_exp(const char *tok)
 	int64_t exp = 0;
 	size_t n;
 
-	if (p && bw_b64_decode(p, true, &js, &n) == 0 && bw_kbs_parse_object((char *)js, n, &o) == 0 &&
+	if (p && bw_base64_decode_alloc(p, BW_B64_JOSE, &js, &n) == 0 && bw_kbs_parse_object((char *)js, n, &o) == 0 &&
 	    json_object_object_get_ex(o, "exp", &v))
 		exp = json_object_get_int64(v);
 	json_object_put(o);

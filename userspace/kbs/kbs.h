@@ -33,15 +33,6 @@
 #define BW_KBS_ERRLEN 256
 #define BW_KBS_ERR_PREFIX "https://github.com/confidential-containers/kbs/errors/"
 
-/* ---- encodings ---- */
-/* base64url without padding; *out is malloc'ed and NUL-terminated. */
-int bw_b64url_encode(const uint8_t *in, size_t len, char **out);
-/* Decode base64url (url=true, padding optional) or standard base64 (url=false, padding
- * optional). Rejects any other character. *out is malloc'ed (len+1, NUL-terminated). */
-int bw_b64_decode(const char *in, bool url, uint8_t **out, size_t *len);
-/* Decode into locked memory (for key material). */
-int bw_b64_decode_secret(const char *in, struct bw_secret *out);
-
 /* RFC 8785 JSON canonicalization of a json-c value (strings, integers, booleans, null,
  * objects, arrays; doubles are refused with -ENOTSUP). *out is malloc'ed, NUL-terminated. */
 int bw_jcs(struct json_object *o, char **out, size_t *len);

@@ -279,8 +279,8 @@ static int do_quote(struct tpm *t, ESYS_TR ak, const TPMT_PUBLIC *pub, const uin
 
 static int add_b64(struct json_object *o, const char *key, const uint8_t *data, size_t len)
 {
-	_cleanup_free_ char *s = bw_tpm_b64(data, len);
-	struct json_object *v = s ? json_object_new_string(s) : NULL;
+	_cleanup_free_ char *s = NULL;
+	struct json_object *v = bw_base64_encode_alloc(data, len, 0, &s) == 0 ? json_object_new_string(s) : NULL;
 
 	if (!v || json_object_object_add(o, key, v)) {
 		json_object_put(v);
@@ -308,7 +308,7 @@ static int build_json(const struct quote *q, const uint8_t *spki, size_t spki_le
 		struct json_object *v;
 		char hex[65];
 
-		bw_tpm_hex(q->pcrs[i], 32, hex);
+		bw_hex_encode(q->pcrs[i], 32, hex);
 		v = json_object_new_string(hex);
 		if (!v || json_object_array_add(pcrs, v)) {
 			json_object_put(v);

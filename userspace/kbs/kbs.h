@@ -110,6 +110,8 @@ const char *bw_tsm_tee(const char *provider);
 int bw_sample_evidence(const uint8_t *report_data, size_t len, struct json_object **out);
 
 /* ---- client ---- */
+/* libcurl is loaded on first use (dlopen); 0, or -ELIBACC and a message naming its package. */
+int bw_kbs_http_load(char *err, size_t len);
 struct bw_kbs_client_opts {
 	const char *url;      /* https://host:port (no trailing path) */
 	const char *ca_file;  /* NULL: system store */
@@ -122,6 +124,7 @@ struct bw_kbs_client_opts {
 	const char *attestation_out; /* if set: save each Attestation message sent (not secret) */
 };
 struct bw_kbs_client;
+/* -EINVAL (not https://), -ENOENT (unknown attester), -ELIBACC (libcurl missing), -ENOMEM. */
 int bw_kbs_client_new(const struct bw_kbs_client_opts *o, struct bw_kbs_client **out);
 void bw_kbs_client_free(struct bw_kbs_client *c);
 /* Run the RCAR handshake now (normally implicit). */

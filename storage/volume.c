@@ -39,9 +39,6 @@ static const uint8_t zero_sector[BW_VOL_SECTOR];
 
 #define say bw_errf
 
-static void crypt_freep(struct crypt_device **cd) { if (*cd) crypt_free(*cd); }
-#define _cleanup_crypt_ __attribute__((cleanup(crypt_freep)))
-
 int bw_vol_name(const char *id, char *out, size_t len)
 {
 	unsigned char md[32];

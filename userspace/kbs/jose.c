@@ -22,15 +22,11 @@
 #define IV_LEN 12
 #define TAG_LEN 16
 
-static void pkey_freep(EVP_PKEY **k) { EVP_PKEY_free(*k); }
 static void pctx_freep(EVP_PKEY_CTX **c) { EVP_PKEY_CTX_free(*c); }
 static void cctx_freep(EVP_CIPHER_CTX **c) { EVP_CIPHER_CTX_free(*c); }
-static void json_putp(struct json_object **o) { json_object_put(*o); }
 static void bn_freep(BIGNUM **b) { BN_free(*b); }
-#define _cleanup_pkey_ __attribute__((cleanup(pkey_freep)))
 #define _cleanup_pctx_ __attribute__((cleanup(pctx_freep)))
 #define _cleanup_cctx_ __attribute__((cleanup(cctx_freep)))
-#define _cleanup_json_ __attribute__((cleanup(json_putp)))
 #define _cleanup_bn_ __attribute__((cleanup(bn_freep)))
 
 /* OpenSSL 3 algorithm fetches cost more than the operations here: fetch once per process. */
@@ -603,8 +599,7 @@ int bw_jwe_decrypt(EVP_PKEY *key, const char *jwe, size_t len, struct bw_secret 
 	parts_free(&p);
 	if (r < 0)
 		return r;
-	*out = pt;
-	pt = (struct bw_secret){ 0 };
+	*out = TAKE_SECRET(pt);
 	return 0;
 }
 

@@ -15,7 +15,9 @@
 #include <unistd.h>
 #include <json-c/json.h>
 #include "common/common.h"
+#include "bulwark/storage.h"
 #include "cli/cli.h"
+#include "datapath/datapath.h"
 
 #ifndef BULWARK_VERSION
 #define BULWARK_VERSION "0.1.0-dev"
@@ -150,6 +152,8 @@ int bw_cli_dispatch(const struct bw_cli_area *area, int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+	bw_dp_log_init();
+	bw_vol_log_init();
 	if (argc < 2) {
 		usage(stderr);
 		return BW_EXIT_USAGE;

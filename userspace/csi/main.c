@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include "bulwark/storage.h"
 #include "common/common.h"
 #include "csi/csi.h"
 #include "kbs/kbs.h"
@@ -101,6 +102,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	bw_log_set_prefix("bulwark-csi");
+	bw_vol_log_init();
 	prctl(PR_SET_DUMPABLE, 0);       /* keys pass through this process */
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);

@@ -14,6 +14,26 @@
 #include "bw_egress.skel.h"
 #include "bw_ingress.skel.h"
 
+static int libbpf_log(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+	char msg[1024];
+	size_t n;
+
+	if (level == LIBBPF_DEBUG)
+		return 0;
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	n = strlen(msg);
+	while (n && msg[n - 1] == '\n')
+		msg[--n] = '\0';
+	bw_log(level == LIBBPF_WARN ? BW_LOG_WARN : BW_LOG_DEBUG, "libbpf: %s", msg);
+	return 0;
+}
+
+void bw_dp_log_init(void)
+{
+	libbpf_set_print(libbpf_log);
+}
+
 static int mkdir_p(const char *path)
 {
 	char buf[512];

@@ -79,7 +79,7 @@ static void mesh_schedule(struct agent *a)
  */
 static int mesh_prepare(struct agent *a, struct bw_conf *c)
 {
-	char err[256];
+	char err[BW_ERR_LEN];
 	int r;
 
 	a->mesh_wanted = c->node.mesh_secret[0] != '\0';
@@ -123,7 +123,7 @@ static int mesh_prepare(struct agent *a, struct bw_conf *c)
 
 static int load(struct agent *a, struct bw_conf *c)
 {
-	char err[BW_CONF_ERR_LEN];
+	char err[BW_ERR_LEN];
 	int r = bw_conf_load(a->config, c, err, sizeof(err));
 
 	if (r < 0) {

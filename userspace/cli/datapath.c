@@ -88,7 +88,7 @@ static int parse_opts(int argc, char **argv, struct opts *o, const char *allowed
 static int load_desired(const char *path, struct bw_dp_desired *d, struct opts *o)
 {
 	struct bw_conf conf;
-	char err[BW_CONF_ERR_LEN];
+	char err[BW_ERR_LEN];
 	int r = bw_conf_load(path, &conf, err, sizeof(err));
 
 	if (r < 0) {
@@ -229,7 +229,7 @@ static int cmd_status(int argc, char **argv)
 	for (size_t i = 0; i < o.n_uplinks; i++)
 		uplinks[n_up++] = o.uplinks[i];
 	if (!n_up && o.config) {
-		char err[BW_CONF_ERR_LEN];
+		char err[BW_ERR_LEN];
 		if (bw_conf_load(o.config, &conf, err, sizeof(err)) < 0) {
 			fprintf(stderr, "bulwark: %s\n", err);
 			return BW_EXIT_FAIL;

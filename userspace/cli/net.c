@@ -48,7 +48,7 @@ static int parse(int argc, char **argv, struct opts *o)
 
 static int load(const struct opts *o, struct bw_conf *c)
 {
-	char err[BW_CONF_ERR_LEN];
+	char err[BW_ERR_LEN];
 	int r = bw_conf_load(o->config, c, err, sizeof(err));
 
 	if (r < 0)
@@ -70,7 +70,7 @@ static int load(const struct opts *o, struct bw_conf *c)
 /* MeshSecret: peers get their derived PSKs, or none is configured (fail closed). */
 static int mesh(struct bw_conf *c)
 {
-	char err[256];
+	char err[BW_ERR_LEN];
 	int r = bw_net_mesh_prepare(c, err, sizeof(err));
 
 	if (r < 0)

@@ -89,7 +89,7 @@ static int run(int argc, char **argv)
 	const char *config = getenv("BULWARK_CONFIG") ? getenv("BULWARK_CONFIG") : "/etc/bulwark/bulwark.conf";
 	const char *agent = getenv("BULWARK_AGENT") ? getenv("BULWARK_AGENT") : "http://127.0.0.1:9962";
 	const char *pin_dir = NULL, *uplinks[BW_CONF_MAX_LIST];
-	char err[BW_CONF_ERR_LEN], key[45] = "(none)";
+	char err[BW_ERR_LEN], key[45] = "(none)";
 	struct json_object *j = NULL, *ag;
 	struct bw_wg_device *d = NULL;
 	struct bw_stat st[BW_REASON_MAX];

@@ -174,7 +174,7 @@ static int cmd_stage(int argc, char **argv)
 	struct bw_vol_key_source ks;
 	struct bw_vol_opts vo;
 	struct opts o;
-	char path[128], err[512];
+	char path[128], err[BW_ERR_LEN];
 	int r;
 
 	if (parse(argc, argv, &o) < 0 || !o.id || !o.device || key_source(&o, &ks) < 0)
@@ -191,7 +191,7 @@ static int cmd_format(int argc, char **argv)
 	struct bw_vol_key_source ks;
 	struct bw_vol_opts vo;
 	struct opts o;
-	char err[512];
+	char err[BW_ERR_LEN];
 	int r;
 
 	if (parse(argc, argv, &o) < 0 || !o.id || !o.device || key_source(&o, &ks) < 0)
@@ -208,7 +208,7 @@ static int cmd_unstage(int argc, char **argv)
 {
 	struct bw_vol_opts vo;
 	struct opts o;
-	char err[512];
+	char err[BW_ERR_LEN];
 	int r;
 
 	if (parse(argc, argv, &o) < 0 || !o.id)
@@ -227,7 +227,7 @@ static int cmd_expand(int argc, char **argv)
 	struct bw_vol_opts vo;
 	struct opts o;
 	uint64_t size = 0;
-	char err[512];
+	char err[BW_ERR_LEN];
 	int r;
 
 	if (parse(argc, argv, &o) < 0 || !o.id || !o.device || key_source(&o, &ks) < 0)
@@ -278,7 +278,7 @@ static void status_text(const char *id, const struct bw_vol_status *st)
 
 static int status_all(const struct opts *o)
 {
-	char names[256][64], err[512];
+	char names[256][64], err[BW_ERR_LEN];
 	struct json_object *arr = json_object_new_array();
 	struct bw_vol_status st;
 	size_t n;
@@ -307,7 +307,7 @@ static int cmd_status(int argc, char **argv)
 {
 	struct bw_vol_status st;
 	struct opts o;
-	char err[512];
+	char err[BW_ERR_LEN];
 	int r;
 
 	if (parse(argc, argv, &o) < 0)
@@ -340,7 +340,7 @@ static int cmd_statedisk_open(int argc, char **argv)
 	struct bw_vol_key_source ks;
 	struct bw_vol_opts vo;
 	struct opts o;
-	char path[128], err[512], host[65] = "";
+	char path[128], err[BW_ERR_LEN], host[65] = "";
 	int r = parse(argc, argv, &o);
 
 	/* The state disk's key is the node's: bulwark/statedisk/<--node, default the host name>. */
@@ -362,7 +362,7 @@ static int cmd_statedisk_close(int argc, char **argv)
 {
 	struct bw_vol_opts vo;
 	struct opts o;
-	char err[512];
+	char err[BW_ERR_LEN];
 	int r;
 
 	if (parse(argc, argv, &o) < 0)

@@ -43,6 +43,9 @@ void bw_log(enum bw_log_level level, const char *fmt, ...) __attribute__((format
 #define bw_warn(...) bw_log(BW_LOG_WARN, __VA_ARGS__)
 #define bw_err(...) bw_log(BW_LOG_ERROR, __VA_ARGS__)
 
+/* The size of every error buffer (char err[BW_ERR_LEN]): what any library here reports fits. */
+#define BW_ERR_LEN 512
+
 /* Format a message into a caller's error buffer (may be NULL) and return r: `return bw_errf(err,
  * len, -EINVAL, "...", ...)` is how libraries here report what failed. */
 __attribute__((format(printf, 4, 5)))

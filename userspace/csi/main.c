@@ -55,7 +55,7 @@ int main(int argc, char **argv)
 	};
 	struct bw_csi_config c = { .endpoint = getenv("CSI_ENDPOINT"), .driver_name = BW_CSI_DRIVER_NAME,
 				   .node_id = getenv("NODE_NAME") };
-	char host[256] = "", err[512], *end;
+	char host[256] = "", err[BW_ERR_LEN], *end;
 	struct sigaction sa = { .sa_handler = on_signal };
 	int o, r;
 	long n;

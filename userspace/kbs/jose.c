@@ -14,6 +14,7 @@
 #include <openssl/rand.h>
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
+#include "kbs/internal.h"
 #include "kbs/kbs.h"
 
 #define ALG_ECDH "ECDH-ES+A256KW"
@@ -69,12 +70,12 @@ static EVP_PKEY_CTX *ec_keygen_ctx(void)
 	return c;
 }
 
-EVP_PKEY *bw_key_new(enum bw_key_type type)
+EVP_PKEY *bw_jwk_new(enum bw_jwk_type type)
 {
 	EVP_PKEY_CTX *c;
 	EVP_PKEY *k = NULL;
 
-	if (type == BW_KEY_RSA3072)
+	if (type == BW_JWK_RSA3072)
 		return EVP_RSA_gen(3072);
 	c = ec_keygen_ctx();
 	return c && EVP_PKEY_generate(c, &k) > 0 ? k : NULL;
@@ -263,20 +264,6 @@ int bw_jwk_import(struct json_object *jwk, EVP_PKEY **out, const char **alg)
 	return -EPROTONOSUPPORT;
 }
 
-int bw_key_id(EVP_PKEY *key, char out[65])
-{
-	unsigned char *der = NULL, md[32];
-	int n = i2d_PUBKEY(key, &der);
-
-	if (n <= 0)
-		return -EINVAL;
-	EVP_Digest(der, (size_t)n, md, NULL, EVP_sha256(), NULL);
-	OPENSSL_free(der);
-	for (int i = 0; i < 32; i++)
-		sprintf(out + 2 * i, "%02x", md[i]);
-	return 0;
-}
-
 /* ---- key agreement / wrapping ---- */
 
 /* peer was validated when imported (bw_jwk_import: on the curve, not infinity); OpenSSL's own
@@ -382,7 +369,7 @@ static int wrap_cek(EVP_PKEY *peer, const char *alg, const uint8_t cek[32], stru
 	json_object_object_add(hdr, "enc", json_object_new_string("A256GCM"));
 	if (!strcmp(alg, ALG_RSA))
 		return rsa_oaep(true, peer, cek, 32, ek, eklen);
-	eph = bw_key_new(BW_KEY_EC_P256);
+	eph = bw_jwk_new(BW_JWK_EC_P256);
 	if (!eph || bw_jwk_public(eph, &epk) < 0)
 		return -ENOMEM;
 	json_object_object_del(epk, "alg");

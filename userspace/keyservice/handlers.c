@@ -11,7 +11,7 @@
 void ks_error(struct ks_reply *r, int status, const char *type, const char *fmt, ...)
 {
 	struct json_object *o = json_object_new_object();
-	char detail[KS_ERRLEN + 64], t[128];
+	char detail[BW_ERR_LEN + 64], t[128];
 	va_list ap;
 
 	va_start(ap, fmt);
@@ -172,7 +172,7 @@ void ks_handle_attest(struct ks_ctx *c, const char *cookie, const char *body, si
 {
 	struct ks_session *s = ks_session_find(c->sessions, cookie, now);
 	struct attestation a = { 0 };
-	char err[KS_ERRLEN] = "";
+	char err[BW_ERR_LEN] = "";
 	struct json_object *o;
 
 	if (!s) {
@@ -288,7 +288,7 @@ void ks_handle_resource(struct ks_ctx *c, const char *cookie, const char *bearer
 {
 	struct json_object *claims = NULL, *rules = NULL;
 	struct slot *sl = NULL;
-	char err[KS_ERRLEN] = "";
+	char err[BW_ERR_LEN] = "";
 	int e;
 
 	if (!bw_kbs_resource_path_valid(path)) {

@@ -43,14 +43,19 @@ static void usage(FILE *f)
 		   "CAP_NET_ADMIN + CAP_BPF / CAP_SYS_ADMIN for the datapath and volumes).\n");
 }
 
+void bw_cli_print_json(struct json_object *j)
+{
+	printf("%s\n", json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+	json_object_put(j);
+}
+
 static void print_error_json(const char *msg, int code)
 {
 	struct json_object *j = json_object_new_object();
 
 	json_object_object_add(j, "error", json_object_new_string(msg));
 	json_object_object_add(j, "code", json_object_new_int(code));
-	printf("%s\n", json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
-	json_object_put(j);
+	bw_cli_print_json(j);
 }
 
 int bw_cli_error(bool json, int code, const char *fmt, ...)

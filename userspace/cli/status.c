@@ -164,8 +164,7 @@ static int run(int argc, char **argv)
 		json_object_object_add(j, "drops_total", drops);
 		json_object_object_add(j, "agent", ag ? json_object_get(ag) : NULL);
 		json_object_object_add(j, "code", json_object_new_int(code));
-		printf("%s\n", json_object_to_json_string_ext(j, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
-		json_object_put(j);
+		bw_cli_print_json(j);
 	} else {
 		if (dev_ok)
 			printf("wireguard: %s (%s), public key %s\n", c.iface.device, bw_wg_backend_name(be), key);

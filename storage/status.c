@@ -16,6 +16,22 @@
 #include "storage/internal.h"
 #include "common/common.h"
 
+static void cryptsetup_log(int level, const char *msg, void *usrptr)
+{
+	size_t n = strlen(msg);
+
+	(void)usrptr;
+	while (n && msg[n - 1] == '\n')
+		n--;
+	bw_log(level == CRYPT_LOG_ERROR ? BW_LOG_ERROR : level == CRYPT_LOG_NORMAL ? BW_LOG_INFO : BW_LOG_DEBUG,
+	       "cryptsetup: %.*s", (int)n, msg);
+}
+
+void bw_vol_log_init(void)
+{
+	crypt_set_log_callback(NULL, cryptsetup_log, NULL);
+}
+
 /* The dm-crypt table line with the key field elided (it is a keyring reference anyway). */
 static void crypt_table(const char *name, char *out, size_t len)
 {

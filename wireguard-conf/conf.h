@@ -20,7 +20,6 @@
 #define BW_CONF_MAX_LIST 64           /* uplinks, CIDR lists, allowlist entries in [Node] */
 #define BW_CONF_MAX_ALLOWED_IPS 1024  /* per peer */
 #define BW_CONF_MAX_PEERS 65536
-#define BW_CONF_ERR_LEN 512
 
 /* UDP ports the datapath always treats as an overlay: VXLAN (4789, Linux's 8472), Geneve (6081). */
 #define BW_CONF_OVERLAY_DEFAULTS { 4789, 8472, 6081 }

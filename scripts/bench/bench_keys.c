@@ -74,7 +74,7 @@ static struct bw_kbs_client *client(void)
 static int fetch(struct bw_kbs_client *c, int i)
 {
 	static __thread struct bw_secret k;
-	char err[BW_KBS_ERRLEN], path[64];
+	char err[BW_ERR_LEN], path[64];
 	size_t len;
 	int r;
 

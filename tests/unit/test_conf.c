@@ -35,7 +35,7 @@ static const char *node_text =
 static void parses_node_file(void **state)
 {
 	struct bw_conf c;
-	char err[BW_CONF_ERR_LEN] = "";
+	char err[BW_ERR_LEN] = "";
 	char buf[64];
 	(void)state;
 
@@ -105,7 +105,7 @@ static void rejects_malformed_with_file_and_line(void **state)
 		{ "[Node]\nOverlayPorts = 5555\n[Interface]\nListenPort = 5555\n", "t.conf:4: ListenPort 5555 is an overlay port" },
 		{ "[Interface]\nListenPort = 5555\n[Node]\nOverlayPort = 5555\n", "t.conf:4: OverlayPort: 5555 is the WireGuard ListenPort" },
 	};
-	char err[BW_CONF_ERR_LEN];
+	char err[BW_ERR_LEN];
 	(void)state;
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -126,7 +126,7 @@ static void rejects_bad_peers(void **state)
 		{ "[Peer]\nPublicKey = " KEY_B "\nAllowedIPs = 198.18.2.0/24, 198.18.2.0/24\n", "p.conf:3: AllowedIPs: '198.18.2.0/24' listed twice" },
 		{ "[Interface]\n", "p.conf:1: unexpected section [Interface]" },
 	};
-	char err[BW_CONF_ERR_LEN];
+	char err[BW_ERR_LEN];
 	(void)state;
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -147,7 +147,7 @@ static void write_file(const char *path, const char *text)
 
 static void load_dir_all_or_nothing(void **state)
 {
-	char dir[] = "/tmp/bw-conf-XXXXXX", path[256], err[BW_CONF_ERR_LEN];
+	char dir[] = "/tmp/bw-conf-XXXXXX", path[256], err[BW_ERR_LEN];
 	struct bw_conf c;
 	(void)state;
 
@@ -210,7 +210,7 @@ static void write_cluster_node(const char *dir, const char *extra, const char *k
 
 static void cluster_wide_node_file(void **state)
 {
-	char dir[] = "/tmp/bw-conf-XXXXXX", path[1024], data[256], link[1024], keyf[256], err[BW_CONF_ERR_LEN] = "";
+	char dir[] = "/tmp/bw-conf-XXXXXX", path[1024], data[256], link[1024], keyf[256], err[BW_ERR_LEN] = "";
 	struct bw_conf c;
 	(void)state;
 
@@ -285,7 +285,7 @@ static void writer_round_trips(void **state)
 {
 	struct bw_conf a, b;
 	struct bw_conf_peer p, q;
-	char err[BW_CONF_ERR_LEN], *buf = NULL;
+	char err[BW_ERR_LEN], *buf = NULL;
 	size_t len = 0;
 	FILE *f;
 	(void)state;
@@ -325,7 +325,7 @@ static void writer_round_trips(void **state)
 static void flow_cache_switch(void **state)
 {
 	struct bw_conf a, b;
-	char err[BW_CONF_ERR_LEN], *buf = NULL, text[1024];
+	char err[BW_ERR_LEN], *buf = NULL, text[1024];
 	size_t len = 0;
 	FILE *f;
 	(void)state;
@@ -359,7 +359,7 @@ static void node_hosts_inside_pod_prefixes(void **state)
 		"OverlayPort = 7777\nOverlayPorts = 4789, 5555\n"
 		"[Interface]\nDevice = wg0\nListenPort = 51820\n";
 	struct bw_conf c;
-	char err[BW_CONF_ERR_LEN] = "";
+	char err[BW_ERR_LEN] = "";
 	(void)state;
 
 	if (bw_conf_parse_node("t.conf", text, &c, err, sizeof(err)))
@@ -379,7 +379,7 @@ static void peer_source_kubernetes(void **state)
 		"PeerSource = Kubernetes\nKubeAPI = https://198.19.0.251:6443\nKubeTokenFile = /t/token\nKubeCAFile = /t/ca.pem\n"
 		"[Interface]\nDevice = wg0\nListenPort = 51820\n";
 	struct bw_conf c, d;
-	char err[BW_CONF_ERR_LEN] = "", *buf = NULL, bad[1024];
+	char err[BW_ERR_LEN] = "", *buf = NULL, bad[1024];
 	size_t len = 0;
 	FILE *f;
 	(void)state;

@@ -116,7 +116,7 @@ int agent_k8s_start(const struct bw_conf *c, struct event_base *base, void (*on_
 	struct bw_k8s_config cfg;
 	struct bw_secret priv = { 0 };
 	uint8_t pub[32];
-	char err[512];
+	char err[BW_ERR_LEN];
 	int r;
 
 	if (c->node.peer_source != BW_PEERS_KUBERNETES)

@@ -29,6 +29,9 @@ int bw_cli_worse(int a, int b);
 /* Report an error: {"error": msg, "code": code} on stdout with json, "bulwark: msg" on stderr
  * without; returns code. */
 int bw_cli_error(bool json, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Every --json output: j as one line on stdout (no slash escaping), then j is released. One
+ * object per line, so streams (datapath monitor) and single answers read the same way. */
+void bw_cli_print_json(struct json_object *j);
 
 struct bw_cli_verb {
 	const char *name;

@@ -88,7 +88,7 @@ static int parse_opts(int argc, char **argv, struct opts *o, const char *allowed
 static int load_desired(const char *path, struct bw_dp_desired *d, struct opts *o)
 {
 	struct bw_conf conf;
-	char err[BW_CONF_ERR_LEN];
+	char err[BW_ERR_LEN];
 	int r = bw_conf_load(path, &conf, err, sizeof(err));
 
 	if (r < 0) {
@@ -199,12 +199,6 @@ static int cmd_apply(int argc, char **argv)
 	return BW_EXIT_OK;
 }
 
-static void print_json(struct json_object *j)
-{
-	printf("%s\n", json_object_to_json_string_ext(j, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
-	json_object_put(j);
-}
-
 static int cmd_status(int argc, char **argv)
 {
 	struct opts o;
@@ -229,7 +223,7 @@ static int cmd_status(int argc, char **argv)
 	for (size_t i = 0; i < o.n_uplinks; i++)
 		uplinks[n_up++] = o.uplinks[i];
 	if (!n_up && o.config) {
-		char err[BW_CONF_ERR_LEN];
+		char err[BW_ERR_LEN];
 		if (bw_conf_load(o.config, &conf, err, sizeof(err)) < 0) {
 			fprintf(stderr, "bulwark: %s\n", err);
 			return BW_EXIT_FAIL;
@@ -242,7 +236,7 @@ static int cmd_status(int argc, char **argv)
 		if (o.json) {
 			j = json_object_new_object();
 			bw_cli_enforcement(o.pin_dir, uplinks, n_up, j, NULL);
-			print_json(j);
+			bw_cli_print_json(j);
 		}
 		return BW_EXIT_NOT_ENFORCED;
 	}
@@ -303,7 +297,7 @@ static int cmd_status(int argc, char **argv)
 			json_object_object_add(s, bw_reason_name(i), e);
 		}
 		json_object_object_add(j, "counters", s);
-		print_json(j);
+		bw_cli_print_json(j);
 		return code;
 	}
 	printf("pin dir:   %s\n", bw_pin_dir(o.pin_dir));
@@ -367,7 +361,7 @@ static int cmd_peers(int argc, char **argv)
 		return BW_EXIT_FAIL;
 	}
 	if (arr)
-		print_json(arr);
+		bw_cli_print_json(arr);
 	return BW_EXIT_OK;
 }
 
@@ -434,8 +428,7 @@ static int on_drop(const struct bw_event *e, void *arg)
 		json_object_object_add(j, "length", json_object_new_int64(e->len));
 		json_object_object_add(j, "time", json_object_new_string(when));
 		json_object_object_add(j, "ts_ns", json_object_new_uint64(e->ts_ns));
-		printf("%s\n", json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
-		json_object_put(j);
+		bw_cli_print_json(j);
 	} else {
 		printf("%s drop %-26s %-7s %-12s %-5s %s:%u -> %s:%u len %u\n", when, bw_reason_name(e->reason),
 		       e->dir == BW_DIR_EGRESS ? "egress" : "ingress", ifn, proto_name(e->l4proto, pb, sizeof(pb)),

@@ -145,7 +145,7 @@ static int cmd_fetch(int argc, char **argv)
 {
 	struct opts o;
 	struct bw_kbs_client *c = NULL;
-	char err[BW_KBS_ERRLEN] = "";
+	char err[BW_ERR_LEN] = "";
 	int r = 0, rc = 0;
 
 	if (parse(argc, argv, &o) < 0 || !o.n_resources || (o.out && o.n_resources > 1)) {
@@ -179,7 +179,7 @@ static int cmd_attest(int argc, char **argv)
 {
 	struct opts o;
 	struct bw_kbs_client *c = NULL;
-	char err[BW_KBS_ERRLEN] = "";
+	char err[BW_ERR_LEN] = "";
 	int r;
 
 	if (parse(argc, argv, &o) < 0 || o.n_resources || o.out) {

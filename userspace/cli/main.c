@@ -15,7 +15,9 @@
 #include <unistd.h>
 #include <json-c/json.h>
 #include "common/common.h"
+#include "bulwark/storage.h"
 #include "cli/cli.h"
+#include "datapath/datapath.h"
 
 #ifndef BULWARK_VERSION
 #define BULWARK_VERSION "0.1.0-dev"
@@ -41,14 +43,19 @@ static void usage(FILE *f)
 		   "CAP_NET_ADMIN + CAP_BPF / CAP_SYS_ADMIN for the datapath and volumes).\n");
 }
 
+void bw_cli_print_json(struct json_object *j)
+{
+	printf("%s\n", json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+	json_object_put(j);
+}
+
 static void print_error_json(const char *msg, int code)
 {
 	struct json_object *j = json_object_new_object();
 
 	json_object_object_add(j, "error", json_object_new_string(msg));
 	json_object_object_add(j, "code", json_object_new_int(code));
-	printf("%s\n", json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
-	json_object_put(j);
+	bw_cli_print_json(j);
 }
 
 int bw_cli_error(bool json, int code, const char *fmt, ...)
@@ -150,6 +157,8 @@ int bw_cli_dispatch(const struct bw_cli_area *area, int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+	bw_dp_log_init();
+	bw_vol_log_init();
 	if (argc < 2) {
 		usage(stderr);
 		return BW_EXIT_USAGE;

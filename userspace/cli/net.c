@@ -48,7 +48,7 @@ static int parse(int argc, char **argv, struct opts *o)
 
 static int load(const struct opts *o, struct bw_conf *c)
 {
-	char err[BW_CONF_ERR_LEN];
+	char err[BW_ERR_LEN];
 	int r = bw_conf_load(o->config, c, err, sizeof(err));
 
 	if (r < 0)
@@ -70,7 +70,7 @@ static int load(const struct opts *o, struct bw_conf *c)
 /* MeshSecret: peers get their derived PSKs, or none is configured (fail closed). */
 static int mesh(struct bw_conf *c)
 {
-	char err[256];
+	char err[BW_ERR_LEN];
 	int r = bw_net_mesh_prepare(c, err, sizeof(err));
 
 	if (r < 0)
@@ -147,12 +147,6 @@ static const char *node_of(const struct bw_conf *c, const uint8_t *key)
 	return "(unknown)";
 }
 
-static void print_json(struct json_object *j)
-{
-	printf("%s\n", json_object_to_json_string_ext(j, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
-	json_object_put(j);
-}
-
 static struct json_object *peer_json(const struct bw_conf *c, const struct bw_wg_peer *p)
 {
 	struct json_object *e = json_object_new_object(), *a = json_object_new_array();
@@ -188,7 +182,7 @@ static int cmd_peers(int argc, char **argv)
 		struct json_object *arr = json_object_new_array();
 		for (size_t i = 0; i < d->n_peers; i++)
 			json_object_array_add(arr, peer_json(&c, &d->peers[i]));
-		print_json(arr);
+		bw_cli_print_json(arr);
 	} else {
 		for (size_t i = 0; i < d->n_peers; i++) {
 			char key[45], ep[80], cidr[64];
@@ -290,7 +284,7 @@ static int cmd_status(int argc, char **argv)
 		json_object_object_add(j, "peers_datapath", json_object_new_int64((int64_t)ids.n));
 		json_object_object_add(j, "datapath", json_object_new_boolean(dp_ok));
 		json_object_object_add(j, "code", json_object_new_int(code));
-		print_json(j);
+		bw_cli_print_json(j);
 	} else {
 		printf("peers: %zu in the device, %zu configured, %zu in the datapath%s\n", d ? d->n_peers : 0,
 		       c.n_peers, ids.n, code == BW_EXIT_PEERS ? ": MISMATCH" : "");

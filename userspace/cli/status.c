@@ -93,7 +93,7 @@ static int run(int argc, char **argv)
 	const char *config = getenv("BULWARK_CONFIG") ? getenv("BULWARK_CONFIG") : "/etc/bulwark/bulwark.conf";
 	const char *agent = getenv("BULWARK_AGENT") ? getenv("BULWARK_AGENT") : "http://127.0.0.1:9962";
 	const char *pin_dir = NULL, *uplinks[BW_CONF_MAX_LIST];
-	char err[BW_CONF_ERR_LEN], key[45] = "(none)";
+	char err[BW_ERR_LEN], key[45] = "(none)";
 	struct json_object *j = NULL, *ag;
 	struct bw_wg_device *d = NULL;
 	struct bw_stat st[BW_REASON_MAX];
@@ -168,8 +168,7 @@ static int run(int argc, char **argv)
 		json_object_object_add(j, "drops_total", drops);
 		json_object_object_add(j, "agent", ag ? json_object_get(ag) : NULL);
 		json_object_object_add(j, "code", json_object_new_int(code));
-		printf("%s\n", json_object_to_json_string_ext(j, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
-		json_object_put(j);
+		bw_cli_print_json(j);
 	} else {
 		if (dev_ok)
 			printf("wireguard: %s (%s), public key %s\n", c.iface.device, bw_wg_backend_name(be), key);

@@ -76,12 +76,6 @@ static int parse(int argc, char **argv, struct opts *o)
 	return optind == argc ? 0 : -EINVAL;
 }
 
-static void print_json(struct json_object *j)
-{
-	printf("%s\n", json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
-	json_object_put(j);
-}
-
 /* Failures print a message (and a JSON object) and exit with the CSI code's number. */
 static int fail(const struct opts *o, int r, const char *msg)
 {
@@ -91,7 +85,7 @@ static int fail(const struct opts *o, int r, const char *msg)
 		struct json_object *j = json_object_new_object();
 		json_object_object_add(j, "error", json_object_new_string(msg));
 		json_object_object_add(j, "code", json_object_new_string(bw_vol_code_name(c)));
-		print_json(j);
+		bw_cli_print_json(j);
 	}
 	fprintf(stderr, "bulwark: %s (%s)\n", msg, bw_vol_code_name(c));
 	return c;
@@ -160,7 +154,7 @@ static int print_path(const struct opts *o, const char *path)
 	if (o->json) {
 		struct json_object *j = json_object_new_object();
 		json_object_object_add(j, "path", json_object_new_string(path));
-		print_json(j);
+		bw_cli_print_json(j);
 	} else {
 		printf("%s\n", path);
 	}
@@ -174,7 +168,7 @@ static int cmd_stage(int argc, char **argv)
 	struct bw_vol_key_source ks;
 	struct bw_vol_opts vo;
 	struct opts o;
-	char path[128], err[512];
+	char path[128], err[BW_ERR_LEN];
 	int r;
 
 	if (parse(argc, argv, &o) < 0 || !o.id || !o.device || key_source(&o, &ks) < 0)
@@ -191,7 +185,7 @@ static int cmd_format(int argc, char **argv)
 	struct bw_vol_key_source ks;
 	struct bw_vol_opts vo;
 	struct opts o;
-	char err[512];
+	char err[BW_ERR_LEN];
 	int r;
 
 	if (parse(argc, argv, &o) < 0 || !o.id || !o.device || key_source(&o, &ks) < 0)
@@ -208,7 +202,7 @@ static int cmd_unstage(int argc, char **argv)
 {
 	struct bw_vol_opts vo;
 	struct opts o;
-	char err[512];
+	char err[BW_ERR_LEN];
 	int r;
 
 	if (parse(argc, argv, &o) < 0 || !o.id)
@@ -227,7 +221,7 @@ static int cmd_expand(int argc, char **argv)
 	struct bw_vol_opts vo;
 	struct opts o;
 	uint64_t size = 0;
-	char err[512];
+	char err[BW_ERR_LEN];
 	int r;
 
 	if (parse(argc, argv, &o) < 0 || !o.id || !o.device || key_source(&o, &ks) < 0)
@@ -278,7 +272,7 @@ static void status_text(const char *id, const struct bw_vol_status *st)
 
 static int status_all(const struct opts *o)
 {
-	char names[256][64], err[512];
+	char names[256][64], err[BW_ERR_LEN];
 	struct json_object *arr = json_object_new_array();
 	struct bw_vol_status st;
 	size_t n;
@@ -297,7 +291,7 @@ static int status_all(const struct opts *o)
 			status_text(NULL, &st);
 	}
 	if (o->json)
-		print_json(arr);
+		bw_cli_print_json(arr);
 	else
 		json_object_put(arr);
 	return 0;
@@ -307,7 +301,7 @@ static int cmd_status(int argc, char **argv)
 {
 	struct bw_vol_status st;
 	struct opts o;
-	char err[512];
+	char err[BW_ERR_LEN];
 	int r;
 
 	if (parse(argc, argv, &o) < 0)
@@ -317,7 +311,7 @@ static int cmd_status(int argc, char **argv)
 	if ((r = bw_vol_status(o.id, NULL, &st, err, sizeof(err))) < 0)
 		return fail(&o, r, err);
 	if (o.json)
-		print_json(status_json(o.id, &st));
+		bw_cli_print_json(status_json(o.id, &st));
 	else
 		status_text(o.id, &st);
 	return 0;
@@ -340,7 +334,7 @@ static int cmd_statedisk_open(int argc, char **argv)
 	struct bw_vol_key_source ks;
 	struct bw_vol_opts vo;
 	struct opts o;
-	char path[128], err[512], host[65] = "";
+	char path[128], err[BW_ERR_LEN], host[65] = "";
 	int r = parse(argc, argv, &o);
 
 	/* The state disk's key is the node's: bulwark/statedisk/<--node, default the host name>. */
@@ -362,7 +356,7 @@ static int cmd_statedisk_close(int argc, char **argv)
 {
 	struct bw_vol_opts vo;
 	struct opts o;
-	char err[512];
+	char err[BW_ERR_LEN];
 	int r;
 
 	if (parse(argc, argv, &o) < 0)

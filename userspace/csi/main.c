@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include "bulwark/storage.h"
 #include "common/common.h"
 #include "csi/csi.h"
 #include "kbs/kbs.h"
@@ -54,7 +55,7 @@ int main(int argc, char **argv)
 	};
 	struct bw_csi_config c = { .endpoint = getenv("CSI_ENDPOINT"), .driver_name = BW_CSI_DRIVER_NAME,
 				   .node_id = getenv("NODE_NAME") };
-	char host[256] = "", err[512], *end;
+	char host[256] = "", err[BW_ERR_LEN], *end;
 	struct sigaction sa = { .sa_handler = on_signal };
 	int o, r;
 	long n;
@@ -101,6 +102,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	bw_log_set_prefix("bulwark-csi");
+	bw_vol_log_init();
 	prctl(PR_SET_DUMPABLE, 0);       /* keys pass through this process */
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);

@@ -13,6 +13,26 @@
 #include "datapath/internal.h"
 #include "bw_uplink.skel.h"
 
+static int libbpf_log(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+	char msg[1024];
+	size_t n;
+
+	if (level == LIBBPF_DEBUG)
+		return 0;
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	n = strlen(msg);
+	while (n && msg[n - 1] == '\n')
+		msg[--n] = '\0';
+	bw_log(level == LIBBPF_WARN ? BW_LOG_WARN : BW_LOG_DEBUG, "libbpf: %s", msg);
+	return 0;
+}
+
+void bw_dp_log_init(void)
+{
+	libbpf_set_print(libbpf_log);
+}
+
 static int mkdir_p(const char *path)
 {
 	char buf[512];

@@ -71,6 +71,9 @@ void bw_dp_desired_free(struct bw_dp_desired *d);
  * logged message naming the cause. bw_dp_attach calls it.
  */
 int bw_dp_bpffs_ensure(const char *pin_dir);
+/* Route libbpf's messages into bw_log (warnings as warn, the rest as debug): programs call this
+ * once at start, so nothing of libbpf's reaches stdout or bypasses the log format. */
+void bw_dp_log_init(void);
 int bw_dp_attach(const char *pin_dir, const char *const *uplinks, size_t n_uplinks,
 		 const char *wg_dev, const struct bw_dp_desired *d);
 /* Remove our filters from every device; with purge also unpin maps and programs. */

@@ -419,7 +419,7 @@ static int simple(struct bw_k8s_watcher *w, const char *method, const char *path
 static void publish(struct bw_k8s_watcher *w)
 {
 	struct knode *self = find(w, w->cfg.node);
-	char b64[45], ep[128], path[128], err[512];
+	char b64[45], ep[128], path[128], err[BW_ERR_LEN];
 	json_object *patch, *meta, *ann, *resp = NULL;
 	int r;
 
@@ -622,7 +622,7 @@ static void *run(void *arg)
 {
 	struct bw_k8s_watcher *w = arg;
 	unsigned backoff = 0;
-	char err[512];
+	char err[BW_ERR_LEN];
 	int r;
 
 	w->relist = true;

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /* The tpm attester: userspace/tpm's quote evidence behind the attester table (see attester.c). */
+#include "kbs/internal.h"
 #include "kbs/kbs.h"
 #include "tpm/tpm.h"
 

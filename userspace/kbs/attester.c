@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <string.h>
 #include <sys/stat.h>
+#include "kbs/internal.h"
 #include "kbs/kbs.h"
 
 extern const struct bw_attester bw_attester_tpm __attribute__((weak));

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <string.h>
 #include "common/curl.h"
+#include "kbs/internal.h"
 #include "kbs/kbs.h"
 
 int bw_kbs_http_load(char *err, size_t len)
@@ -225,7 +226,7 @@ static int attest_body(struct bw_kbs_client *c, const char *nonce, char **out, c
 	int r;
 
 	EVP_PKEY_free(c->key);
-	c->key = bw_key_new(c->o.key_type);
+	c->key = bw_jwk_new(c->o.key_type);
 	if (!c->key || bw_jwk_public(c->key, &jwk) < 0)
 		return -ENOMEM;
 	r = bw_kbs_report_data(jwk, nonce, rd);
@@ -355,7 +356,7 @@ struct sink {
 static int decrypt(struct bw_kbs_client *c, const struct http_resp *resp, const struct sink *k,
 		   char *err, size_t errlen)
 {
-	char why[BW_KBS_ERRLEN] = "";
+	char why[BW_ERR_LEN] = "";
 	int r = k->secret ? bw_jwe_decrypt(c->key, resp->body, resp->len, k->secret, why, sizeof(why))
 			  : bw_jwe_decrypt_into(c->key, resp->body, resp->len, k->buf, k->cap, k->len, why, sizeof(why));
 
@@ -431,7 +432,7 @@ int bw_kbs_fetch_key(const struct bw_kbs_client_opts *o, const char *path, uint8
 		     char *err, size_t errlen)
 {
 	struct bw_kbs_client *c = NULL;
-	char why[BW_KBS_ERRLEN] = "";
+	char why[BW_ERR_LEN] = "";
 	size_t got = 0;
 	int r = bw_kbs_client_new(o, &c);
 

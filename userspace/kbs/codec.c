@@ -6,6 +6,7 @@
 #include <string.h>
 #include <openssl/evp.h>
 #include <openssl/sha.h>
+#include "kbs/internal.h"
 #include "kbs/kbs.h"
 
 /* ---- JCS (RFC 8785) ---- */

@@ -14,6 +14,7 @@
 #include <openssl/rand.h>
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
+#include "kbs/internal.h"
 #include "kbs/kbs.h"
 
 #define ALG_ECDH "ECDH-ES+A256KW"
@@ -22,15 +23,11 @@
 #define IV_LEN 12
 #define TAG_LEN 16
 
-static void pkey_freep(EVP_PKEY **k) { EVP_PKEY_free(*k); }
 static void pctx_freep(EVP_PKEY_CTX **c) { EVP_PKEY_CTX_free(*c); }
 static void cctx_freep(EVP_CIPHER_CTX **c) { EVP_CIPHER_CTX_free(*c); }
-static void json_putp(struct json_object **o) { json_object_put(*o); }
 static void bn_freep(BIGNUM **b) { BN_free(*b); }
-#define _cleanup_pkey_ __attribute__((cleanup(pkey_freep)))
 #define _cleanup_pctx_ __attribute__((cleanup(pctx_freep)))
 #define _cleanup_cctx_ __attribute__((cleanup(cctx_freep)))
-#define _cleanup_json_ __attribute__((cleanup(json_putp)))
 #define _cleanup_bn_ __attribute__((cleanup(bn_freep)))
 
 /* OpenSSL 3 algorithm fetches cost more than the operations here: fetch once per process. */
@@ -73,12 +70,12 @@ static EVP_PKEY_CTX *ec_keygen_ctx(void)
 	return c;
 }
 
-EVP_PKEY *bw_key_new(enum bw_key_type type)
+EVP_PKEY *bw_jwk_new(enum bw_jwk_type type)
 {
 	EVP_PKEY_CTX *c;
 	EVP_PKEY *k = NULL;
 
-	if (type == BW_KEY_RSA3072)
+	if (type == BW_JWK_RSA3072)
 		return EVP_RSA_gen(3072);
 	c = ec_keygen_ctx();
 	return c && EVP_PKEY_generate(c, &k) > 0 ? k : NULL;
@@ -267,20 +264,6 @@ int bw_jwk_import(struct json_object *jwk, EVP_PKEY **out, const char **alg)
 	return -EPROTONOSUPPORT;
 }
 
-int bw_key_id(EVP_PKEY *key, char out[65])
-{
-	unsigned char *der = NULL, md[32];
-	int n = i2d_PUBKEY(key, &der);
-
-	if (n <= 0)
-		return -EINVAL;
-	EVP_Digest(der, (size_t)n, md, NULL, EVP_sha256(), NULL);
-	OPENSSL_free(der);
-	for (int i = 0; i < 32; i++)
-		sprintf(out + 2 * i, "%02x", md[i]);
-	return 0;
-}
-
 /* ---- key agreement / wrapping ---- */
 
 /* peer was validated when imported (bw_jwk_import: on the curve, not infinity); OpenSSL's own
@@ -386,7 +369,7 @@ static int wrap_cek(EVP_PKEY *peer, const char *alg, const uint8_t cek[32], stru
 	json_object_object_add(hdr, "enc", json_object_new_string("A256GCM"));
 	if (!strcmp(alg, ALG_RSA))
 		return rsa_oaep(true, peer, cek, 32, ek, eklen);
-	eph = bw_key_new(BW_KEY_EC_P256);
+	eph = bw_jwk_new(BW_JWK_EC_P256);
 	if (!eph || bw_jwk_public(eph, &epk) < 0)
 		return -ENOMEM;
 	json_object_object_del(epk, "alg");
@@ -603,8 +586,7 @@ int bw_jwe_decrypt(EVP_PKEY *key, const char *jwe, size_t len, struct bw_secret 
 	parts_free(&p);
 	if (r < 0)
 		return r;
-	*out = pt;
-	pt = (struct bw_secret){ 0 };
+	*out = TAKE_SECRET(pt);
 	return 0;
 }
 

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <string.h>
 #include <openssl/ecdsa.h>
+#include "kbs/internal.h"
 #include "kbs/kbs.h"
 
 #define HEADER "{\"alg\":\"ES256\",\"typ\":\"JWT\"}"

@@ -11,7 +11,7 @@
 void ks_error(struct ks_reply *r, int status, const char *type, const char *fmt, ...)
 {
 	struct json_object *o = json_object_new_object();
-	char detail[KS_ERRLEN + 64], t[128];
+	char detail[BW_ERR_LEN + 64], t[128];
 	va_list ap;
 
 	va_start(ap, fmt);
@@ -214,7 +214,7 @@ void ks_handle_attest(struct ks_ctx *c, const char *cookie, const char *body, si
 	struct ks_session *s;
 	struct attestation a = { 0 };
 	struct claim k;
-	char err[KS_ERRLEN] = "", *token = NULL;
+	char err[BW_ERR_LEN] = "", *token = NULL;
 	bool used = false;
 	struct json_object *o;
 
@@ -385,7 +385,7 @@ void ks_handle_resource(struct ks_ctx *c, const char *cookie, const char *bearer
 {
 	_cleanup_free_ char *own = NULL;
 	struct ks_session *s;
-	char err[KS_ERRLEN] = "";
+	char err[BW_ERR_LEN] = "";
 	EVP_PKEY *tee = NULL;
 	const char *alg = NULL;
 	int e;

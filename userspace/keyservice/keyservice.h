@@ -16,10 +16,9 @@
 #include <openssl/types.h>
 #include "common/common.h"
 #include "kbs/kbs.h"
+#include "tpm/tpm.h"
 
-#define KS_ERRLEN 256
 #define KS_ISSUER "bulwark-keyservice" /* iss of the tokens we sign and accept */
-#define KS_PCRS 24
 
 /* ---- policy ---- */
 struct ks_rule {
@@ -28,8 +27,8 @@ struct ks_rule {
 	char *tee;              /* "sample" or "tpm" */
 	char **aks;             /* tpm: trusted AK identities (SHA-256 hex of SPKI DER) */
 	size_t n_aks;
-	bool has_pcr[KS_PCRS];  /* tpm: reference PCR values (SHA-256 bank), only those listed */
-	uint8_t pcr[KS_PCRS][32];
+	bool has_pcr[BW_TPM_PCRS];  /* tpm: reference PCR values (SHA-256 bank), only those listed */
+	uint8_t pcr[BW_TPM_PCRS][32];
 	char **resources;       /* "repo/type/tag" exact or "prefix/" (segment boundary) or "*" */
 	size_t n_resources;
 };

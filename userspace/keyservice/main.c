@@ -339,7 +339,7 @@ static EVP_PKEY *signing_key(const char *path, char *err, size_t errlen)
 	int r;
 
 	if (!path)
-		return bw_key_new(BW_KEY_EC_P256); /* tokens die with the process; clients re-attest */
+		return bw_jwk_new(BW_JWK_EC_P256); /* tokens die with the process; clients re-attest */
 	r = ks_read_secret(path, 1, &pem);
 	if (r < 0) {
 		snprintf(err, errlen, "signing key %s: %s (need a 0600 PEM file of at most 4096 bytes, owned by the service user)",
@@ -364,7 +364,7 @@ static void on_signal(evutil_socket_t sig, short ev, void *arg)
 {
 	struct server *s = arg;
 	struct ks_policy p;
-	char err[KS_ERRLEN];
+	char err[BW_ERR_LEN];
 
 	(void)ev;
 	if (sig != SIGHUP) {
@@ -614,7 +614,7 @@ static int serve(struct server *s)
 int main(int argc, char **argv)
 {
 	struct server s = { 0 };
-	char err[KS_ERRLEN] = "";
+	char err[BW_ERR_LEN] = "";
 	int r;
 
 	bw_log_set_prefix("bulwark-keyservice");

@@ -89,7 +89,6 @@ static void tpm_close(struct tpm *t)
 
 static void esys_freep(void *p) { Esys_Free(*(void **)p); }
 #define _cleanup_esys_ __attribute__((cleanup(esys_freep)))
-static void pkey_freep(EVP_PKEY **k) { EVP_PKEY_free(*k); }
 static void ossl_freep(uint8_t **p) { OPENSSL_free(*p); }
 
 /* TPM and TCTI failures are logged with tss2-rc's decoding; callers see -EIO. */
@@ -179,7 +178,7 @@ static int public_to_spki(const TPMT_PUBLIC *p, uint8_t **der, size_t *len)
 	bool rsa = p->type == TPM2_ALG_RSA;
 	EVP_PKEY_CTX *ctx;
 	OSSL_PARAM_BLD *bld = OSSL_PARAM_BLD_new();
-	__attribute__((cleanup(pkey_freep))) EVP_PKEY *k = NULL;
+	_cleanup_pkey_ EVP_PKEY *k = NULL;
 	int r, n;
 
 	if (!rsa && p->type != TPM2_ALG_ECC) {

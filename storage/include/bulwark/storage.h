@@ -33,6 +33,9 @@ enum bw_vol_code {
 };
 enum bw_vol_code bw_vol_code(int err);
 const char *bw_vol_code_name(enum bw_vol_code c);
+/* Route libcryptsetup's messages into bw_log (errors as error, normal messages as info, the rest as debug): programs call
+ * this once at start, so nothing of libcryptsetup's reaches stdout or bypasses the log format. */
+void bw_vol_log_init(void);
 
 /*
  * Where keys come from. get() fills key (BW_VOL_KEY_LEN bytes of locked memory owned by the

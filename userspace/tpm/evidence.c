@@ -5,7 +5,9 @@
  * everything as the Confidential Containers TPM attester does.
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -47,10 +49,26 @@ static int tss_err(const char *what, TSS2_RC rc)
 	return -EIO;
 }
 
+int bw_tpm_present(const char *tcti)
+{
+	if (!tcti)
+		return access("/dev/tpmrm0", F_OK) == 0 || access("/dev/tpm0", F_OK) == 0 ? 0 : -ENODEV;
+	if (!strcmp(tcti, "device"))
+		return access("/dev/tpm0", F_OK) == 0 ? 0 : -ENODEV;
+	if (!strncmp(tcti, "device:", 7))
+		return access(tcti + 7, F_OK) == 0 ? 0 : -ENODEV;
+	return 0;
+}
+
 static int tpm_open(struct tpm *t, const char *tcti)
 {
 	TSS2_RC rc;
 
+	if (bw_tpm_present(tcti) < 0)
+		return -ENODEV;
+	/* tpm2-tss logs every failure on stderr by itself, layer after layer; we log one line with the
+	 * decoded code instead. TSS2_LOG set by the operator still wins. */
+	setenv("TSS2_LOG", "all+NONE", 0);
 	/* The kernel's resource manager when there is one, so we share the TPM with others. */
 	if (!tcti)
 		tcti = access("/dev/tpmrm0", F_OK) == 0 ? "device:/dev/tpmrm0" : "device:/dev/tpm0";

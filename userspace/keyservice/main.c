@@ -44,6 +44,10 @@ struct server {
 	uint64_t requests;
 };
 
+#ifndef BULWARK_VERSION
+#define BULWARK_VERSION "0.1.0-dev"
+#endif
+
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: bulwark-keyservice --listen ADDR:PORT --cert FILE --key FILE\n"
@@ -51,7 +55,7 @@ static void usage(FILE *f)
 		   "         [--token-lifetime SEC (300)] [--session-lifetime SEC (300)] [--attest-timeout SEC (30)]\n"
 		   "         [--max-sessions N (100000)] [--max-sessions-per-source N (1024)]\n"
 		   "         [--max-connections N (4096)] [--max-connections-per-source N (512)]\n"
-		   "         [--request-timeout SEC (10)]\n");
+		   "         [--request-timeout SEC (10)] [--version] [--help]\n");
 }
 
 static int parse(int argc, char **argv, struct opts *o)
@@ -67,7 +71,7 @@ static int parse(int argc, char **argv, struct opts *o)
 		{ "max-connections", required_argument, NULL, 'C' },
 		{ "max-connections-per-source", required_argument, NULL, 'c' + 256 },
 		{ "request-timeout", required_argument, NULL, 'T' },
-		{ "help", no_argument, NULL, 'h' }, { 0 },
+		{ "help", no_argument, NULL, 'h' }, { "version", no_argument, NULL, 'V' }, { 0 },
 	};
 	int ch;
 
@@ -91,6 +95,7 @@ static int parse(int argc, char **argv, struct opts *o)
 		case 'c' + 256: o->conns_per_source = atol(optarg); break;
 		case 'T': o->request_timeout = atol(optarg); break;
 		case 'h': usage(stdout); exit(0);
+		case 'V': printf("bulwark-keyservice %s\n", BULWARK_VERSION); exit(0);
 		default: return -EINVAL;
 		}
 	}

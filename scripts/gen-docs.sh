@@ -21,7 +21,7 @@ roff() { sed -e 's/\\/\\e/g' -e 's/^\([.'"'"']\)/\\\&\1/' -e 's/-/\\-/g'; }
   "$bin/bulwark" completion list | while read -r area verb; do
     "$bin/bulwark" $area $verb --help < /dev/null > "$tmp/help" 2>&1
     if [ -n "$verb" ]; then
-      printf '.TP\n\\fBbulwark %s %s\\fR %s\n' "$area" "$verb" \
+      printf '.TP\n\\fBbulwark %s %s\\fR %s\n' "$area" "$(roff <<<"$verb")" \
         "$(sed -n '1s/^usage: bulwark [^ ]* [^ ]* *//p' "$tmp/help" | roff)"
       sed -n '2,$s/^ *//p' "$tmp/help" | roff
     else

@@ -2,13 +2,16 @@
 /* Serialisation: one in-process mutex for libcryptsetup/libdevmapper, one lock file per volume. */
 #include <errno.h>
 #include <fcntl.h>
+#include <libcryptsetup.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include "common/common.h"
 #include "storage/internal.h"
 
 #define LOCK_DEFAULT_MS 60000
@@ -17,7 +20,29 @@
 /* Neither libcryptsetup nor libdevmapper is thread-safe (global state, log callbacks). */
 static pthread_mutex_t global = PTHREAD_MUTEX_INITIALIZER;
 
-void bw_vol_lock_global(void) { pthread_mutex_lock(&global); }
+/*
+ * libcryptsetup prints what it has to say on stdout (all but errors) when no callback is set: it
+ * would corrupt --json output. Its messages go through bulwark's logger instead, once per process.
+ */
+static void crypt_log_cb(int level, const char *msg, void *usrptr)
+{
+	size_t n = strlen(msg);
+	enum bw_log_level l = level == CRYPT_LOG_ERROR ? BW_LOG_WARN : level == CRYPT_LOG_NORMAL ? BW_LOG_INFO : BW_LOG_DEBUG;
+
+	(void)usrptr;
+	while (n && msg[n - 1] == '\n')
+		n--;
+	bw_log(l, "libcryptsetup: %.*s", (int)n, msg);
+}
+
+static void logs_init(void) { crypt_set_log_callback(NULL, crypt_log_cb, NULL); }
+static pthread_once_t logs_once = PTHREAD_ONCE_INIT;
+
+void bw_vol_lock_global(void)
+{
+	pthread_once(&logs_once, logs_init);
+	pthread_mutex_lock(&global);
+}
 void bw_vol_unlock_global(void) { pthread_mutex_unlock(&global); }
 
 /*

@@ -571,22 +571,6 @@ static int watch(struct agent *a, const struct bw_conf *c)
 #endif
 #define DEFAULT_METRICS "127.0.0.1:9962"
 
-/* libbpf's messages go through our logger (timestamps, format, level), never to stdout. */
-static int libbpf_log(enum libbpf_print_level level, const char *fmt, va_list ap)
-{
-	char msg[1024];
-	size_t n;
-
-	if (level == LIBBPF_DEBUG)
-		return 0;
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	n = strlen(msg);
-	while (n && msg[n - 1] == '\n')
-		msg[--n] = '\0';
-	bw_log(level == LIBBPF_WARN ? BW_LOG_WARN : BW_LOG_DEBUG, "libbpf: %s", msg);
-	return 0;
-}
-
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: bulwarkd [--config FILE] [--pin-dir DIR] [--resync SECONDS]\n"
@@ -622,7 +606,7 @@ int main(int argc, char **argv)
 
 	bw_log_set_prefix("bulwarkd");
 	bw_log_set_format(BW_LOG_LOGFMT);
-	libbpf_set_print(libbpf_log);
+	bw_dp_log_init();
 	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'c': a.config = optarg; break;

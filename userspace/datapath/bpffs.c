@@ -10,6 +10,7 @@
  * expect) with it. There we refuse and say why.
  */
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mount.h>
@@ -17,6 +18,7 @@
 #include <sys/statfs.h>
 #include <unistd.h>
 #include <linux/magic.h>
+#include <bpf/libbpf.h>
 #include "common/common.h"
 #include "datapath/datapath.h"
 
@@ -117,4 +119,25 @@ int bw_dp_bpffs_ensure(const char *pin_dir)
 	}
 	bw_info("mounted bpffs on " BPFFS_ROOT " (it was not mounted), for pin directory %s", dir);
 	return 0;
+}
+
+/* libbpf's messages go through our logger (timestamps, format, level), never to stdout. */
+static int libbpf_log(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+	char msg[1024];
+	size_t n;
+
+	if (level == LIBBPF_DEBUG)
+		return 0;
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	n = strlen(msg);
+	while (n && msg[n - 1] == '\n')
+		msg[--n] = '\0';
+	bw_log(level == LIBBPF_WARN ? BW_LOG_WARN : BW_LOG_DEBUG, "libbpf: %s", msg);
+	return 0;
+}
+
+void bw_dp_log_init(void)
+{
+	libbpf_set_print(libbpf_log);
 }

@@ -22,6 +22,7 @@ PKGS=(
   systemd  # systemd-analyze: tests/netns/install.sh verifies the installed units
   mmdebstrap umoci runc  # make image: rootfs from Debian packages, OCI layout, and running it in tests
   python3-yaml  # tests/netns/deploy_render.sh reads the rendered manifests
+  help2man man-db  # make docs / make install: man pages from the help texts (tests/netns/install.sh reads them)
 )
 
 # Debian's kubectl (package kubernetes-client, 1.20 with kustomize v2.0.3) renders deploy/ in

@@ -110,8 +110,8 @@ static int open_dp(const char *pin_dir, struct bw_dp **dp)
 	int r = bw_dp_open(pin_dir, dp);
 
 	if (r == -ENOENT)
-		fprintf(stderr, "bulwark: no datapath pinned under %s (run 'bulwark datapath attach')\n",
-			bw_pin_dir(pin_dir));
+		fprintf(stderr, "bulwark: no datapath pinned under %s (run 'bulwark datapath attach')%s\n",
+			bw_pin_dir(pin_dir), geteuid() ? "; not being root, you may not see it: needs root, or CAP_BPF and CAP_NET_ADMIN" : "");
 	else if ((r == -EPERM || r == -EACCES) && geteuid())
 		fprintf(stderr, "bulwark: opening maps under %s: %s (needs root, or CAP_BPF and CAP_NET_ADMIN)\n",
 			bw_pin_dir(pin_dir), strerror(-r));
@@ -120,19 +120,22 @@ static int open_dp(const char *pin_dir, struct bw_dp **dp)
 	return r;
 }
 
+#define ATTACH_ARGS "{--config FILE | --uplink DEV [DEV...] --wg-dev DEV} [--pin-dir DIR] [--json]"
+#define APPLY_ARGS "--config FILE [--pin-dir DIR] [--json]"
+
 static int cmd_attach(int argc, char **argv)
 {
 	struct opts o;
 	struct bw_dp_desired d = { 0 };
 	int r;
 
-	if (parse_opts(argc, argv, &o, "uplink wg-dev config pin-dir") < 0)
+	if (parse_opts(argc, argv, &o, "uplink wg-dev config pin-dir json") < 0)
 		return BW_EXIT_USAGE;
 	/* Uplinks and device default to the configuration's (boot: `attach --config FILE`). */
 	if (o.config && load_desired(o.config, &d, &o) < 0)
 		return BW_EXIT_FAIL;
 	if (!o.n_uplinks || !o.wg_dev || !*o.wg_dev) {
-		fprintf(stderr, "usage: bulwark datapath attach {--config FILE | --uplink DEV [DEV...] --wg-dev DEV} [--pin-dir DIR]\n");
+		fprintf(stderr, "usage: bulwark datapath attach " ATTACH_ARGS "\n");
 		return BW_EXIT_USAGE;
 	}
 	if (!if_nametoindex(o.wg_dev))
@@ -153,6 +156,8 @@ static int cmd_attach(int argc, char **argv)
 			(r == -EPERM || r == -EACCES) && geteuid() ? " (needs root, or CAP_BPF and CAP_NET_ADMIN)" : "");
 		return BW_EXIT_FAIL;
 	}
+	if (o.json)
+		printf("{}\n");
 	return BW_EXIT_OK;
 }
 
@@ -161,13 +166,15 @@ static int cmd_detach(int argc, char **argv)
 	struct opts o;
 	int r;
 
-	if (parse_opts(argc, argv, &o, "purge pin-dir") < 0)
+	if (parse_opts(argc, argv, &o, "purge pin-dir json") < 0)
 		return BW_EXIT_USAGE;
 	r = bw_dp_detach(o.pin_dir, o.purge);
 	if (r < 0) {
 		fprintf(stderr, "bulwark: detach: %s\n", strerror(-r));
 		return BW_EXIT_FAIL;
 	}
+	if (o.json)
+		printf("{}\n");
 	return BW_EXIT_OK;
 }
 
@@ -178,8 +185,8 @@ static int cmd_apply(int argc, char **argv)
 	struct bw_dp *dp = NULL;
 	int r;
 
-	if (parse_opts(argc, argv, &o, "config pin-dir") < 0 || !o.config) {
-		fprintf(stderr, "usage: bulwark datapath apply --config FILE [--pin-dir DIR]\n");
+	if (parse_opts(argc, argv, &o, "config pin-dir json") < 0 || !o.config) {
+		fprintf(stderr, "usage: bulwark datapath apply " APPLY_ARGS "\n");
 		return BW_EXIT_USAGE;
 	}
 	/* Parse everything before touching a map: a bad file changes nothing. */
@@ -196,6 +203,8 @@ static int cmd_apply(int argc, char **argv)
 		fprintf(stderr, "bulwark: apply: %s\n", strerror(-r));
 		return BW_EXIT_FAIL;
 	}
+	if (o.json)
+		printf("{}\n");
 	return BW_EXIT_OK;
 }
 
@@ -496,13 +505,14 @@ static int cmd_monitor(int argc, char **argv)
 }
 
 static const struct bw_cli_verb verbs[] = {
-	{ "attach", "load and attach to uplinks: --config FILE (its uplinks and device) | --uplink DEV... --wg-dev DEV", cmd_attach },
-	{ "detach", "remove the filters from every device [--purge: also unpin maps]", cmd_detach },
-	{ "apply", "make the maps equal to a config file: --config FILE", cmd_apply },
-	{ "status", "enforcement per uplink, config, counters; exit 0 only when complete [--json] [--config FILE | --uplink DEV...]", cmd_status },
-	{ "peers", "peer prefixes in the datapath [--json]", cmd_peers },
+	{ "attach", "load and attach to uplinks: --config FILE (its uplinks and device) | --uplink DEV... --wg-dev DEV", cmd_attach, ATTACH_ARGS },
+	{ "detach", "remove the filters from every device [--purge: also unpin maps]", cmd_detach, "[--purge] [--pin-dir DIR] [--json]" },
+	{ "apply", "make the maps equal to a config file: --config FILE", cmd_apply, APPLY_ARGS },
+	{ "status", "enforcement per uplink, config, counters; exit 0 only when complete [--json] [--config FILE | --uplink DEV...]", cmd_status, "[--config FILE | --uplink DEV...] [--pin-dir DIR] [--json]" },
+	{ "peers", "peer prefixes in the datapath [--json]", cmd_peers, "[--pin-dir DIR] [--json]" },
 	{ "monitor", "stream new drop events with wall-clock time [--json] [--count N] [--timeout S] [--replay] "
-		     "[--reason NAME] [--uplink DEV] [--addr IP]", cmd_monitor },
+		     "[--reason NAME] [--uplink DEV] [--addr IP]", cmd_monitor,
+	  "[--count N] [--timeout S] [--replay] [--reason NAME] [--uplink DEV] [--addr IP] [--pin-dir DIR] [--json]" },
 	{ 0 },
 };
 

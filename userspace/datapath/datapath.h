@@ -21,6 +21,8 @@
 #define BW_TC_PRIORITY 1
 
 const char *bw_reason_name(unsigned reason);
+/* Route libbpf's messages through bulwark's logger (common.h): stderr, never stdout. */
+void bw_dp_log_init(void);
 const char *bw_pin_dir(const char *pin_dir);
 
 struct bw_dp;

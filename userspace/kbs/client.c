@@ -333,6 +333,9 @@ int bw_kbs_attest(struct bw_kbs_client *c, char *err, size_t errlen)
 	long delay = c->o.backoff_ms, status;
 	int r = -EIO;
 
+	/* A local device that is not there stays missing: say so once, before any network round. */
+	if (c->att->probe && (r = c->att->probe(&c->o.aopts, err, errlen)) < 0)
+		return r;
 	for (int i = 0; i < c->o.handshake_tries; i++) {
 		if (i) {
 			bw_debug("kbs: handshake retry %d after %ld ms: %s", i, delay, err);

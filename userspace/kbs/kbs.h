@@ -84,6 +84,9 @@ struct bw_attester {
 	const char *(*tee_of)(const struct bw_attester_opts *o);
 	int (*evidence)(const struct bw_attester_opts *o, const uint8_t *report_data, size_t len,
 			struct json_object **evidence);
+	/* Optional: is the local device there? 0 or -ENODEV; checked before any network round, and
+	 * a missing device is never retried (err names the device). */
+	int (*probe)(const struct bw_attester_opts *o, char *err, size_t errlen);
 };
 /* NULL when unknown. */
 const struct bw_attester *bw_attester_find(const char *name);

@@ -65,6 +65,10 @@ struct server {
 	_Atomic uint64_t requests;
 };
 
+#ifndef BULWARK_VERSION
+#define BULWARK_VERSION "0.1.0-dev"
+#endif
+
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: bulwark-keyservice --listen ADDR:PORT --cert FILE --key FILE\n"
@@ -72,7 +76,7 @@ static void usage(FILE *f)
 		   "         [--token-lifetime SEC (300)] [--session-lifetime SEC (300)] [--attest-timeout SEC (30)]\n"
 		   "         [--max-sessions N (100000)] [--max-sessions-per-source N (1024)]\n"
 		   "         [--max-connections N (4096)] [--max-connections-per-source N (512)]\n"
-		   "         [--request-timeout SEC (10)] [--workers N (online CPUs)]\n");
+		   "         [--request-timeout SEC (10)] [--workers N (online CPUs)] [--version] [--help]\n");
 }
 
 static int parse(int argc, char **argv, struct opts *o)
@@ -89,7 +93,7 @@ static int parse(int argc, char **argv, struct opts *o)
 		{ "max-connections-per-source", required_argument, NULL, 'c' + 256 },
 		{ "request-timeout", required_argument, NULL, 'T' },
 		{ "workers", required_argument, NULL, 'W' },
-		{ "help", no_argument, NULL, 'h' }, { 0 },
+		{ "help", no_argument, NULL, 'h' }, { "version", no_argument, NULL, 'V' }, { 0 },
 	};
 	int ch;
 
@@ -115,6 +119,7 @@ static int parse(int argc, char **argv, struct opts *o)
 		case 'T': o->request_timeout = atol(optarg); break;
 		case 'W': o->workers = atol(optarg); break;
 		case 'h': usage(stdout); exit(0);
+		case 'V': printf("bulwark-keyservice %s\n", BULWARK_VERSION); exit(0);
 		default: return -EINVAL;
 		}
 	}

@@ -5,7 +5,9 @@
  * everything as the Confidential Containers TPM attester does.
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -98,11 +100,27 @@ static int tss_err(const char *what, TSS2_RC rc)
 	return -EIO;
 }
 
+int bw_tpm_present(const char *tcti)
+{
+	if (!tcti)
+		return access("/dev/tpmrm0", F_OK) == 0 || access("/dev/tpm0", F_OK) == 0 ? 0 : -ENODEV;
+	if (!strcmp(tcti, "device"))
+		return access("/dev/tpm0", F_OK) == 0 ? 0 : -ENODEV;
+	if (!strncmp(tcti, "device:", 7))
+		return access(tcti + 7, F_OK) == 0 ? 0 : -ENODEV;
+	return 0;
+}
+
 static int tpm_open(struct tpm *t, const char *tcti)
 {
 	char why[300];
 	TSS2_RC rc;
 
+	if (bw_tpm_present(tcti) < 0)
+		return -ENODEV;
+	/* tpm2-tss logs every failure on stderr by itself, layer after layer; we log one line with the
+	 * decoded code instead. TSS2_LOG set by the operator still wins. */
+	setenv("TSS2_LOG", "all+NONE", 0);
 	if (bw_tpm_load(why, sizeof(why)) < 0) {
 		bw_err("tpm: %s", why);
 		return -ELIBACC;

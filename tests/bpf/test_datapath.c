@@ -117,6 +117,24 @@ static void build(struct pkt *p, const struct flow *f)
 }
 
 /* ---- map helpers ---- */
+/*
+ * A peer prefix length's bit in bw_peer_lens, as bpftool users must set it (bulwark_abi.h);
+ * the library sets it through mmap with an atomic OR.
+ */
+static void peer_len_set(int family, int len)
+{
+	int fd = bpf_map__fd(up->maps.bw_peer_lens);
+	struct bw_peer_lens l;
+	__u32 zero = 0;
+
+	assert_int_equal(bpf_map_lookup_elem(fd, &zero, &l), 0);
+	if (family == 4)
+		l.v4 |= 1ull << (32 - len);
+	else
+		l.v6[(128 - len) / 64] |= 1ull << ((128 - len) % 64);
+	assert_int_equal(bpf_map_update_elem(fd, &zero, &l, BPF_ANY), 0);
+}
+
 /* A write behind the library's back: the flow cache does not hear of it. */
 static void add_prefix_raw(int fd, int family, const char *cidr, const void *val)
 {
@@ -127,6 +145,8 @@ static void add_prefix_raw(int fd, int family, const char *cidr, const void *val
 	memcpy(a, cidr, slash - cidr);
 	a[slash - cidr] = 0;
 	len = atoi(slash + 1);
+	if (fd == bpf_map__fd(up->maps.bw_peer_v4) || fd == bpf_map__fd(up->maps.bw_peer_v6))
+		peer_len_set(family, len);
 	if (family == 4) {
 		struct bw_lpm_v4 k = { .prefixlen = len };
 		assert_int_equal(inet_pton(AF_INET, a, k.addr), 1);
@@ -1578,13 +1598,20 @@ static __u32 map_id(int fd)
 /* Load this build's programs over the pin directory as `attach` does (prepare, then load). */
 static struct bw_uplink *load_over_pins(void)
 {
+	struct bw_dp_peer_prefix *old;
 	struct bw_uplink *e;
+	struct bw_dp *d;
+	size_t n_old;
 
-	assert_int_equal(bw_dp_pins_prepare(pin_dir), 0);
+	assert_int_equal(bw_dp_pins_prepare(pin_dir, &old, &n_old), 0);
 	LIBBPF_OPTS(bpf_object_open_opts, opts, .pin_root_path = pin_dir);
 	e = bw_uplink__open_opts(&opts);
 	assert_non_null(e);
 	assert_int_equal(bw_uplink__load(e), 0);
+	assert_int_equal(bw_dp_open(pin_dir, &d), 0);
+	assert_int_equal(bw_dp_peers_restore(d, old, n_old, false), 0);
+	bw_dp_close(d);
+	free(old);
 	return e;
 }
 

@@ -163,18 +163,28 @@ static void peer_len_add(struct bw_dp *dp, int family, unsigned len)
  * programs' probes make them). The length's bit goes in first, so the entry is found as soon as
  * it exists.
  */
-static int peer_put(struct bw_dp *dp, const struct bw_cidr *cidr, const void *peer)
+/* A peer map key: the prefix with its host bits zero, as the programs' probes build it. */
+static int peer_key(const struct bw_cidr *cidr, union bw_lpm_key *k)
 {
 	struct bw_cidr c = *cidr;
-	union bw_lpm_key k;
 
-	if (c.len > (c.family == 4 ? 32 : 128))
+	if ((c.family != 4 && c.family != 6) || c.len > (c.family == 4 ? 32 : 128))
 		return -EINVAL;
 	for (unsigned i = c.len; i < 128; i++)
 		c.addr[i / 8] &= (uint8_t)~(0x80 >> (i % 8));
-	peer_len_add(dp, c.family, c.len);
-	bw_lpm_from_cidr(&c, &k);
-	return bpf_map_update_elem(peer_fd(dp, c.family), &k, peer, BPF_ANY) ? -errno : 0;
+	bw_lpm_from_cidr(&c, k);
+	return 0;
+}
+
+static int peer_put(struct bw_dp *dp, const struct bw_cidr *cidr, const void *peer)
+{
+	union bw_lpm_key k;
+	int r = peer_key(cidr, &k);
+
+	if (r < 0)
+		return r;
+	peer_len_add(dp, cidr->family, cidr->len);
+	return bpf_map_update_elem(peer_fd(dp, cidr->family), &k, peer, BPF_ANY) ? -errno : 0;
 }
 
 int bw_dp_peer_set(struct bw_dp *dp, const struct bw_cidr *cidr, const struct bw_peer *peer)
@@ -185,11 +195,11 @@ int bw_dp_peer_set(struct bw_dp *dp, const struct bw_cidr *cidr, const struct bw
 int bw_dp_peer_del(struct bw_dp *dp, const struct bw_cidr *cidr)
 {
 	union bw_lpm_key k;
+	int r = peer_key(cidr, &k);
 
-	bw_lpm_from_cidr(cidr, &k);
-	if (bpf_map_delete_elem(peer_fd(dp, cidr->family), &k) && errno != ENOENT)
-		return changed(dp, -errno);
-	return changed(dp, 0);
+	if (r == 0 && bpf_map_delete_elem(peer_fd(dp, cidr->family), &k) && errno != ENOENT)
+		r = -errno;
+	return changed(dp, r);
 }
 
 /* Walk an LPM trie; keys are collected first because deleting while iterating restarts walks. */

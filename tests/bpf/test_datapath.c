@@ -23,7 +23,6 @@
 #include <linux/tcp.h>
 #include <linux/udp.h>
 #include <sys/stat.h>
-#include <dirent.h>
 #include <cmocka.h>
 #pragma GCC diagnostic ignored "-Wmissing-field-initializers" /* positional flow literals */
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
@@ -1598,23 +1597,30 @@ static __u32 map_id(int fd)
 }
 
 /* Load this build's programs over the pin directory as `attach` does (prepare, then load). */
-static struct bw_uplink *load_over_pins(void)
+static struct bw_uplink *load_over(const char *dir, bool rescan, size_t *n_moved)
 {
 	struct bw_dp_peer_prefix *old;
 	struct bw_uplink *e;
 	struct bw_dp *d;
 	size_t n_old;
 
-	assert_int_equal(bw_dp_pins_prepare(pin_dir, &old, &n_old), 0);
-	LIBBPF_OPTS(bpf_object_open_opts, opts, .pin_root_path = pin_dir);
+	assert_int_equal(bw_dp_pins_prepare(dir, &old, &n_old), 0);
+	LIBBPF_OPTS(bpf_object_open_opts, opts, .pin_root_path = dir);
 	e = bw_uplink__open_opts(&opts);
 	assert_non_null(e);
 	assert_int_equal(bw_uplink__load(e), 0);
-	assert_int_equal(bw_dp_open(pin_dir, &d), 0);
-	assert_int_equal(bw_dp_peers_restore(d, old, n_old, false), 0);
+	assert_int_equal(bw_dp_open(dir, &d), 0);
+	assert_int_equal(bw_dp_peers_restore(d, old, n_old, rescan), 0);
 	bw_dp_close(d);
 	free(old);
+	if (n_moved)
+		*n_moved = n_old;
 	return e;
+}
+
+static struct bw_uplink *load_over_pins(void)
+{
+	return load_over(pin_dir, false, NULL);
 }
 
 /*
@@ -1754,19 +1760,6 @@ static void peer_prefix_lengths(void **state)
 	}
 }
 
-static int pin_count(const char *dir)
-{
-	struct dirent *e;
-	DIR *d = opendir(dir);
-	int n = 0;
-
-	assert_non_null(d);
-	while ((e = readdir(d)))
-		n += e->d_name[0] != '.';
-	closedir(d);
-	return n;
-}
-
 static int count_peer(const struct bw_cidr *c, const struct bw_peer *p, void *ctx)
 {
 	(void)c;
@@ -1782,7 +1775,6 @@ static int count_peer(const struct bw_cidr *c, const struct bw_peer *p, void *ct
 static void peer_tries_from_older_build(void **state)
 {
 	struct bw_peer v = { .peer_id = 9 };
-	struct bw_dp_peer_prefix *old = NULL;
 	struct bw_prefix pod = { BW_CLASS_POD };
 	struct bw_config cfg = { .wg_ifindex = WG_IFINDEX, .wg_port = WG_PORT };
 	struct bw_uplink *e;
@@ -1808,15 +1800,21 @@ static void peer_tries_from_older_build(void **state)
 		assert_int_equal(bpf_obj_pin(fd, path), 0);
 		close(fd);
 	}
-	assert_int_equal(bw_dp_pins_prepare(dir, &old, &n_old), 0);
+	e = load_over(dir, true, &n_old);
 	assert_int_equal(n_old, 2);
-	assert_int_equal(pin_count(dir), 0); /* the tries are unpinned: loading creates the hashes */
-	LIBBPF_OPTS(bpf_object_open_opts, opts, .pin_root_path = dir);
-	e = bw_uplink__open_opts(&opts);
-	assert_non_null(e);
-	assert_int_equal(bw_uplink__load(e), 0);
+	/* The tries were unpinned and loading created the hashes in their place. */
+	EACH_FAMILY {
+		struct bpf_map_info info = { 0 };
+		__u32 len = sizeof(info);
+		int fd;
+
+		snprintf(path, sizeof(path), "%s/%s", dir, fam == 4 ? "bw_peer_v4" : "bw_peer_v6");
+		assert_true((fd = bpf_obj_get(path)) >= 0);
+		assert_int_equal(bpf_obj_get_info_by_fd(fd, &info, &len), 0);
+		assert_int_equal(info.type, BPF_MAP_TYPE_HASH);
+		close(fd);
+	}
 	assert_int_equal(bw_dp_open(dir, &d), 0);
-	assert_int_equal(bw_dp_peers_restore(d, old, n_old, true), 0);
 	assert_int_equal(bw_dp_peers_foreach(d, count_peer, &found), 0);
 	assert_int_equal(found, 2);
 	assert_int_equal(bpf_map_update_elem(bpf_map__fd(e->maps.bw_config), &zero, &cfg, BPF_ANY), 0);
@@ -1835,7 +1833,6 @@ static void peer_tries_from_older_build(void **state)
 	}
 	bw_dp_close(d);
 	bw_uplink__destroy(e);
-	free(old);
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
 	assert_int_equal(system(cmd), 0);
 }

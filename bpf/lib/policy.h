@@ -256,7 +256,7 @@ static __always_inline int bw_allowed(const struct bw_pkt *p, __u32 dir)
 static __always_inline int bw_verdict(struct __sk_buff *skb, const struct bw_config *cfg,
 				      const struct bw_pkt *p, __u32 reason, __u32 dir)
 {
-	bw_count(reason, skb->len);
+	bw_count(reason, dir, skb->len);
 	switch (reason) {
 	case BW_REASON_REDIRECTED:
 		/*

@@ -200,16 +200,27 @@ static void set_config(__u32 flags, __u32 events_per_sec)
 	assert_int_equal(bpf_map_update_elem(bpf_map__fd(up->maps.bw_config), &zero, &c, BPF_ANY), 0);
 }
 
-static struct bw_stat stat_of(__u32 reason)
+/* One (reason, direction) slot summed over CPUs; its labels must name it on every CPU. */
+static struct bw_stat stat_dir(__u32 reason, __u32 dir)
 {
 	struct bw_stat per[nr_cpus], sum = { 0 };
+	__u32 key = BW_STAT_KEY(reason, dir);
 
-	assert_int_equal(bpf_map_lookup_elem(bpf_map__fd(up->maps.bw_stats), &reason, per), 0);
+	assert_int_equal(bpf_map_lookup_elem(bpf_map__fd(up->maps.bw_stats), &key, per), 0);
 	for (int i = 0; i < nr_cpus; i++) {
 		sum.packets += per[i].packets;
 		sum.bytes += per[i].bytes;
+		assert_int_equal(per[i].reason, reason);
+		assert_int_equal(per[i].dir, dir);
 	}
 	return sum;
+}
+
+static struct bw_stat stat_of(__u32 reason)
+{
+	struct bw_stat e = stat_dir(reason, BW_DIR_EGRESS), i = stat_dir(reason, BW_DIR_INGRESS);
+
+	return (struct bw_stat){ .packets = e.packets + i.packets, .bytes = e.bytes + i.bytes };
 }
 
 static void reset_stats(void)
@@ -220,8 +231,9 @@ static void reset_stats(void)
 
 	memset(zero, 0, sizeof(zero));
 	memset(rl, 0, sizeof(rl));
-	for (__u32 r = 0; r < BW_REASON_MAX; r++)
+	for (__u32 r = 0; r < BW_STAT_ENTRIES; r++)
 		assert_int_equal(bpf_map_update_elem(bpf_map__fd(up->maps.bw_stats), &r, zero, BPF_ANY), 0);
+	assert_int_equal(bw_dp_stats_label(bpf_map__fd(up->maps.bw_stats)), 0);
 	assert_int_equal(bpf_map_update_elem(bpf_map__fd(up->maps.bw_ratelimit), &k0, rl, BPF_ANY), 0);
 }
 
@@ -272,14 +284,17 @@ static void expect(int dir, const struct flow *f, __u32 mark, int verdict, __u32
 	reset_stats();
 	drain_events();
 	assert_int_equal(run(dir, &p, mark, 1), verdict);
-	for (__u32 r = 0; r < BW_REASON_MAX; r++) {
-		struct bw_stat s = stat_of(r);
-		if (s.packets != (r == reason ? 1u : 0u))
-			fail_msg("reason %u counted %llu packets, expected reason %u", r,
-				 (unsigned long long)s.packets, reason);
-		if (r == reason)
-			assert_int_equal(s.bytes, p.len);
-	}
+	/* Counted once, under its reason and the direction it was seen in, nowhere else. */
+	for (__u32 d = 0; d < 2; d++)
+		for (__u32 r = 0; r < BW_REASON_MAX; r++) {
+			struct bw_stat s = stat_dir(r, d);
+			bool mine = r == reason && d == (__u32)dir;
+			if (s.packets != (mine ? 1u : 0u))
+				fail_msg("reason %u dir %u counted %llu packets, expected reason %u dir %d", r, d,
+					 (unsigned long long)s.packets, reason, dir);
+			if (mine)
+				assert_int_equal(s.bytes, p.len);
+		}
 	if (verdict == TC_ACT_SHOT) {
 		unsigned char sa[16] = { 0 };
 		assert_int_equal(drain_events(), 1);
@@ -320,7 +335,8 @@ static int setup(void **state)
 	mkdir(pin_dir, 0700);
 	LIBBPF_OPTS(bpf_object_open_opts, opts, .pin_root_path = pin_dir);
 	up = bw_uplink__open_opts(&opts);
-	if (!up || bw_uplink__load(up) || bw_dp_open(pin_dir, &dp))
+	if (!up || bw_uplink__load(up) || bw_dp_open(pin_dir, &dp) ||
+	    bw_dp_stats_label(bpf_map__fd(up->maps.bw_stats)))
 		return -1;
 	add_prefix(bpf_map__fd(up->maps.bw_protect_v4), 4, "198.18.0.0/16", &pod);
 	add_prefix(bpf_map__fd(up->maps.bw_protect_v4), 4, "198.19.0.0/24", &node);

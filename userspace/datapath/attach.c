@@ -73,7 +73,8 @@ static int set_wg_ifindex(struct bw_dp *dp, int wg_ifindex)
  * loading); one with only some of them (a pin removed by hand, an interrupted purge) gets all of
  * them recreated, so no surviving entry can meet a new generation counter that restarts at 0.
  */
-/* An older build's bw_stats has fewer reasons: the new programs cannot share it. */
+/* An older build's bw_stats has fewer reasons (or no directions, no labels): the new programs
+ * cannot share it. */
 static bool stats_outdated(const char *dir)
 {
 	struct bpf_map_info info = { 0 };
@@ -85,11 +86,11 @@ static bool stats_outdated(const char *dir)
 	snprintf(path, sizeof(path), "%s/bw_stats", dir);
 	if ((fd = bpf_obj_get(path)) < 0)
 		return false;
-	old = bpf_obj_get_info_by_fd(fd, &info, &len) == 0 && info.max_entries != BW_REASON_MAX;
+	old = bpf_obj_get_info_by_fd(fd, &info, &len) == 0 && (info.max_entries != BW_STAT_ENTRIES || info.value_size != sizeof(struct bw_stat));
 	close(fd);
 	if (old)
-		bw_info("pin directory %s: bw_stats has %u reasons, this build %u: counters restart", dir,
-			info.max_entries, (unsigned)BW_REASON_MAX);
+		bw_info("pin directory %s: bw_stats has %u slots of %u bytes, this build %u of %zu: counters restart",
+			dir, info.max_entries, info.value_size, (unsigned)BW_STAT_ENTRIES, sizeof(struct bw_stat));
 	return old;
 }
 
@@ -165,7 +166,7 @@ int bw_dp_attach(const char *pin_dir, const char *const *uplinks, size_t n_uplin
 	/* Loading reuses maps already pinned in dir: counters, peers and config survive. */
 	if ((r = bw_uplink__load(up)) < 0)
 		goto out;
-	if ((r = bw_dp_open(dir, &dp)) < 0)
+	if ((r = bw_dp_open(dir, &dp)) < 0 || (r = bw_dp_stats_label(bpf_map__fd(up->maps.bw_stats))) < 0)
 		goto out;
 	/*
 	 * Entries cached before now may predate map changes made by a build that did not keep the

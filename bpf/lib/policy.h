@@ -64,17 +64,90 @@ static __always_inline __u32 bw_class(const struct bw_pkt *p, const __u8 *addr)
 	return v ? v->class : BW_CLASS_NONE;
 }
 
+/* The index of the one bit set in b (b = x & -x): a branch-free popcount of b - 1. */
+static __always_inline __u32 bw_bit_index(__u64 b)
+{
+	__u64 x = b - 1;
+
+	x = x - ((x >> 1) & 0x5555555555555555ull);
+	x = (x & 0x3333333333333333ull) + ((x >> 2) & 0x3333333333333333ull);
+	x = (x + (x >> 4)) & 0x0f0f0f0f0f0f0f0full;
+	return (__u32)((x * 0x0101010101010101ull) >> 56);
+}
+
+/* Does an IPv4 peer prefix cover a? One hash probe per length in use, longest first. */
+static __always_inline int bw_peer_covers_v4(const struct bw_peer_lens *l, const __u8 *addr)
+{
+	struct bw_lpm_v4 k;
+	__u64 x = l->v4;
+	__u32 a;
+
+	__builtin_memcpy(&a, addr, 4);
+	a = bpf_ntohl(a);
+	for (int i = 0; i <= 32 && x; i++) {
+		__u64 b = x & -x;
+		__u32 len = 32 - bw_bit_index(b), m;
+
+		x ^= b;
+		if (len > 32) /* a bit no length has: not ours to probe */
+			break;
+		m = len ? bpf_htonl(a & (0xffffffffu << (32 - len))) : 0;
+		k.prefixlen = len;
+		__builtin_memcpy(k.addr, &m, 4);
+		if (bpf_map_lookup_elem(&bw_peer_v4, &k))
+			return 1;
+	}
+	return 0;
+}
+
+/* The same for IPv6: the address as two big-endian halves, masked per length. */
+static __always_inline int bw_peer_covers_v6(const struct bw_peer_lens *l, const __u8 *addr)
+{
+	struct bw_lpm_v6 k;
+	__u64 hi, lo;
+
+	__builtin_memcpy(&hi, addr, 8);
+	__builtin_memcpy(&lo, addr + 8, 8);
+	hi = bpf_be64_to_cpu(hi);
+	lo = bpf_be64_to_cpu(lo);
+	for (int w = 0; w < 3; w++) {
+		__u64 x = l->v6[w];
+
+		for (int i = 0; i < 64 && x; i++) {
+			__u64 b = x & -x, mh, ml;
+			__u32 len = 128 - (64 * w + bw_bit_index(b));
+
+			x ^= b;
+			if (len > 128)
+				break;
+			if (len > 64) {
+				mh = hi;
+				ml = lo & (~0ull << (128 - len));
+			} else {
+				mh = len ? hi & (~0ull << (64 - len)) : 0;
+				ml = 0;
+			}
+			mh = bpf_cpu_to_be64(mh);
+			ml = bpf_cpu_to_be64(ml);
+			k.prefixlen = len;
+			__builtin_memcpy(k.addr, &mh, 8);
+			__builtin_memcpy(k.addr + 8, &ml, 8);
+			if (bpf_map_lookup_elem(&bw_peer_v6, &k))
+				return 1;
+		}
+	}
+	return 0;
+}
+
+/* A peer prefix covers the destination. No bw_peer_lens (cannot happen): no peer, so dropped. */
 static __always_inline int bw_has_peer(const struct bw_pkt *p)
 {
-	if (p->family == 4) {
-		struct bw_lpm_v4 k = { .prefixlen = 32 };
-		__builtin_memcpy(k.addr, p->daddr, 4);
-		return bpf_map_lookup_elem(&bw_peer_v4, &k) != NULL;
-	} else {
-		struct bw_lpm_v6 k = { .prefixlen = 128 };
-		__builtin_memcpy(k.addr, p->daddr, 16);
-		return bpf_map_lookup_elem(&bw_peer_v6, &k) != NULL;
-	}
+	__u32 zero = 0;
+	const struct bw_peer_lens *l = bpf_map_lookup_elem(&bw_peer_lens, &zero);
+
+	if (!l)
+		return 0;
+	return p->family == 4 ? bw_peer_covers_v4(l, p->daddr) : bw_peer_covers_v6(l, p->daddr);
 }
 
 /* What the tries say about a packet's addresses: all the policy needs besides ports and config. */

@@ -11,6 +11,7 @@
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -117,6 +118,24 @@ static void build(struct pkt *p, const struct flow *f)
 }
 
 /* ---- map helpers ---- */
+/*
+ * A peer prefix length's bit in bw_peer_lens, as bpftool users must set it (bulwark_abi.h);
+ * the library sets it through mmap with an atomic OR.
+ */
+static void peer_len_set(int family, int len)
+{
+	int fd = bpf_map__fd(up->maps.bw_peer_lens);
+	struct bw_peer_lens l;
+	__u32 zero = 0;
+
+	assert_int_equal(bpf_map_lookup_elem(fd, &zero, &l), 0);
+	if (family == 4)
+		l.v4 |= 1ull << (32 - len);
+	else
+		l.v6[(128 - len) / 64] |= 1ull << ((128 - len) % 64);
+	assert_int_equal(bpf_map_update_elem(fd, &zero, &l, BPF_ANY), 0);
+}
+
 /* A write behind the library's back: the flow cache does not hear of it. */
 static void add_prefix_raw(int fd, int family, const char *cidr, const void *val)
 {
@@ -127,6 +146,8 @@ static void add_prefix_raw(int fd, int family, const char *cidr, const void *val
 	memcpy(a, cidr, slash - cidr);
 	a[slash - cidr] = 0;
 	len = atoi(slash + 1);
+	if (fd == bpf_map__fd(up->maps.bw_peer_v4) || fd == bpf_map__fd(up->maps.bw_peer_v6))
+		peer_len_set(family, len);
 	if (family == 4) {
 		struct bw_lpm_v4 k = { .prefixlen = len };
 		assert_int_equal(inet_pton(AF_INET, a, k.addr), 1);
@@ -1592,16 +1613,30 @@ static __u32 map_id(int fd)
 }
 
 /* Load this build's programs over the pin directory as `attach` does (prepare, then load). */
-static struct bw_uplink *load_over_pins(void)
+static struct bw_uplink *load_over(const char *dir, bool rescan, size_t *n_moved)
 {
+	struct bw_dp_peer_prefix *old;
 	struct bw_uplink *e;
+	struct bw_dp *d;
+	size_t n_old;
 
-	assert_int_equal(bw_dp_pins_prepare(pin_dir), 0);
-	LIBBPF_OPTS(bpf_object_open_opts, opts, .pin_root_path = pin_dir);
+	assert_int_equal(bw_dp_pins_prepare(dir, &old, &n_old), 0);
+	LIBBPF_OPTS(bpf_object_open_opts, opts, .pin_root_path = dir);
 	e = bw_uplink__open_opts(&opts);
 	assert_non_null(e);
 	assert_int_equal(bw_uplink__load(e), 0);
+	assert_int_equal(bw_dp_open(dir, &d), 0);
+	assert_int_equal(bw_dp_peers_restore(d, old, n_old, rescan), 0);
+	bw_dp_close(d);
+	free(old);
+	if (n_moved)
+		*n_moved = n_old;
 	return e;
+}
+
+static struct bw_uplink *load_over_pins(void)
+{
+	return load_over(pin_dir, false, NULL);
 }
 
 /*
@@ -1669,6 +1704,155 @@ static void flow_cache_pins_from_older_build(void **state)
 	redirect_pod_to_peer(NULL);
 }
 
+/* The address of s (no prefix length) as a host prefix of length len, host bits left set. */
+static struct bw_cidr host_as(int fam, const char *s, int len)
+{
+	struct bw_cidr c = { 0 };
+
+	c.family = fam;
+	c.len = len;
+	assert_int_equal(inet_pton(fam == 4 ? AF_INET : AF_INET6, s, c.addr), 1);
+	return c;
+}
+
+/*
+ * Peer prefixes are hashes probed per prefix length in use (bulwark_abi.h). Every length from
+ * the host length down to /0 is found when written through the library (which zeroes the host
+ * bits and sets the length's bit), a prefix of that length next to it is not, and a prefix
+ * written behind the library's back without its length's bit is not found either: dropped,
+ * never passed (fail closed), until the bit is set.
+ */
+static void peer_prefix_lengths(void **state)
+{
+	static const int lens4[] = { 32, 31, 25, 24, 23, 17, 16, 9, 1, 0 };
+	static const int lens6[] = { 128, 127, 96, 65, 64, 63, 48, 33, 1, 0 };
+	struct bw_peer peer = { .peer_id = 7 };
+	(void)state;
+	EACH_FAMILY {
+		struct flow f = { fam, AD(fam)->pod_a, AD(fam)->pod_nopeer, IPPROTO_TCP, 40000, 443 };
+		const int *lens = fam == 4 ? lens4 : lens6;
+		int n = fam == 4 ? (int)ARRAY_SIZE(lens4) : (int)ARRAY_SIZE(lens6);
+		int peerfd = bpf_map__fd(fam == 4 ? up->maps.bw_peer_v4 : up->maps.bw_peer_v6);
+		struct bw_cidr c = host_as(fam, AD(fam)->pod_nopeer, fam == 4 ? 30 : 100);
+		union bw_lpm_key k;
+
+		/* A length nobody announced: the entry is there, the probe never looks. */
+		bw_lpm_from_cidr(&c, &k);
+		for (int i = c.len; i < (fam == 4 ? 32 : 128); i++)
+			((fam == 4 ? k.v4.addr : k.v6.addr))[i / 8] &= (uint8_t)~(0x80 >> (i % 8));
+		assert_int_equal(bpf_map_update_elem(peerfd, &k, &peer, BPF_ANY), 0);
+		assert_int_equal(bw_dp_flow_invalidate(dp), 0);
+		expect(BW_DIR_EGRESS, &f, 0, TC_ACT_SHOT, BW_REASON_DROPPED_NO_PEER);
+		peer_len_set(fam, c.len); /* what a bpftool user owes the datapath */
+		assert_int_equal(bw_dp_flow_invalidate(dp), 0);
+		expect(BW_DIR_EGRESS, &f, 0, TC_ACT_REDIRECT, BW_REASON_REDIRECTED);
+		assert_int_equal(bw_dp_peer_del(dp, &c), 0); /* host bits set: the library zeroes them */
+		expect(BW_DIR_EGRESS, &f, 0, TC_ACT_SHOT, BW_REASON_DROPPED_NO_PEER);
+
+		for (int i = 0; i < n; i++) {
+			struct bw_cidr next = host_as(fam, AD(fam)->pod_nopeer, lens[i]);
+
+			expect(BW_DIR_EGRESS, &f, 0, TC_ACT_SHOT, BW_REASON_DROPPED_NO_PEER);
+			if (lens[i] > 0) {
+				/* The neighbour of the same length: the last prefix bit flipped. */
+				struct bw_peer was;
+
+				next.addr[(lens[i] - 1) / 8] ^= (uint8_t)(0x80 >> ((lens[i] - 1) % 8));
+				bw_lpm_from_cidr(&next, &k);
+				for (int b = next.len; b < (fam == 4 ? 32 : 128); b++)
+					((fam == 4 ? k.v4.addr : k.v6.addr))[b / 8] &= (uint8_t)~(0x80 >> (b % 8));
+				/* It may be the setup's own peer prefix (pod_b's /24 or /48): kept then. */
+				bool had = bpf_map_lookup_elem(peerfd, &k, &was) == 0;
+				assert_int_equal(bw_dp_peer_set(dp, &next, &peer), 0);
+				expect(BW_DIR_EGRESS, &f, 0, TC_ACT_SHOT, BW_REASON_DROPPED_NO_PEER);
+				assert_int_equal(had ? bw_dp_peer_set(dp, &next, &was) : bw_dp_peer_del(dp, &next), 0);
+			}
+			c = host_as(fam, AD(fam)->pod_nopeer, lens[i]);
+			assert_int_equal(bw_dp_peer_set(dp, &c, &peer), 0);
+			expect(BW_DIR_EGRESS, &f, 0, TC_ACT_REDIRECT, BW_REASON_REDIRECTED);
+			assert_int_equal(bw_dp_peer_del(dp, &c), 0);
+		}
+		expect(BW_DIR_EGRESS, &f, 0, TC_ACT_SHOT, BW_REASON_DROPPED_NO_PEER);
+	}
+}
+
+static int count_peer(const struct bw_cidr *c, const struct bw_peer *p, void *ctx)
+{
+	(void)c;
+	*(int *)ctx += p->peer_id == 9;
+	return 0;
+}
+
+/*
+ * A pin directory from a build whose peer maps were LPM tries: `attach` (prepare, load, restore)
+ * moves the entries into this build's hashes, sets their lengths' bits, and the new programs
+ * find them.
+ */
+static void peer_tries_from_older_build(void **state)
+{
+	struct bw_peer v = { .peer_id = 9 };
+	struct bw_prefix pod = { BW_CLASS_POD };
+	struct bw_config cfg = { .wg_ifindex = WG_IFINDEX, .wg_port = WG_PORT };
+	struct bw_uplink *e;
+	struct bw_dp *d;
+	char dir[96], path[160], cmd[128];
+	size_t n_old = 0;
+	__u32 zero = 0;
+	int found = 0;
+	(void)state;
+
+	snprintf(dir, sizeof(dir), "%s-old", pin_dir);
+	assert_int_equal(mkdir(dir, 0700), 0);
+	EACH_FAMILY {
+		LIBBPF_OPTS(bpf_map_create_opts, o, .map_flags = BPF_F_NO_PREALLOC);
+		const char *name = fam == 4 ? "bw_peer_v4" : "bw_peer_v6";
+		int fd = bpf_map_create(BPF_MAP_TYPE_LPM_TRIE, name,
+					fam == 4 ? sizeof(struct bw_lpm_v4) : sizeof(struct bw_lpm_v6),
+					sizeof(struct bw_peer), 1024, &o);
+
+		assert_true(fd >= 0);
+		add_prefix_raw(fd, fam, AD(fam)->peer_b, &v);
+		snprintf(path, sizeof(path), "%s/%s", dir, name);
+		assert_int_equal(bpf_obj_pin(fd, path), 0);
+		close(fd);
+	}
+	e = load_over(dir, true, &n_old);
+	assert_int_equal(n_old, 2);
+	/* The tries were unpinned and loading created the hashes in their place. */
+	EACH_FAMILY {
+		struct bpf_map_info info = { 0 };
+		__u32 len = sizeof(info);
+		int fd;
+
+		snprintf(path, sizeof(path), "%s/%s", dir, fam == 4 ? "bw_peer_v4" : "bw_peer_v6");
+		assert_true((fd = bpf_obj_get(path)) >= 0);
+		assert_int_equal(bpf_obj_get_info_by_fd(fd, &info, &len), 0);
+		assert_int_equal(info.type, BPF_MAP_TYPE_HASH);
+		close(fd);
+	}
+	assert_int_equal(bw_dp_open(dir, &d), 0);
+	assert_int_equal(bw_dp_peers_foreach(d, count_peer, &found), 0);
+	assert_int_equal(found, 2);
+	assert_int_equal(bpf_map_update_elem(bpf_map__fd(e->maps.bw_config), &zero, &cfg, BPF_ANY), 0);
+	add_prefix_raw(bpf_map__fd(e->maps.bw_protect_v4), 4, "198.18.0.0/16", &pod);
+	add_prefix_raw(bpf_map__fd(e->maps.bw_protect_v6), 6, "fd00:10::/32", &pod);
+	EACH_FAMILY {
+		struct flow f = { fam, AD(fam)->pod_a, AD(fam)->pod_b, IPPROTO_TCP, 40000, 80 };
+		struct __sk_buff ctx = { 0 };
+		struct pkt p;
+
+		build(&p, &f);
+		LIBBPF_OPTS(bpf_test_run_opts, t, .data_in = p.b, .data_size_in = p.len,
+			    .ctx_in = &ctx, .ctx_size_in = sizeof(ctx));
+		assert_int_equal(bpf_prog_test_run_opts(bpf_program__fd(e->progs.bw_egress), &t), 0);
+		assert_int_equal(t.retval, TC_ACT_REDIRECT);
+	}
+	bw_dp_close(d);
+	bw_uplink__destroy(e);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
 static int setup_cached(void **state)
 {
 	base_flags = BW_CFG_FLOW_CACHE;
@@ -1707,6 +1891,8 @@ int main(void)
 		T(flow_cache_disabled_by_config, ""),
 		T(flow_cache_removal_races_traffic, ""),
 		T(flow_cache_pins_from_older_build, ""),
+		T(peer_prefix_lengths, ""),
+		T(peer_tries_from_older_build, ""),
 		/* the verdicts once more after all that churn */
 		T(redirect_pod_to_peer, " (after cache churn)"),
 		T(node_flows_follow_node_encryption, " (after cache churn)"),
@@ -1716,6 +1902,7 @@ int main(void)
 		T(flow_cache_protect_change, " (cache off)"),
 		T(flow_cache_peer_remove_add, " (cache off)"),
 		T(flow_cache_removal_races_traffic, " (cache off)"),
+		T(peer_prefix_lengths, " (cache off)"),
 	};
 	int failed = cmocka_run_group_tests_name("datapath", cached, setup_cached, teardown);
 

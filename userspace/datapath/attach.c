@@ -122,35 +122,41 @@ static int unlink_stats(const char *dir)
 	return unlink(path) < 0 && errno != ENOENT ? -1 : 0;
 }
 
-int bw_dp_pins_prepare(const char *dir)
+int bw_dp_pins_prepare(const char *dir, struct bw_dp_peer_prefix **old, size_t *n_old)
 {
 	char path[512];
-	int present = 0, n = BW_MAP_COUNT - BW_MAP_FIRST_CACHE;
+	int present = 0, n = BW_MAP_END_CACHE - BW_MAP_FIRST_CACHE;
 
-	for (int i = BW_MAP_FIRST_CACHE; i < BW_MAP_COUNT; i++) {
+	*old = NULL;
+	*n_old = 0;
+	for (int i = BW_MAP_FIRST_CACHE; i < BW_MAP_END_CACHE; i++) {
 		snprintf(path, sizeof(path), "%s/%s", dir, bw_dp_map_names[i]);
 		present += access(path, F_OK) == 0;
 	}
 	if (stats_outdated(dir) && unlink_stats(dir) < 0)
 		return -errno;
-	if (present == 0 || present == n)
-		return 0;
-	bw_info("pin directory %s has a partial flow cache: recreating it", dir);
-	for (int i = BW_MAP_FIRST_CACHE; i < BW_MAP_COUNT; i++) {
-		snprintf(path, sizeof(path), "%s/%s", dir, bw_dp_map_names[i]);
-		if (unlink(path) < 0 && errno != ENOENT)
-			return -errno;
+	if (present != 0 && present != n) {
+		bw_info("pin directory %s has a partial flow cache: recreating it", dir);
+		for (int i = BW_MAP_FIRST_CACHE; i < BW_MAP_END_CACHE; i++) {
+			snprintf(path, sizeof(path), "%s/%s", dir, bw_dp_map_names[i]);
+			if (unlink(path) < 0 && errno != ENOENT)
+				return -errno;
+		}
 	}
-	return 0;
+	/* Last: once the old tries are unpinned, their entries live only in *old. */
+	return bw_dp_peers_take_old(dir, old, n_old);
 }
 
 int bw_dp_attach(const char *pin_dir, const char *const *uplinks, size_t n_uplinks,
 		 const char *wg_dev, const struct bw_dp_desired *d)
 {
 	const char *dir = bw_pin_dir(pin_dir);
-	char progs[512];
+	char progs[512], lens[512];
 	struct bw_uplink *up = NULL;
 	struct bw_dp *dp = NULL;
+	_cleanup_free_ struct bw_dp_peer_prefix *old_peers = NULL;
+	size_t n_old_peers = 0;
+	bool lens_pinned;
 	int wg_ifindex, r;
 	int ifindex[64];
 
@@ -164,8 +170,12 @@ int bw_dp_attach(const char *pin_dir, const char *const *uplinks, size_t n_uplin
 	 * programs then drop protected traffic (dropped-no-device / dropped-no-peer). */
 	wg_ifindex = (int)if_nametoindex(wg_dev);
 	snprintf(progs, sizeof(progs), "%s/progs", dir);
-	if ((r = bw_dp_bpffs_ensure(dir)) < 0 || (r = mkdir_p(progs)) < 0 || (r = bw_dp_pins_prepare(dir)) < 0)
+	if ((r = bw_dp_bpffs_ensure(dir)) < 0 || (r = mkdir_p(progs)) < 0 ||
+	    (r = bw_dp_pins_prepare(dir, &old_peers, &n_old_peers)) < 0)
 		return r;
+	/* Without it, this load creates the length index next to peer maps that may hold entries. */
+	snprintf(lens, sizeof(lens), "%s/%s", dir, bw_dp_map_names[BW_MAP_PEER_LENS]);
+	lens_pinned = access(lens, F_OK) == 0;
 
 	LIBBPF_OPTS(bpf_object_open_opts, opts, .pin_root_path = dir);
 	up = bw_uplink__open_opts(&opts);
@@ -183,6 +193,8 @@ int bw_dp_attach(const char *pin_dir, const char *const *uplinks, size_t n_uplin
 	 * generation (a downgrade and back): none of them may survive into the new programs.
 	 */
 	if ((r = bw_dp_flow_invalidate(dp)) < 0)
+		goto out;
+	if ((r = bw_dp_peers_restore(dp, old_peers, n_old_peers, !lens_pinned)) < 0)
 		goto out;
 	if (d && (r = bw_dp_apply(dp, d)) < 0)
 		goto out;

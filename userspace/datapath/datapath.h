@@ -83,7 +83,8 @@ int bw_dp_detach(const char *pin_dir, bool purge);
 
 /*
  * Invalidate every flow-cache entry (increment bw_flow_gen). The functions here that change a
- * map call it themselves; whoever writes the maps otherwise (bpftool, tests) must call it after.
+ * map call it themselves; whoever writes the maps otherwise (bpftool, tests) must call it after
+ * (and, for a peer prefix, set its length's bit in bw_peer_lens first: bulwark_abi.h).
  * A no-op on a pin directory without the cache (an older build's programs do not cache).
  */
 int bw_dp_flow_invalidate(struct bw_dp *dp);
@@ -101,6 +102,7 @@ static inline uint32_t bw_dp_peer_id(const uint8_t *pubkey)
 {
 	return (uint32_t)pubkey[0] << 24 | (uint32_t)pubkey[1] << 16 | (uint32_t)pubkey[2] << 8 | pubkey[3];
 }
+/* The prefix's host bits are ignored (zeroed), as the programs' probes zero them. */
 int bw_dp_peer_set(struct bw_dp *dp, const struct bw_cidr *cidr, const struct bw_peer *peer);
 int bw_dp_peer_del(struct bw_dp *dp, const struct bw_cidr *cidr);
 

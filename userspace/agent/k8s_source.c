@@ -28,6 +28,7 @@ static struct {
 	struct bw_k8s_watcher *w;
 	void (*on_change)(void *);
 	void *arg;
+	uint8_t pub[32];           /* the public key the watcher publishes */
 } ks = { .lock = PTHREAD_MUTEX_INITIALIZER, .pipe = { -1, -1 }, .reachable = true };
 
 static void wake(void)
@@ -111,27 +112,48 @@ int agent_k8s_fill(struct bw_conf *c)
 	return 0;
 }
 
-int agent_k8s_start(const struct bw_conf *c, struct event_base *base, void (*on_change)(void *), void *arg)
+/* This node's public key from its key file; 0 or -errno (logged). */
+static int node_public_key(const struct bw_conf *c, uint8_t pub[32])
 {
-	struct bw_k8s_config cfg;
 	struct bw_secret priv = { 0 };
-	uint8_t pub[32];
-	char err[512];
 	int r;
 
-	if (c->node.peer_source != BW_PEERS_KUBERNETES)
-		return 0;
 	if ((r = bw_net_node_key(c, false, &priv)) < 0) {
 		bw_err("kubernetes: node key: %s", strerror(-r));
 		return r;
 	}
 	r = bw_wg_public_key(priv.data, pub);
 	bw_secret_free(&priv);
-	if (r < 0) {
+	if (r < 0)
 		bw_err("kubernetes: public key: %s", strerror(-r));
+	return r;
+}
+
+void agent_k8s_key_applied(const struct bw_conf *c)
+{
+	uint8_t pub[32];
+	char b64[45];
+
+	if (!ks.w || c->node.peer_source != BW_PEERS_KUBERNETES || node_public_key(c, pub) < 0 ||
+	    !memcmp(pub, ks.pub, 32))
+		return;
+	memcpy(ks.pub, pub, 32);
+	bw_key_to_base64(pub, b64);
+	bw_info("kubernetes: WireGuard key rotated (now %.8s...): publishing it on the Node", b64);
+	bw_k8s_set_public_key(ks.w, pub);
+}
+
+int agent_k8s_start(const struct bw_conf *c, struct event_base *base, void (*on_change)(void *), void *arg)
+{
+	struct bw_k8s_config cfg;
+	char err[512];
+	int r;
+
+	if (c->node.peer_source != BW_PEERS_KUBERNETES)
+		return 0;
+	if ((r = node_public_key(c, ks.pub)) < 0)
 		return r;
-	}
-	if ((r = bw_k8s_config_from(c, pub, &cfg, err, sizeof(err))) < 0) {
+	if ((r = bw_k8s_config_from(c, ks.pub, &cfg, err, sizeof(err))) < 0) {
 		bw_err("%s", err);
 		return r;
 	}

@@ -29,6 +29,7 @@
 #include <linux/rtnetlink.h>
 #include <libmnl/libmnl.h>
 #include <event2/event.h>
+#include <event2/thread.h>
 #include <bpf/libbpf.h>
 #include "common/common.h"
 #include "datapath/datapath.h"
@@ -108,11 +109,15 @@ static int mesh_prepare(struct agent *a, struct bw_conf *c)
 
 static void sync_peers(struct agent *a, enum sync_mode mode);
 
+static bool full_after_mesh; /* a SIGHUP's full resync waits for the new epoch's fetch */
+
 /* A fetch finished (in the loop): take the secret over and apply it, or back off. */
 static void mesh_done(void *arg, struct agent_mesh_result *res)
 {
 	struct agent *a = arg;
+	enum sync_mode mode = full_after_mesh ? SYNC_FULL : SYNC_RECONCILE;
 
+	full_after_mesh = false;
 	if (res->r == 0) {
 		bw_secret_free(&a->mesh);
 		a->mesh = res->secret;
@@ -120,7 +125,7 @@ static void mesh_done(void *arg, struct agent_mesh_result *res)
 		snprintf(a->mesh_path, sizeof(a->mesh_path), "%s", res->path);
 		a->mesh_backoff = 0;
 		bw_info("mesh secret %s fetched from %s (attester %s)", a->mesh_path, res->from, res->attester);
-		sync_peers(a, SYNC_RECONCILE); /* every peer gets its PSK now (or the new epoch's) */
+		sync_peers(a, mode); /* every peer gets its PSK now (or the new epoch's) */
 		return;
 	}
 	a->mesh_fetch_errors++;
@@ -130,6 +135,8 @@ static void mesh_done(void *arg, struct agent_mesh_result *res)
 	bw_err("mesh secret %s from %s: %s; %s, retry in %us", res->path, res->from, res->err,
 	       a->mesh.data ? "keeping the previous epoch" : "peers stay down (fail closed)", a->mesh_backoff);
 	mesh_schedule(a);
+	if (mode == SYNC_FULL)
+		sync_peers(a, SYNC_FULL); /* the SIGHUP's resync, with the previous epoch */
 }
 
 static int load(struct agent *a, struct bw_conf *c)
@@ -548,9 +555,26 @@ static void on_periodic(evutil_socket_t fd, short what, void *arg)
 
 static void on_sighup(evutil_socket_t fd, short what, void *arg)
 {
+	struct agent *a = arg;
+	struct bw_conf c;
+	bool epoch;
 	(void)fd, (void)what;
+
 	bw_info("SIGHUP: full resync");
-	sync_peers(arg, SYNC_FULL);
+	/* A new mesh epoch named: fetch it first (off the loop) and resync when it is here, so the
+	 * new PSKs go in with the resync, not after the datapath reload (the pairs' disagreement
+	 * window stays the fetch's length). A failed fetch resyncs with the previous epoch. */
+	if (!full_after_mesh && load(a, &c) == 0) {
+		epoch = c.node.mesh_secret[0] && a->mesh.data && strcmp(a->mesh_path, c.node.mesh_secret) &&
+			!agent_mesh_busy() && agent_mesh_request(&c);
+		bw_conf_free(&c);
+		if (epoch) {
+			full_after_mesh = true;
+			return;
+		}
+	}
+	if (!full_after_mesh)
+		sync_peers(a, SYNC_FULL);
 }
 
 static void on_exit_signal(evutil_socket_t fd, short what, void *arg)
@@ -681,8 +705,10 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
-	/* The loop exists before bring-up: the mesh secret's fetch reports into it. */
-	if (!(a.base = event_base_new()) || agent_mesh_start(a.base, mesh_done, &a) < 0) {
+	/* The loop exists before bring-up: the mesh secret's fetch reports into it. Worker threads
+	 * (mesh secret, Kubernetes watcher) wake it by activating its events: libevent's locking. */
+	if (evthread_use_pthreads() < 0 || !(a.base = event_base_new()) ||
+	    agent_mesh_start(a.base, mesh_done, &a) < 0) {
 		bw_err("event loop: out of memory");
 		return 1;
 	}

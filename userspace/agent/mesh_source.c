@@ -2,7 +2,8 @@
 /*
  * The mesh secret fetch off the event loop (mesh_source.h). One worker thread, started with the
  * first request, runs one fetch at a time; its result (the secret in locked memory) waits in a
- * slot under a mutex and a pipe wakes the loop, which takes it over. Nothing of the agent's state
+ * slot under a mutex and the worker activates an event of the loop (libevent's pthreads locking,
+ * enabled in main), which takes it over. Nothing of the agent's state
  * is touched from the worker.
  */
 #include <errno.h>
@@ -24,11 +25,10 @@ static struct {
 	struct bw_conf *want;             /* a request waiting for the worker (node part only) */
 	bool busy;                        /* a request is queued or running */
 	struct agent_mesh_result *done;   /* a result waiting for the loop */
-	int pipe[2];
-	struct event *ev;
+	struct event *ev;                 /* activated by the worker */
 	void (*on_done)(void *, struct agent_mesh_result *);
 	void *arg;
-} ms = { .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER, .pipe = { -1, -1 } };
+} ms = { .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER };
 
 static void result_free(struct agent_mesh_result *res)
 {
@@ -45,7 +45,6 @@ static void *worker(void *unused)
 	for (;;) {
 		struct bw_conf *c;
 		struct agent_mesh_result *res;
-		char one = 1;
 
 		while (!ms.stop && !ms.want)
 			pthread_cond_wait(&ms.cond, &ms.lock);
@@ -68,21 +67,17 @@ static void *worker(void *unused)
 		ms.done = res;
 		if (!res)
 			ms.busy = false;
-		if (write(ms.pipe[1], &one, 1) < 0 && errno != EAGAIN)
-			bw_warn("mesh secret: waking the agent: %s", strerror(errno));
+		event_active(ms.ev, EV_READ, 0);
 	}
 	pthread_mutex_unlock(&ms.lock);
 	return NULL;
 }
 
-static void on_pipe(evutil_socket_t fd, short what, void *arg)
+static void on_wake(evutil_socket_t fd, short what, void *arg)
 {
 	struct agent_mesh_result *res;
-	char buf[64];
-	(void)what, (void)arg;
+	(void)fd, (void)what, (void)arg;
 
-	while (read(fd, buf, sizeof(buf)) > 0)
-		;
 	pthread_mutex_lock(&ms.lock);
 	res = ms.done;
 	ms.done = NULL;
@@ -96,14 +91,9 @@ static void on_pipe(evutil_socket_t fd, short what, void *arg)
 
 int agent_mesh_start(struct event_base *base, void (*on_done)(void *, struct agent_mesh_result *), void *arg)
 {
-	if (pipe2(ms.pipe, O_CLOEXEC | O_NONBLOCK) < 0)
-		return -errno;
 	ms.on_done = on_done;
 	ms.arg = arg;
-	ms.ev = event_new(base, ms.pipe[0], EV_READ | EV_PERSIST, on_pipe, NULL);
-	if (!ms.ev || event_add(ms.ev, NULL) < 0)
-		return -ENOMEM;
-	return 0;
+	return (ms.ev = event_new(base, -1, 0, on_wake, NULL)) ? 0 : -ENOMEM;
 }
 
 bool agent_mesh_busy(void)
@@ -165,9 +155,4 @@ void agent_mesh_stop(void)
 	if (ms.ev)
 		event_free(ms.ev);
 	ms.ev = NULL;
-	for (int i = 0; i < 2; i++) {
-		if (ms.pipe[i] >= 0)
-			close(ms.pipe[i]);
-		ms.pipe[i] = -1;
-	}
 }

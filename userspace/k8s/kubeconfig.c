@@ -89,6 +89,22 @@ static int b64_secret(const char *s, struct bw_secret *out)
 	return 0;
 }
 
+/* <field>-data (base64, into locked memory) or else <field> (a path). 1 given, 0 neither,
+ * -EINVAL not base64, -ENAMETOOLONG path too long. */
+static int data_or_file(yaml_document_t *d, yaml_node_t *m, const char *field, const char *kubeconfig,
+			struct bw_secret *data, char *file, size_t filelen)
+{
+	char key[64];
+	const char *s;
+
+	snprintf(key, sizeof(key), "%s-data", field);
+	if ((s = scalar(map_get(d, m, key))) && s[0])
+		return b64_secret(s, data) < 0 ? -EINVAL : 1;
+	if ((s = scalar(map_get(d, m, field))) && s[0])
+		return path_of(kubeconfig, s, file, filelen) < 0 ? -ENAMETOOLONG : 1;
+	return 0;
+}
+
 static void wipe_parser(yaml_parser_t *p, yaml_document_t *d, bool have_doc)
 {
 	if (have_doc)
@@ -134,7 +150,7 @@ int bw_k8s_kubeconfig_parse(const char *path, const char *text, size_t len, stru
 	yaml_document_t d;
 	bool have_doc = false;
 	yaml_node_t *root, *ctx, *cl, *us;
-	const char *cur, *cname, *uname, *s, *t;
+	const char *cur, *cname, *uname, *s;
 	int r;
 
 	memset(a, 0, sizeof(*a));
@@ -172,13 +188,9 @@ int bw_k8s_kubeconfig_parse(const char *path, const char *text, size_t len, stru
 	if ((s = scalar(map_get(&d, cl, "insecure-skip-tls-verify"))) && !strcmp(s, "true"))
 		FAIL("kubeconfig %s: cluster %s: insecure-skip-tls-verify is refused (the API's certificate is always verified)",
 		     path, cname);
-	if ((s = scalar(map_get(&d, cl, "certificate-authority-data"))) && s[0]) {
-		if (b64_secret(s, &a->ca) < 0)
-			FAIL("kubeconfig %s: cluster %s: certificate-authority-data is not base64", path, cname);
-	} else if ((s = scalar(map_get(&d, cl, "certificate-authority"))) && s[0]) {
-		if (path_of(path, s, a->ca_file, sizeof(a->ca_file)) < 0)
-			FAIL("kubeconfig %s: cluster %s: certificate-authority path too long", path, cname);
-	}
+	if ((r = data_or_file(&d, cl, "certificate-authority", path, &a->ca, a->ca_file, sizeof(a->ca_file))) < 0)
+		FAIL("kubeconfig %s: cluster %s: certificate-authority%s", path, cname,
+		     r == -EINVAL ? "-data is not base64" : " path too long");
 	if ((s = scalar(map_get(&d, cl, "tls-server-name"))) && s[0])
 		FAIL("kubeconfig %s: cluster %s: tls-server-name is not supported (the server URL's host must be in the API certificate)",
 		     path, cname);
@@ -199,22 +211,12 @@ int bw_k8s_kubeconfig_parse(const char *path, const char *text, size_t len, stru
 			if (path_of(path, s, a->token_file, sizeof(a->token_file)) < 0)
 				FAIL("kubeconfig %s: user %s: tokenFile path too long", path, uname);
 		}
-		s = scalar(map_get(&d, us, "client-certificate-data"));
-		t = scalar(map_get(&d, us, "client-certificate"));
-		if (s && s[0]) {
-			if (b64_secret(s, &a->cert) < 0)
-				FAIL("kubeconfig %s: user %s: client-certificate-data is not base64", path, uname);
-		} else if (t && t[0] && path_of(path, t, a->cert_file, sizeof(a->cert_file)) < 0) {
-			FAIL("kubeconfig %s: user %s: client-certificate path too long", path, uname);
-		}
-		s = scalar(map_get(&d, us, "client-key-data"));
-		t = scalar(map_get(&d, us, "client-key"));
-		if (s && s[0]) {
-			if (b64_secret(s, &a->key) < 0)
-				FAIL("kubeconfig %s: user %s: client-key-data is not base64", path, uname);
-		} else if (t && t[0] && path_of(path, t, a->key_file, sizeof(a->key_file)) < 0) {
-			FAIL("kubeconfig %s: user %s: client-key path too long", path, uname);
-		}
+		if ((r = data_or_file(&d, us, "client-certificate", path, &a->cert, a->cert_file, sizeof(a->cert_file))) < 0)
+			FAIL("kubeconfig %s: user %s: client-certificate%s", path, uname,
+			     r == -EINVAL ? "-data is not base64" : " path too long");
+		if ((r = data_or_file(&d, us, "client-key", path, &a->key, a->key_file, sizeof(a->key_file))) < 0)
+			FAIL("kubeconfig %s: user %s: client-key%s", path, uname,
+			     r == -EINVAL ? "-data is not base64" : " path too long");
 		if ((a->cert.data || a->cert_file[0]) != (a->key.data || a->key_file[0]))
 			FAIL("kubeconfig %s: user %s: a client certificate needs its key and a key its certificate", path, uname);
 	}

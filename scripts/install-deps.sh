@@ -8,6 +8,7 @@ PKGS=(
   make gcc clang llvm lld libc6-dev pkg-config libbpf-dev bpftool linux-libc-dev
   libmnl-dev libnl-3-dev libnl-route-3-dev libnl-genl-3-dev
   libcryptsetup-dev libdevmapper-dev libblkid-dev libssl-dev libjson-c-dev
+  libyaml-dev  # kubeconfig files (userspace/k8s)
   libcurl4-openssl-dev libevent-dev libtss2-dev libcmocka-dev libclang-rt-14-dev
   libgrpc-dev protobuf-c-compiler libprotobuf-c-dev libprotobuf-dev libmount-dev  # bulwark-csi
   # runtime tools used by tests and the VM harness

@@ -75,7 +75,12 @@ struct bw_allow {
 #define BW_OVERLAY_PORT_GENEVE 6081      /* IANA Geneve */
 #define BW_ALLOW_OVERLAY 2               /* bw_allow_key.dir of an overlay port */
 
-/* bw_stats (per-CPU array, key = enum bw_reason): what happened to packets, and why. */
+/*
+ * bw_stats (per-CPU array, key = BW_STAT_KEY(reason, dir)): what happened to packets, and why, per
+ * direction. An array's key can only be a plain __u32 in BTF, so each value names its own slot:
+ * `reason` and `dir` are written by userspace when the map is created (bw_dp_stats_label), and
+ * bpftool prints them as enum names next to the counters (bpf/README.md shows a dump).
+ */
 enum bw_reason {
 	BW_REASON_REDIRECTED = 0,         /* protected, sent into WireGuard */
 	BW_REASON_PASSED_ENCRYPTED,       /* already WireGuard (mark or listen port) */
@@ -89,9 +94,13 @@ enum bw_reason {
 					   * (wg_ifindex 0: the agent saw the device vanish) */
 	BW_REASON_MAX,
 };
+#define BW_STAT_KEY(reason, dir) ((__u32)(dir) * BW_REASON_MAX + (__u32)(reason))
+#define BW_STAT_ENTRIES (2 * BW_REASON_MAX)
 struct bw_stat {
 	__u64 packets;
 	__u64 bytes;
+	enum bw_reason reason; /* this slot's reason and direction: labels for bpftool, never counted */
+	enum bw_dir dir;
 };
 
 /* bw_events (ring buffer): one record per dropped packet, rate-limited per CPU. */

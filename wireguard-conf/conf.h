@@ -144,8 +144,4 @@ int bw_conf_write_node(FILE *f, const struct bw_conf *c);
 int bw_conf_write_peer(FILE *f, const struct bw_conf_peer *p, bool wg_only);
 int bw_conf_write_wg(FILE *f, const struct bw_conf *c, const uint8_t *private_key);
 
-/* Base64 (44 characters) <-> 32-byte WireGuard key. */
-int bw_key_from_base64(const char *s, uint8_t key[32]);
-void bw_key_to_base64(const uint8_t key[32], char out[45]);
-
 #endif

@@ -8,8 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <openssl/crypto.h>
-#include <openssl/evp.h>
 #include "wireguard-conf/conf.h"
 
 enum section { SEC_NONE, SEC_NODE, SEC_IFACE, SEC_PEER };
@@ -46,28 +44,6 @@ static char *trim(char *s)
 	while (e > s && isspace((unsigned char)e[-1]))
 		*--e = '\0';
 	return s;
-}
-
-int bw_key_from_base64(const char *s, uint8_t key[32])
-{
-	uint8_t buf[33];
-
-	/* 44 characters, one '=' of padding: exactly 32 bytes, nothing else. */
-	if (strlen(s) != 44 || s[43] != '=' || s[42] == '=')
-		return -EINVAL;
-	if (EVP_DecodeBlock(buf, (const unsigned char *)s, 44) != 33) {
-		OPENSSL_cleanse(buf, sizeof(buf));
-		return -EINVAL;
-	}
-	memcpy(key, buf, 32);
-	OPENSSL_cleanse(buf, sizeof(buf));
-	return 0;
-}
-
-void bw_key_to_base64(const uint8_t key[32], char out[45])
-{
-	EVP_EncodeBlock((unsigned char *)out, key, 32);
-	out[44] = '\0';
 }
 
 static int parse_u32(struct ctx *c, const char *key, const char *v, unsigned long max, uint32_t *out)

@@ -66,8 +66,8 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, BW_REASON_MAX);
-	__type(key, __u32);
+	__uint(max_entries, BW_STAT_ENTRIES);
+	__type(key, __u32); /* BW_STAT_KEY(reason, dir) */
 	__type(value, struct bw_stat);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } bw_stats SEC(".maps");

@@ -183,7 +183,7 @@ static __always_inline int bw_allowed(const struct bw_pkt *p, __u32 dir)
 static __always_inline int bw_verdict(struct __sk_buff *skb, const struct bw_config *cfg,
 				      const struct bw_pkt *p, __u32 reason, __u32 dir)
 {
-	bw_count(reason, skb->len);
+	bw_count(reason, dir, skb->len);
 	switch (reason) {
 	case BW_REASON_REDIRECTED:
 		/*
@@ -280,10 +280,8 @@ static __always_inline int bw_quote(struct __sk_buff *skb, const struct bw_confi
 {
 	struct bw_pkt q = {};
 	__u32 qs, qd;
-	int r;
 
-	r = p->family == 4 ? bw_parse_v4(skb, &q, p->l4off + 8) : bw_parse_v6(skb, &q, p->l4off + 8);
-	if (r != BW_PARSE_OK)
+	if (bw_parse_quote(skb, p, &q) != BW_PARSE_OK)
 		return -1;
 	qs = bw_class(&q, q.saddr);
 	qd = bw_class(&q, q.daddr);
@@ -301,17 +299,20 @@ static __always_inline int bw_quote(struct __sk_buff *skb, const struct bw_confi
 	return qs != BW_CLASS_NONE && qd != BW_CLASS_NONE && bw_encap(cfg, &q);
 }
 
-static __always_inline __u32 bw_reason(struct __sk_buff *skb, const struct bw_config *cfg,
-				       struct bw_pkt *p, __u32 dir)
+/*
+ * The decision for a frame bw_parse has read (parsed: its enum bw_parse): the table at the top,
+ * in order. Reads deeper into the packet only through parse.h (an ICMP quote, a redirect's
+ * destination), and only when the outer layer does not already decide.
+ */
+static __always_inline __u32 bw_decide(struct __sk_buff *skb, const struct bw_config *cfg,
+				       const struct bw_pkt *p, int parsed, __u32 dir)
 {
 	int node_enc = cfg->flags & BW_CFG_NODE_ENCRYPTION;
 	struct bw_addrs a;
 	int protect, err, redirect6, q;
 	__u32 src, dst;
 
-	if (dir == BW_DIR_EGRESS && cfg->wg_fwmark && skb->mark == cfg->wg_fwmark)
-		return BW_REASON_PASSED_ENCRYPTED;
-	switch (bw_parse(skb, p)) {
+	switch (parsed) {
 	case BW_PARSE_NOT_IP:
 		return BW_REASON_PASSED_UNPROTECTED;
 	case BW_PARSE_MALFORMED:
@@ -345,7 +346,8 @@ static __always_inline __u32 bw_reason(struct __sk_buff *skb, const struct bw_co
 	if (!protect && src != BW_CLASS_NONE && dst != BW_CLASS_NONE)
 		protect = bw_encap(cfg, p);
 	if (!protect && redirect6) {
-		__u8 buf[16], *d = bw_hdr(skb, p->l4off + 24, buf, sizeof(buf));
+		__u8 buf[16];
+		const __u8 *d = bw_parse_redirect_dst(skb, p, buf);
 
 		if (!d)
 			return BW_REASON_DROPPED_MALFORMED;
@@ -370,15 +372,21 @@ static __always_inline __u32 bw_reason(struct __sk_buff *skb, const struct bw_co
 	return cfg->wg_ifindex ? BW_REASON_REDIRECTED : BW_REASON_DROPPED_NO_DEVICE;
 }
 
+/* One uplink packet: exempt by its mark, else parse (parse.h), decide (above), act. */
 static __always_inline int bw_enforce(struct __sk_buff *skb, __u32 dir)
 {
-	__u32 zero = 0;
+	__u32 zero = 0, reason;
 	struct bw_config *cfg = bpf_map_lookup_elem(&bw_config, &zero);
 	struct bw_pkt p = {};
 
 	if (!cfg) /* cannot happen for an array map; never pass when unsure */
 		return TC_ACT_SHOT;
-	return bw_verdict(skb, cfg, &p, bw_reason(skb, cfg, &p, dir), dir);
+	/* WireGuard's own packets, by the mark it sets: no header needs reading. */
+	if (dir == BW_DIR_EGRESS && cfg->wg_fwmark && skb->mark == cfg->wg_fwmark)
+		reason = BW_REASON_PASSED_ENCRYPTED;
+	else
+		reason = bw_decide(skb, cfg, &p, bw_parse(skb, &p), dir);
+	return bw_verdict(skb, cfg, &p, reason, dir);
 }
 
 #endif

@@ -22,7 +22,7 @@
 #include <bpf/libbpf.h>
 #include "bulwark_abi.h"
 #include "datapath/datapath.h"
-#include "bw_egress.skel.h"
+#include "bw_uplink.skel.h"
 #include "bw_pass.skel.h"
 
 static unsigned char pkt4[14 + 20 + 20], pkt6[14 + 40 + 20];
@@ -47,7 +47,7 @@ static void build(void)
 }
 
 /* n peer prefixes: IPv4 /32 hosts counting down from 198.19.255.255, IPv6 /64s in fd00:11::/32 */
-static void fill(struct bw_egress *s, int n)
+static void fill(struct bw_uplink *s, int n)
 {
 	struct bw_peer v = { .peer_id = 1 };
 	int f4 = bpf_map__fd(s->maps.bw_peer_v4), f6 = bpf_map__fd(s->maps.bw_peer_v6);
@@ -95,8 +95,8 @@ int main(int argc, char **argv)
 	snprintf(pin, sizeof(pin), "/sys/fs/bpf/bw-bench-%d", getpid());
 	mkdir(pin, 0700);
 	LIBBPF_OPTS(bpf_object_open_opts, opts, .pin_root_path = pin);
-	struct bw_egress *eg = bw_egress__open_opts(&opts);
-	if (!pass || !eg || bw_egress__load(eg)) {
+	struct bw_uplink *eg = bw_uplink__open_opts(&opts);
+	if (!pass || !eg || bw_uplink__load(eg)) {
 		fprintf(stderr, "cannot load programs (root? bpffs on /sys/fs/bpf?)\n");
 		return 1;
 	}
@@ -141,7 +141,7 @@ int main(int argc, char **argv)
 		}
 	}
 	bw_dp_close(dp);
-	bw_egress__destroy(eg);
+	bw_uplink__destroy(eg);
 	bw_pass__destroy(pass);
 	char cmd[96];
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", pin);

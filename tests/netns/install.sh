@@ -14,6 +14,9 @@ for f in bin/bulwark bin/bulwarkd bin/bulwark-keyservice; do
   check "$f installed, executable" test -x "$dst/opt/bw/$f"
 done
 check "the installed CLI runs: bulwark version" "$dst/opt/bw/bin/bulwark" version
+# libcurl and tpm2-tss are loaded only by the commands that use them (common/dl.c)
+check "the CLI does not link libcurl or tpm2-tss (loaded on first use)" \
+  fails sh -c "readelf -d '$dst/opt/bw/bin/bulwark' | grep NEEDED | grep -E 'libcurl|libtss2'"
 for u in bulwarkd bulwark-statedisk bulwark-keyservice bulwark-enforce; do
   check "unit $u.service installed" test -f "$dst/opt/bw/lib/systemd/system/$u.service"
 done

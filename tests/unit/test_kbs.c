@@ -27,20 +27,20 @@ static void b64_round_trip(void **state)
 	for (size_t n = 0; n <= sizeof(in); n++) {
 		free(s);
 		free(back);
-		assert_int_equal(bw_b64url_encode(in, n, &s), 0);
+		assert_int_equal(bw_base64_encode_alloc(in, n, BW_B64_JOSE, &s), 0);
 		assert_null(strpbrk(s, "+/="));
-		assert_int_equal(bw_b64_decode(s, true, &back, &len), 0);
+		assert_int_equal(bw_base64_decode_alloc(s, BW_B64_JOSE, &back, &len), 0);
 		assert_int_equal(len, n);
 		assert_memory_equal(back, in, n);
 	}
 	assert_string_equal(s, "-_8APj8");
-	assert_int_equal(bw_b64_decode("+/8APj8=", false, &x, &len), 0);
+	assert_int_equal(bw_base64_decode_alloc("+/8APj8=", BW_B64_NOPAD, &x, &len), 0);
 	assert_int_equal(len, 5);
 	free(x);
-	assert_int_equal(bw_b64_decode("+/8APj8", true, &x, &len), -EINVAL);
-	assert_int_equal(bw_b64_decode("-_8APj8", false, &x, &len), -EINVAL);
-	assert_int_equal(bw_b64_decode("a", true, &x, &len), -EINVAL);
-	assert_int_equal(bw_b64_decode("ab c", true, &x, &len), -EINVAL);
+	assert_int_equal(bw_base64_decode_alloc("+/8APj8", BW_B64_JOSE, &x, &len), -EINVAL);
+	assert_int_equal(bw_base64_decode_alloc("-_8APj8", BW_B64_NOPAD, &x, &len), -EINVAL);
+	assert_int_equal(bw_base64_decode_alloc("a", BW_B64_JOSE, &x, &len), -EINVAL);
+	assert_int_equal(bw_base64_decode_alloc("ab c", BW_B64_JOSE, &x, &len), -EINVAL);
 }
 
 static void jcs_canonical(void **state)
@@ -211,7 +211,7 @@ static void set_b64(struct json_object *jwk, const char *name, const uint8_t *b,
 {
 	char *s = NULL;
 
-	assert_int_equal(bw_b64url_encode(b, n, &s), 0);
+	assert_int_equal(bw_base64_encode_alloc(b, n, BW_B64_JOSE, &s), 0);
 	json_object_object_add(jwk, name, json_object_new_string(s));
 	free(s);
 }
@@ -245,7 +245,7 @@ static void rsa_tee_pubkey_validated(void **state)
 		assert_null(got);
 		json_object_put(t);
 	}
-	assert_int_equal(bw_b64_decode(bw_json_str(jwk, "n"), true, &n, &nl), 0);
+	assert_int_equal(bw_base64_decode_alloc(bw_json_str(jwk, "n"), BW_B64_JOSE, &n, &nl), 0);
 	assert_int_equal(nl, 256);
 	/* Even modulus; a modulus with a small factor (3 * something); a zero-padded modulus. */
 	n[nl - 1] &= 0xfe;
@@ -268,7 +268,7 @@ static void rsa_tee_pubkey_validated(void **state)
 	json_object_put(t);
 	free(n);
 	n = NULL;
-	assert_int_equal(bw_b64_decode(bw_json_str(jwk, "n"), true, &n, &nl), 0);
+	assert_int_equal(bw_base64_decode_alloc(bw_json_str(jwk, "n"), BW_B64_JOSE, &n, &nl), 0);
 	big[0] = 0;
 	memcpy(big + 1, n, 256);
 	t = json_tokener_parse(json_object_to_json_string(jwk));

@@ -210,7 +210,7 @@ static int cmd_status(int argc, char **argv)
 	struct opts o;
 	struct bw_dp *dp = NULL;
 	struct bw_config cfg;
-	struct bw_stat st[BW_REASON_MAX];
+	struct bw_stat st[BW_REASON_MAX], sd[2][BW_REASON_MAX];
 	struct bw_dp_attachment att[64];
 	char wg[IF_NAMESIZE] = "?";
 	uint64_t gen;
@@ -247,8 +247,10 @@ static int cmd_status(int argc, char **argv)
 		return BW_EXIT_NOT_ENFORCED;
 	}
 	r = bw_dp_config_get(dp, &cfg);
-	if (r == 0)
-		r = bw_dp_stats(dp, st);
+	if (r == 0 && (r = bw_dp_stats_dir(dp, sd)) == 0)
+		for (unsigned i = 0; i < BW_REASON_MAX; i++)
+			st[i] = (struct bw_stat){ .packets = sd[0][i].packets + sd[1][i].packets,
+						  .bytes = sd[0][i].bytes + sd[1][i].bytes };
 	gen = bw_dp_flow_gen(dp);
 	cache = bw_dp_flow_pinned(dp) && (cfg.flags & BW_CFG_FLOW_CACHE);
 	bw_dp_close(dp);
@@ -292,6 +294,12 @@ static int cmd_status(int argc, char **argv)
 			struct json_object *e = json_object_new_object();
 			json_object_object_add(e, "packets", json_object_new_uint64(st[i].packets));
 			json_object_object_add(e, "bytes", json_object_new_uint64(st[i].bytes));
+			for (unsigned d = 0; d < 2; d++) {
+				struct json_object *x = json_object_new_object();
+				json_object_object_add(x, "packets", json_object_new_uint64(sd[d][i].packets));
+				json_object_object_add(x, "bytes", json_object_new_uint64(sd[d][i].bytes));
+				json_object_object_add(e, d ? "ingress" : "egress", x);
+			}
 			json_object_object_add(s, bw_reason_name(i), e);
 		}
 		json_object_object_add(j, "counters", s);
@@ -308,10 +316,12 @@ static int cmd_status(int argc, char **argv)
 	for (int i = 0; i < n; i++)
 		printf("  %-16s ifindex %-4d egress prog %-6u ingress prog %u\n", att[i].ifname, att[i].ifindex,
 		       att[i].egress_prog_id, att[i].ingress_prog_id);
-	printf("counters:\n");
+	printf("counters:                   %12s %12s %14s %14s\n", "egress pkts", "ingress pkts", "egress bytes",
+	       "ingress bytes");
 	for (unsigned i = 0; i < BW_REASON_MAX; i++)
-		printf("  %-26s %12llu packets %14llu bytes\n", bw_reason_name(i),
-		       (unsigned long long)st[i].packets, (unsigned long long)st[i].bytes);
+		printf("  %-26s %12llu %12llu %14llu %14llu\n", bw_reason_name(i), (unsigned long long)sd[0][i].packets,
+		       (unsigned long long)sd[1][i].packets, (unsigned long long)sd[0][i].bytes,
+		       (unsigned long long)sd[1][i].bytes);
 	code = bw_cli_enforcement(o.pin_dir, uplinks, n_up, NULL, stdout);
 	if (!cfg.wg_ifindex || !strcmp(wg, "MISSING"))
 		code = bw_cli_worse(code, BW_EXIT_NO_DEVICE);

@@ -91,9 +91,12 @@ static int exit_code(int r)
 static int client(const struct opts *o, struct bw_kbs_client **c)
 {
 	int r = bw_kbs_client_new(&o->c, c);
+	char why[300];
 
 	if (r == -ENOENT)
 		fprintf(stderr, "bulwark: unknown attester '%s' (have: %s)\n", o->c.attester, bw_attester_names());
+	else if (r == -ELIBACC && bw_kbs_http_load(why, sizeof(why)) < 0)
+		fprintf(stderr, "bulwark: %s\n", why);
 	else if (r < 0)
 		fprintf(stderr, "bulwark: key service URL must be https://HOST:PORT: %s\n", strerror(-r));
 	return r;

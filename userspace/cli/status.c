@@ -10,9 +10,9 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-#include <curl/curl.h>
 #include <json-c/json.h>
 #include "cli/cli.h"
+#include "common/curl.h"
 #include "datapath/datapath.h"
 #include "wg/wg.h"
 #include "wireguard-conf/conf.h"
@@ -42,12 +42,16 @@ static size_t on_data(char *p, size_t size, size_t n, void *arg)
 static struct json_object *agent_status(const char *base)
 {
 	static struct buf b;
-	char url[512];
-	CURL *c = curl_easy_init();
+	char url[512], why[300];
 	long code = 0;
 	CURLcode r;
+	CURL *c;
 
-	if (!c)
+	if (bw_curl_load(why, sizeof(why)) < 0) {
+		fprintf(stderr, "bulwark: asking the agent: %s\n", why);
+		return NULL;
+	}
+	if (!(c = curl_easy_init()))
 		return NULL;
 	b.len = 0;
 	b.data[0] = '\0';

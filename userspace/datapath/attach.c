@@ -11,8 +11,7 @@
 #include <bpf/libbpf.h>
 #include "common/common.h"
 #include "datapath/internal.h"
-#include "bw_egress.skel.h"
-#include "bw_ingress.skel.h"
+#include "bw_uplink.skel.h"
 
 static int mkdir_p(const char *path)
 {
@@ -74,7 +73,8 @@ static int set_wg_ifindex(struct bw_dp *dp, int wg_ifindex)
  * loading); one with only some of them (a pin removed by hand, an interrupted purge) gets all of
  * them recreated, so no surviving entry can meet a new generation counter that restarts at 0.
  */
-/* An older build's bw_stats has fewer reasons: the new programs cannot share it. */
+/* An older build's bw_stats has fewer reasons (or no directions, no labels): the new programs
+ * cannot share it. */
 static bool stats_outdated(const char *dir)
 {
 	struct bpf_map_info info = { 0 };
@@ -86,11 +86,11 @@ static bool stats_outdated(const char *dir)
 	snprintf(path, sizeof(path), "%s/bw_stats", dir);
 	if ((fd = bpf_obj_get(path)) < 0)
 		return false;
-	old = bpf_obj_get_info_by_fd(fd, &info, &len) == 0 && info.max_entries != BW_REASON_MAX;
+	old = bpf_obj_get_info_by_fd(fd, &info, &len) == 0 && (info.max_entries != BW_STAT_ENTRIES || info.value_size != sizeof(struct bw_stat));
 	close(fd);
 	if (old)
-		bw_info("pin directory %s: bw_stats has %u reasons, this build %u: counters restart", dir,
-			info.max_entries, (unsigned)BW_REASON_MAX);
+		bw_info("pin directory %s: bw_stats has %u slots of %u bytes, this build %u of %zu: counters restart",
+			dir, info.max_entries, info.value_size, (unsigned)BW_STAT_ENTRIES, sizeof(struct bw_stat));
 	return old;
 }
 
@@ -129,8 +129,7 @@ int bw_dp_attach(const char *pin_dir, const char *const *uplinks, size_t n_uplin
 {
 	const char *dir = bw_pin_dir(pin_dir);
 	char progs[512];
-	struct bw_egress *eg = NULL;
-	struct bw_ingress *in = NULL;
+	struct bw_uplink *up = NULL;
 	struct bw_dp *dp = NULL;
 	int wg_ifindex, r;
 	int ifindex[64];
@@ -149,16 +148,15 @@ int bw_dp_attach(const char *pin_dir, const char *const *uplinks, size_t n_uplin
 		return r;
 
 	LIBBPF_OPTS(bpf_object_open_opts, opts, .pin_root_path = dir);
-	eg = bw_egress__open_opts(&opts);
-	in = bw_ingress__open_opts(&opts);
-	if (!eg || !in) {
+	up = bw_uplink__open_opts(&opts);
+	if (!up) {
 		r = -errno ? -errno : -ENOMEM;
 		goto out;
 	}
 	/* Loading reuses maps already pinned in dir: counters, peers and config survive. */
-	if ((r = bw_egress__load(eg)) < 0 || (r = bw_ingress__load(in)) < 0)
+	if ((r = bw_uplink__load(up)) < 0)
 		goto out;
-	if ((r = bw_dp_open(dir, &dp)) < 0)
+	if ((r = bw_dp_open(dir, &dp)) < 0 || (r = bw_dp_stats_label(bpf_map__fd(up->maps.bw_stats))) < 0)
 		goto out;
 	/*
 	 * Entries cached before now may predate map changes made by a build that did not keep the
@@ -171,21 +169,20 @@ int bw_dp_attach(const char *pin_dir, const char *const *uplinks, size_t n_uplin
 	if ((r = set_wg_ifindex(dp, wg_ifindex)) < 0)
 		goto out;
 	for (size_t i = 0; i < n_uplinks; i++) {
-		if ((r = tc_attach(ifindex[i], BPF_TC_EGRESS, bpf_program__fd(eg->progs.bw_egress))) < 0 ||
-		    (r = tc_attach(ifindex[i], BPF_TC_INGRESS, bpf_program__fd(in->progs.bw_ingress))) < 0) {
+		if ((r = tc_attach(ifindex[i], BPF_TC_EGRESS, bpf_program__fd(up->progs.bw_egress))) < 0 ||
+		    (r = tc_attach(ifindex[i], BPF_TC_INGRESS, bpf_program__fd(up->progs.bw_ingress))) < 0) {
 			bw_err("attaching to %s: %s", uplinks[i], strerror(-r));
 			goto out;
 		}
 	}
-	if ((r = repin(eg->progs.bw_egress, dir, "bw_egress")) < 0 ||
-	    (r = repin(in->progs.bw_ingress, dir, "bw_ingress")) < 0)
+	if ((r = repin(up->progs.bw_egress, dir, "bw_egress")) < 0 ||
+	    (r = repin(up->progs.bw_ingress, dir, "bw_ingress")) < 0)
 		goto out;
 	r = 0;
 out:
 	/* The filters hold the programs and the pins hold the maps: enforcement outlives us. */
 	bw_dp_close(dp);
-	bw_egress__destroy(eg);
-	bw_ingress__destroy(in);
+	bw_uplink__destroy(up);
 	return r;
 }
 

@@ -104,8 +104,15 @@ typedef int (*bw_dp_prefix_cb)(const struct bw_cidr *cidr, uint32_t class, void 
 int bw_dp_peers_foreach(struct bw_dp *dp, bw_dp_peer_cb cb, void *ctx);
 int bw_dp_protect_foreach(struct bw_dp *dp, bw_dp_prefix_cb cb, void *ctx);
 
-/* Counters summed over CPUs, indexed by enum bw_reason. */
+/* Counters summed over CPUs, indexed by enum bw_reason (both directions added up). */
 int bw_dp_stats(struct bw_dp *dp, struct bw_stat out[BW_REASON_MAX]);
+/* The same per direction: out[enum bw_dir][enum bw_reason]. */
+int bw_dp_stats_dir(struct bw_dp *dp, struct bw_stat out[2][BW_REASON_MAX]);
+/*
+ * Write each bw_stats slot's reason/dir labels (fd: the map) where they are not yet there, so
+ * that bpftool names every slot. Counters are kept; called on load, before the programs run.
+ */
+int bw_dp_stats_label(int fd);
 
 struct bw_dp_attachment {
 	int ifindex;

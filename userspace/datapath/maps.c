@@ -237,7 +237,7 @@ int bw_dp_protect_foreach(struct bw_dp *dp, bw_dp_prefix_cb cb, void *ctx)
 	return 0;
 }
 
-int bw_dp_stats(struct bw_dp *dp, struct bw_stat out[BW_REASON_MAX])
+int bw_dp_stats_dir(struct bw_dp *dp, struct bw_stat out[2][BW_REASON_MAX])
 {
 	int ncpu = libbpf_num_possible_cpus();
 	_cleanup_free_ struct bw_stat *per = NULL;
@@ -247,18 +247,57 @@ int bw_dp_stats(struct bw_dp *dp, struct bw_stat out[BW_REASON_MAX])
 	per = calloc((size_t)ncpu, sizeof(*per));
 	if (!per)
 		return -ENOMEM;
-	for (__u32 r = 0; r < BW_REASON_MAX; r++) {
-		out[r] = (struct bw_stat){ 0 };
-		if (bpf_map_lookup_elem(dp->fd[BW_MAP_STATS], &r, per)) {
-			if (errno == ENOENT && r > 0) /* an older build's map has fewer reasons */
-				break;
-			return -errno;
+	for (__u32 d = 0; d < 2; d++)
+		for (__u32 r = 0; r < BW_REASON_MAX; r++) {
+			__u32 key = BW_STAT_KEY(r, d);
+
+			out[d][r] = (struct bw_stat){ .reason = r, .dir = d };
+			if (bpf_map_lookup_elem(dp->fd[BW_MAP_STATS], &key, per))
+				return -errno;
+			for (int c = 0; c < ncpu; c++) {
+				out[d][r].packets += per[c].packets;
+				out[d][r].bytes += per[c].bytes;
+			}
 		}
-		for (int c = 0; c < ncpu; c++) {
-			out[r].packets += per[c].packets;
-			out[r].bytes += per[c].bytes;
+	return 0;
+}
+
+int bw_dp_stats(struct bw_dp *dp, struct bw_stat out[BW_REASON_MAX])
+{
+	struct bw_stat both[2][BW_REASON_MAX];
+	int r = bw_dp_stats_dir(dp, both);
+
+	for (unsigned i = 0; r == 0 && i < BW_REASON_MAX; i++)
+		out[i] = (struct bw_stat){ .packets = both[0][i].packets + both[1][i].packets,
+					   .bytes = both[0][i].bytes + both[1][i].bytes, .reason = i };
+	return r;
+}
+
+int bw_dp_stats_label(int fd)
+{
+	int ncpu = libbpf_num_possible_cpus();
+	_cleanup_free_ struct bw_stat *per = NULL;
+
+	if (ncpu < 0)
+		return ncpu;
+	per = calloc((size_t)ncpu, sizeof(*per));
+	if (!per)
+		return -ENOMEM;
+	for (__u32 d = 0; d < 2; d++)
+		for (__u32 r = 0; r < BW_REASON_MAX; r++) {
+			__u32 key = BW_STAT_KEY(r, d);
+			bool same = true;
+
+			if (bpf_map_lookup_elem(fd, &key, per))
+				return -errno;
+			for (int c = 0; c < ncpu; c++) {
+				same &= per[c].reason == r && per[c].dir == d;
+				per[c].reason = r;
+				per[c].dir = d;
+			}
+			if (!same && bpf_map_update_elem(fd, &key, per, BPF_EXIST))
+				return -errno;
 		}
-	}
 	return 0;
 }
 

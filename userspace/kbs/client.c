@@ -9,8 +9,13 @@
  */
 #include <errno.h>
 #include <string.h>
-#include <curl/curl.h>
+#include "common/curl.h"
 #include "kbs/kbs.h"
+
+int bw_kbs_http_load(char *err, size_t len)
+{
+	return bw_curl_load(err, len);
+}
 
 #define RESOURCE_TRIES 3
 #define TOKEN_SLACK 10 /* seconds: do not present a token this close to its expiry */
@@ -120,6 +125,8 @@ int bw_kbs_client_new(const struct bw_kbs_client_opts *o, struct bw_kbs_client *
 	/* https only: without server authentication a fake service could hand out a key it chose. */
 	if (!o->url || strncmp(o->url, "https://", 8))
 		return -EINVAL;
+	if (bw_kbs_http_load(NULL, 0) < 0)
+		return -ELIBACC;
 	c = calloc(1, sizeof(*c));
 	if (!c)
 		return -ENOMEM;
@@ -190,7 +197,7 @@ static int64_t token_exp(const char *tok)
 	int64_t exp = 0;
 	size_t n;
 
-	if (p && bw_b64_decode(p, true, &js, &n) == 0 && bw_kbs_parse_object((char *)js, n, &o) == 0 &&
+	if (p && bw_base64_decode_alloc(p, BW_B64_JOSE, &js, &n) == 0 && bw_kbs_parse_object((char *)js, n, &o) == 0 &&
 	    json_object_object_get_ex(o, "exp", &v))
 		exp = json_object_get_int64(v);
 	json_object_put(o);
@@ -428,6 +435,8 @@ int bw_kbs_fetch_key(const struct bw_kbs_client_opts *o, const char *path, uint8
 	size_t got = 0;
 	int r = bw_kbs_client_new(o, &c);
 
+	if (r == -ELIBACC)
+		return bw_kbs_http_load(err, errlen);
 	if (r < 0) {
 		snprintf(err, errlen, "key service %s: %s", o->url ? o->url : "(none)",
 			 r == -ENOENT ? "unknown attester" : "bad URL (https://HOST:PORT)");

@@ -90,7 +90,7 @@ static void add_b64(struct json_object *o, const char *key, const uint8_t *buf, 
 {
 	char *s = NULL;
 
-	if (bw_b64url_encode(buf, len, &s) == 0)
+	if (bw_base64_encode_alloc(buf, len, BW_B64_JOSE, &s) == 0)
 		json_object_object_add(o, key, json_object_new_string(s));
 	free(s);
 }
@@ -107,7 +107,7 @@ static int add_bn(struct json_object *o, const char *name, EVP_PKEY *k, const ch
 	n = pad ? BN_bn2binpad(bn, buf, pad) : BN_bn2bin(bn, buf);
 	if (n <= 0 || BN_num_bytes(bn) > (int)sizeof(buf))
 		return -EINVAL;
-	if (bw_b64url_encode(buf, (size_t)n, &s) < 0)
+	if (bw_base64_encode_alloc(buf, (size_t)n, BW_B64_JOSE, &s) < 0)
 		return -ENOMEM;
 	json_object_object_add(o, name, json_object_new_string(s));
 	free(s);
@@ -157,7 +157,7 @@ static int get_b64(struct json_object *o, const char *key, uint8_t **buf, size_t
 {
 	const char *s = bw_json_str(o, key);
 
-	return s ? bw_b64_decode(s, true, buf, len) : -EINVAL;
+	return s ? bw_base64_decode_alloc(s, BW_B64_JOSE, buf, len) : -EINVAL;
 }
 
 static int import_ec(struct json_object *jwk, EVP_PKEY **out)
@@ -427,7 +427,7 @@ int bw_jwe_encrypt_to(EVP_PKEY *peer, const char *alg, const uint8_t *pt, size_t
 	r = wrap_cek(peer, alg, cek, hdr, ek, &eklen);
 	h = json_object_to_json_string_ext(hdr, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
 	if (r == 0)
-		r = bw_b64url_encode((const uint8_t *)h, strlen(h), &prot);
+		r = bw_base64_encode_alloc((const uint8_t *)h, strlen(h), BW_B64_JOSE, &prot);
 	/* RFC 7516 §5.1: the AAD is the ASCII of the encoded protected header. */
 	if (r == 0)
 		r = gcm(true, cek, iv, prot, pt, len, ct, tag);
@@ -539,7 +539,7 @@ static int parse_parts(const char *jwe, size_t len, struct jwe_parts *p, char *e
 	if (bw_kbs_parse_object(jwe, len, &p->top) < 0)
 		FAIL(-EBADMSG, "JWE is not a JSON object");
 	prot = bw_json_str(p->top, "protected");
-	if (!prot || bw_b64_decode(prot, true, &h, &hl) < 0 || bw_kbs_parse_object((char *)h, hl, &p->hdr) < 0)
+	if (!prot || bw_base64_decode_alloc(prot, BW_B64_JOSE, &h, &hl) < 0 || bw_kbs_parse_object((char *)h, hl, &p->hdr) < 0)
 		FAIL(-EBADMSG, "JWE protected header is not base64url JSON");
 	if (merge_header(p->hdr, p->top, "unprotected") < 0 || merge_header(p->hdr, p->top, "header") < 0)
 		FAIL(-EBADMSG, "JWE unprotected header invalid or repeats a protected parameter");

@@ -33,15 +33,6 @@
 #define BW_KBS_ERRLEN 256
 #define BW_KBS_ERR_PREFIX "https://github.com/confidential-containers/kbs/errors/"
 
-/* ---- encodings ---- */
-/* base64url without padding; *out is malloc'ed and NUL-terminated. */
-int bw_b64url_encode(const uint8_t *in, size_t len, char **out);
-/* Decode base64url (url=true, padding optional) or standard base64 (url=false, padding
- * optional). Rejects any other character. *out is malloc'ed (len+1, NUL-terminated). */
-int bw_b64_decode(const char *in, bool url, uint8_t **out, size_t *len);
-/* Decode into locked memory (for key material). */
-int bw_b64_decode_secret(const char *in, struct bw_secret *out);
-
 /* RFC 8785 JSON canonicalization of a json-c value (strings, integers, booleans, null,
  * objects, arrays; doubles are refused with -ENOTSUP). *out is malloc'ed, NUL-terminated. */
 int bw_jcs(struct json_object *o, char **out, size_t *len);
@@ -119,6 +110,8 @@ const char *bw_tsm_tee(const char *provider);
 int bw_sample_evidence(const uint8_t *report_data, size_t len, struct json_object **out);
 
 /* ---- client ---- */
+/* libcurl is loaded on first use (dlopen); 0, or -ELIBACC and a message naming its package. */
+int bw_kbs_http_load(char *err, size_t len);
 struct bw_kbs_client_opts {
 	const char *url;      /* https://host:port (no trailing path) */
 	const char *ca_file;  /* NULL: system store */
@@ -131,6 +124,7 @@ struct bw_kbs_client_opts {
 	const char *attestation_out; /* if set: save each Attestation message sent (not secret) */
 };
 struct bw_kbs_client;
+/* -EINVAL (not https://), -ENOENT (unknown attester), -ELIBACC (libcurl missing), -ENOMEM. */
 int bw_kbs_client_new(const struct bw_kbs_client_opts *o, struct bw_kbs_client **out);
 void bw_kbs_client_free(struct bw_kbs_client *c);
 /* Run the RCAR handshake now (normally implicit). */

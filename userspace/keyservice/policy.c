@@ -29,11 +29,8 @@ static bool is_hex(const char *s, size_t len)
 
 static int hex_decode(const char *s, uint8_t *out, size_t len)
 {
-	if (!is_hex(s, 2 * len))
-		return -EINVAL;
-	for (size_t i = 0; i < len; i++)
-		sscanf(s + 2 * i, "%2hhx", &out[i]);
-	return 0;
+	/* Lowercase only, like the identities and claims it is compared with. */
+	return is_hex(s, 2 * len) ? bw_hex_decode(s, out, len) : -EINVAL;
 }
 
 static int str_array(struct json_object *a, char ***out, size_t *n, bool (*ok)(const char *))

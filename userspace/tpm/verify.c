@@ -59,12 +59,11 @@ static int get_b64(struct json_object *o, const char *key, uint8_t *out, size_t 
 
 	if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_string))
 		return fail(err, errlen, -EINVAL, "%s: missing or not a string", key);
-	r = bw_tpm_unb64(json_object_get_string(v), out, max);
-	if (r == -E2BIG)
+	r = bw_base64_decode(json_object_get_string(v), (size_t)json_object_get_string_len(v), 0, out, max, len);
+	if (r == -EMSGSIZE)
 		return fail(err, errlen, -EINVAL, "%s: longer than %zu bytes", key, max);
-	if (r <= 0)
+	if (r < 0 || *len == 0)
 		return fail(err, errlen, -EINVAL, "%s: not base64", key);
-	*len = (size_t)r;
 	return 0;
 }
 
@@ -82,7 +81,7 @@ static int get_pcrs(struct json_object *q, uint8_t pcrs[][32], char *err, size_t
 		struct json_object *v = json_object_array_get_idx(a, i);
 
 		if (!json_object_is_type(v, json_type_string) ||
-		    bw_tpm_unhex(json_object_get_string(v), pcrs[i], 32) < 0)
+		    bw_hex_decode(json_object_get_string(v), pcrs[i], 32) < 0)
 			return fail(err, errlen, -EINVAL,
 				    "tpm_quote.pcrs[%zu]: not 64 hex digits", i);
 	}
@@ -261,7 +260,7 @@ static int fill_claims(const struct evidence *e, struct bw_tpm_claims *c)
 
 	if (!EVP_Digest(e->spki, e->spki_len, id, &n, EVP_sha256(), NULL))
 		return -EIO;
-	bw_tpm_hex(id, sizeof(id), c->ak_id);
+	bw_hex_encode(id, sizeof(id), c->ak_id);
 	memcpy(c->pcrs, e->pcrs, sizeof(c->pcrs));
 	return 0;
 }

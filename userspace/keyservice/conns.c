@@ -10,8 +10,13 @@
  *     handshake (a reconnecting flood then costs accept() only);
  *   - a deadline from the accept (and then from each completed request) to the next complete
  *     request, trickled bytes or not: half-open and idle connections are closed after it;
- *   - accept() failing with EMFILE/ENFILE (descriptors exhausted anyway) pauses the listener
- *     with backoff, frees the least recently active connection and logs once per period.
+ *   - accept() failing with EMFILE/ENFILE (descriptors exhausted anyway, e.g. the limit lowered
+ *     under the running service) lowers the cap to what the current RLIMIT_NOFILE allows (or
+ *     below the connections open), closes the least recently active connections down to it,
+ *     pauses the listener briefly (backoff) and logs once per period. From then on each accept
+ *     makes room itself (as at the cap), so the accept queue keeps draining at full speed and an
+ *     honest client queued behind a flood is not held for one accept per backoff period. The
+ *     cap goes back up with the limit (re-read every second once no error has come for one).
  * Closing is shutdown(2) on the socket: evhttp then sees end-of-file and frees the connection
  * itself, so nothing is freed behind its back.
  *
@@ -28,6 +33,7 @@
 #include <string.h>
 #include <time.h>
 #include <arpa/inet.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
@@ -74,6 +80,8 @@ struct ks_conns {
 	pthread_mutex_t lock;
 	SSL_CTX *ssl;
 	struct ks_conn_limits l;
+	size_t cap;                 /* l.max, lowered while descriptors run out */
+	uint64_t fd_error_ms;       /* last EMFILE/ENFILE */
 	struct conn *head, *tail;   /* open connections, least recently active first */
 	struct src_count *src[SRC_BUCKETS];
 	size_t open, closing;
@@ -257,6 +265,33 @@ static void log_accept_error(struct ks_conns *c, int err, long backoff_ms)
 	c->suppressed = 0;
 }
 
+/* What RLIMIT_NOFILE allows now (the configured cap at most). */
+static size_t fd_cap(const struct ks_conns *c)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY ||
+	    rl.rlim_cur >= (rlim_t)c->l.max + KS_FD_HEADROOM)
+		return c->l.max;
+	return rl.rlim_cur > KS_FD_HEADROOM + 16 ? (size_t)(rl.rlim_cur - KS_FD_HEADROOM) : 16;
+}
+
+/* Descriptors ran out (c->lock held): lower the cap to what the limit allows, or below the open
+ * connections when they are already within it (other descriptors, ENFILE), and make room. */
+static void fd_shortage(struct ks_conns *c)
+{
+	size_t cap = fd_cap(c);
+
+	if (cap >= c->open)
+		cap = c->open > 16 ? c->open - c->open / 8 : c->open > 1 ? c->open - 1 : 1;
+	if (cap < c->cap)
+		c->cap = cap;
+	c->fd_error_ms = now_ms();
+	do
+		evict_lru(c, &c->st.evicted_fd);
+	while (c->open >= c->cap && c->head);
+}
+
 /* The listener's user data is evhttp's; the error comes on the thread of its loop. */
 static void on_accept_error(struct evconnlistener *lev, void *arg)
 {
@@ -267,14 +302,14 @@ static void on_accept_error(struct evconnlistener *lev, void *arg)
 	(void)arg;
 	if (!lp)
 		return;
-	lp->backoff_ms = lp->backoff_ms ? (lp->backoff_ms * 2 > 1000 ? 1000 : lp->backoff_ms * 2) : 50;
+	lp->backoff_ms = lp->backoff_ms ? (lp->backoff_ms * 2 > 1000 ? 1000 : lp->backoff_ms * 2) : 10;
 	/* Out of descriptors (or memory): stop accepting for a while and free one, rather than
 	 * spin on a listening socket that stays readable. */
 	evconnlistener_disable(lev);
 	pthread_mutex_lock(&lp->c->lock);
 	log_accept_error(lp->c, err, lp->backoff_ms);
 	if (err == EMFILE || err == ENFILE)
-		evict_lru(lp->c, &lp->c->st.evicted_fd);
+		fd_shortage(lp->c);
 	pthread_mutex_unlock(&lp->c->lock);
 	tv = (struct timeval){ lp->backoff_ms / 1000, (lp->backoff_ms % 1000) * 1000 };
 	event_add(lp->resume, &tv);
@@ -348,6 +383,8 @@ static void on_sweep(evutil_socket_t fd, short ev, void *arg)
 	(void)fd, (void)ev;
 	/* Least recently active first: stop at the first one still within its deadline. */
 	pthread_mutex_lock(&c->lock);
+	if (c->cap < c->l.max && t - c->fd_error_ms >= 1000)
+		c->cap = fd_cap(c);
 	while (c->head && c->head->last_ms + (uint64_t)c->l.request_timeout_ms <= t) {
 		close_conn(c, c->head);
 		c->st.timed_out++;
@@ -370,6 +407,7 @@ struct ks_conns *ks_conns_new(SSL_CTX *ssl, const struct ks_conn_limits *l)
 	pthread_mutex_init(&c->lock, NULL);
 	c->ssl = ssl;
 	c->l = *l;
+	c->cap = l->max;
 	return c;
 }
 
@@ -412,8 +450,8 @@ struct bufferevent *ks_conns_bev(struct ks_conns_loop *lp)
 
 	lp->backoff_ms = 0; /* accepting again */
 	pthread_mutex_lock(&c->lock);
-	while (c->open >= c->l.max && c->head)
-		evict_lru(c, &c->st.evicted_full);
+	while (c->open >= c->cap && c->head)
+		evict_lru(c, c->cap < c->l.max ? &c->st.evicted_fd : &c->st.evicted_full);
 	/* Closed connections hold their descriptors until evhttp sees the end of file in a later
 	 * loop iteration, and libevent accepts in a loop: let those go before accepting more, so
 	 * open + closing stays within the descriptor headroom. */

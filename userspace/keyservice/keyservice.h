@@ -159,8 +159,11 @@ void ks_error(struct ks_reply *r, int status, const char *type, const char *fmt,
 struct event_base;
 struct evconnlistener;
 struct bufferevent;
+/* Descriptors kept free below RLIMIT_NOFILE for the listener, logs, TPM, policy reloads and
+ * connections being closed: the connection cap is at most the limit minus this. */
+#define KS_FD_HEADROOM 64
 struct ks_conn_limits {
-	size_t max;             /* open connections in all */
+	size_t max;             /* open connections in all (lowered while descriptors run out) */
 	size_t per_source;      /* open connections per client address */
 	long request_timeout_ms; /* from accept / the last reply to the next complete request */
 };

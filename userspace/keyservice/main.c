@@ -452,7 +452,7 @@ static int split_listen(const char *l, char *host, size_t size, unsigned short *
  * connection cap stays below it with headroom for the listener, logs, TPM and policy reloads,
  * so accept() has a descriptor whenever the cap lets a connection in.
  */
-#define FD_HEADROOM 64
+#define FD_HEADROOM KS_FD_HEADROOM
 static size_t conn_cap(long want)
 {
 	struct rlimit rl;

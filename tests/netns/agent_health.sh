@@ -50,7 +50,7 @@ for n, line in enumerate(sys.stdin, 1):
     for suffix in ("_bucket", "_sum", "_count"):
         if base not in types and base.endswith(suffix) and types.get(base[:-len(suffix)]) == "histogram":
             if suffix == "_bucket":
-                assert 'le="' in (s.group(2) or ""), "bucket without le: " + line
+                assert "le=\"" in (s.group(2) or ""), "bucket without le: " + line
             base = base[:-len(suffix)]
     assert base in types, "no TYPE for " + base
     if types[base] == "counter":

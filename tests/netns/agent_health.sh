@@ -47,6 +47,11 @@ for n, line in enumerate(sys.stdin, 1):
     s = sample.match(line)
     assert s, "line %d does not parse: %r" % (n, line)
     base = s.group(1)
+    for suffix in ("_bucket", "_sum", "_count"):
+        if base not in types and base.endswith(suffix) and types.get(base[:-len(suffix)]) == "histogram":
+            if suffix == "_bucket":
+                assert "le=\"" in (s.group(2) or ""), "bucket without le: " + line
+            base = base[:-len(suffix)]
     assert base in types, "no TYPE for " + base
     if types[base] == "counter":
         assert base.endswith("_total"), "counter without _total: " + base
@@ -60,6 +65,15 @@ check "/metrics parses as Prometheus text" metrics
 metrics > "$TMP/m0"
 val() { grep -F "$1 " "$2" | awk '{print $NF}'; }
 check "...and says the uplink is enforced" grep -q '^bulwark_uplink_enforced{uplink="uplink",state="enforced"} 1$' "$TMP/m0"
+check "...peers by state: 1 configured, 1 in the device, 1 with a recent handshake" sh -c "
+  grep -qx 'bulwark_peers{state=\"configured\"} 1' $TMP/m0 && grep -qx 'bulwark_peers{state=\"in_device\"} 1' $TMP/m0 &&
+  grep -qx 'bulwark_peers{state=\"handshake_recent\"} 1' $TMP/m0"
+check "...the handshake age histogram holds that peer under 180 s" sh -c "
+  grep -qx 'bulwark_peer_handshake_age_seconds_bucket{le=\"180\"} 1' $TMP/m0 &&
+  grep -qx 'bulwark_peer_handshake_age_seconds_count 1' $TMP/m0"
+check "...map fill levels and lost events are there" sh -c "
+  grep -q '^bulwark_map_entries{map=\"bw_peer\"} [1-9]' $TMP/m0 && grep -q '^bulwark_map_capacity{map=\"bw_peer\"} ' $TMP/m0 &&
+  grep -q '^bulwark_datapath_events_lost_total ' $TMP/m0"
 # A flood to a pod network no peer covers (node 3 does not exist; its neighbour entry is static so
 # that packets reach the uplink's egress): dropped-no-peer.
 nsx "${NS[a]}" ip neigh replace 198.19.0.3 lladdr 02:00:00:00:00:03 dev uplink nud permanent

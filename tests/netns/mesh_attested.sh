@@ -188,9 +188,16 @@ kill $blackhole; wait $blackhole 2>/dev/null
 check "...and its device has no peer at all (never one without a PSK)" \
   test -z "$(nsx "${NS[c]}" wg show "bwg${BW_ID}c" peers)"
 check "...and its pods reach nobody" fails nsx "${POD[c]}" ping -c 1 -W 1 -q 198.18.1.2
+ks_line() { nsx "${NS[c]}" bulwark status --config "${CONF[c]}" --pin-dir "${PIN[c]}" | grep "^key service:"; }
+out=$(ks_line)
+check "bulwark status says the key service is not reachable, and why ($out)" \
+  grep -q "^key service: https://$KS_IP:$KS_PORT NOT REACHABLE: ." <<<"$out"
 ks_up
 check "key service back: node c fetches on its backoff and rejoins" wait_for 200 grep -q "mesh secret bulwark/mesh/2 fetched" "$TMP/agent-c2.log"
 check "...and pod c reaches pod a again" wait_for 50 nsx "${POD[c]}" ping -c 1 -W 1 -q 198.18.1.2
+out=$(ks_line)
+check "...and bulwark status says the key service is reachable ($out)" \
+  grep -q "^key service: https://$KS_IP:$KS_PORT reachable, mesh secret bulwark/mesh/2" <<<"$out"
 
 # A PresharedKey in a peer file next to MeshSecret is refused with the file named.
 cp "$TMP/peers-a/b.conf" "$TMP/b.bak"

@@ -37,8 +37,16 @@ static int count_peer_cb(const struct bw_cidr *c, const struct bw_peer *p, void 
 	return 0;
 }
 
+/* Handshake age histogram bounds (seconds): WireGuard re-handshakes every 120 s under traffic,
+ * a session without a handshake for 180 s is dead (REJECT_AFTER_TIME). */
+static const int hs_le[] = { 60, 120, 180, 300, 600, 1800, 3600 };
+#define HS_BUCKETS (sizeof(hs_le) / sizeof(hs_le[0]))
+
 struct peer_counts {
 	size_t configured, device, recent, stale, never;
+	size_t hs_bucket[HS_BUCKETS]; /* peers with a handshake at most hs_le[i] s ago (cumulative) */
+	size_t hs_count;              /* peers with a handshake at all */
+	double hs_sum;                /* their ages added up */
 	bool device_ok;
 };
 
@@ -54,7 +62,13 @@ static void peer_counts(struct agent *a, struct peer_counts *pc)
 		return;
 	pc->device = d->n_peers;
 	for (size_t i = 0; i < d->n_peers; i++) {
-		int64_t hs = d->peers[i].last_handshake_sec;
+		int64_t hs = d->peers[i].last_handshake_sec, age = now - hs < 0 ? 0 : now - hs;
+		if (hs) {
+			pc->hs_count++;
+			pc->hs_sum += (double)age;
+			for (size_t k = 0; k < HS_BUCKETS; k++)
+				pc->hs_bucket[k] += age <= hs_le[k];
+		}
 		if (!hs)
 			pc->never++;
 		else if (now - hs <= RECENT_HANDSHAKE)
@@ -176,10 +190,18 @@ static void metrics(struct agent *a, struct evbuffer *b)
 	metric(b, "bulwark_peers", "gauge",
 	       "Peers: configured; in the device by last handshake (recent: within 180 s, stale: older, never)");
 	evbuffer_add_printf(b, "bulwark_peers{state=\"configured\"} %zu\n", pc.configured);
+	evbuffer_add_printf(b, "bulwark_peers{state=\"in_device\"} %zu\n", pc.device);
 	evbuffer_add_printf(b, "bulwark_peers{state=\"handshake_recent\"} %zu\n", pc.recent);
 	evbuffer_add_printf(b, "bulwark_peers{state=\"handshake_stale\"} %zu\n", pc.stale);
 	evbuffer_add_printf(b, "bulwark_peers{state=\"handshake_never\"} %zu\n", pc.never);
 
+	metric(b, "bulwark_peer_handshake_age_seconds", "histogram",
+	       "Age of each device peer's latest handshake (peers that never had one are not counted: see bulwark_peers)");
+	for (size_t k = 0; k < HS_BUCKETS; k++)
+		evbuffer_add_printf(b, "bulwark_peer_handshake_age_seconds_bucket{le=\"%d\"} %zu\n", hs_le[k], pc.hs_bucket[k]);
+	evbuffer_add_printf(b, "bulwark_peer_handshake_age_seconds_bucket{le=\"+Inf\"} %zu\n", pc.hs_count);
+	evbuffer_add_printf(b, "bulwark_peer_handshake_age_seconds_sum %.0f\n", pc.hs_sum);
+	evbuffer_add_printf(b, "bulwark_peer_handshake_age_seconds_count %zu\n", pc.hs_count);
 	metric(b, "bulwark_sync_total", "counter", "Peer syncs run (change, periodic reconcile, full)");
 	evbuffer_add_printf(b, "bulwark_sync_total %llu\n", (unsigned long long)a->syncs);
 	metric(b, "bulwark_sync_errors_total", "counter", "Syncs that failed (configuration rejected or apply failed)");

@@ -280,16 +280,24 @@ int bw_dp_protect_foreach(struct bw_dp *dp, bw_dp_prefix_cb cb, void *ctx)
 	return 0;
 }
 
-int bw_dp_stats_dir(struct bw_dp *dp, struct bw_stat out[2][BW_REASON_MAX])
+/* A buffer for one bw_stats slot on every CPU; returns the CPU count or a negative errno. */
+static int stats_percpu(struct bw_stat **per)
 {
 	int ncpu = libbpf_num_possible_cpus();
-	_cleanup_free_ struct bw_stat *per = NULL;
 
 	if (ncpu < 0)
 		return ncpu;
-	per = calloc((size_t)ncpu, sizeof(*per));
-	if (!per)
-		return -ENOMEM;
+	*per = calloc((size_t)ncpu, sizeof(**per));
+	return *per ? ncpu : -ENOMEM;
+}
+
+int bw_dp_stats_dir(struct bw_dp *dp, struct bw_stat out[2][BW_REASON_MAX])
+{
+	_cleanup_free_ struct bw_stat *per = NULL;
+	int ncpu = stats_percpu(&per);
+
+	if (ncpu < 0)
+		return ncpu;
 	for (__u32 d = 0; d < 2; d++)
 		for (__u32 r = 0; r < BW_REASON_MAX; r++) {
 			__u32 key = BW_STAT_KEY(r, d);
@@ -318,14 +326,11 @@ int bw_dp_stats(struct bw_dp *dp, struct bw_stat out[BW_REASON_MAX])
 
 int bw_dp_stats_label(int fd)
 {
-	int ncpu = libbpf_num_possible_cpus();
 	_cleanup_free_ struct bw_stat *per = NULL;
+	int ncpu = stats_percpu(&per);
 
 	if (ncpu < 0)
 		return ncpu;
-	per = calloc((size_t)ncpu, sizeof(*per));
-	if (!per)
-		return -ENOMEM;
 	for (__u32 d = 0; d < 2; d++)
 		for (__u32 r = 0; r < BW_REASON_MAX; r++) {
 			__u32 key = BW_STAT_KEY(r, d);

@@ -33,11 +33,11 @@ struct bw_tpm_opts {
  * Quote PCRs 0-23 (SHA-256) with the AK at o->ak_handle, qualifying data = report_data
  * truncated/zero-padded to 32 bytes. Signs with RSASSA-SHA256 (RSA AK) or ECDSA-SHA256 (ECC AK).
  * On success *evidence is a new JSON object (caller puts it). Negative errno: -EINVAL bad
- * arguments, -ENOENT no AK at the handle, -ENOTSUP unsupported AK type, -EIO TPM/TCTI failure
- * (details logged), -ENOMEM.
+ * arguments, -ENOENT no AK at the handle, -ENOTSUP unsupported AK type, -EIO TPM/TCTI failure,
+ * -ENOMEM; err (may be NULL) says what failed, nothing is logged.
  */
 int bw_tpm_evidence(const struct bw_tpm_opts *o, const uint8_t *report_data, size_t len,
-		    struct json_object **evidence);
+		    struct json_object **evidence, char *err, size_t errlen);
 
 struct bw_tpm_claims {
 	uint8_t pcrs[BW_TPM_PCRS][32]; /* SHA-256 PCR values, as quoted */

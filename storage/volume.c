@@ -23,6 +23,7 @@
 #include <unistd.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/rand.h>
 #include "bulwark/storage.h"
 #include "common/common.h"
 #include "storage/internal.h"
@@ -62,6 +63,7 @@ struct op {
 	char name[64];
 	char hdr[192];               /* the detached header copy */
 	struct bw_secret key;
+	struct bw_secret vk;         /* the volume key: made by format, or read once from the keyslot */
 	struct bw_secret mac_key;    /* the token's MAC key, derived from the volume key */
 	bool fresh;                  /* formatted by this operation: nothing on it to protect */
 	char *err;
@@ -71,6 +73,7 @@ struct op {
 static void op_done(struct op *op)
 {
 	bw_secret_free(&op->key);
+	bw_secret_free(&op->vk);
 	bw_secret_free(&op->mac_key);
 	if (op->hdr[0])
 		unlink(op->hdr);
@@ -121,36 +124,62 @@ static int refused_by_lib(int r)
 	return r == -EINVAL || r == -ENOTSUP || r == -EPERM || r == -ENOENT ? -EMEDIUMTYPE : r;
 }
 
-static int activate(struct crypt_device *cd, struct op *op, const char *name, uint32_t flags)
+static int wrong_key(struct op *op)
 {
-	int r = crypt_activate_by_passphrase(cd, name, CRYPT_ANY_SLOT, (const char *)op->key.data, BW_VOL_KEY_LEN, flags);
+	return bw_errf(op->err, op->len, -EKEYREJECTED, "wrong key: no keyslot of volume '%s' opens with the %s's key",
+		   op->id, op->o->keys->name ?: "key source");
+}
 
-	if (r == -EPERM || r == -ENOENT)
-		return bw_errf(op->err, op->len, -EKEYREJECTED, "wrong key: no keyslot of volume '%s' opens with the %s's key",
-			   op->id, op->o->keys->name ?: "key source");
-	if (r < 0)
-		return bw_errf(op->err, op->len, refused_by_lib(r), "activating %s: %s", name ?: "(check)", strerror(-r));
+/* The token's MAC key from the volume key in op->vk. */
+static int derive_mac_key(struct crypt_device *cd, struct op *op)
+{
+	int r;
+
+	if ((r = bw_secret_new(&op->mac_key, 32)) < 0)
+		return bw_errf(op->err, op->len, r, "locking memory for the key: %s", strerror(-r));
+	if ((r = bw_vol_token_key(op->vk.data, op->vk.len, crypt_get_uuid(cd) ?: "", op->mac_key.data)) < 0) {
+		bw_secret_free(&op->mac_key);
+		return bw_errf(op->err, op->len, r, "deriving the token key: %s", strerror(-r));
+	}
 	return 0;
 }
 
-/* The token's MAC key from the volume key (read with the key the keyslot just accepted). */
-static int derive_mac_key(struct crypt_device *cd, struct op *op)
+/*
+ * Open a keyslot with the key, once per operation: the volume key it yields (locked) serves every
+ * later activation and the token's MAC key. A keyslot open costs the PBKDF and the AF merge (the
+ * bulk of `cryptsetup open`); activating by volume key only checks the key's digest.
+ */
+static int unlock(struct crypt_device *cd, struct op *op)
 {
-	_cleanup_secret_ struct bw_secret vk = { 0 };
 	size_t n = BW_VOL_VK_INTEGRITY;
 	int r;
 
-	if (op->mac_key.data)
+	if (op->vk.data)
 		return 0;
-	if ((r = bw_secret_new(&vk, n)) < 0 || (r = bw_secret_new(&op->mac_key, 32)) < 0)
+	if ((r = get_key(op)) < 0)
+		return r;
+	if ((r = bw_secret_new(&op->vk, n)) < 0)
 		return bw_errf(op->err, op->len, r, "locking memory for the key: %s", strerror(-r));
-	r = crypt_volume_key_get(cd, CRYPT_ANY_SLOT, (char *)vk.data, &n, (const char *)op->key.data, BW_VOL_KEY_LEN);
-	if (r >= 0)
-		r = bw_vol_token_key(vk.data, n, crypt_get_uuid(cd) ?: "", op->mac_key.data);
+	r = crypt_volume_key_get(cd, CRYPT_ANY_SLOT, (char *)op->vk.data, &n, (const char *)op->key.data, BW_VOL_KEY_LEN);
 	if (r < 0) {
-		bw_secret_free(&op->mac_key);
-		return bw_errf(op->err, op->len, r == -EPERM ? -EKEYREJECTED : r, "deriving the token key: %s", strerror(-r));
+		bw_secret_free(&op->vk);
+		if (r == -EPERM || r == -ENOENT)
+			return wrong_key(op);
+		return bw_errf(op->err, op->len, refused_by_lib(r), "opening the keyslot: %s", strerror(-r));
 	}
+	op->vk.len = n;
+	return derive_mac_key(cd, op);
+}
+
+/* Map the volume (or the wipe's temporary mapping) with the volume key unlock() read. */
+static int activate(struct crypt_device *cd, struct op *op, const char *name, uint32_t flags)
+{
+	int r = crypt_activate_by_volume_key(cd, name, (const char *)op->vk.data, op->vk.len, flags);
+
+	if (r == -EPERM) /* the digest disagrees: not this header's volume key */
+		return wrong_key(op);
+	if (r < 0)
+		return bw_errf(op->err, op->len, refused_by_lib(r), "activating %s: %s", name, strerror(-r));
 	return 0;
 }
 
@@ -525,7 +554,7 @@ static int wipe_guard(struct op *op, const char *path, uint64_t from, uint64_t s
  * does it, as cryptsetup luksFormat does; progress is flushed and recorded in the token, so a
  * crash, SIGKILL or CSI timeout resumes at the last record instead of formatting again.
  */
-static int wipe(struct op *op, struct crypt_device *copy, struct bw_vol_token *t)
+static int wipe(struct op *op, struct crypt_device *copy, struct bw_vol_token *t, enum bw_vol_state done)
 {
 	_cleanup_crypt_ struct crypt_device *disk = NULL;
 	struct crypt_active_device ad;
@@ -550,7 +579,9 @@ static int wipe(struct op *op, struct crypt_device *copy, struct bw_vol_token *t
 			(unsigned long long)t->wipe_offset, (unsigned long long)ad.size * 512);
 	else if (!op->fresh)
 		r = wipe_guard(op, path, t->wipe_offset, ad.size * 512);
-	if (r == 0) {
+	if (r == 0 && t->state == ST_WIPING) {
+		started = true; /* the token already says so, at this offset (format writes "wiping" at 0) */
+	} else if (r == 0) {
 		t->state = ST_WIPING;
 		started = (r = write_state(op, disk, t)) == 0;
 	}
@@ -567,7 +598,7 @@ static int wipe(struct op *op, struct crypt_device *copy, struct bw_vol_token *t
 		return bw_errf(op->err, op->len, w.fail < 0 ? w.fail : r == -EINTR ? -EINTR : r,
 			   "integrity wipe stopped at %llu bytes (resumes there): %s", (unsigned long long)t->wipe_offset,
 			   strerror(-(w.fail < 0 ? w.fail : r)));
-	t->state = ST_WIPED;
+	t->state = done;
 	t->wipe_offset = 0;
 	return write_state(op, disk, t);
 }
@@ -599,22 +630,34 @@ static int format(struct op *op, bool integrity)
 	struct bw_vol_token t = { .state = ST_PREPARED, .integrity = integrity };
 	int r;
 
+	size_t vk_len = integrity ? BW_VOL_VK_INTEGRITY : BW_VOL_VK_PLAIN;
+
 	if ((r = big_enough(op)) < 0 || (r = get_key(op)) < 0)
 		return r;
+	/* The volume key is made here (locked memory, OpenSSL's DRBG) rather than by crypt_format,
+	 * so that nothing after the format has to open the keyslot again to learn it. */
+	bw_secret_free(&op->vk);
+	bw_secret_free(&op->mac_key);
+	if ((r = bw_secret_new(&op->vk, vk_len)) < 0)
+		return bw_errf(op->err, op->len, r, "locking memory for the key: %s", strerror(-r));
+	if (RAND_priv_bytes(op->vk.data, (int)vk_len) != 1)
+		return bw_errf(op->err, op->len, -EIO, "no random volume key: the random generator failed");
 	if ((r = crypt_init(&cd, op->o->device)) < 0 || (r = crypt_set_pbkdf_type(cd, &pbkdf)) < 0 ||
-	    (r = crypt_format(cd, CRYPT_LUKS2, "aes", "xts-plain64", NULL, NULL,
-			      integrity ? BW_VOL_VK_INTEGRITY : BW_VOL_VK_PLAIN, &p)) < 0)
+	    (r = crypt_format(cd, CRYPT_LUKS2, "aes", "xts-plain64", NULL, (const char *)op->vk.data, vk_len, &p)) < 0)
 		return bw_errf(op->err, op->len, r, "formatting %s: %s", op->o->device, strerror(-r));
 	op->fresh = true; /* from here on the device holds only what this operation wrote */
 	/* prepared: a crash before the keyslot leaves a header no key opens, which is formatted again */
 	if ((r = bw_vol_token_write(cd, op->id, &t, NULL)) < 0 ||
-	    (r = crypt_keyslot_add_by_volume_key(cd, CRYPT_ANY_SLOT, NULL, 0, (const char *)op->key.data, BW_VOL_KEY_LEN)) < 0)
+	    (r = crypt_keyslot_add_by_volume_key(cd, CRYPT_ANY_SLOT, (const char *)op->vk.data, vk_len,
+						 (const char *)op->key.data, BW_VOL_KEY_LEN)) < 0)
 		return bw_errf(op->err, op->len, r, "writing the token and keyslot: %s", strerror(-r));
 	if ((r = derive_mac_key(cd, op)) < 0)
 		return r;
-	t.state = ST_FORMATTED;
+	/* An integrity volume goes straight to "wiping" at 0: what a resume of "formatted" does
+	 * anyway, and the wipe need not record its start in another header write. */
+	t.state = integrity ? ST_WIPING : ST_FORMATTED;
 	if ((r = bw_vol_token_write(cd, op->id, &t, op->mac_key.data)) < 0)
-		return bw_errf(op->err, op->len, r, "recording state 'formatted': %s", strerror(-r));
+		return bw_errf(op->err, op->len, r, "recording state '%s': %s", bw_vol_state_name(t.state), strerror(-r));
 	return 0;
 }
 
@@ -634,7 +677,7 @@ static int open_copy(struct op *op, bool map)
 		return bw_errf(op->err, op->len, -EMEDIUMTYPE, "the '" BW_VOL_TOKEN_TYPE "' token's state is unreadable");
 	if (t.integrity != integrity)
 		return bw_errf(op->err, op->len, -EMEDIUMTYPE, "the token's integrity flag disagrees with segment 0");
-	if ((r = get_key(op)) < 0 || (r = activate(copy, op, NULL, 0)) < 0 || (r = derive_mac_key(copy, op)) < 0)
+	if ((r = unlock(copy, op)) < 0)
 		return r;
 	/* From "formatted" on, only a holder of the key moved the lifecycle; "prepared" with a
 	 * keyslot (a format cut short after the keyslot) carries no MAC yet and resumes as
@@ -644,7 +687,9 @@ static int open_copy(struct op *op, bool map)
 			   "authenticate under volume '%s''s key: tampered with; refusing", bw_vol_state_name(t.state), op->id);
 	if (t.state == ST_PREPARED)
 		t.wipe_offset = 0;
-	if (t.state < ST_WIPED && integrity && (r = wipe(op, copy, &t)) < 0)
+	/* A volume left closed (format) goes from the wipe straight to "ready" in one header write;
+	 * one that is mapped here is "wiped" until the mapping exists. */
+	if (t.state < ST_WIPED && integrity && (r = wipe(op, copy, &t, map ? ST_WIPED : ST_READY)) < 0)
 		return r;
 	if (!integrity)
 		flags |= CRYPT_ACTIVATE_ALLOW_DISCARDS; /* dm-integrity cannot pass discards through */
@@ -830,8 +875,14 @@ static int do_expand(struct op *op, void *arg)
 	if (integrity)
 		return bw_errf(op->err, op->len, -ENOTSUP, "volume '%s' has integrity protection: expanding it is not supported"
 			   " (dm-integrity cannot be resized)", op->id);
-	if ((r = get_key(op)) < 0 || (r = activate(copy, op, NULL, CRYPT_ACTIVATE_KEYRING_KEY)) < 0)
+	if ((r = get_key(op)) < 0)
 		return r;
+	r = crypt_activate_by_passphrase(copy, NULL, CRYPT_ANY_SLOT, (const char *)op->key.data, BW_VOL_KEY_LEN,
+					 CRYPT_ACTIVATE_KEYRING_KEY);
+	if (r == -EPERM || r == -ENOENT)
+		return wrong_key(op);
+	if (r < 0)
+		return bw_errf(op->err, op->len, refused_by_lib(r), "checking the key: %s", strerror(-r));
 	if ((r = crypt_resize(copy, op->name, 0)) < 0)
 		return bw_errf(op->err, op->len, r, "resizing %s: %s", op->name, strerror(-r));
 	if (crypt_get_active_device(copy, op->name, &ad) == 0)

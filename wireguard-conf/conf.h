@@ -66,6 +66,7 @@ struct bw_conf_node {
 	char kube_api[512];      /* "" : https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT */
 	char kube_token_file[256]; /* "" : the service account token */
 	char kube_ca_file[256];  /* "" : the service account CA */
+	char kubeconfig[256];    /* a kubeconfig file instead of the three above ("" : none) */
 };
 
 struct bw_conf_iface {
@@ -107,10 +108,16 @@ int bw_conf_parse_peer(const char *path, const char *text, struct bw_conf_peer *
  * Read the node file, then every *.conf in its PeersDir (sorted); all or nothing. A relative
  * PeersDir is relative to the node file's directory, an absolute one may be anywhere (its own
  * mount). The node file itself is never read as a peer, even in the same directory. Name, when
- * the file has none, comes from the NODE_NAME environment variable. A peer with this node's own
+ * the file has none, comes from the NODE_NAME environment variable, else the host name (lower
+ * case); bw_conf_set_node_name overrides all three. A peer with this node's own
  * public key is left out and named in self_peer.
  */
 int bw_conf_load(const char *node_file, struct bw_conf *out, char *err, size_t errlen);
+/*
+ * The node's name for every later parse, over the file's Name, NODE_NAME and the host name
+ * (bulwarkd --node-name); NULL clears it. -EINVAL when it is not a node name.
+ */
+int bw_conf_set_node_name(const char *name);
 /* Read only the peers directory (for reconcile on change). */
 int bw_conf_load_peers(const char *dir, struct bw_conf_peer **out, size_t *n, char *err, size_t errlen);
 void bw_conf_peers_free(struct bw_conf_peer *peers, size_t n);

@@ -367,6 +367,41 @@ static void key_base64(void **state)
 	assert_int_equal(back[31], 0x01);
 }
 
+/* Libraries loaded on first use: a missing one is a clear, stable error naming its package. */
+static void dl_load_on_first_use(void **state)
+{
+	pid_t (*my_getpid)(void) = NULL;
+	size_t (*my_strlen)(const char *) = NULL;
+	void *nothing = NULL;
+	const struct bw_dl_sym libc_syms[] = { { "getpid", (void **)&my_getpid }, { "strlen", (void **)&my_strlen },
+					       { NULL, NULL } };
+	const struct bw_dl_sym none_syms[] = { { "nothing", &nothing }, { NULL, NULL } };
+	const struct bw_dl_sym bad_syms[] = { { "getpid", &nothing }, { "bw_no_such_function", &nothing },
+					      { NULL, NULL } };
+	struct bw_dl_lib libc = { .soname = "libc.so.6", .package = "libc6", .syms = libc_syms };
+	struct bw_dl_lib missing = { .soname = "libbw-no-such-library.so.9", .package = "bw-nothing9", .syms = none_syms };
+	struct bw_dl_lib bad = { .soname = "libc.so.6", .package = "libc6", .syms = bad_syms };
+	char err[300] = "";
+
+	(void)state;
+	assert_int_equal(bw_dl_load(&libc, err, sizeof(err)), 0);
+	assert_int_equal(my_getpid(), getpid());
+	assert_int_equal(my_strlen("four"), 4);
+	assert_int_equal(bw_dl_load(&libc, NULL, 0), 0); /* once */
+
+	assert_int_equal(bw_dl_load(&missing, err, sizeof(err)), -ELIBACC);
+	assert_non_null(strstr(err, "libbw-no-such-library.so.9"));
+	assert_non_null(strstr(err, "Debian package bw-nothing9"));
+	assert_null(nothing);
+	memset(err, 0, sizeof(err));
+	assert_int_equal(bw_dl_load(&missing, err, sizeof(err)), -ELIBACC); /* not retried, same answer */
+	assert_non_null(strstr(err, "libbw-no-such-library.so.9"));
+
+	assert_int_equal(bw_dl_load(&bad, err, sizeof(err)), -ELIBACC);
+	assert_non_null(strstr(err, "bw_no_such_function"));
+	assert_null(nothing); /* all or nothing: getpid's slot is cleared again */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -380,6 +415,7 @@ int main(void)
 		cmocka_unit_test(base64_rejects),
 		cmocka_unit_test(hex_rejects),
 		cmocka_unit_test(key_base64),
+		cmocka_unit_test(dl_load_on_first_use),
 	};
 	return cmocka_run_group_tests_name("common", tests, setup, teardown);
 }

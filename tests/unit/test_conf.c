@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /* wireguard-conf: parsing, rejection of malformed input with file:line, writer round trip. */
+#include <ctype.h>
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -236,9 +237,15 @@ static void cluster_wide_node_file(void **state)
 	}
 	snprintf(path, sizeof(path), "%s/bulwark.conf", dir);
 
+	/* Neither Name nor NODE_NAME: the host name, in lower case (kubelet's default node name). */
 	unsetenv("NODE_NAME");
-	assert_int_equal(bw_conf_load(path, &c, err, sizeof(err)), -EINVAL);
-	assert_non_null(strstr(err, "NODE_NAME"));
+	char host[256] = "";
+	assert_int_equal(gethostname(host, sizeof(host) - 1), 0);
+	for (char *p = host; *p; p++)
+		*p = (char)tolower((unsigned char)*p);
+	assert_int_equal(bw_conf_load(path, &c, err, sizeof(err)), 0);
+	assert_string_equal(c.node.name, host);
+	bw_conf_free(&c);
 	setenv("NODE_NAME", "bad/name", 1);
 	assert_int_equal(bw_conf_load(path, &c, err, sizeof(err)), -EINVAL);
 	assert_non_null(strstr(err, "NODE_NAME is not a node name"));
@@ -258,6 +265,13 @@ static void cluster_wide_node_file(void **state)
 	assert_int_equal(bw_conf_load(path, &c, err, sizeof(err)), 0);
 	assert_string_equal(c.node.name, "fixed");
 	bw_conf_free(&c);
+	/* bulwarkd --node-name wins over the file's Name and NODE_NAME; a bad one is refused. */
+	assert_int_equal(bw_conf_set_node_name("bad/name"), -EINVAL);
+	assert_int_equal(bw_conf_set_node_name("from-flag"), 0);
+	assert_int_equal(bw_conf_load(path, &c, err, sizeof(err)), 0);
+	assert_string_equal(c.node.name, "from-flag");
+	bw_conf_free(&c);
+	assert_int_equal(bw_conf_set_node_name(NULL), 0);
 
 	/* Without the key file nothing can be this node: both peers load. */
 	unlink(keyf);

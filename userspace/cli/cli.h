@@ -48,7 +48,10 @@ struct bw_cli_verb {
 	const char *name;
 	const char *summary;
 	int (*run)(int argc, char **argv); /* argv[0] is the verb */
+	const char *args; /* its arguments for `--help` ("--config FILE [--json]"); NULL: in the summary */
 };
+/* --json is on the command line (set by the dispatcher before a verb runs). */
+extern bool bw_cli_json;
 
 struct bw_cli_area {
 	const char *name;
@@ -67,5 +70,9 @@ extern const struct bw_cli_area bw_cli_key;
 extern const struct bw_cli_area bw_cli_volume;
 extern const struct bw_cli_area bw_cli_statedisk;
 extern const struct bw_cli_area bw_cli_status;
+extern const struct bw_cli_area bw_cli_completion;
+/* Every area, in the order `bulwark --help` lists them (completion.c walks it). */
+extern const struct bw_cli_area *const bw_cli_areas[];
+extern const size_t bw_cli_n_areas;
 
 #endif

@@ -60,6 +60,7 @@ static int load(const struct opts *o, struct bw_conf *c)
 	return r;
 }
 
+#define NET_ARGS "[--config FILE] [--pin-dir DIR] [--json]"
 /* Parse (more: the options beyond the common three, as " name", and their usage) and load. */
 #define PREAMBLE(verb, more, more_usage)                                    \
 	struct opts o;                                                      \
@@ -301,13 +302,13 @@ static int cmd_status(int argc, char **argv)
 }
 
 static const struct bw_cli_verb verbs[] = {
-	{ "up", "create the device, load/create the key, sync peers, attach the datapath", cmd_up },
-	{ "sync", "reconcile peers and datapath with the configuration", cmd_sync },
-	{ "down", "remove the WireGuard device (the datapath stays: fail closed)", cmd_down },
-	{ "status", "device, backend, key, peer counts, enforcement; exit 0 only when complete [--json]", cmd_status },
-	{ "peers", "peers with endpoints, allowed IPs, handshakes [--json]", cmd_peers },
-	{ "export-peer", "this node's [Peer] stanza for other nodes [--endpoint HOST:PORT]", cmd_export },
-	{ "showconf", "the configuration as `wg setconf` takes it (no private key)", cmd_showconf },
+	{ "up", "create the device, load/create the key, sync peers, attach the datapath", cmd_up, NET_ARGS },
+	{ "sync", "reconcile peers and datapath with the configuration", cmd_sync, NET_ARGS },
+	{ "down", "remove the WireGuard device (the datapath stays: fail closed)", cmd_down, NET_ARGS },
+	{ "status", "device, backend, key, peer counts, enforcement; exit 0 only when complete [--json]", cmd_status, NET_ARGS },
+	{ "peers", "peers with endpoints, allowed IPs, handshakes [--json]", cmd_peers, NET_ARGS },
+	{ "export-peer", "this node's [Peer] stanza for other nodes [--endpoint HOST:PORT]", cmd_export, "[--endpoint HOST:PORT] " NET_ARGS },
+	{ "showconf", "the configuration as `wg setconf` takes it (no private key)", cmd_showconf, NET_ARGS },
 	{ 0 },
 };
 

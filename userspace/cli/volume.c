@@ -98,8 +98,7 @@ static int fail(const struct opts *o, int r, const char *msg)
 
 static int usage(const char *u)
 {
-	fprintf(stderr, "usage: bulwark %s\n", u);
-	return BW_EXIT_USAGE;
+	return bw_cli_error(bw_cli_json, BW_EXIT_USAGE, "usage: bulwark %s", u);
 }
 
 /* Progress lines on stderr (JSON lines with --json): where the wipe starts (0, or where a resumed
@@ -245,8 +244,8 @@ static struct json_object *status_json(const char *id, const struct bw_vol_statu
 {
 	struct json_object *j = json_object_new_object();
 
-	if (id)
-		json_object_object_add(j, "id", json_object_new_string(id));
+	if (id || st->id[0])
+		json_object_object_add(j, "id", json_object_new_string(id ?: st->id));
 	json_object_object_add(j, "name", json_object_new_string(st->name));
 	json_object_object_add(j, "path", json_object_new_string(st->path));
 	json_object_object_add(j, "active", json_object_new_boolean(st->active));
@@ -260,6 +259,7 @@ static struct json_object *status_json(const char *id, const struct bw_vol_statu
 		json_object_object_add(j, "wipe", json_object_new_boolean(true));
 	json_object_object_add(j, "backing_device", json_object_new_string(st->backing));
 	json_object_object_add(j, "table", json_object_new_string(st->table));
+	json_object_object_add(j, "dm_uuid", json_object_new_string(st->dm_uuid));
 	return j;
 }
 
@@ -270,7 +270,7 @@ static void status_text(const char *id, const struct bw_vol_status *st)
 		return;
 	}
 	printf("%s: %s, %" PRIu64 " bytes, %s, %u-byte sectors, integrity %s, on %s%s\n",
-	       id ?: st->name, st->path, st->size_bytes, st->cipher, st->sector_size,
+	       id ?: st->id[0] ? st->id : st->name, st->path, st->size_bytes, st->cipher, st->sector_size,
 	       st->integrity ? "hmac(sha256)" : "off", st->backing,
 	       st->wipe ? " (left by an interrupted integrity wipe: unstage the volume to remove it)" : "");
 }
@@ -323,11 +323,11 @@ static int cmd_status(int argc, char **argv)
 }
 
 static const struct bw_cli_verb verbs[] = {
-	{ "stage", "NodeStageVolume: format a blank device or open a validated one (idempotent)", cmd_stage },
-	{ "unstage", "NodeUnstageVolume: close the volume (idempotent)", cmd_unstage },
-	{ "expand", "NodeExpandVolume: grow a staged volume without integrity to its device", cmd_expand },
-	{ "status", "mapping, size, cipher, integrity, backing device [--id ID] [--json]", cmd_status },
-	{ "format", "format a blank device only (wipes integrity volumes), leave it closed", cmd_format },
+	{ "stage", "NodeStageVolume: format a blank device or open a validated one (idempotent)", cmd_stage, STAGE_USAGE + 13 },
+	{ "unstage", "NodeUnstageVolume: close the volume (idempotent)", cmd_unstage, "--id ID [--lock-timeout S] [--json]" },
+	{ "expand", "NodeExpandVolume: grow a staged volume without integrity to its device", cmd_expand, "--id ID --device DEV " KEY_USAGE " [--json]" },
+	{ "status", "mapping, size, cipher, integrity, backing device [--id ID] [--json]", cmd_status, "[--id ID] [--json]" },
+	{ "format", "format a blank device only (wipes integrity volumes), leave it closed", cmd_format, FORMAT_USAGE + 14 },
 	{ 0 },
 };
 
@@ -377,8 +377,10 @@ static int cmd_statedisk_close(int argc, char **argv)
 }
 
 static const struct bw_cli_verb statedisk_verbs[] = {
-	{ "open", "first boot: format with integrity; later boots: open (resumes an interrupted setup)", cmd_statedisk_open },
-	{ "close", "close the state disk (idempotent)", cmd_statedisk_close },
+	{ "open", "first boot: format with integrity; later boots: open (resumes an interrupted setup)", cmd_statedisk_open,
+	  "--device DEV (--key-file FILE | --key-service URL --attester NAME [--ca FILE] [--tcti T] [--ak-handle H] "
+	  "[--node NAME]) [--id ID] [--json]" },
+	{ "close", "close the state disk (idempotent)", cmd_statedisk_close, "[--json]" },
 	{ 0 },
 };
 

@@ -109,5 +109,22 @@ bool bw_memeq_ct(const void *a, const void *b, size_t n);
 
 /* ---- encodings: base64, base64url, hex, WireGuard keys (common/encoding.h) ---- */
 #include "common/encoding.h"
+/* ---- libraries loaded on first use (dlopen) ---- */
+struct bw_dl_sym {
+	const char *name;
+	void **slot;          /* where the function's address goes: (void **)&table.fn */
+};
+struct bw_dl_lib {
+	const char *soname;   /* e.g. "libcurl.so.4": the runtime name, no -dev package needed */
+	const char *package;  /* the Debian package that ships it, for the error message */
+	const struct bw_dl_sym *syms; /* terminated by { NULL } */
+	int state;            /* 0 not tried, 1 loaded, -1 failed (not retried) */
+	char error[256];
+};
+/*
+ * Load lib and resolve all its symbols on the first call (thread-safe); later calls return the
+ * first outcome. 0, or -ELIBACC with "<soname> ... (Debian package <package>): <why>" in err.
+ */
+int bw_dl_load(struct bw_dl_lib *lib, char *err, size_t len);
 
 #endif

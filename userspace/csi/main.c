@@ -14,12 +14,17 @@
 static volatile sig_atomic_t stop;
 static void on_signal(int sig) { (void)sig; stop = 1; }
 
+#ifndef BULWARK_VERSION
+#define BULWARK_VERSION "0.1.0-dev"
+#endif
+
 static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: bulwark-csi [--endpoint unix:///path/csi.sock] [--node-id ID] [--driver-name NAME]\n"
 		"                   [--max-calls N] [--max-volumes N] [--state-dir DIR] [--lock-timeout S]\n"
 		"                   [--key-service URL --attester NAME [--ca FILE] [--tcti T] [--ak-handle H]]\n"
+		"                   [--version] [--help]\n"
 		"\n"
 		"CSI (v1.12) node plugin for bulwark's encrypted volumes: Identity and Node services.\n"
 		"  --endpoint      the socket (default $CSI_ENDPOINT)\n"
@@ -51,6 +56,7 @@ int main(int argc, char **argv)
 		{ "tcti", required_argument, NULL, 'T' },
 		{ "ak-handle", required_argument, NULL, 'H' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
 		{ 0 },
 	};
 	struct bw_csi_config c = { .endpoint = getenv("CSI_ENDPOINT"), .driver_name = BW_CSI_DRIVER_NAME,
@@ -86,6 +92,7 @@ int main(int argc, char **argv)
 				c.lock_timeout_ms = (int)n * 1000;
 			break;
 		case 'h': usage(stdout); return 0;
+		case 'V': printf("bulwark-csi %s\n", BULWARK_VERSION); return 0;
 		default: usage(stderr); return 2;
 		}
 	}

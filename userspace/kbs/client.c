@@ -9,9 +9,14 @@
  */
 #include <errno.h>
 #include <string.h>
-#include <curl/curl.h>
+#include "common/curl.h"
 #include "kbs/internal.h"
 #include "kbs/kbs.h"
+
+int bw_kbs_http_load(char *err, size_t len)
+{
+	return bw_curl_load(err, len);
+}
 
 #define RESOURCE_TRIES 3
 #define TOKEN_SLACK 10 /* seconds: do not present a token this close to its expiry */
@@ -121,6 +126,8 @@ int bw_kbs_client_new(const struct bw_kbs_client_opts *o, struct bw_kbs_client *
 	/* https only: without server authentication a fake service could hand out a key it chose. */
 	if (!o->url || strncmp(o->url, "https://", 8))
 		return -EINVAL;
+	if (bw_kbs_http_load(NULL, 0) < 0)
+		return -ELIBACC;
 	c = calloc(1, sizeof(*c));
 	if (!c)
 		return -ENOMEM;
@@ -328,6 +335,9 @@ int bw_kbs_attest(struct bw_kbs_client *c, char *err, size_t errlen)
 	long delay = c->o.backoff_ms, status;
 	int r = -EIO;
 
+	/* A local device that is not there stays missing: say so once, before any network round. */
+	if (c->att->probe && (r = c->att->probe(&c->o.aopts, err, errlen)) < 0)
+		return r;
 	for (int i = 0; i < c->o.handshake_tries; i++) {
 		if (i) {
 			bw_debug("kbs: handshake retry %d after %ld ms: %s", i, delay, err);
@@ -431,6 +441,8 @@ int bw_kbs_fetch_key(const struct bw_kbs_client_opts *o, const char *path, uint8
 	size_t got = 0;
 	int r = bw_kbs_client_new(o, &c);
 
+	if (r == -ELIBACC)
+		return bw_kbs_http_load(err, errlen);
 	if (r < 0) {
 		snprintf(err, errlen, "key service %s: %s", o->url ? o->url : "(none)",
 			 r == -ENOENT ? "unknown attester" : "bad URL (https://HOST:PORT)");

@@ -85,6 +85,9 @@ struct bw_attester {
 	/* err (may be NULL) says what failed; attesters never log. */
 	int (*evidence)(const struct bw_attester_opts *o, const uint8_t *report_data, size_t len,
 			struct json_object **evidence, char *err, size_t errlen);
+	/* Optional: is the local device there? 0 or -ENODEV; checked before any network round, and
+	 * a missing device is never retried (err names the device). */
+	int (*probe)(const struct bw_attester_opts *o, char *err, size_t errlen);
 };
 /* NULL when unknown. */
 const struct bw_attester *bw_attester_find(const char *name);
@@ -93,6 +96,8 @@ const char *bw_attester_names(void);
 
 
 /* ---- client ---- */
+/* libcurl is loaded on first use (dlopen); 0, or -ELIBACC and a message naming its package. */
+int bw_kbs_http_load(char *err, size_t len);
 struct bw_kbs_client_opts {
 	const char *url;      /* https://host:port (no trailing path) */
 	const char *ca_file;  /* NULL: system store */
@@ -105,6 +110,7 @@ struct bw_kbs_client_opts {
 	const char *attestation_out; /* if set: save each Attestation message sent (not secret) */
 };
 struct bw_kbs_client;
+/* -EINVAL (not https://), -ENOENT (unknown attester), -ELIBACC (libcurl missing), -ENOMEM. */
 int bw_kbs_client_new(const struct bw_kbs_client_opts *o, struct bw_kbs_client **out);
 void bw_kbs_client_free(struct bw_kbs_client *c);
 /* Run the RCAR handshake now (normally implicit). */

@@ -81,7 +81,7 @@ static struct json_object *evidence(uint32_t handle, const uint8_t *data, size_t
 	struct bw_tpm_opts o = { .tcti = g.tcti, .ak_handle = handle };
 	struct json_object *ev = NULL;
 
-	assert_int_equal(bw_tpm_evidence(&o, data, len, &ev), 0);
+	assert_int_equal(bw_tpm_evidence(&o, data, len, &ev, NULL, 0), 0);
 	assert_non_null(ev);
 	return ev;
 }

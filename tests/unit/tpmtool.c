@@ -48,9 +48,11 @@ static int cmd_evidence(const char *tcti, const char *handle, const uint8_t *rd,
 
 	if (handle)
 		o.ak_handle = (uint32_t)strtoul(handle, NULL, 0);
-	r = bw_tpm_evidence(&o, rd, len, &ev);
+	char err[BW_ERR_LEN] = "";
+
+	r = bw_tpm_evidence(&o, rd, len, &ev, err, sizeof(err));
 	if (r < 0) {
-		fprintf(stderr, "tpmtool: evidence: %s\n", strerror(-r));
+		fprintf(stderr, "tpmtool: evidence: %s\n", err[0] ? err : strerror(-r));
 		return 1;
 	}
 	puts(json_object_to_json_string_ext(ev, JSON_C_TO_STRING_PLAIN));

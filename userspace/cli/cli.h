@@ -33,6 +33,17 @@ int bw_cli_error(bool json, int code, const char *fmt, ...) __attribute__((forma
  * object per line, so streams (datapath monitor) and single answers read the same way. */
 void bw_cli_print_json(struct json_object *j);
 
+/*
+ * The one option convention: every verb's parser runs getopt_long over its area's option table
+ * through bw_cli_getopt with the space-separated long names the verb accepts. An option of the
+ * table the verb does not take is refused by name: "bulwark volume unstage: --device does not
+ * apply here (accepts: --id --lock-timeout --json)", and '?' is returned, as for an unknown option
+ * or a missing value (also named).
+ * what: "area verb", for the message.
+ */
+struct option;
+int bw_cli_getopt(int argc, char **argv, const struct option *opts, const char *accepts, const char *what);
+
 struct bw_cli_verb {
 	const char *name;
 	const char *summary;

@@ -43,17 +43,14 @@ static int parse_opts(int argc, char **argv, struct opts *o, const char *allowed
 		{ "addr", required_argument, NULL, OPT_ADDR },
 		{ 0 },
 	};
+	char what[64];
 	int c;
 
+	snprintf(what, sizeof(what), "datapath %s", argv[0]);
 	memset(o, 0, sizeof(*o));
 	o->timeout = -1;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "", all, NULL)) != -1) {
-		const char *name = c >= OPT_PIN && c <= OPT_ADDR ? all[c - OPT_PIN].name : NULL;
-		if (!name || !strstr(allowed, name)) {
-			fprintf(stderr, "bulwark datapath %s: unexpected option (accepts: %s)\n", argv[0], allowed);
-			return -EINVAL;
-		}
+	while ((c = bw_cli_getopt(argc, argv, all, allowed, what)) != -1) {
 		switch (c) {
 		case OPT_PIN: o->pin_dir = optarg; break;
 		case OPT_JSON: o->json = true; break;
@@ -70,6 +67,7 @@ static int parse_opts(int argc, char **argv, struct opts *o, const char *allowed
 				return -E2BIG;
 			o->uplinks[o->n_uplinks++] = optarg;
 			break;
+		default: return -EINVAL;
 		}
 	}
 	/* `--uplink a b c`: further uplinks may follow as plain arguments. */

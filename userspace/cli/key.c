@@ -34,7 +34,8 @@ struct opts {
 	bool json;
 };
 
-static int parse(int argc, char **argv, struct opts *o)
+/* The options in accepts (bw_cli_getopt) of the table both key verbs share. */
+static int parse(int argc, char **argv, struct opts *o, const char *accepts)
 {
 	static const struct option all[] = {
 		{ "service", required_argument, NULL, 's' }, { "resource", required_argument, NULL, 'r' },
@@ -44,13 +45,15 @@ static int parse(int argc, char **argv, struct opts *o)
 		{ "tries", required_argument, NULL, 'n' }, { "length", required_argument, NULL, 'L' },
 		{ "attestation-out", required_argument, NULL, 'A' }, { 0 },
 	};
+	char what[64];
 	int ch;
 
+	snprintf(what, sizeof(what), "key %s", argv[0]);
 	memset(o, 0, sizeof(*o));
 	o->c.attester = "tpm";
 	o->c.aopts.ak_handle = 0x81010002;
 	optind = 1;
-	while ((ch = getopt_long(argc, argv, "", all, NULL)) != -1) {
+	while ((ch = bw_cli_getopt(argc, argv, all, accepts, what)) != -1) {
 		switch (ch) {
 		case 's': o->c.url = optarg; break;
 		case 'r':
@@ -150,7 +153,8 @@ static int cmd_fetch(int argc, char **argv)
 	char err[BW_ERR_LEN] = "";
 	int r = 0, rc = 0;
 
-	if (parse(argc, argv, &o) < 0 || !o.n_resources || (o.out && o.n_resources > 1)) {
+	if (parse(argc, argv, &o, "service resource attester ca out tcti ak-handle json tries length attestation-out") < 0 ||
+	    !o.n_resources || (o.out && o.n_resources > 1)) {
 		fprintf(stderr, "usage: bulwark key fetch --service URL --resource REPO/TYPE/TAG [--resource ...]\n"
 				"         [--attester %s] [--ca FILE] [--out FILE (one resource)] [--tcti TCTI]\n"
 				"         [--ak-handle H] [--tries N] [--length N] [--json]\n",
@@ -183,7 +187,7 @@ static int cmd_attest(int argc, char **argv)
 	char err[BW_ERR_LEN] = "";
 	int r;
 
-	if (parse(argc, argv, &o) < 0 || o.n_resources || o.out) {
+	if (parse(argc, argv, &o, "service attester ca tcti ak-handle json tries attestation-out") < 0) {
 		fprintf(stderr, "usage: bulwark key attest --service URL [--attester %s] [--ca FILE] [--json]\n",
 			bw_attester_names());
 		return BW_EXIT_USAGE;

@@ -9,6 +9,7 @@
  * Areas add their own codes above 2 and document them in their README.
  */
 #include <errno.h>
+#include <getopt.h>
 #include <stdarg.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -43,6 +44,49 @@ static void usage(FILE *f)
 	fprintf(f, "\n'bulwark <area> --help' lists an area's verbs, 'bulwark <area> <verb> --help' a verb's\n"
 		   "options; 'bulwark --version' prints the version. Most commands need root (or\n"
 		   "CAP_NET_ADMIN + CAP_BPF / CAP_SYS_ADMIN for the datapath and volumes).\n");
+}
+
+/* name is one of the space-separated words of list. */
+static bool listed(const char *list, const char *name)
+{
+	size_t n = strlen(name);
+
+	for (const char *p = list; (p = strstr(p, name)); p += n)
+		if ((p == list || p[-1] == ' ') && (p[n] == ' ' || p[n] == '\0'))
+			return true;
+	return false;
+}
+
+int bw_cli_getopt(int argc, char **argv, const struct option *opts, const char *accepts, const char *what)
+{
+	int idx = -1, c;
+
+	opterr = 0; /* getopt's messages name the verb only: ours name the command */
+	optopt = 0;
+	c = getopt_long(argc, argv, "", opts, &idx);
+	if (c == -1)
+		return c;
+	if (c == '?') {
+		for (idx = 0; optopt && opts[idx].name && (opts[idx].flag || opts[idx].val != optopt); idx++)
+			;
+		if (optopt && opts[idx].name)
+			fprintf(stderr, "bulwark %s: --%s needs a value\n", what, opts[idx].name);
+		else
+			fprintf(stderr, "bulwark %s: unknown option '%s'\n", what, argv[optind - 1]);
+		return c;
+	}
+	if (idx < 0)
+		for (idx = 0; opts[idx].name && (opts[idx].flag || opts[idx].val != c); idx++)
+			;
+	if (!opts[idx].name || !listed(accepts, opts[idx].name)) {
+		fprintf(stderr, "bulwark %s: --%s does not apply here (accepts:", what,
+			opts[idx].name ? opts[idx].name : "?");
+		for (const char *p = accepts; *p; p += strcspn(p, " "), p += *p == ' ')
+			fprintf(stderr, " --%.*s", (int)strcspn(p, " "), p);
+		fprintf(stderr, ")\n");
+		return '?';
+	}
+	return c;
 }
 
 void bw_cli_print_json(struct json_object *j)

@@ -20,7 +20,8 @@ struct opts {
 	bool json;
 };
 
-static int parse(int argc, char **argv, struct opts *o)
+/* Every net verb takes --config, --pin-dir, --json; more in accepts (bw_cli_getopt). */
+static int parse(int argc, char **argv, struct opts *o, const char *accepts)
 {
 	static const struct option all[] = {
 		{ "config", required_argument, NULL, 'c' },
@@ -29,12 +30,15 @@ static int parse(int argc, char **argv, struct opts *o)
 		{ "json", no_argument, NULL, 'j' },
 		{ 0 },
 	};
+	char what[64], acc[96];
 	int ch;
 
+	snprintf(what, sizeof(what), "net %s", argv[0]);
+	snprintf(acc, sizeof(acc), "config pin-dir json%s", accepts);
 	memset(o, 0, sizeof(*o));
 	o->config = getenv("BULWARK_CONFIG") ? getenv("BULWARK_CONFIG") : DEFAULT_CONFIG;
 	optind = 1;
-	while ((ch = getopt_long(argc, argv, "", all, NULL)) != -1) {
+	while ((ch = bw_cli_getopt(argc, argv, all, acc, what)) != -1) {
 		switch (ch) {
 		case 'c': o->config = optarg; break;
 		case 'p': o->pin_dir = optarg; break;
@@ -57,12 +61,13 @@ static int load(const struct opts *o, struct bw_conf *c)
 }
 
 #define NET_ARGS "[--config FILE] [--pin-dir DIR] [--json]"
-#define PREAMBLE(verb)                                                      \
+/* Parse (more: the options beyond the common three, as " name", and their usage) and load. */
+#define PREAMBLE(verb, more, more_usage)                                    \
 	struct opts o;                                                      \
 	struct bw_conf c;                                                   \
 	int r;                                                              \
-	if (parse(argc, argv, &o) < 0) {                                    \
-		fprintf(stderr, "usage: bulwark net " verb " " NET_ARGS "\n"); \
+	if (parse(argc, argv, &o, more) < 0) {                              \
+		fprintf(stderr, "usage: bulwark net " verb " [--config FILE] [--pin-dir DIR]" more_usage " [--json]\n"); \
 		return BW_EXIT_USAGE;                                       \
 	}                                                                   \
 	if (load(&o, &c) < 0)                                               \
@@ -93,7 +98,7 @@ static int cmd_up(int argc, char **argv)
 {
 	struct bw_net_result res;
 	int m;
-	PREAMBLE("up")
+	PREAMBLE("up", "", "")
 	m = mesh(&c);
 	r = bw_net_up(&c, o.pin_dir, &res);
 	report("up", r, &res);
@@ -105,7 +110,7 @@ static int cmd_sync(int argc, char **argv)
 {
 	struct bw_net_result res;
 	int m;
-	PREAMBLE("sync")
+	PREAMBLE("sync", "", "")
 	m = mesh(&c);
 	r = bw_net_reconcile(&c, o.pin_dir, &res);
 	report("sync", r, &res);
@@ -115,7 +120,7 @@ static int cmd_sync(int argc, char **argv)
 
 static int cmd_down(int argc, char **argv)
 {
-	PREAMBLE("down")
+	PREAMBLE("down", "", "")
 	r = bw_net_down(&c);
 	report("down", r, NULL);
 	bw_conf_free(&c);
@@ -124,7 +129,7 @@ static int cmd_down(int argc, char **argv)
 
 static int cmd_export(int argc, char **argv)
 {
-	PREAMBLE("export-peer")
+	PREAMBLE("export-peer", " endpoint", " [--endpoint HOST:PORT]")
 	r = bw_net_export_peer(&c, o.endpoint, stdout);
 	if (r < 0)
 		fprintf(stderr, "bulwark: export-peer: %s\n", r == -EADDRNOTAVAIL ? "uplink has no address; pass --endpoint" : strerror(-r));
@@ -134,7 +139,7 @@ static int cmd_export(int argc, char **argv)
 
 static int cmd_showconf(int argc, char **argv)
 {
-	PREAMBLE("showconf")
+	PREAMBLE("showconf", "", "")
 	r = bw_conf_write_wg(stdout, &c, NULL);
 	bw_conf_free(&c);
 	return r < 0 ? BW_EXIT_FAIL : BW_EXIT_OK;
@@ -172,7 +177,7 @@ static struct json_object *peer_json(const struct bw_conf *c, const struct bw_wg
 static int cmd_peers(int argc, char **argv)
 {
 	struct bw_wg_device *d = NULL;
-	PREAMBLE("peers")
+	PREAMBLE("peers", "", "")
 	if ((r = bw_wg_get(c.iface.device, &d)) < 0) {
 		fprintf(stderr, "bulwark: WireGuard device %s: %s%s\n", c.iface.device, strerror(-r),
 			(r == -EPERM || r == -EACCES || r == -ENODEV) && geteuid() ? " (needs root or CAP_NET_ADMIN)" : "");
@@ -244,7 +249,7 @@ static int cmd_status(int argc, char **argv)
 	enum bw_wg_backend be;
 	bool dp_ok, dev_ok;
 	int code;
-	PREAMBLE("status")
+	PREAMBLE("status", "", "")
 	if (o.json)
 		j = json_object_new_object();
 	for (size_t i = 0; i < c.node.n_uplinks; i++)

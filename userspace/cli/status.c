@@ -146,7 +146,7 @@ static int run(int argc, char **argv)
 	int ch, code;
 
 	optind = 1;
-	while ((ch = getopt_long(argc, argv, "", all, NULL)) != -1) {
+	while ((ch = bw_cli_getopt(argc, argv, all, "config pin-dir agent json help", "status")) != -1) {
 		switch (ch) {
 		case 'c': config = optarg; break;
 		case 'p': pin_dir = optarg; break;

@@ -27,7 +27,11 @@ struct opts {
 	char resource_prefix[32];
 };
 
-static int parse(int argc, char **argv, struct opts *o)
+/* The key source options: --key-file, or the key service and its attester. */
+#define KEY_OPTS "key-file key-service attester ca tcti ak-handle"
+
+/* The options in accepts (bw_cli_getopt) of the one table every volume and statedisk verb shares. */
+static int parse(int argc, char **argv, struct opts *o, const char *area, const char *accepts)
 {
 	static const struct option all[] = {
 		{ "id", required_argument, NULL, 'i' },
@@ -44,15 +48,16 @@ static int parse(int argc, char **argv, struct opts *o)
 		{ "node", required_argument, NULL, 'N' },
 		{ 0 },
 	};
-	char *end;
+	char *end, what[64];
 	int c;
 
+	snprintf(what, sizeof(what), "%s %s", area, argv[0]);
 	memset(o, 0, sizeof(*o));
 	o->lock_timeout_ms = -1;
 	o->kbs.attester = "tpm";
 	o->kbs.aopts.ak_handle = 0x81010002;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "", all, NULL)) != -1) {
+	while ((c = bw_cli_getopt(argc, argv, all, accepts, what)) != -1) {
 		switch (c) {
 		case 'i': o->id = optarg; break;
 		case 'd': o->device = optarg; break;
@@ -170,7 +175,7 @@ static int cmd_stage(int argc, char **argv)
 	char path[128], err[BW_ERR_LEN];
 	int r;
 
-	if (parse(argc, argv, &o) < 0 || !o.id || !o.device || key_source(&o, &ks) < 0)
+	if (parse(argc, argv, &o, "volume", "id device " KEY_OPTS " integrity lock-timeout json") < 0 || !o.id || !o.device || key_source(&o, &ks) < 0)
 		return usage(STAGE_USAGE);
 	vol_opts(&o, &ks, &vo);
 	if ((r = bw_vol_stage(&vo, path, sizeof(path), err, sizeof(err))) < 0)
@@ -187,7 +192,7 @@ static int cmd_format(int argc, char **argv)
 	char err[BW_ERR_LEN];
 	int r;
 
-	if (parse(argc, argv, &o) < 0 || !o.id || !o.device || key_source(&o, &ks) < 0)
+	if (parse(argc, argv, &o, "volume", "id device " KEY_OPTS " integrity json") < 0 || !o.id || !o.device || key_source(&o, &ks) < 0)
 		return usage(FORMAT_USAGE);
 	vol_opts(&o, &ks, &vo);
 	if ((r = bw_vol_format(&vo, err, sizeof(err))) < 0)
@@ -204,7 +209,7 @@ static int cmd_unstage(int argc, char **argv)
 	char err[BW_ERR_LEN];
 	int r;
 
-	if (parse(argc, argv, &o) < 0 || !o.id)
+	if (parse(argc, argv, &o, "volume", "id lock-timeout json") < 0 || !o.id)
 		return usage("volume unstage --id ID [--lock-timeout S] [--json]");
 	vol_opts(&o, NULL, &vo);
 	if ((r = bw_vol_unstage(&vo, err, sizeof(err))) < 0)
@@ -223,7 +228,7 @@ static int cmd_expand(int argc, char **argv)
 	char err[BW_ERR_LEN];
 	int r;
 
-	if (parse(argc, argv, &o) < 0 || !o.id || !o.device || key_source(&o, &ks) < 0)
+	if (parse(argc, argv, &o, "volume", "id device " KEY_OPTS " json") < 0 || !o.id || !o.device || key_source(&o, &ks) < 0)
 		return usage("volume expand --id ID --device DEV " KEY_USAGE " [--json]");
 	vol_opts(&o, &ks, &vo);
 	if ((r = bw_vol_expand(&vo, &size, err, sizeof(err))) < 0)
@@ -304,7 +309,7 @@ static int cmd_status(int argc, char **argv)
 	char err[BW_ERR_LEN];
 	int r;
 
-	if (parse(argc, argv, &o) < 0)
+	if (parse(argc, argv, &o, "volume", "id json") < 0)
 		return usage("volume status [--id ID] [--json]");
 	if (!o.id)
 		return status_all(&o);
@@ -335,7 +340,7 @@ static int cmd_statedisk_open(int argc, char **argv)
 	struct bw_vol_opts vo;
 	struct opts o;
 	char path[128], err[BW_ERR_LEN], host[65] = "";
-	int r = parse(argc, argv, &o);
+	int r = parse(argc, argv, &o, "statedisk", "device " KEY_OPTS " node id json");
 
 	/* The state disk's key is the node's: bulwark/statedisk/<--node, default the host name>. */
 	if (r == 0 && o.kbs.url) {
@@ -359,7 +364,7 @@ static int cmd_statedisk_close(int argc, char **argv)
 	char err[BW_ERR_LEN];
 	int r;
 
-	if (parse(argc, argv, &o) < 0)
+	if (parse(argc, argv, &o, "statedisk", "json") < 0)
 		return usage("statedisk close [--json]");
 	vol_opts(&o, NULL, &vo);
 	vo.id = BW_STATEDISK_ID;

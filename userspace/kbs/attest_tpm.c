@@ -6,12 +6,12 @@
 #include "tpm/tpm.h"
 
 static int tpm_evidence(const struct bw_attester_opts *o, const uint8_t *rd, size_t len,
-			struct json_object **out)
+			struct json_object **out, char *err, size_t errlen)
 {
 	struct bw_tpm_opts t = { .tcti = o->tcti, .ak_handle = o->ak_handle };
 
 	/* The quote's qualifying data is the report data truncated to 32 bytes (CoCo's choice). */
-	return bw_tpm_evidence(&t, rd, len, out);
+	return bw_tpm_evidence(&t, rd, len, out, err, errlen);
 }
 
 static int tpm_probe(const struct bw_attester_opts *o, char *err, size_t errlen)

@@ -229,11 +229,13 @@ static int attest_body(struct bw_kbs_client *c, const char *nonce, char **out, c
 	c->key = bw_jwk_new(c->o.key_type);
 	if (!c->key || bw_jwk_public(c->key, &jwk) < 0)
 		return -ENOMEM;
+	char why[BW_ERR_LEN] = "";
+
 	r = bw_kbs_report_data(jwk, nonce, rd);
 	if (r == 0)
-		r = c->att->evidence(&c->o.aopts, rd, sizeof(rd), &ev);
+		r = c->att->evidence(&c->o.aopts, rd, sizeof(rd), &ev, why, sizeof(why));
 	if (r < 0) {
-		snprintf(err, errlen, "attester %s: %s", c->att->name, strerror(-r));
+		snprintf(err, errlen, "attester %s: %s", c->att->name, why[0] ? why : strerror(-r));
 		json_object_put(jwk);
 		return r;
 	}

@@ -82,8 +82,9 @@ struct bw_attester {
 	const char *tee;  /* KBS tee string sent in the Request */
 	/* Optional: the tee string found at run time (tsm: from the provider); NULL on failure. */
 	const char *(*tee_of)(const struct bw_attester_opts *o);
+	/* err (may be NULL) says what failed; attesters never log. */
 	int (*evidence)(const struct bw_attester_opts *o, const uint8_t *report_data, size_t len,
-			struct json_object **evidence);
+			struct json_object **evidence, char *err, size_t errlen);
 	/* Optional: is the local device there? 0 or -ENODEV; checked before any network round, and
 	 * a missing device is never retried (err names the device). */
 	int (*probe)(const struct bw_attester_opts *o, char *err, size_t errlen);

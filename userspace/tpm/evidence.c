@@ -79,6 +79,8 @@ int bw_tpm_load(char *err, size_t len)
 struct tpm {
 	TSS2_TCTI_CONTEXT *tcti;
 	ESYS_CONTEXT *esys;
+	char *err; /* the caller's error buffer */
+	size_t errlen;
 };
 
 static void tpm_close(struct tpm *t)
@@ -93,10 +95,10 @@ static void esys_freep(void *p) { Esys_Free(*(void **)p); }
 #define _cleanup_esys_ __attribute__((cleanup(esys_freep)))
 static void ossl_freep(uint8_t **p) { OPENSSL_free(*p); }
 
-/* TPM and TCTI failures are logged with tss2-rc's decoding; callers see -EIO. */
-static int tss_err(const char *what, TSS2_RC rc)
+/* TPM and TCTI failures are reported with tss2-rc's decoding; callers see -EIO. */
+static int tss_err(struct tpm *t, const char *what, TSS2_RC rc)
 {
-	bw_err("tpm: %s: %s (0x%x)", what, Tss2_RC_Decode(rc), rc);
+	bw_errf(t->err, t->errlen, -EIO, "tpm: %s: %s (0x%x)", what, Tss2_RC_Decode(rc), rc);
 	return -EIO;
 }
 
@@ -113,27 +115,24 @@ int bw_tpm_present(const char *tcti)
 
 static int tpm_open(struct tpm *t, const char *tcti)
 {
-	char why[300];
 	TSS2_RC rc;
 
 	if (bw_tpm_present(tcti) < 0)
-		return -ENODEV;
-	/* tpm2-tss logs every failure on stderr by itself, layer after layer; we log one line with the
-	 * decoded code instead. TSS2_LOG set by the operator still wins. */
+		return bw_errf(t->err, t->errlen, -ENODEV, "tpm: no TPM device (%s)", tcti ? tcti : "/dev/tpmrm0, /dev/tpm0");
+	/* tpm2-tss logs every failure on stderr by itself, layer after layer; we report one line with
+	 * the decoded code instead. TSS2_LOG set by the operator still wins. */
 	setenv("TSS2_LOG", "all+NONE", 0);
-	if (bw_tpm_load(why, sizeof(why)) < 0) {
-		bw_err("tpm: %s", why);
+	if (bw_tpm_load(t->err, t->errlen) < 0)
 		return -ELIBACC;
-	}
 	/* The kernel's resource manager when there is one, so we share the TPM with others. */
 	if (!tcti)
 		tcti = access("/dev/tpmrm0", F_OK) == 0 ? "device:/dev/tpmrm0" : "device:/dev/tpm0";
 	rc = Tss2_TctiLdr_Initialize(tcti, &t->tcti);
 	if (rc)
-		return tss_err(tcti, rc);
+		return tss_err(t, tcti, rc);
 	rc = Esys_Initialize(&t->esys, t->tcti, NULL);
 	if (rc)
-		return tss_err("Esys_Initialize", rc);
+		return tss_err(t, "Esys_Initialize", rc);
 	return 0;
 }
 
@@ -224,15 +223,14 @@ static int read_ak(struct tpm *t, uint32_t handle, ESYS_TR *ak, TPMT_PUBLIC *pub
 
 	rc = Esys_TR_FromTPMPublic(t->esys, handle, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, ak);
 	if (rc_no_handle(rc)) {
-		bw_err("tpm: no key at handle 0x%08x", handle);
-		return -ENOENT;
+		return bw_errf(t->err, t->errlen, -ENOENT, "tpm: no key at handle 0x%08x", handle);
 	}
 	if (rc)
-		return tss_err("reading the AK handle", rc);
+		return tss_err(t, "reading the AK handle", rc);
 	rc = Esys_ReadPublic(t->esys, *ak, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &out, NULL,
 			     NULL);
 	if (rc)
-		return tss_err("Esys_ReadPublic", rc);
+		return tss_err(t, "Esys_ReadPublic", rc);
 	*pub = out->publicArea;
 	return 0;
 }
@@ -254,7 +252,7 @@ static int read_pcrs(struct tpm *t, uint8_t pcrs[][32])
 		rc = Esys_PCR_Read(t->esys, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &want, NULL,
 				   &got, &d);
 		if (rc)
-			return tss_err("Esys_PCR_Read", rc);
+			return tss_err(t, "Esys_PCR_Read", rc);
 		if (d->count == 0 || got->count != 1 || got->pcrSelections[0].hash != TPM2_ALG_SHA256)
 			goto odd;
 		for (i = 0; i < BW_TPM_PCRS; i++) {
@@ -274,8 +272,7 @@ static int read_pcrs(struct tpm *t, uint8_t pcrs[][32])
 	}
 	return 0;
 odd:
-	bw_err("tpm: PCR_Read returned an unexpected selection (is the SHA-256 bank active?)");
-	return -EIO;
+	return bw_errf(t->err, t->errlen, -EIO, "tpm: PCR_Read returned an unexpected selection (is the SHA-256 bank active?)");
 }
 
 static int sig_scheme(const TPMT_PUBLIC *p, TPMT_SIG_SCHEME *s)
@@ -337,17 +334,15 @@ static int do_quote(struct tpm *t, ESYS_TR ak, const TPMT_PUBLIC *pub, const uin
 		rc = Esys_Quote(t->esys, ak, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &nonce,
 				&scheme, &sel, &q->msg, &q->sig);
 		if (rc)
-			return tss_err("Esys_Quote", rc);
+			return tss_err(t, "Esys_Quote", rc);
 		r = read_pcrs(t, q->pcrs);
 		if (r == 0)
 			r = quote_matches(q);
 		if (r == 1)
 			return 0;
 	}
-	if (r == 0) {
-		bw_err("tpm: PCRs kept changing during %d quotes", QUOTE_ATTEMPTS);
-		r = -EAGAIN;
-	}
+	if (r == 0)
+		r = bw_errf(t->err, t->errlen, -EAGAIN, "tpm: PCRs kept changing during %d quotes", QUOTE_ATTEMPTS);
 	return r;
 }
 
@@ -410,9 +405,9 @@ out:
 }
 
 int bw_tpm_evidence(const struct bw_tpm_opts *o, const uint8_t *report_data, size_t len,
-		    struct json_object **evidence)
+		    struct json_object **evidence, char *err, size_t errlen)
 {
-	struct tpm t = { 0 };
+	struct tpm t = { .err = err, .errlen = errlen };
 	struct quote q = { 0 };
 	TPMT_PUBLIC pub;
 	ESYS_TR ak = ESYS_TR_NONE;
@@ -428,7 +423,7 @@ int bw_tpm_evidence(const struct bw_tpm_opts *o, const uint8_t *report_data, siz
 	if (r == 0) {
 		r = public_to_spki(&pub, &spki, &spki_len);
 		if (r == -ENOTSUP)
-			bw_err("tpm: the AK is neither RSA nor ECC P-256/P-384");
+			bw_errf(err, errlen, r, "tpm: the AK is neither RSA nor ECC P-256/P-384");
 	}
 	if (r == 0)
 		r = do_quote(&t, ak, &pub, report_data, len, &q);

@@ -75,15 +75,12 @@ static __always_inline __u32 bw_bit_index(__u64 b)
 	return (__u32)((x * 0x0101010101010101ull) >> 56);
 }
 
-/* Does an IPv4 peer prefix cover a? One hash probe per length in use, longest first. */
-static __always_inline int bw_peer_covers_v4(const struct bw_peer_lens *l, const __u8 *addr)
+/* Does an IPv4 peer prefix cover a (host byte order)? One probe per length in use, longest first. */
+static __always_inline int bw_peer_covers_v4(const struct bw_peer_lens *l, __u32 a)
 {
 	struct bw_lpm_v4 k;
 	__u64 x = l->v4;
-	__u32 a;
 
-	__builtin_memcpy(&a, addr, 4);
-	a = bpf_ntohl(a);
 	for (int i = 0; i <= 32 && x; i++) {
 		__u64 b = x & -x;
 		__u32 len = 32 - bw_bit_index(b), m;
@@ -100,16 +97,11 @@ static __always_inline int bw_peer_covers_v4(const struct bw_peer_lens *l, const
 	return 0;
 }
 
-/* The same for IPv6: the address as two big-endian halves, masked per length. */
-static __always_inline int bw_peer_covers_v6(const struct bw_peer_lens *l, const __u8 *addr)
+/* The same for IPv6, the address as two host-order halves, masked per length. */
+static __always_inline int bw_peer_covers_v6(const struct bw_peer_lens *l, __u64 hi, __u64 lo)
 {
 	struct bw_lpm_v6 k;
-	__u64 hi, lo;
 
-	__builtin_memcpy(&hi, addr, 8);
-	__builtin_memcpy(&lo, addr + 8, 8);
-	hi = bpf_be64_to_cpu(hi);
-	lo = bpf_be64_to_cpu(lo);
 	for (int w = 0; w < 3; w++) {
 		__u64 x = l->v6[w];
 
@@ -139,15 +131,36 @@ static __always_inline int bw_peer_covers_v6(const struct bw_peer_lens *l, const
 	return 0;
 }
 
-/* A peer prefix covers the destination. No bw_peer_lens (cannot happen): no peer, so dropped. */
-static __always_inline int bw_has_peer(const struct bw_pkt *p)
+/*
+ * Does a peer prefix cover the address (family 4: hi holds it; 6: hi and lo, host order)? A
+ * global function, not inlined: the verifier checks it once, on its own, instead of again at
+ * every call site with every caller's state (the loops over up to 193 length bits, inlined at
+ * each site, are more than Debian 6.1's verifier explores within its 1M-instruction budget).
+ * No bw_peer_lens (cannot happen): no peer, so the packet is dropped.
+ */
+__attribute__((noinline)) int bw_peer_covers(__u32 family, __u64 hi, __u64 lo)
 {
 	__u32 zero = 0;
 	const struct bw_peer_lens *l = bpf_map_lookup_elem(&bw_peer_lens, &zero);
 
 	if (!l)
 		return 0;
-	return p->family == 4 ? bw_peer_covers_v4(l, p->daddr) : bw_peer_covers_v6(l, p->daddr);
+	return family == 4 ? bw_peer_covers_v4(l, (__u32)hi) : bw_peer_covers_v6(l, hi, lo);
+}
+
+/* A peer prefix covers the destination. */
+static __always_inline int bw_has_peer(const struct bw_pkt *p)
+{
+	__u64 hi, lo = 0;
+	__u32 a;
+
+	if (p->family == 4) {
+		__builtin_memcpy(&a, p->daddr, 4);
+		return bw_peer_covers(4, bpf_ntohl(a), 0);
+	}
+	__builtin_memcpy(&hi, p->daddr, 8);
+	__builtin_memcpy(&lo, p->daddr + 8, 8);
+	return bw_peer_covers(6, bpf_be64_to_cpu(hi), bpf_be64_to_cpu(lo));
 }
 
 /* What the tries say about a packet's addresses: all the policy needs besides ports and config. */

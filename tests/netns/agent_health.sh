@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # bulwarkd's metrics and health (issue 16) and WireGuard supervision (issue 14 item 3):
 #  - /healthz 200; /readyz 200 when enforced, 503 naming the uplink when a foreign filter runs
-#    before ours; /metrics parses as Prometheus text and its drop counter rises during a flood;
+#    before ours; /metrics parses as Prometheus text and its drop counter rises during a flood,
+#    counted by reason and direction; bpftool names the counter's reason and direction (BTF);
+#    `datapath peers` shows the peer's key in base64;
 #  - `kill -9` of wireguard-go (its socket left behind): the agent removes the stale socket,
 #    starts wireguard-go again and re-applies within 5 s; meanwhile protected packets are counted
 #    as dropped-no-device, not redirected;
@@ -61,16 +63,31 @@ check "...and says the uplink is enforced" grep -q '^bulwark_uplink_enforced{upl
 # A flood to a pod network no peer covers (node 3 does not exist; its neighbour entry is static so
 # that packets reach the uplink's egress): dropped-no-peer.
 nsx "${NS[a]}" ip neigh replace 198.19.0.3 lladdr 02:00:00:00:00:03 dev uplink nud permanent
-before=$(val 'bulwark_datapath_packets_total{reason="dropped-no-peer"}' "$TMP/m0")
+NP='bulwark_datapath_packets_total{reason="dropped-no-peer",direction="egress"}'
+NPI='bulwark_datapath_packets_total{reason="dropped-no-peer",direction="ingress"}'
+before=$(val "$NP" "$TMP/m0")
 nsx "${POD[a]}" ping -f -i 0.002 -c 2000 -W 1 -q 198.18.3.2 > /dev/null 2>&1 &
 flood=$!
 sleep 0.5
 metrics > "$TMP/m1"
 wait $flood
 metrics > "$TMP/m2"
-mid=$(val 'bulwark_datapath_packets_total{reason="dropped-no-peer"}' "$TMP/m1")
-after=$(val 'bulwark_datapath_packets_total{reason="dropped-no-peer"}' "$TMP/m2")
+mid=$(val "$NP" "$TMP/m1")
+after=$(val "$NP" "$TMP/m2")
 check "the drop counter rises during the flood ($before -> $mid -> $after)" test "$mid" -gt "$before" -a "$after" -ge $((before + 2000))
+check "...counted by direction: egress, none in ingress ($(val "$NPI" "$TMP/m2"))" test "$(val "$NPI" "$TMP/m2")" = 0
+# bpftool names each counter slot's reason and direction (BTF enums in the value: bpf/README.md).
+bt=$(bpftool -j map dump pinned "${PIN[a]}/bw_stats" | python3 -c '
+import json, sys
+for e in json.load(sys.stdin):
+    v = e["formatted"]["values"]
+    if v[0]["value"]["reason"] == "BW_REASON_DROPPED_NO_PEER" and v[0]["value"]["dir"] == "BW_DIR_EGRESS":
+        print(sum(c["value"]["packets"] for c in v))')
+check "bpftool shows the slot as BW_REASON_DROPPED_NO_PEER / BW_DIR_EGRESS with the flood (${bt:-none})" \
+  test "${bt:-0}" -ge "$after"
+keyb=$(nsenter --net="/run/netns/${NS[b]}" wg show "bwg${BW_ID}b" public-key)
+check "datapath peers shows node b's public key in base64, as wg does ($keyb)" sh -c \
+  "nsenter --net=/run/netns/${NS[a]} bulwark datapath peers --pin-dir ${PIN[a]} | grep -qF -- ' $keyb '"
 
 # The window starts at the newest counter sample at least 60 s old, else at the oldest sample
 # (the agent's start): started less than 60 s ago, it holds the whole flood.

@@ -34,7 +34,7 @@ static int report_data(const char *hex, uint8_t *out, size_t *len)
 {
 	size_t n = strlen(hex) / 2;
 
-	if (n > MAX_REPORT_DATA || bw_tpm_unhex(hex, out, n) < 0)
+	if (n > MAX_REPORT_DATA || bw_hex_decode(hex, out, n) < 0)
 		return -EINVAL;
 	*len = n;
 	return 0;
@@ -66,7 +66,7 @@ static void print_claims(const struct bw_tpm_claims *c)
 	for (i = 0; i < BW_TPM_PCRS; i++) {
 		char hex[65];
 
-		bw_tpm_hex(c->pcrs[i], 32, hex);
+		bw_hex_encode(c->pcrs[i], 32, hex);
 		json_object_array_add(a, json_object_new_string(hex));
 	}
 	json_object_object_add(o, "ak_id", json_object_new_string(c->ak_id));

@@ -87,6 +87,17 @@ vol unstage --id pvc-int
 check "unstage removed the _dif device too" test ! -e "/dev/mapper/$(basename "$p")_dif"
 p=$(vol stage --id pvc-int --device "$d2" --key-file $T/key)
 check "integrity data survives unstage + stage" same_data "$p" $T/data
+# PVC -> mapping -> PVC: the list names each volume by its id (from the header's token, kept only
+# when it hashes to the mapping's name); the dm UUID that dmsetup shows ends in that name.
+vol status --json > $T/list.json
+vol status > $T/list.txt
+dmsetup info -c --noheadings -o name,uuid --separator ' ' "$(basename "$p")" > $T/dminfo
+check "status (the list) shows the volume id, its mapping and dm UUID, as dmsetup does" python3 -c "
+import json; l = json.load(open('$T/list.json')); name, uuid = open('$T/dminfo').read().split()
+v = [x for x in l if x.get('id') == 'pvc-int']
+assert len(v) == 1 and v[0]['name'] == name == '$(basename "$p")' and v[0]['dm_uuid'] == uuid, (l, name, uuid)
+assert uuid.startswith('CRYPT-LUKS2-') and uuid.endswith('-' + name), uuid"
+check "...and the text list starts the line with the id" grep -q "^pvc-int: $p, " $T/list.txt
 vol status --id pvc-int --json > $T/status.json
 check "status: integrity on (no mismatch counter claimed: the kernel keeps none for AEAD)" python3 -c "
 import json; s = json.load(open('$T/status.json')); assert s['integrity'] and 'integrity_mismatches' not in s, s"

@@ -115,28 +115,32 @@ static void metric(struct evbuffer *b, const char *name, const char *type, const
 
 static void metrics(struct agent *a, struct evbuffer *b)
 {
-	struct bw_stat st[BW_REASON_MAX];
+	static const char *const dirs[2] = { "egress", "ingress" };
+	struct bw_stat st[2][BW_REASON_MAX];
 	struct bw_dp *dp = NULL;
 	struct bw_config cfg = { 0 };
 	struct peer_counts pc;
 	size_t n_peer = 0, n_protect = 0;
-	bool dp_ok = bw_dp_open(a->pin_dir, &dp) == 0 && bw_dp_stats(dp, st) == 0 && bw_dp_config_get(dp, &cfg) == 0;
+	bool dp_ok = bw_dp_open(a->pin_dir, &dp) == 0 && bw_dp_stats_dir(dp, st) == 0 && bw_dp_config_get(dp, &cfg) == 0;
 
 	metric(b, "bulwark_datapath_pinned", "gauge", "1 when the datapath maps are pinned and readable");
 	evbuffer_add_printf(b, "bulwark_datapath_pinned %d\n", dp_ok);
 	if (dp_ok) {
-		metric(b, "bulwark_datapath_packets_total", "counter", "Packets decided by the uplink programs, by reason");
-		for (unsigned i = 0; i < BW_REASON_MAX; i++)
-			evbuffer_add_printf(b, "bulwark_datapath_packets_total{reason=\"%s\"} %llu\n", bw_reason_name(i),
-					    (unsigned long long)st[i].packets);
-		metric(b, "bulwark_datapath_bytes_total", "counter", "Bytes decided by the uplink programs, by reason");
-		for (unsigned i = 0; i < BW_REASON_MAX; i++)
-			evbuffer_add_printf(b, "bulwark_datapath_bytes_total{reason=\"%s\"} %llu\n", bw_reason_name(i),
-					    (unsigned long long)st[i].bytes);
+		metric(b, "bulwark_datapath_packets_total", "counter",
+		       "Packets decided by the uplink programs, by reason and direction");
+		for (unsigned d = 0; d < 2; d++)
+			for (unsigned i = 0; i < BW_REASON_MAX; i++)
+				evbuffer_add_printf(b, "bulwark_datapath_packets_total{reason=\"%s\",direction=\"%s\"} %llu\n",
+						    bw_reason_name(i), dirs[d], (unsigned long long)st[d][i].packets);
+		metric(b, "bulwark_datapath_bytes_total", "counter", "Bytes decided by the uplink programs, by reason and direction");
+		for (unsigned d = 0; d < 2; d++)
+			for (unsigned i = 0; i < BW_REASON_MAX; i++)
+				evbuffer_add_printf(b, "bulwark_datapath_bytes_total{reason=\"%s\",direction=\"%s\"} %llu\n",
+						    bw_reason_name(i), dirs[d], (unsigned long long)st[d][i].bytes);
 		metric(b, "bulwark_datapath_events_lost_total", "counter",
 		       "Drop events not emitted (rate limit or ring buffer full); the drops are still counted");
 		evbuffer_add_printf(b, "bulwark_datapath_events_lost_total %llu\n",
-				    (unsigned long long)st[BW_REASON_EVENTS_LOST].packets);
+				    (unsigned long long)(st[0][BW_REASON_EVENTS_LOST].packets + st[1][BW_REASON_EVENTS_LOST].packets));
 		bw_dp_peers_foreach(dp, count_peer_cb, &n_peer);
 		bw_dp_protect_foreach(dp, count_cb, &n_protect);
 		metric(b, "bulwark_map_entries", "gauge", "Entries in a datapath map (v4 and v6 together)");

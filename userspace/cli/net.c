@@ -48,7 +48,7 @@ static int parse(int argc, char **argv, struct opts *o)
 
 static int load(const struct opts *o, struct bw_conf *c)
 {
-	char err[BW_CONF_ERR_LEN];
+	char err[BW_ERR_LEN];
 	int r = bw_conf_load(o->config, c, err, sizeof(err));
 
 	if (r < 0)
@@ -56,12 +56,13 @@ static int load(const struct opts *o, struct bw_conf *c)
 	return r;
 }
 
+#define NET_ARGS "[--config FILE] [--pin-dir DIR] [--json]"
 #define PREAMBLE(verb)                                                      \
 	struct opts o;                                                      \
 	struct bw_conf c;                                                   \
 	int r;                                                              \
 	if (parse(argc, argv, &o) < 0) {                                    \
-		fprintf(stderr, "usage: bulwark net " verb " [--config FILE] [--pin-dir DIR] [--json]\n"); \
+		fprintf(stderr, "usage: bulwark net " verb " " NET_ARGS "\n"); \
 		return BW_EXIT_USAGE;                                       \
 	}                                                                   \
 	if (load(&o, &c) < 0)                                               \
@@ -70,7 +71,7 @@ static int load(const struct opts *o, struct bw_conf *c)
 /* MeshSecret: peers get their derived PSKs, or none is configured (fail closed). */
 static int mesh(struct bw_conf *c)
 {
-	char err[256];
+	char err[BW_ERR_LEN];
 	int r = bw_net_mesh_prepare(c, err, sizeof(err));
 
 	if (r < 0)
@@ -147,12 +148,6 @@ static const char *node_of(const struct bw_conf *c, const uint8_t *key)
 	return "(unknown)";
 }
 
-static void print_json(struct json_object *j)
-{
-	printf("%s\n", json_object_to_json_string_ext(j, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
-	json_object_put(j);
-}
-
 static struct json_object *peer_json(const struct bw_conf *c, const struct bw_wg_peer *p)
 {
 	struct json_object *e = json_object_new_object(), *a = json_object_new_array();
@@ -188,7 +183,7 @@ static int cmd_peers(int argc, char **argv)
 		struct json_object *arr = json_object_new_array();
 		for (size_t i = 0; i < d->n_peers; i++)
 			json_object_array_add(arr, peer_json(&c, &d->peers[i]));
-		print_json(arr);
+		bw_cli_print_json(arr);
 	} else {
 		for (size_t i = 0; i < d->n_peers; i++) {
 			char key[45], ep[80], cidr[64];
@@ -290,7 +285,7 @@ static int cmd_status(int argc, char **argv)
 		json_object_object_add(j, "peers_datapath", json_object_new_int64((int64_t)ids.n));
 		json_object_object_add(j, "datapath", json_object_new_boolean(dp_ok));
 		json_object_object_add(j, "code", json_object_new_int(code));
-		print_json(j);
+		bw_cli_print_json(j);
 	} else {
 		printf("peers: %zu in the device, %zu configured, %zu in the datapath%s\n", d ? d->n_peers : 0,
 		       c.n_peers, ids.n, code == BW_EXIT_PEERS ? ": MISMATCH" : "");
@@ -302,13 +297,13 @@ static int cmd_status(int argc, char **argv)
 }
 
 static const struct bw_cli_verb verbs[] = {
-	{ "up", "create the device, load/create the key, sync peers, attach the datapath", cmd_up },
-	{ "sync", "reconcile peers and datapath with the configuration", cmd_sync },
-	{ "down", "remove the WireGuard device (the datapath stays: fail closed)", cmd_down },
-	{ "status", "device, backend, key, peer counts, enforcement; exit 0 only when complete [--json]", cmd_status },
-	{ "peers", "peers with endpoints, allowed IPs, handshakes [--json]", cmd_peers },
-	{ "export-peer", "this node's [Peer] stanza for other nodes [--endpoint HOST:PORT]", cmd_export },
-	{ "showconf", "the configuration as `wg setconf` takes it (no private key)", cmd_showconf },
+	{ "up", "create the device, load/create the key, sync peers, attach the datapath", cmd_up, NET_ARGS },
+	{ "sync", "reconcile peers and datapath with the configuration", cmd_sync, NET_ARGS },
+	{ "down", "remove the WireGuard device (the datapath stays: fail closed)", cmd_down, NET_ARGS },
+	{ "status", "device, backend, key, peer counts, enforcement; exit 0 only when complete [--json]", cmd_status, NET_ARGS },
+	{ "peers", "peers with endpoints, allowed IPs, handshakes [--json]", cmd_peers, NET_ARGS },
+	{ "export-peer", "this node's [Peer] stanza for other nodes [--endpoint HOST:PORT]", cmd_export, "[--endpoint HOST:PORT] " NET_ARGS },
+	{ "showconf", "the configuration as `wg setconf` takes it (no private key)", cmd_showconf, NET_ARGS },
 	{ 0 },
 };
 

@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <string.h>
 #include <sys/stat.h>
+#include "kbs/internal.h"
 #include "kbs/kbs.h"
 
 extern const struct bw_attester bw_attester_tpm __attribute__((weak));
@@ -20,12 +21,12 @@ extern const struct bw_attester bw_attester_tpm __attribute__((weak));
 int bw_sample_evidence(const uint8_t *report_data, size_t len, struct json_object **out)
 {
 	struct json_object *o;
-	char *b64 = malloc(4 * ((len + 2) / 3) + 1);
-
-	if (!b64)
-		return -ENOMEM;
+	char *b64 = NULL;
 	/* The sample attester encodes with the standard alphabet, padded. */
-	EVP_EncodeBlock((unsigned char *)b64, report_data, (int)len);
+	int r = bw_base64_encode_alloc(report_data, len, 0, &b64);
+
+	if (r < 0)
+		return r;
 	o = json_object_new_object();
 	if (!o) {
 		free(b64);
@@ -123,10 +124,9 @@ static int tsm_read(const char *entry, struct json_object *ev)
 	r = bw_read_file(path, 1 << 20, &blob, &len);
 	if (r < 0)
 		return r;
-	b64 = malloc(4 * ((len + 2) / 3) + 1);
-	if (!b64)
-		return -ENOMEM;
-	EVP_EncodeBlock((unsigned char *)b64, (uint8_t *)blob, (int)len);
+	r = bw_base64_encode_alloc((const uint8_t *)blob, len, 0, &b64);
+	if (r < 0)
+		return r;
 	if (!strcmp(prov, "tdx_guest")) {
 		json_object_object_add(ev, "quote", json_object_new_string(b64));
 	} else {

@@ -6,6 +6,7 @@
 #                      environment, so pass it as a make argument: `sudo make check CI=true`)
 #   make demo          the end-to-end demo (root)
 #   make V=1           show commands
+#   make docs          man pages and bash completion, from the help texts (help2man), in build/
 #   make install [PREFIX=/usr/local] [DESTDIR=]   binaries, bulwark-storage (library, headers,
 #                      pkg-config file), systemd units
 #   make image         OCI image archive build/image/bulwark-oci.tar (scripts/build-image.sh)
@@ -155,10 +156,18 @@ PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
 SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
 INSTALL     ?= install
 UNITS := $(basename $(notdir $(wildcard deploy/systemd/*.service.in)))
-MANPAGES := $(wildcard doc/man/*.[1-8])
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
+
+# Man pages and the bash completion, generated from the help texts and the CLI's table (help2man).
+DOCS := $(BUILD)/man/bulwark.1 $(BUILD)/man/bulwarkd.8 $(BUILD)/man/bulwark-keyservice.8 \
+        $(BUILD)/man/bulwark-csi.8 $(BUILD)/completion/bulwark
+.PHONY: docs
+docs: $(DOCS)
+$(DOCS) &: $(BINS) scripts/gen-docs.sh
+	$(Q)scripts/gen-docs.sh $(BUILD)
 
 .PHONY: install uninstall
-install: $(BINS) $(call libfile,storage common)
+install: $(BINS) $(call libfile,storage common) $(DOCS)
 	$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR)/bulwark $(DESTDIR)$(INCLUDEDIR)/bulwark \
 	  $(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(SYSTEMDUNITDIR) $(DESTDIR)$(DOCDIR)
 	$(INSTALL) -m 0755 $(BINS) $(DESTDIR)$(BINDIR)/
@@ -176,13 +185,18 @@ install: $(BINS) $(call libfile,storage common)
 	$(INSTALL) -m 0644 storage/README.md $(DESTDIR)$(DOCDIR)/storage/
 	$(INSTALL) -m 0644 userspace/keyservice/README.md $(DESTDIR)$(DOCDIR)/userspace/keyservice/
 	$(INSTALL) -m 0644 wireguard-conf/README.md $(DESTDIR)$(DOCDIR)/wireguard-conf/
-	$(if $(MANPAGES),$(INSTALL) -d $(DESTDIR)$(MANDIR)/man8 && $(INSTALL) -m 0644 $(MANPAGES) $(DESTDIR)$(MANDIR)/man8/)
+	$(INSTALL) -d $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(BASHCOMPDIR)
+	$(INSTALL) -m 0644 $(filter %.1,$(DOCS)) $(DESTDIR)$(MANDIR)/man1/
+	$(INSTALL) -m 0644 $(filter %.8,$(DOCS)) $(DESTDIR)$(MANDIR)/man8/
+	$(INSTALL) -m 0644 $(BUILD)/completion/bulwark $(DESTDIR)$(BASHCOMPDIR)/bulwark
 
 uninstall:
 	rm -f $(addprefix $(DESTDIR)$(BINDIR)/,$(bin-y)) $(addprefix $(DESTDIR)$(SYSTEMDUNITDIR)/,$(UNITS)) \
 	  $(DESTDIR)$(PKGCONFIGDIR)/bulwark-storage.pc $(DESTDIR)$(INCLUDEDIR)/bulwark/storage.h \
 	  $(DESTDIR)$(INCLUDEDIR)/bulwark/bulwark_abi.h $(DESTDIR)$(LIBDIR)/bulwark/libstorage.a \
 	  $(DESTDIR)$(LIBDIR)/bulwark/libcommon.a
+	rm -f $(DESTDIR)$(MANDIR)/man1/bulwark.1 $(addprefix $(DESTDIR)$(MANDIR)/man8/,bulwarkd.8 \
+	  bulwark-keyservice.8 bulwark-csi.8) $(DESTDIR)$(BASHCOMPDIR)/bulwark
 	rm -rf $(DESTDIR)$(DOCDIR)
 	-rmdir $(DESTDIR)$(INCLUDEDIR)/bulwark $(DESTDIR)$(LIBDIR)/bulwark 2>/dev/null
 

@@ -47,10 +47,31 @@ struct bw_prefix {
 	__u32 class; /* enum bw_class */
 };
 
-/* bw_peer_v4/v6 (LPM tries): remote prefixes reachable through a WireGuard peer. */
+/*
+ * bw_peer_v4/v6 (hash maps, key bw_lpm_v4/v6 with the host bits zero): remote prefixes reachable
+ * through a WireGuard peer. Hashes, not LPM tries: a trie lookup walks a node per branching bit
+ * (about 17 with 100,000 host prefixes, ~80 ns), a hash lookup costs the same at any size. The
+ * programs ask "does a peer prefix cover daddr?" by probing, for each prefix length in use
+ * (bw_peer_lens), daddr masked to that length: the answer is yes or no (which peer does not matter
+ * to the datapath), so the probe order is free; longest first.
+ */
 struct bw_peer {
 	__u8 pubkey[32]; /* the peer's WireGuard public key (informational, for operators) */
 	__u32 peer_id;   /* controller's id for the peer */
+};
+
+/*
+ * bw_peer_lens (array, one entry, mmap-able): the prefix lengths in use in bw_peer_v4/v6, a bit
+ * per length. Bit i of v4: length 32 - i; bit i of v6[w]: length 128 - (64 * w + i). Userspace
+ * sets a length's bit (atomic OR through mmap, so concurrent writers never lose one) *before*
+ * the first prefix of that length goes in, and never clears it while the maps live: a stale bit
+ * costs one probe, a missing one would hide that length's prefixes (dropped, never passed: the
+ * peer answer only chooses between WireGuard and a drop). Anyone adding peer prefixes by other
+ * means (bpftool) must set the bit too.
+ */
+struct bw_peer_lens {
+	__u64 v4;
+	__u64 v6[3];
 };
 
 /* bw_allow (hash): node-to-node bootstrap ports passed in clear when node encryption is on. */
@@ -75,7 +96,12 @@ struct bw_allow {
 #define BW_OVERLAY_PORT_GENEVE 6081      /* IANA Geneve */
 #define BW_ALLOW_OVERLAY 2               /* bw_allow_key.dir of an overlay port */
 
-/* bw_stats (per-CPU array, key = enum bw_reason): what happened to packets, and why. */
+/*
+ * bw_stats (per-CPU array, key = BW_STAT_KEY(reason, dir)): what happened to packets, and why, per
+ * direction. An array's key can only be a plain __u32 in BTF, so each value names its own slot:
+ * `reason` and `dir` are written by userspace when the map is created (bw_dp_stats_label), and
+ * bpftool prints them as enum names next to the counters (bpf/README.md shows a dump).
+ */
 enum bw_reason {
 	BW_REASON_REDIRECTED = 0,         /* protected, sent into WireGuard */
 	BW_REASON_PASSED_ENCRYPTED,       /* already WireGuard (mark or listen port) */
@@ -89,9 +115,13 @@ enum bw_reason {
 					   * (wg_ifindex 0: the agent saw the device vanish) */
 	BW_REASON_MAX,
 };
+#define BW_STAT_KEY(reason, dir) ((__u32)(dir) * BW_REASON_MAX + (__u32)(reason))
+#define BW_STAT_ENTRIES (2 * BW_REASON_MAX)
 struct bw_stat {
 	__u64 packets;
 	__u64 bytes;
+	enum bw_reason reason; /* this slot's reason and direction: labels for bpftool, never counted */
+	enum bw_dir dir;
 };
 
 /* bw_events (ring buffer): one record per dropped packet, rate-limited per CPU. */

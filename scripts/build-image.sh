@@ -21,7 +21,7 @@ SUITE=${SUITE:-bookworm}
 die() { echo "build-image: $*" >&2; exit 1; }
 
 [ "$(id -u)" -eq 0 ] || die "needs root (mmdebstrap writes device-free rootfs with correct ownership only as root)"
-for t in mmdebstrap umoci dpkg ldd; do
+for t in mmdebstrap umoci dpkg ldd strings ldconfig; do
   command -v "$t" > /dev/null || die "$t is missing: run scripts/install-deps.sh"
 done
 for b in bulwark bulwarkd bulwark-keyservice; do
@@ -52,7 +52,22 @@ while read -r lib; do
 done < <(for b in "$BUILD"/bin/bulwark "$BUILD"/bin/bulwarkd "$BUILD"/bin/bulwark-keyservice; do
            ldd "$b" | awk '$2 == "=>" && $3 ~ /^\// { print $3 }'
          done | sort -u)
-# dlopen()ed, so invisible to ldd: tpm2-tss's TCTI for /dev/tpmrm0 (bulwark key fetch, statedisk).
+# dlopen()ed on first use, so invisible to ldd: the sonames our binaries name (common/dl.c loads
+# libcurl and tpm2-tss that way; `strings` finds "libcurl.so.4" etc.), each with its closure.
+dlopened() { # binaries... -> library paths of the sonames they name but do not link
+  local s p
+  for s in $(strings -n 6 "$@" | grep -E '^lib[A-Za-z0-9_+-]+\.so\.[0-9]+$' | sort -u); do
+    p=$(ldconfig -p | awk -v s="$s" '$1 == s && $0 ~ /x86-64/ { print $NF; exit }')
+    [ -n "$p" ] || die "$s is loaded at run time but not installed here: run scripts/install-deps.sh"
+    echo "$p"
+    ldd "$p" | awk '$2 == "=>" && $3 ~ /^\// { print $3 }'
+  done
+}
+while read -r lib; do
+  pkgs+=("$(owner "$lib")")
+done < <(dlopened "$BUILD"/bin/bulwark "$BUILD"/bin/bulwarkd "$BUILD"/bin/bulwark-keyservice | sort -u)
+# tpm2-tss's TCTI for /dev/tpmrm0 is dlopen()ed by tss2-tctildr by a computed name (bulwark key
+# fetch, statedisk); wireguard-go is started by bulwarkd.
 pkgs+=(libtss2-tcti-device0 wireguard-go)
 mapfile -t pkgs < <(printf '%s\n' "${pkgs[@]}" | sort -u)
 echo "build-image: ${#pkgs[@]} packages: ${pkgs[*]}"

@@ -8,6 +8,7 @@ PKGS=(
   make gcc clang llvm lld libc6-dev pkg-config libbpf-dev bpftool linux-libc-dev
   libmnl-dev
   libcryptsetup-dev libdevmapper-dev libblkid-dev libssl-dev libjson-c-dev
+  libyaml-dev  # kubeconfig files (userspace/k8s)
   libcurl4-openssl-dev libevent-dev libtss2-dev libcmocka-dev libclang-rt-14-dev
   libgrpc-dev protobuf-c-compiler libprotobuf-c-dev libprotobuf-dev libmount-dev  # bulwark-csi
   # runtime tools used by tests and the VM harness
@@ -22,6 +23,7 @@ PKGS=(
   systemd  # systemd-analyze: tests/netns/install.sh verifies the installed units
   mmdebstrap umoci runc  # make image: rootfs from Debian packages, OCI layout, and running it in tests
   python3-yaml  # tests/netns/deploy_render.sh reads the rendered manifests
+  help2man man-db  # make docs / make install: man pages from the help texts (tests/netns/install.sh reads them)
 )
 
 # Debian's kubectl (package kubernetes-client, 1.20 with kustomize v2.0.3) renders deploy/ in

@@ -38,8 +38,7 @@ int bw_vol_state_parse(const char *s)
 	return -EINVAL;
 }
 
-/* Every allow-list refusal is "wrong medium type" for the caller. */
-#define refuse(err, len, ...) bw_errf(err, len, -EMEDIUMTYPE, __VA_ARGS__)
+/* Every allow-list refusal below is -EMEDIUMTYPE ("wrong medium type") for the caller. */
 
 static const char *str(struct json_object *o, const char *key)
 {
@@ -117,7 +116,7 @@ static int only_keys(struct json_object *o, const char *const *allowed, const ch
 		while (allowed[i] && strcmp(allowed[i], k))
 			i++;
 		if (!allowed[i])
-			return refuse(err, len, "%s.%.40s: unexpected member", where, k);
+			return bw_errf(err, len, -EMEDIUMTYPE, "%s.%.40s: unexpected member", where, k);
 	}
 	return 0;
 }
@@ -139,40 +138,40 @@ static int check_segment(struct json_object *segs, int64_t *offset, bool *integr
 	const char *enc;
 
 	if (n != 1 || !seg)
-		return refuse(err, len, "segments: %d segment(s), expected exactly one crypt segment \"0\"", n);
+		return bw_errf(err, len, -EMEDIUMTYPE, "segments: %d segment(s), expected exactly one crypt segment \"0\"", n);
 	if ((r = only_keys(seg, keys, "segments.0", err, len)) < 0)
 		return r;
 	if (!str_is(seg, "type", "crypt"))
-		return refuse(err, len, "segments.0.type is '%s', expected 'crypt'", str(seg, "type") ?: "(none)");
+		return bw_errf(err, len, -EMEDIUMTYPE, "segments.0.type is '%s', expected 'crypt'", str(seg, "type") ?: "(none)");
 	enc = str(seg, "encryption");
 	if (!enc || strcmp(enc, BW_VOL_CIPHER))
-		return refuse(err, len, "segments.0.encryption is '%s', expected '" BW_VOL_CIPHER "'", enc ?: "(none)");
+		return bw_errf(err, len, -EMEDIUMTYPE, "segments.0.encryption is '%s', expected '" BW_VOL_CIPHER "'", enc ?: "(none)");
 	if (num(seg, "sector_size") != BW_VOL_SECTOR)
-		return refuse(err, len, "segments.0.sector_size is %lld, expected %d", (long long)num(seg, "sector_size"),
+		return bw_errf(err, len, -EMEDIUMTYPE, "segments.0.sector_size is %lld, expected %d", (long long)num(seg, "sector_size"),
 			      BW_VOL_SECTOR);
 	if (!is_str(seg, "iv_tweak") || num(seg, "iv_tweak") != 0)
-		return refuse(err, len, "segments.0.iv_tweak is not \"0\"");
+		return bw_errf(err, len, -EMEDIUMTYPE, "segments.0.iv_tweak is not \"0\"");
 	/* bulwark's format puts the data at 16 MiB; 0 would map the header itself */
 	*offset = is_str(seg, "offset") ? num(seg, "offset") : -1;
 	if (*offset != BW_VOL_DATA_OFFSET)
-		return refuse(err, len, "segments.0.offset is %lld, expected %lld", (long long)*offset,
+		return bw_errf(err, len, -EMEDIUMTYPE, "segments.0.offset is %lld, expected %lld", (long long)*offset,
 			      (long long)BW_VOL_DATA_OFFSET);
 	if (!str_is(seg, "size", "dynamic"))
-		return refuse(err, len, "segments.0.size is '%s', expected 'dynamic' (the whole device)",
+		return bw_errf(err, len, -EMEDIUMTYPE, "segments.0.size is '%s', expected 'dynamic' (the whole device)",
 			      str(seg, "size") ?: "(not a string)");
 	if (json_object_object_get_ex(seg, "flags", &flags) &&
 	    (!json_object_is_type(flags, json_type_array) || json_object_array_length(flags)))
-		return refuse(err, len, "segments.0.flags present (reencryption or unknown segment flags)");
+		return bw_errf(err, len, -EMEDIUMTYPE, "segments.0.flags present (reencryption or unknown segment flags)");
 	*integrity = json_object_object_get_ex(seg, "integrity", &in);
 	if (!*integrity)
 		return 0;
 	if (!json_object_is_type(in, json_type_object) || (r = only_keys(in, ikeys, "segments.0.integrity", err, len)) < 0)
-		return r < 0 ? r : refuse(err, len, "segments.0.integrity is not an object");
+		return r < 0 ? r : bw_errf(err, len, -EMEDIUMTYPE, "segments.0.integrity is not an object");
 	if (!str_is(in, "type", BW_VOL_INTEGRITY))
-		return refuse(err, len, "segments.0.integrity.type is '%s', expected '" BW_VOL_INTEGRITY "'",
+		return bw_errf(err, len, -EMEDIUMTYPE, "segments.0.integrity.type is '%s', expected '" BW_VOL_INTEGRITY "'",
 			      str(in, "type") ?: "(none)");
 	if (!str_is(in, "journal_encryption", "none") || !str_is(in, "journal_integrity", "none"))
-		return refuse(err, len, "segments.0.integrity.journal_encryption/journal_integrity must be 'none'");
+		return bw_errf(err, len, -EMEDIUMTYPE, "segments.0.integrity.journal_encryption/journal_integrity must be 'none'");
 	return 0;
 }
 
@@ -185,10 +184,10 @@ static int check_kdf(struct json_object *o, const char *where, char *err, size_t
 	int64_t it = num(o, "iterations");
 
 	if (!str_is(o, "type", "pbkdf2") || !str_is(o, "hash", "sha256"))
-		return refuse(err, len, "%s is '%s'/'%s', expected pbkdf2 with sha256", where, str(o, "type") ?: "(none)",
+		return bw_errf(err, len, -EMEDIUMTYPE, "%s is '%s'/'%s', expected pbkdf2 with sha256", where, str(o, "type") ?: "(none)",
 			      str(o, "hash") ?: "(none)");
 	if (it < 1000 || it > BW_VOL_KDF_MAX_ITER)
-		return refuse(err, len, "%s.iterations is %lld, expected 1000..%d", where, (long long)it, BW_VOL_KDF_MAX_ITER);
+		return bw_errf(err, len, -EMEDIUMTYPE, "%s.iterations is %lld, expected 1000..%d", where, (long long)it, BW_VOL_KDF_MAX_ITER);
 	return 0;
 }
 
@@ -202,36 +201,36 @@ static int check_keyslots(struct json_object *ks, bool integrity, int64_t areas_
 	int vk = integrity ? BW_VOL_VK_INTEGRITY : BW_VOL_VK_PLAIN, r;
 
 	if (!ks)
-		return refuse(err, len, "keyslots missing or not an object");
+		return bw_errf(err, len, -EMEDIUMTYPE, "keyslots missing or not an object");
 	if (json_object_object_length(ks) > BW_VOL_KEYSLOTS_MAX)
-		return refuse(err, len, "keyslots: %d, at most %d", json_object_object_length(ks), BW_VOL_KEYSLOTS_MAX);
+		return bw_errf(err, len, -EMEDIUMTYPE, "keyslots: %d, at most %d", json_object_object_length(ks), BW_VOL_KEYSLOTS_MAX);
 	json_object_object_foreach(ks, id, slot) {
 		struct json_object *area = obj(slot, "area"), *kdf = obj(slot, "kdf"), *af = obj(slot, "af");
 		char where[64];
 		int64_t ao = num(area, "offset"), az = num(area, "size");
 
 		if (!json_object_is_type(slot, json_type_object) || !area || !kdf || !af)
-			return refuse(err, len, "keyslots.%.8s: not a keyslot object with area, kdf and af", id);
+			return bw_errf(err, len, -EMEDIUMTYPE, "keyslots.%.8s: not a keyslot object with area, kdf and af", id);
 		snprintf(where, sizeof(where), "keyslots.%.8s", id);
 		if ((r = only_keys(slot, keys, where, err, len)) < 0 || (r = only_keys(area, area_keys, where, err, len)) < 0 ||
 		    (r = only_keys(af, af_keys, where, err, len)) < 0)
 			return r;
 		if (!str_is(slot, "type", "luks2"))
-			return refuse(err, len, "keyslots.%s.type is '%s', expected 'luks2'", id, str(slot, "type") ?: "(none)");
+			return bw_errf(err, len, -EMEDIUMTYPE, "keyslots.%s.type is '%s', expected 'luks2'", id, str(slot, "type") ?: "(none)");
 		if (num(slot, "key_size") != vk)
-			return refuse(err, len, "keyslots.%s.key_size is %lld, expected %d", id, (long long)num(slot, "key_size"), vk);
+			return bw_errf(err, len, -EMEDIUMTYPE, "keyslots.%s.key_size is %lld, expected %d", id, (long long)num(slot, "key_size"), vk);
 		if (!str_is(area, "type", "raw") || !str_is(area, "encryption", BW_VOL_CIPHER) || num(area, "key_size") != 64)
-			return refuse(err, len, "keyslots.%s.area.encryption is '%s' (key_size %lld), expected raw '"
+			return bw_errf(err, len, -EMEDIUMTYPE, "keyslots.%s.area.encryption is '%s' (key_size %lld), expected raw '"
 				      BW_VOL_CIPHER "' with a 512-bit key", id, str(area, "encryption") ?: "(none)",
 				      (long long)num(area, "key_size"));
 		if (ao < areas_lo || az <= 0 || az > areas_hi || ao > areas_hi - az || ao % 4096 || az % 4096)
-			return refuse(err, len, "keyslots.%s.area (offset %lld, size %lld) is outside the keyslots area", id,
+			return bw_errf(err, len, -EMEDIUMTYPE, "keyslots.%s.area (offset %lld, size %lld) is outside the keyslots area", id,
 				      (long long)ao, (long long)az);
 		snprintf(where, sizeof(where), "keyslots.%.8s.kdf", id);
 		if ((r = check_kdf(kdf, where, err, len)) < 0 || (r = only_keys(kdf, kdf_keys, where, err, len)) < 0)
 			return r;
 		if (!str_is(af, "type", "luks1") || !str_is(af, "hash", "sha256") || num(af, "stripes") != 4000)
-			return refuse(err, len, "keyslots.%s.af is not luks1/sha256 with 4000 stripes", id);
+			return bw_errf(err, len, -EMEDIUMTYPE, "keyslots.%s.af is not luks1/sha256 with 4000 stripes", id);
 	}
 	return 0;
 }
@@ -254,23 +253,23 @@ static int check_digests(struct json_object *dg, struct json_object *ks, char *e
 	int r;
 
 	if (!dg || json_object_object_length(dg) != 1 || !d)
-		return refuse(err, len, "digests: expected exactly one digest \"0\"");
+		return bw_errf(err, len, -EMEDIUMTYPE, "digests: expected exactly one digest \"0\"");
 	if ((r = only_keys(d, keys, "digests.0", err, len)) < 0)
 		return r;
 	if (!str_is(d, "type", "pbkdf2"))
-		return refuse(err, len, "digests.0.type is '%s', expected 'pbkdf2'", str(d, "type") ?: "(none)");
+		return bw_errf(err, len, -EMEDIUMTYPE, "digests.0.type is '%s', expected 'pbkdf2'", str(d, "type") ?: "(none)");
 	if ((r = check_kdf(d, "digests.0", err, len)) < 0)
 		return r;
 	json_object_object_get_ex(d, "segments", &segs);
 	json_object_object_get_ex(d, "keyslots", &slots);
 	if (!segs || !json_object_is_type(segs, json_type_array) || json_object_array_length(segs) != 1 || !array_has(segs, "0"))
-		return refuse(err, len, "digests.0.segments must be exactly [\"0\"]");
+		return bw_errf(err, len, -EMEDIUMTYPE, "digests.0.segments must be exactly [\"0\"]");
 	if (!json_object_is_type(slots, json_type_array) || (int)json_object_array_length(slots) != json_object_object_length(ks))
-		return refuse(err, len, "digests.0.keyslots must list exactly the keyslots");
+		return bw_errf(err, len, -EMEDIUMTYPE, "digests.0.keyslots must list exactly the keyslots");
 	json_object_object_foreach(ks, id, slot) {
 		(void)slot;
 		if (!array_has(slots, id))
-			return refuse(err, len, "digests.0.keyslots does not bind keyslot %s", id);
+			return bw_errf(err, len, -EMEDIUMTYPE, "digests.0.keyslots does not bind keyslot %s", id);
 	}
 	return 0;
 }
@@ -288,39 +287,39 @@ static int check_token(struct json_object *tokens, const char *id, bool integrit
 
 	json_object_object_foreach(tokens, tid, t) {
 		if (!str_is(t, "type", BW_VOL_TOKEN_TYPE))
-			return refuse(err, len, "tokens.%s.type is '%s': only one '" BW_VOL_TOKEN_TYPE "' token is allowed", tid,
+			return bw_errf(err, len, -EMEDIUMTYPE, "tokens.%s.type is '%s': only one '" BW_VOL_TOKEN_TYPE "' token is allowed", tid,
 				      str(t, "type") ?: "(none)");
 		if (found)
-			return refuse(err, len, "tokens: more than one '" BW_VOL_TOKEN_TYPE "' token");
+			return bw_errf(err, len, -EMEDIUMTYPE, "tokens: more than one '" BW_VOL_TOKEN_TYPE "' token");
 		found = str(t, "volume_id") ?: "";
 		tok = t;
 	}
 	if (!found)
-		return refuse(err, len, "tokens: no '" BW_VOL_TOKEN_TYPE "' token: not a bulwark volume");
+		return bw_errf(err, len, -EMEDIUMTYPE, "tokens: no '" BW_VOL_TOKEN_TYPE "' token: not a bulwark volume");
 	if (strcmp(found, id))
-		return refuse(err, len, "tokens: the '" BW_VOL_TOKEN_TYPE "' token names volume '%.*s', not '%s' (volume swap?)",
+		return bw_errf(err, len, -EMEDIUMTYPE, "tokens: the '" BW_VOL_TOKEN_TYPE "' token names volume '%.*s', not '%s' (volume swap?)",
 			      BW_VOL_ID_MAX, found, id);
 	if ((r = only_keys(tok, keys, "tokens.bulwark", err, len)) < 0)
 		return r;
 	if (!json_object_object_get_ex(tok, "keyslots", &v) || !json_object_is_type(v, json_type_array) ||
 	    json_object_array_length(v))
-		return refuse(err, len, "tokens.bulwark.keyslots must be []");
+		return bw_errf(err, len, -EMEDIUMTYPE, "tokens.bulwark.keyslots must be []");
 	s = str(tok, "state");
 	if (!s || bw_vol_state_parse(s) < 0)
-		return refuse(err, len, "tokens.bulwark.state is '%.20s', not a lifecycle state", s ?: "(none)");
+		return bw_errf(err, len, -EMEDIUMTYPE, "tokens.bulwark.state is '%.20s', not a lifecycle state", s ?: "(none)");
 	if (keyless && strcmp(s, "prepared"))
-		return refuse(err, len, "keyslots: none, but the token's state is '%s': only a 'prepared' header is a format"
+		return bw_errf(err, len, -EMEDIUMTYPE, "keyslots: none, but the token's state is '%s': only a 'prepared' header is a format"
 			      " cut short", s);
 	if (!json_object_object_get_ex(tok, "integrity", &v) || !json_object_is_type(v, json_type_boolean) ||
 	    json_object_get_boolean(v) != integrity)
-		return refuse(err, len, "tokens.bulwark.integrity disagrees with segment 0");
+		return bw_errf(err, len, -EMEDIUMTYPE, "tokens.bulwark.integrity disagrees with segment 0");
 	s = str(tok, "wipe_offset");
 	if (!s || strspn(s, "0123456789") != strlen(s) || !*s || strlen(s) > 19 || strtoull(s, NULL, 10) % BW_VOL_SECTOR)
-		return refuse(err, len, "tokens.bulwark.wipe_offset '%.24s' is not a multiple of %d", s ?: "(none)",
+		return bw_errf(err, len, -EMEDIUMTYPE, "tokens.bulwark.wipe_offset '%.24s' is not a multiple of %d", s ?: "(none)",
 			      BW_VOL_SECTOR);
 	s = str(tok, "mac");
 	if (json_object_object_get_ex(tok, "mac", &v) && (!s || strlen(s) != 64 || strspn(s, "0123456789abcdef") != 64))
-		return refuse(err, len, "tokens.bulwark.mac is not 64 hex digits");
+		return bw_errf(err, len, -EMEDIUMTYPE, "tokens.bulwark.mac is not 64 hex digits");
 	return 0;
 }
 
@@ -331,18 +330,18 @@ static int check_config(struct json_object *cfg, int64_t hdr_size, int64_t *keys
 	int r;
 
 	if (!cfg)
-		return refuse(err, len, "config missing");
+		return bw_errf(err, len, -EMEDIUMTYPE, "config missing");
 	if ((r = only_keys(cfg, keys, "config", err, len)) < 0)
 		return r;
 	if (json_object_object_get_ex(cfg, "requirements", &v))
-		return refuse(err, len, "config.requirements present (reencryption or unknown features)");
+		return bw_errf(err, len, -EMEDIUMTYPE, "config.requirements present (reencryption or unknown features)");
 	if (json_object_object_get_ex(cfg, "flags", &v) && (!json_object_is_type(v, json_type_array) || json_object_array_length(v)))
-		return refuse(err, len, "config.flags present (persistent activation flags)");
+		return bw_errf(err, len, -EMEDIUMTYPE, "config.flags present (persistent activation flags)");
 	if (hdr_size && (!is_str(cfg, "json_size") || num(cfg, "json_size") != hdr_size - LUKS2_BIN_SIZE))
-		return refuse(err, len, "config.json_size does not match the binary header's hdr_size");
+		return bw_errf(err, len, -EMEDIUMTYPE, "config.json_size does not match the binary header's hdr_size");
 	*keyslots_size = is_str(cfg, "keyslots_size") ? num(cfg, "keyslots_size") : -1;
 	if (*keyslots_size < 0 || *keyslots_size % 4096)
-		return refuse(err, len, "config.keyslots_size is missing or not a multiple of 4096");
+		return bw_errf(err, len, -EMEDIUMTYPE, "config.keyslots_size is missing or not a multiple of 4096");
 	return 0;
 }
 
@@ -355,30 +354,30 @@ static int check_root(struct json_object *root, const char *id, int64_t hdr_size
 	int r;
 
 	if (!json_object_is_type(root, json_type_object))
-		return refuse(err, len, "header metadata is not a JSON object");
+		return bw_errf(err, len, -EMEDIUMTYPE, "header metadata is not a JSON object");
 	if (has_cipher_null(root, 0))
-		return refuse(err, len, "cipher_null appears in the header");
+		return bw_errf(err, len, -EMEDIUMTYPE, "cipher_null appears in the header");
 	if ((r = only_keys(root, keys, "(top level)", err, len)) < 0)
 		return r;
 	if (!obj(root, "segments"))
-		return refuse(err, len, "segments missing");
+		return bw_errf(err, len, -EMEDIUMTYPE, "segments missing");
 	if ((r = check_segment(obj(root, "segments"), &offset, integrity, err, len)) < 0 ||
 	    (r = check_config(obj(root, "config"), hdr_size, &kss, err, len)) < 0)
 		return r;
 	if (lo + kss > offset)
-		return refuse(err, len, "config.keyslots_size %lld reaches into the data (offset %lld)", (long long)kss,
+		return bw_errf(err, len, -EMEDIUMTYPE, "config.keyslots_size %lld reaches into the data (offset %lld)", (long long)kss,
 			      (long long)offset);
 	if ((r = check_keyslots(ks, *integrity, lo, lo + kss, err, len)) < 0 ||
 	    (r = check_digests(obj(root, "digests"), ks, err, len)) < 0)
 		return r;
 	if (!tok)
-		return refuse(err, len, "tokens missing");
+		return bw_errf(err, len, -EMEDIUMTYPE, "tokens missing");
 	keyless = json_object_object_length(ks) == 0;
 	if ((r = check_token(tok, id, *integrity, keyless, err, len)) < 0)
 		return r;
 	if (keyless) {
 		/* only an otherwise valid header of this volume, stopped in "prepared", was cut short */
-		refuse(err, len, "keyslots: none (a format cut short)");
+		bw_errf(err, len, -EMEDIUMTYPE, "keyslots: none (a format cut short)");
 		return -ENOKEY;
 	}
 	return 0;
@@ -393,13 +392,13 @@ int bw_vol_check_luks2_json_hs(const char *json, size_t n, uint64_t hdr_size, co
 	int r;
 
 	if (n > LUKS2_HDR_MAX || memchr(json, 0, n))
-		return refuse(err, len, "header metadata is longer than LUKS2 allows or holds a NUL");
+		return bw_errf(err, len, -EMEDIUMTYPE, "header metadata is longer than LUKS2 allows or holds a NUL");
 	if (!(tk = json_tokener_new_ex(BW_VOL_JSON_DEPTH)))
 		return -ENOMEM;
 	json_tokener_set_flags(tk, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
 	root = json_tokener_parse_ex(tk, json, (int)n);
 	if (!root || json_tokener_get_error(tk) != json_tokener_success || json_tokener_get_parse_end(tk) != n)
-		r = refuse(err, len, "header metadata is not one JSON value");
+		r = bw_errf(err, len, -EMEDIUMTYPE, "header metadata is not one JSON value");
 	else
 		r = check_root(root, id, (int64_t)hdr_size, &integ, err, len);
 	json_object_put(root);
@@ -451,18 +450,18 @@ static int check_bin(const uint8_t *h, const char *magic, uint64_t hs, uint64_t 
 	uint8_t md[32];
 
 	if (memcmp(h, magic, 8) || be64(h + 8) != hs || be64(h + 256) != off)
-		return refuse(err, len, "the %s header is missing or misplaced (magic, hdr_size or offset)", which);
+		return bw_errf(err, len, -EMEDIUMTYPE, "the %s header is missing or misplaced (magic, hdr_size or offset)", which);
 	if (memcmp(h + 72, "sha256", 7) || !all_zero(h + 72 + 7, 32 - 7))
-		return refuse(err, len, "the %s header's checksum algorithm is not sha256", which);
+		return bw_errf(err, len, -EMEDIUMTYPE, "the %s header's checksum algorithm is not sha256", which);
 	if (!memchr(h + 24, 0, 48) || !memchr(h + 168, 0, 40) || !memchr(h + 208, 0, 48))
-		return refuse(err, len, "the %s header's label, UUID or subsystem is not terminated", which);
+		return bw_errf(err, len, -EMEDIUMTYPE, "the %s header's label, UUID or subsystem is not terminated", which);
 	if (!all_zero(h + 264, LUKS2_CSUM_OFF - 264) || !all_zero(h + LUKS2_CSUM_OFF + 32, LUKS2_CSUM_LEN - 32) ||
 	    !all_zero(h + LUKS2_CSUM_OFF + LUKS2_CSUM_LEN, LUKS2_BIN_SIZE - LUKS2_CSUM_OFF - LUKS2_CSUM_LEN))
-		return refuse(err, len, "the %s header's padding is not zero", which);
+		return bw_errf(err, len, -EMEDIUMTYPE, "the %s header's padding is not zero", which);
 	if (bw_vol_luks2_csum(h, hs, md) < 0)
 		return -ENOMEM;
 	if (CRYPTO_memcmp(md, h + LUKS2_CSUM_OFF, 32))
-		return refuse(err, len, "the %s header's checksum is wrong (a damaged or forged header)", which);
+		return bw_errf(err, len, -EMEDIUMTYPE, "the %s header's checksum is wrong (a damaged or forged header)", which);
 	return 0;
 }
 
@@ -481,24 +480,24 @@ int bw_vol_check_luks2_header(const uint8_t *buf, size_t n, const char *id, bool
 	int r;
 
 	if (n < LUKS2_BIN_SIZE || memcmp(a, "LUKS\xba\xbe\x00\x02", 8))
-		return refuse(err, len, "the header is not LUKS2 (magic/version)");
+		return bw_errf(err, len, -EMEDIUMTYPE, "the header is not LUKS2 (magic/version)");
 	hs = be64(a + 8);
 	if (hs < LUKS2_HDR_MIN || hs > LUKS2_HDR_MAX || (hs & (hs - 1)) || 2 * hs > n)
-		return refuse(err, len, "the header's hdr_size %llu is invalid", (unsigned long long)hs);
+		return bw_errf(err, len, -EMEDIUMTYPE, "the header's hdr_size %llu is invalid", (unsigned long long)hs);
 	b = buf + hs;
 	if ((r = check_bin(a, "LUKS\xba\xbe\x00\x02", hs, 0, "primary", err, len)) < 0 ||
 	    (r = check_bin(b, "SKUL\xba\xbe\x00\x02", hs, hs, "secondary", err, len)) < 0)
 		return r;
 	/* hdr_size, seqid, label, checksum_alg | uuid, subsystem (the salts differ by design) */
 	if (memcmp(a + 8, b + 8, 104 - 8) || memcmp(a + 168, b + 168, 256 - 168))
-		return refuse(err, len, "the primary and secondary headers disagree (seqid, uuid or label)");
+		return bw_errf(err, len, -EMEDIUMTYPE, "the primary and secondary headers disagree (seqid, uuid or label)");
 	if (memcmp(a + LUKS2_BIN_SIZE, b + LUKS2_BIN_SIZE, hs - LUKS2_BIN_SIZE))
-		return refuse(err, len, "the primary and secondary JSON metadata differ");
+		return bw_errf(err, len, -EMEDIUMTYPE, "the primary and secondary JSON metadata differ");
 	jlen = strnlen((const char *)a + LUKS2_BIN_SIZE, hs - LUKS2_BIN_SIZE);
 	if (jlen == hs - LUKS2_BIN_SIZE)
-		return refuse(err, len, "the JSON metadata is not terminated");
+		return bw_errf(err, len, -EMEDIUMTYPE, "the JSON metadata is not terminated");
 	if (!all_zero(a + LUKS2_BIN_SIZE + jlen, hs - LUKS2_BIN_SIZE - jlen))
-		return refuse(err, len, "the JSON area holds bytes after the JSON's end (a hidden header?)");
+		return bw_errf(err, len, -EMEDIUMTYPE, "the JSON area holds bytes after the JSON's end (a hidden header?)");
 	return bw_vol_check_luks2_json_hs((const char *)a + LUKS2_BIN_SIZE, jlen, hs, id, integrity, err, len);
 }
 

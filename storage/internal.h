@@ -47,6 +47,8 @@ const char *bw_vol_state_name(enum bw_vol_state s);
 int bw_vol_state_parse(const char *s); /* enum value or -EINVAL */
 struct crypt_device;
 int bw_vol_token_read(struct crypt_device *cd, struct bw_vol_token *t);
+/* The token's volume_id as written (unauthenticated: compare with what the caller expects). */
+int bw_vol_token_id(struct crypt_device *cd, char *out, size_t len);
 /* Writes the token; with mac_key (32 bytes) it carries its MAC. */
 int bw_vol_token_write(struct crypt_device *cd, const char *id, const struct bw_vol_token *t, const uint8_t *mac_key);
 /* The token's MAC key: HKDF-SHA256 from the volume key, salted with the volume's UUID. */

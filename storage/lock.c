@@ -2,13 +2,16 @@
 /* Serialisation: one in-process mutex for libcryptsetup/libdevmapper, one lock file per volume. */
 #include <errno.h>
 #include <fcntl.h>
+#include <libcryptsetup.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include "common/common.h"
 #include "storage/internal.h"
 
 #define LOCK_DEFAULT_MS 60000
@@ -17,7 +20,19 @@
 /* Neither libcryptsetup nor libdevmapper is thread-safe (global state, log callbacks). */
 static pthread_mutex_t global = PTHREAD_MUTEX_INITIALIZER;
 
-void bw_vol_lock_global(void) { pthread_mutex_lock(&global); }
+/*
+ * libcryptsetup prints what it has to say on stdout (all but errors) when no callback is set: it
+ * would corrupt --json output. Every user of the library goes through here, so its messages reach
+ * bulwark's logger (bw_vol_log_init) even where the program did not set that up itself.
+ */
+static void logs_init(void) { bw_vol_log_init(); }
+static pthread_once_t logs_once = PTHREAD_ONCE_INIT;
+
+void bw_vol_lock_global(void)
+{
+	pthread_once(&logs_once, logs_init);
+	pthread_mutex_lock(&global);
+}
 void bw_vol_unlock_global(void) { pthread_mutex_unlock(&global); }
 
 /*

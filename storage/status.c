@@ -16,6 +16,22 @@
 #include "storage/internal.h"
 #include "common/common.h"
 
+static void cryptsetup_log(int level, const char *msg, void *usrptr)
+{
+	size_t n = strlen(msg);
+
+	(void)usrptr;
+	while (n && msg[n - 1] == '\n')
+		n--;
+	bw_log(level == CRYPT_LOG_ERROR ? BW_LOG_ERROR : level == CRYPT_LOG_NORMAL ? BW_LOG_INFO : BW_LOG_DEBUG,
+	       "cryptsetup: %.*s", (int)n, msg);
+}
+
+void bw_vol_log_init(void)
+{
+	crypt_set_log_callback(NULL, cryptsetup_log, NULL);
+}
+
 /* The dm-crypt table line with the key field elided (it is a keyring reference anyway). */
 static void crypt_table(const char *name, char *out, size_t len)
 {
@@ -35,6 +51,30 @@ static void crypt_table(const char *name, char *out, size_t len)
 		}
 	}
 	dm_task_destroy(t);
+}
+
+/* The dm UUID libcryptsetup gave the mapping ("CRYPT-LUKS2-<LUKS UUID, no dashes>-<name>"). */
+static void dm_uuid(const char *name, char *out, size_t len)
+{
+	struct dm_task *t = dm_task_create(DM_DEVICE_INFO);
+	const char *u;
+
+	if (!t)
+		return;
+	if (dm_task_set_name(t, name) && dm_task_run(t) && (u = dm_task_get_uuid(t)))
+		snprintf(out, len, "%s", u);
+	dm_task_destroy(t);
+}
+
+/* The token's volume id, kept only when it is this mapping's (its hash is the name). */
+static void token_id(struct crypt_device *cd, const char *name, char *out, size_t len)
+{
+	char want[64];
+
+	if (bw_vol_token_id(cd, out, len) < 0 ||
+	    (strcmp(name, BW_STATEDISK_NAME) ? bw_vol_name(out, want, sizeof(want)) < 0 || strcmp(want, name)
+					     : strcmp(out, BW_STATEDISK_ID)))
+		*out = '\0';
 }
 
 /* An integrity device below the crypt device: dm-integrity target present and active. */
@@ -108,7 +148,10 @@ int bw_vol_status(const char *id, const char *name, struct bw_vol_status *st, ch
 		dev = crypt_get_device_name(cd);
 		if (dev && stat(dev, &sb) == 0)
 			snprintf(st->backing, sizeof(st->backing), "%u:%u (%s)", major(sb.st_rdev), minor(sb.st_rdev), dev);
+		if (!is_wipe_name(st->name))
+			token_id(cd, st->name, st->id, sizeof(st->id));
 	}
+	dm_uuid(st->name, st->dm_uuid, sizeof(st->dm_uuid));
 	crypt_table(st->name, st->table, sizeof(st->table));
 	snprintf(dif, sizeof(dif), "%s_dif", st->name);
 	st->integrity = has_integrity(dif);

@@ -89,6 +89,26 @@ out:
 	return r;
 }
 
+int bw_vol_token_id(struct crypt_device *cd, char *out, size_t len)
+{
+	struct json_object *o, *v;
+	const char *json, *s;
+	int id = find(cd), r = -EMEDIUMTYPE;
+
+	if (id < 0)
+		return id;
+	if (crypt_token_json_get(cd, id, &json) < 0 || !(o = json_tokener_parse(json)))
+		return -EMEDIUMTYPE;
+	s = json_object_object_get_ex(o, "volume_id", &v) && json_object_is_type(v, json_type_string)
+		    ? json_object_get_string(v) : NULL;
+	if (s && strlen(s) < len) {
+		snprintf(out, len, "%s", s);
+		r = 0;
+	}
+	json_object_put(o);
+	return r;
+}
+
 int bw_vol_token_key(const uint8_t *vk, size_t vk_len, const char *uuid, uint8_t out[32])
 {
 	return bw_hkdf_sha256(vk, vk_len, uuid, strlen(uuid), MAC_INFO, sizeof(MAC_INFO) - 1, out, 32);

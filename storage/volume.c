@@ -23,6 +23,7 @@
 #include <unistd.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/rand.h>
 #include "bulwark/storage.h"
 #include "common/common.h"
 #include "storage/internal.h"
@@ -36,11 +37,6 @@
 #define MIN_DEVICE (17u << 20)             /* a blank device also has zeros at its start */
 
 static const uint8_t zero_sector[BW_VOL_SECTOR];
-
-#define say bw_errf
-
-static void crypt_freep(struct crypt_device **cd) { if (*cd) crypt_free(*cd); }
-#define _cleanup_crypt_ __attribute__((cleanup(crypt_freep)))
 
 int bw_vol_name(const char *id, char *out, size_t len)
 {
@@ -67,6 +63,7 @@ struct op {
 	char name[64];
 	char hdr[192];               /* the detached header copy */
 	struct bw_secret key;
+	struct bw_secret vk;         /* the volume key: made by format, or read once from the keyslot */
 	struct bw_secret mac_key;    /* the token's MAC key, derived from the volume key */
 	bool fresh;                  /* formatted by this operation: nothing on it to protect */
 	char *err;
@@ -76,6 +73,7 @@ struct op {
 static void op_done(struct op *op)
 {
 	bw_secret_free(&op->key);
+	bw_secret_free(&op->vk);
 	bw_secret_free(&op->mac_key);
 	if (op->hdr[0])
 		unlink(op->hdr);
@@ -90,11 +88,11 @@ static int op_init(struct op *op, const struct bw_vol_opts *o, const char *def_i
 	op->err = err;
 	op->len = len;
 	if (bw_vol_name(op->id, op->name, sizeof(op->name)) < 0)
-		return say(err, len, -EINVAL, "volume id must be 1-%d printable ASCII characters", BW_VOL_ID_MAX);
+		return bw_errf(err, len, -EINVAL, "volume id must be 1-%d printable ASCII characters", BW_VOL_ID_MAX);
 	if (o->name ?: def_name) {
 		const char *n = o->name ?: def_name;
 		if (strlen(n) >= 48 || strchr(n, '/') || !n[0])
-			return say(err, len, -EINVAL, "mapping name '%s' is invalid", n);
+			return bw_errf(err, len, -EINVAL, "mapping name '%s' is invalid", n);
 		snprintf(op->name, sizeof(op->name), "%s", n);
 	}
 	return 0;
@@ -107,9 +105,9 @@ static int get_key(struct op *op)
 	if (op->key.data)
 		return 0;
 	if (!op->o->keys || !op->o->keys->get)
-		return say(op->err, op->len, -EINVAL, "no key source");
+		return bw_errf(op->err, op->len, -EINVAL, "no key source");
 	if ((r = bw_secret_new(&op->key, BW_VOL_KEY_LEN)) < 0)
-		return say(op->err, op->len, r, "locking memory for the key: %s", strerror(-r));
+		return bw_errf(op->err, op->len, r, "locking memory for the key: %s", strerror(-r));
 	r = op->o->keys->get(op->o->keys->ctx, op->id, op->key.data, op->err, op->len);
 	if (r < 0)
 		bw_secret_free(&op->key);
@@ -126,36 +124,62 @@ static int refused_by_lib(int r)
 	return r == -EINVAL || r == -ENOTSUP || r == -EPERM || r == -ENOENT ? -EMEDIUMTYPE : r;
 }
 
-static int activate(struct crypt_device *cd, struct op *op, const char *name, uint32_t flags)
+static int wrong_key(struct op *op)
 {
-	int r = crypt_activate_by_passphrase(cd, name, CRYPT_ANY_SLOT, (const char *)op->key.data, BW_VOL_KEY_LEN, flags);
+	return bw_errf(op->err, op->len, -EKEYREJECTED, "wrong key: no keyslot of volume '%s' opens with the %s's key",
+		   op->id, op->o->keys->name ?: "key source");
+}
 
-	if (r == -EPERM || r == -ENOENT)
-		return say(op->err, op->len, -EKEYREJECTED, "wrong key: no keyslot of volume '%s' opens with the %s's key",
-			   op->id, op->o->keys->name ?: "key source");
-	if (r < 0)
-		return say(op->err, op->len, refused_by_lib(r), "activating %s: %s", name ?: "(check)", strerror(-r));
+/* The token's MAC key from the volume key in op->vk. */
+static int derive_mac_key(struct crypt_device *cd, struct op *op)
+{
+	int r;
+
+	if ((r = bw_secret_new(&op->mac_key, 32)) < 0)
+		return bw_errf(op->err, op->len, r, "locking memory for the key: %s", strerror(-r));
+	if ((r = bw_vol_token_key(op->vk.data, op->vk.len, crypt_get_uuid(cd) ?: "", op->mac_key.data)) < 0) {
+		bw_secret_free(&op->mac_key);
+		return bw_errf(op->err, op->len, r, "deriving the token key: %s", strerror(-r));
+	}
 	return 0;
 }
 
-/* The token's MAC key from the volume key (read with the key the keyslot just accepted). */
-static int derive_mac_key(struct crypt_device *cd, struct op *op)
+/*
+ * Open a keyslot with the key, once per operation: the volume key it yields (locked) serves every
+ * later activation and the token's MAC key. A keyslot open costs the PBKDF and the AF merge (the
+ * bulk of `cryptsetup open`); activating by volume key only checks the key's digest.
+ */
+static int unlock(struct crypt_device *cd, struct op *op)
 {
-	_cleanup_secret_ struct bw_secret vk = { 0 };
 	size_t n = BW_VOL_VK_INTEGRITY;
 	int r;
 
-	if (op->mac_key.data)
+	if (op->vk.data)
 		return 0;
-	if ((r = bw_secret_new(&vk, n)) < 0 || (r = bw_secret_new(&op->mac_key, 32)) < 0)
-		return say(op->err, op->len, r, "locking memory for the key: %s", strerror(-r));
-	r = crypt_volume_key_get(cd, CRYPT_ANY_SLOT, (char *)vk.data, &n, (const char *)op->key.data, BW_VOL_KEY_LEN);
-	if (r >= 0)
-		r = bw_vol_token_key(vk.data, n, crypt_get_uuid(cd) ?: "", op->mac_key.data);
+	if ((r = get_key(op)) < 0)
+		return r;
+	if ((r = bw_secret_new(&op->vk, n)) < 0)
+		return bw_errf(op->err, op->len, r, "locking memory for the key: %s", strerror(-r));
+	r = crypt_volume_key_get(cd, CRYPT_ANY_SLOT, (char *)op->vk.data, &n, (const char *)op->key.data, BW_VOL_KEY_LEN);
 	if (r < 0) {
-		bw_secret_free(&op->mac_key);
-		return say(op->err, op->len, r == -EPERM ? -EKEYREJECTED : r, "deriving the token key: %s", strerror(-r));
+		bw_secret_free(&op->vk);
+		if (r == -EPERM || r == -ENOENT)
+			return wrong_key(op);
+		return bw_errf(op->err, op->len, refused_by_lib(r), "opening the keyslot: %s", strerror(-r));
 	}
+	op->vk.len = n;
+	return derive_mac_key(cd, op);
+}
+
+/* Map the volume (or the wipe's temporary mapping) with the volume key unlock() read. */
+static int activate(struct crypt_device *cd, struct op *op, const char *name, uint32_t flags)
+{
+	int r = crypt_activate_by_volume_key(cd, name, (const char *)op->vk.data, op->vk.len, flags);
+
+	if (r == -EPERM) /* the digest disagrees: not this header's volume key */
+		return wrong_key(op);
+	if (r < 0)
+		return bw_errf(op->err, op->len, refused_by_lib(r), "activating %s: %s", name, strerror(-r));
 	return 0;
 }
 
@@ -310,16 +334,16 @@ static int copy_header(struct op *op, struct crypt_device **copy, bool *integrit
 	int r;
 
 	if (dev < 0)
-		return say(op->err, op->len, -errno, "opening %s: %s", op->o->device, strerror(errno));
+		return bw_errf(op->err, op->len, -errno, "opening %s: %s", op->o->device, strerror(errno));
 	if ((r = pread_all(dev, bin, sizeof(bin), 0)) < 0)
-		return say(op->err, op->len, r, "reading the header of %s: %s", op->o->device, strerror(-r));
+		return bw_errf(op->err, op->len, r, "reading the header of %s: %s", op->o->device, strerror(-r));
 	hs = be64(bin + 8);
 	if (hs < LUKS2_HDR_MIN || hs > LUKS2_HDR_MAX)
-		return say(op->err, op->len, -EMEDIUMTYPE, "the header's hdr_size %llu is invalid", (unsigned long long)hs);
+		return bw_errf(op->err, op->len, -EMEDIUMTYPE, "the header's hdr_size %llu is invalid", (unsigned long long)hs);
 	if (!(meta = malloc(2 * hs)))
 		return -ENOMEM;
 	if ((r = pread_all(dev, meta, 2 * hs, 0)) < 0)
-		return say(op->err, op->len, r, "reading the header of %s: %s", op->o->device, strerror(-r));
+		return bw_errf(op->err, op->len, r, "reading the header of %s: %s", op->o->device, strerror(-r));
 	if ((r = bw_vol_check_luks2_header(meta, 2 * hs, op->id, integrity, op->err, op->len)) < 0)
 		return r;
 	mkdir(BW_VOL_RUN_DIR, 0700);
@@ -327,9 +351,9 @@ static int copy_header(struct op *op, struct crypt_device **copy, bool *integrit
 	snprintf(op->hdr, sizeof(op->hdr), BW_VOL_HDR_DIR "/%s.%d", op->name, (int)getpid());
 	unlink(op->hdr);
 	if ((r = write_copy(op, dev, meta, 2 * hs)) < 0)
-		return say(op->err, op->len, r, "writing the header copy: %s", strerror(-r));
+		return bw_errf(op->err, op->len, r, "writing the header copy: %s", strerror(-r));
 	if ((r = crypt_init_data_device(copy, op->hdr, op->o->device)) < 0 || (r = crypt_load(*copy, CRYPT_LUKS2, NULL)) < 0)
-		return say(op->err, op->len, refused_by_lib(r), "libcryptsetup refused the validated header copy: %s",
+		return bw_errf(op->err, op->len, refused_by_lib(r), "libcryptsetup refused the validated header copy: %s",
 			   strerror(-r));
 	return 0;
 }
@@ -385,18 +409,18 @@ static int check_loaded(struct crypt_device *cd, bool integrity, struct op *op)
 	int r;
 
 	if (crypt_dump_json(cd, &json, 0) < 0 || !json || crypt_get_metadata_size(cd, &mdsize, &kssize) < 0)
-		return say(op->err, op->len, -EMEDIUMTYPE, "libcryptsetup's view of the header copy is unreadable");
+		return bw_errf(op->err, op->len, -EMEDIUMTYPE, "libcryptsetup's view of the header copy is unreadable");
 	if ((r = bw_vol_check_luks2_json_hs(json, strlen(json), mdsize, op->id, &integ, why, sizeof(why))) < 0)
-		return say(op->err, op->len, -EMEDIUMTYPE, "the header libcryptsetup loaded is refused: %s", why);
+		return bw_errf(op->err, op->len, -EMEDIUMTYPE, "the header libcryptsetup loaded is refused: %s", why);
 	if (integ != integrity || crypt_get_data_offset(cd) != BW_VOL_DATA_OFFSET / 512 || crypt_get_iv_offset(cd) != 0)
-		return say(op->err, op->len, -EMEDIUMTYPE, "the header libcryptsetup loaded differs from the validated one");
+		return bw_errf(op->err, op->len, -EMEDIUMTYPE, "the header libcryptsetup loaded differs from the validated one");
 	if (!c || !m || strcmp(c, "aes") || strcmp(m, "xts-plain64") || crypt_get_sector_size(cd) != BW_VOL_SECTOR ||
 	    crypt_get_volume_key_size(cd) != (integrity ? BW_VOL_VK_INTEGRITY : BW_VOL_VK_PLAIN))
-		return say(op->err, op->len, -EMEDIUMTYPE, "the loaded header is not %s with %d-byte sectors",
+		return bw_errf(op->err, op->len, -EMEDIUMTYPE, "the loaded header is not %s with %d-byte sectors",
 			   BW_VOL_CIPHER, BW_VOL_SECTOR);
 	if (crypt_get_integrity_info(cd, &ip) < 0 || (integrity != (ip.integrity != NULL)) ||
 	    (integrity && strcmp(ip.integrity, BW_VOL_INTEGRITY)))
-		return say(op->err, op->len, -EMEDIUMTYPE, "the loaded header's integrity is not %s",
+		return bw_errf(op->err, op->len, -EMEDIUMTYPE, "the loaded header's integrity is not %s",
 			   integrity ? BW_VOL_INTEGRITY : "none");
 	return 0;
 }
@@ -412,10 +436,10 @@ static int open_disk(struct op *op, struct crypt_device *copy, struct crypt_devi
 	int r;
 
 	if ((r = crypt_init(disk, op->o->device)) < 0 || (r = crypt_load(*disk, CRYPT_LUKS2, NULL)) < 0)
-		return say(op->err, op->len, refused_by_lib(r), "reloading the header to record state: %s", strerror(-r));
+		return bw_errf(op->err, op->len, refused_by_lib(r), "reloading the header to record state: %s", strerror(-r));
 	u = crypt_get_uuid(*disk);
 	if (!u || strcmp(u, crypt_get_uuid(copy) ?: ""))
-		return say(op->err, op->len, -EMEDIUMTYPE, "the header on %s changed under us (UUID %s): refusing",
+		return bw_errf(op->err, op->len, -EMEDIUMTYPE, "the header on %s changed under us (UUID %s): refusing",
 			   op->o->device, u ?: "none");
 	return 0;
 }
@@ -425,7 +449,7 @@ static int write_state(struct op *op, struct crypt_device *disk, const struct bw
 	int r = bw_vol_token_write(disk, op->id, t, op->mac_key.data);
 
 	if (r < 0)
-		return say(op->err, op->len, r, "recording state '%s' in the token: %s", bw_vol_state_name(t->state),
+		return bw_errf(op->err, op->len, r, "recording state '%s' in the token: %s", bw_vol_state_name(t->state),
 			   strerror(-r));
 	return 0;
 }
@@ -490,7 +514,7 @@ static int wipe_guard(struct op *op, const char *path, uint64_t from, uint64_t s
 	int r = 0;
 
 	if (fd < 0)
-		return say(op->err, op->len, -errno, "opening %s: %s", path, strerror(errno));
+		return bw_errf(op->err, op->len, -errno, "opening %s: %s", path, strerror(errno));
 	if (posix_memalign((void **)&buf, 4096, WIPE_BLOCK))
 		return -ENOMEM;
 	for (uint64_t off = from; off < size && r == 0;) {
@@ -509,13 +533,13 @@ static int wipe_guard(struct op *op, const char *path, uint64_t from, uint64_t s
 				if (q == BW_VOL_SECTOR && memcmp(buf, zero_sector, BW_VOL_SECTOR))
 					bad = off + i;
 				else if (q != BW_VOL_SECTOR && (q >= 0 || (errno != EILSEQ && errno != EIO)))
-					r = say(op->err, op->len, q < 0 ? -errno : -EIO, "reading %s: %s", path, strerror(errno));
+					r = bw_errf(op->err, op->len, q < 0 ? -errno : -EIO, "reading %s: %s", path, strerror(errno));
 			}
 		} else {
-			r = say(op->err, op->len, k < 0 ? -errno : -EIO, "reading %s: %s", path, k < 0 ? strerror(errno) : "short read");
+			r = bw_errf(op->err, op->len, k < 0 ? -errno : -EIO, "reading %s: %s", path, k < 0 ? strerror(errno) : "short read");
 		}
 		if (r == 0 && bad != UINT64_MAX)
-			r = say(op->err, op->len, -EMEDIUMTYPE, "the token of volume '%s' says '%s' (wipe from %llu) but the volume "
+			r = bw_errf(op->err, op->len, -EMEDIUMTYPE, "the token of volume '%s' says '%s' (wipe from %llu) but the volume "
 				"holds data written with its key at offset %llu: the token was rolled back; refusing to wipe",
 				op->id, bw_vol_state_name(ST_WIPING), (unsigned long long)from, (unsigned long long)bad);
 		off += n;
@@ -530,7 +554,7 @@ static int wipe_guard(struct op *op, const char *path, uint64_t from, uint64_t s
  * does it, as cryptsetup luksFormat does; progress is flushed and recorded in the token, so a
  * crash, SIGKILL or CSI timeout resumes at the last record instead of formatting again.
  */
-static int wipe(struct op *op, struct crypt_device *copy, struct bw_vol_token *t)
+static int wipe(struct op *op, struct crypt_device *copy, struct bw_vol_token *t, enum bw_vol_state done)
 {
 	_cleanup_crypt_ struct crypt_device *disk = NULL;
 	struct crypt_active_device ad;
@@ -549,13 +573,15 @@ static int wipe(struct op *op, struct crypt_device *copy, struct bw_vol_token *t
 	if ((r = activate(copy, op, tmp, CRYPT_ACTIVATE_PRIVATE | CRYPT_ACTIVATE_NO_JOURNAL)) < 0)
 		return r;
 	if ((r = crypt_get_active_device(copy, tmp, &ad)) < 0)
-		r = say(op->err, op->len, r, "inspecting %s: %s", tmp, strerror(-r));
+		r = bw_errf(op->err, op->len, r, "inspecting %s: %s", tmp, strerror(-r));
 	else if (t->wipe_offset > ad.size * 512)
-		r = say(op->err, op->len, -EMEDIUMTYPE, "the token's wipe_offset %llu lies beyond the volume's %llu bytes",
+		r = bw_errf(op->err, op->len, -EMEDIUMTYPE, "the token's wipe_offset %llu lies beyond the volume's %llu bytes",
 			(unsigned long long)t->wipe_offset, (unsigned long long)ad.size * 512);
 	else if (!op->fresh)
 		r = wipe_guard(op, path, t->wipe_offset, ad.size * 512);
-	if (r == 0) {
+	if (r == 0 && t->state == ST_WIPING) {
+		started = true; /* the token already says so, at this offset (format writes "wiping" at 0) */
+	} else if (r == 0) {
 		t->state = ST_WIPING;
 		started = (r = write_state(op, disk, t)) == 0;
 	}
@@ -569,10 +595,10 @@ static int wipe(struct op *op, struct crypt_device *copy, struct bw_vol_token *t
 	if (!started)
 		return r; /* refused or failed before the wipe started; the message is set */
 	if (r < 0 || w.fail < 0)
-		return say(op->err, op->len, w.fail < 0 ? w.fail : r == -EINTR ? -EINTR : r,
+		return bw_errf(op->err, op->len, w.fail < 0 ? w.fail : r == -EINTR ? -EINTR : r,
 			   "integrity wipe stopped at %llu bytes (resumes there): %s", (unsigned long long)t->wipe_offset,
 			   strerror(-(w.fail < 0 ? w.fail : r)));
-	t->state = ST_WIPED;
+	t->state = done;
 	t->wipe_offset = 0;
 	return write_state(op, disk, t);
 }
@@ -586,9 +612,9 @@ static int big_enough(struct op *op)
 	off_t size;
 
 	if (fd < 0 || (size = lseek(fd, 0, SEEK_END)) < 0)
-		return say(op->err, op->len, -errno, "device %s: %s", op->o->device, strerror(errno));
+		return bw_errf(op->err, op->len, -errno, "device %s: %s", op->o->device, strerror(errno));
 	if (size < (off_t)MIN_DEVICE)
-		return say(op->err, op->len, -EINVAL, "device %s has %lld bytes: at least %u MiB are needed",
+		return bw_errf(op->err, op->len, -EINVAL, "device %s has %lld bytes: at least %u MiB are needed",
 			   op->o->device, (long long)size, MIN_DEVICE >> 20);
 	return 0;
 }
@@ -604,22 +630,34 @@ static int format(struct op *op, bool integrity)
 	struct bw_vol_token t = { .state = ST_PREPARED, .integrity = integrity };
 	int r;
 
+	size_t vk_len = integrity ? BW_VOL_VK_INTEGRITY : BW_VOL_VK_PLAIN;
+
 	if ((r = big_enough(op)) < 0 || (r = get_key(op)) < 0)
 		return r;
+	/* The volume key is made here (locked memory, OpenSSL's DRBG) rather than by crypt_format,
+	 * so that nothing after the format has to open the keyslot again to learn it. */
+	bw_secret_free(&op->vk);
+	bw_secret_free(&op->mac_key);
+	if ((r = bw_secret_new(&op->vk, vk_len)) < 0)
+		return bw_errf(op->err, op->len, r, "locking memory for the key: %s", strerror(-r));
+	if (RAND_priv_bytes(op->vk.data, (int)vk_len) != 1)
+		return bw_errf(op->err, op->len, -EIO, "no random volume key: the random generator failed");
 	if ((r = crypt_init(&cd, op->o->device)) < 0 || (r = crypt_set_pbkdf_type(cd, &pbkdf)) < 0 ||
-	    (r = crypt_format(cd, CRYPT_LUKS2, "aes", "xts-plain64", NULL, NULL,
-			      integrity ? BW_VOL_VK_INTEGRITY : BW_VOL_VK_PLAIN, &p)) < 0)
-		return say(op->err, op->len, r, "formatting %s: %s", op->o->device, strerror(-r));
+	    (r = crypt_format(cd, CRYPT_LUKS2, "aes", "xts-plain64", NULL, (const char *)op->vk.data, vk_len, &p)) < 0)
+		return bw_errf(op->err, op->len, r, "formatting %s: %s", op->o->device, strerror(-r));
 	op->fresh = true; /* from here on the device holds only what this operation wrote */
 	/* prepared: a crash before the keyslot leaves a header no key opens, which is formatted again */
 	if ((r = bw_vol_token_write(cd, op->id, &t, NULL)) < 0 ||
-	    (r = crypt_keyslot_add_by_volume_key(cd, CRYPT_ANY_SLOT, NULL, 0, (const char *)op->key.data, BW_VOL_KEY_LEN)) < 0)
-		return say(op->err, op->len, r, "writing the token and keyslot: %s", strerror(-r));
+	    (r = crypt_keyslot_add_by_volume_key(cd, CRYPT_ANY_SLOT, (const char *)op->vk.data, vk_len,
+						 (const char *)op->key.data, BW_VOL_KEY_LEN)) < 0)
+		return bw_errf(op->err, op->len, r, "writing the token and keyslot: %s", strerror(-r));
 	if ((r = derive_mac_key(cd, op)) < 0)
 		return r;
-	t.state = ST_FORMATTED;
+	/* An integrity volume goes straight to "wiping" at 0: what a resume of "formatted" does
+	 * anyway, and the wipe need not record its start in another header write. */
+	t.state = integrity ? ST_WIPING : ST_FORMATTED;
 	if ((r = bw_vol_token_write(cd, op->id, &t, op->mac_key.data)) < 0)
-		return say(op->err, op->len, r, "recording state 'formatted': %s", strerror(-r));
+		return bw_errf(op->err, op->len, r, "recording state '%s': %s", bw_vol_state_name(t.state), strerror(-r));
 	return 0;
 }
 
@@ -636,20 +674,22 @@ static int open_copy(struct op *op, bool map)
 	if ((r = copy_header(op, &copy, &integrity)) < 0 || (r = check_loaded(copy, integrity, op)) < 0)
 		return r;
 	if ((r = bw_vol_token_read(copy, &t)) < 0)
-		return say(op->err, op->len, -EMEDIUMTYPE, "the '" BW_VOL_TOKEN_TYPE "' token's state is unreadable");
+		return bw_errf(op->err, op->len, -EMEDIUMTYPE, "the '" BW_VOL_TOKEN_TYPE "' token's state is unreadable");
 	if (t.integrity != integrity)
-		return say(op->err, op->len, -EMEDIUMTYPE, "the token's integrity flag disagrees with segment 0");
-	if ((r = get_key(op)) < 0 || (r = activate(copy, op, NULL, 0)) < 0 || (r = derive_mac_key(copy, op)) < 0)
+		return bw_errf(op->err, op->len, -EMEDIUMTYPE, "the token's integrity flag disagrees with segment 0");
+	if ((r = unlock(copy, op)) < 0)
 		return r;
 	/* From "formatted" on, only a holder of the key moved the lifecycle; "prepared" with a
 	 * keyslot (a format cut short after the keyslot) carries no MAC yet and resumes as
 	 * "formatted", under the wipe's guard like every resume. */
 	if (t.state != ST_PREPARED && bw_vol_token_verify(&t, crypt_get_uuid(copy) ?: "", op->id, op->mac_key.data) < 0)
-		return say(op->err, op->len, -EMEDIUMTYPE, "the '" BW_VOL_TOKEN_TYPE "' token (state '%s') does not "
+		return bw_errf(op->err, op->len, -EMEDIUMTYPE, "the '" BW_VOL_TOKEN_TYPE "' token (state '%s') does not "
 			   "authenticate under volume '%s''s key: tampered with; refusing", bw_vol_state_name(t.state), op->id);
 	if (t.state == ST_PREPARED)
 		t.wipe_offset = 0;
-	if (t.state < ST_WIPED && integrity && (r = wipe(op, copy, &t)) < 0)
+	/* A volume left closed (format) goes from the wipe straight to "ready" in one header write;
+	 * one that is mapped here is "wiped" until the mapping exists. */
+	if (t.state < ST_WIPED && integrity && (r = wipe(op, copy, &t, map ? ST_WIPED : ST_READY)) < 0)
 		return r;
 	if (!integrity)
 		flags |= CRYPT_ACTIVATE_ALLOW_DISCARDS; /* dm-integrity cannot pass discards through */
@@ -677,11 +717,11 @@ static int stage_locked(struct op *op, bool allow_open, bool integrity)
 	if (allow_open && is_active(op->name)) {
 		r = backing_matches(op->name, op->o->device);
 		if (r == 0)
-			return say(op->err, op->len, -EEXIST, "volume '%s' is already staged from another device", op->id);
-		return r < 0 ? say(op->err, op->len, r, "inspecting %s: %s", op->name, strerror(-r)) : 0;
+			return bw_errf(op->err, op->len, -EEXIST, "volume '%s' is already staged from another device", op->id);
+		return r < 0 ? bw_errf(op->err, op->len, r, "inspecting %s: %s", op->name, strerror(-r)) : 0;
 	}
 	if ((r = probe(op->o->device, &k, what, sizeof(what))) < 0)
-		return say(op->err, op->len, r, "probing %s: %s", op->o->device, strerror(-r));
+		return bw_errf(op->err, op->len, r, "probing %s: %s", op->o->device, strerror(-r));
 	if (k == LUKS2) {
 		r = open_copy(op, true);
 		if (r != -ENOKEY)
@@ -691,7 +731,7 @@ static int stage_locked(struct op *op, bool allow_open, bool integrity)
 		if (op->err && op->len)
 			op->err[0] = 0;
 	} else if (k == OTHER) {
-		return say(op->err, op->len, -ENOTEMPTY, "device %s holds %s: refusing to touch it", op->o->device, what);
+		return bw_errf(op->err, op->len, -ENOTEMPTY, "device %s holds %s: refusing to touch it", op->o->device, what);
 	}
 	if ((r = format(op, integrity)) < 0)
 		return r;
@@ -703,7 +743,7 @@ static int with_lock(struct op *op, int (*fn)(struct op *, void *), void *arg)
 	int lock = bw_vol_lock(op->name, op->o->lock_timeout_ms), r;
 
 	if (lock < 0)
-		return say(op->err, op->len, lock, lock == -EBUSY ? "another operation on volume '%s' is in progress"
+		return bw_errf(op->err, op->len, lock, lock == -EBUSY ? "another operation on volume '%s' is in progress"
 							     : "locking volume '%s' failed", op->id);
 	bw_vol_lock_global();
 	sweep_copies(op);
@@ -718,13 +758,13 @@ static int need_device(struct op *op)
 	struct stat st;
 
 	if (!op->o->device)
-		return say(op->err, op->len, -EINVAL, "a device is required");
+		return bw_errf(op->err, op->len, -EINVAL, "a device is required");
 	if (access(op->o->device, R_OK | W_OK) < 0)
-		return say(op->err, op->len, errno == ENOENT ? -ENOENT : -errno, "device %s: %s", op->o->device,
+		return bw_errf(op->err, op->len, errno == ENOENT ? -ENOENT : -errno, "device %s: %s", op->o->device,
 			   strerror(errno));
 	/* a regular file would go through an automatic loop device that no later call can match */
 	if (stat(op->o->device, &st) < 0 || !S_ISBLK(st.st_mode))
-		return say(op->err, op->len, -EINVAL, "device %s is not a block device", op->o->device);
+		return bw_errf(op->err, op->len, -EINVAL, "device %s is not a block device", op->o->device);
 	return 0;
 }
 
@@ -763,9 +803,9 @@ static int do_format(struct op *op, void *arg)
 
 	(void)arg;
 	if ((r = probe(op->o->device, &k, what, sizeof(what))) < 0)
-		return say(op->err, op->len, r, "probing %s: %s", op->o->device, strerror(-r));
+		return bw_errf(op->err, op->len, r, "probing %s: %s", op->o->device, strerror(-r));
 	if (k != BLANK)
-		return say(op->err, op->len, -ENOTEMPTY, "device %s holds %s: format only takes blank devices",
+		return bw_errf(op->err, op->len, -ENOTEMPTY, "device %s holds %s: format only takes blank devices",
 			   op->o->device, what);
 	if ((r = format(op, op->o->integrity)) < 0)
 		return r;
@@ -792,14 +832,14 @@ static int do_unstage(struct op *op, void *arg)
 	/* A stage killed mid-wipe leaves its temporary mapping holding the device: drop it too. */
 	snprintf(tmp, sizeof(tmp), "%s-wipe", op->name);
 	if (is_active(tmp) && (r = crypt_deactivate_by_name(NULL, tmp, CRYPT_DEACTIVATE_FORCE)) < 0)
-		return say(op->err, op->len, r, "deactivating %s: %s", tmp, strerror(-r));
+		return bw_errf(op->err, op->len, r, "deactivating %s: %s", tmp, strerror(-r));
 	if (!is_active(op->name))
 		return 0; /* idempotent: nothing staged */
 	r = crypt_deactivate(NULL, op->name); /* takes the _dif device with it */
 	if (r == -EBUSY)
-		return say(op->err, op->len, -EBUSY, "deactivating %s: still in use (mounted?)", op->name);
+		return bw_errf(op->err, op->len, -EBUSY, "deactivating %s: still in use (mounted?)", op->name);
 	if (r < 0)
-		return say(op->err, op->len, r, "deactivating %s: %s", op->name, strerror(-r));
+		return bw_errf(op->err, op->len, r, "deactivating %s: %s", op->name, strerror(-r));
 	return 0;
 }
 
@@ -827,18 +867,24 @@ static int do_expand(struct op *op, void *arg)
 	int r;
 
 	if (!is_active(op->name))
-		return say(op->err, op->len, -ENOENT, "volume '%s' is not staged", op->id);
+		return bw_errf(op->err, op->len, -ENOENT, "volume '%s' is not staged", op->id);
 	if ((r = backing_matches(op->name, op->o->device)) <= 0)
-		return say(op->err, op->len, r < 0 ? r : -EEXIST, "volume '%s' is not staged from %s", op->id, op->o->device);
+		return bw_errf(op->err, op->len, r < 0 ? r : -EEXIST, "volume '%s' is not staged from %s", op->id, op->o->device);
 	if ((r = copy_header(op, &copy, &integrity)) < 0 || (r = check_loaded(copy, integrity, op)) < 0)
 		return r;
 	if (integrity)
-		return say(op->err, op->len, -ENOTSUP, "volume '%s' has integrity protection: expanding it is not supported"
+		return bw_errf(op->err, op->len, -ENOTSUP, "volume '%s' has integrity protection: expanding it is not supported"
 			   " (dm-integrity cannot be resized)", op->id);
-	if ((r = get_key(op)) < 0 || (r = activate(copy, op, NULL, CRYPT_ACTIVATE_KEYRING_KEY)) < 0)
+	if ((r = get_key(op)) < 0)
 		return r;
+	r = crypt_activate_by_passphrase(copy, NULL, CRYPT_ANY_SLOT, (const char *)op->key.data, BW_VOL_KEY_LEN,
+					 CRYPT_ACTIVATE_KEYRING_KEY);
+	if (r == -EPERM || r == -ENOENT)
+		return wrong_key(op);
+	if (r < 0)
+		return bw_errf(op->err, op->len, refused_by_lib(r), "checking the key: %s", strerror(-r));
 	if ((r = crypt_resize(copy, op->name, 0)) < 0)
-		return say(op->err, op->len, r, "resizing %s: %s", op->name, strerror(-r));
+		return bw_errf(op->err, op->len, r, "resizing %s: %s", op->name, strerror(-r));
 	if (crypt_get_active_device(copy, op->name, &ad) == 0)
 		*size = ad.size * 512;
 	return 0;

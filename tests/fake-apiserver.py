@@ -15,7 +15,8 @@ bulwarkd's Kubernetes peer source uses, shaped like the real responses
   PATCH /api/v1/nodes/<name>                application/merge-patch+json (RFC 7386) only
 
 Every request needs `Authorization: Bearer <token>` with the token in --token-file (re-read on
-every request, so a test can rotate it); otherwise 401 with a Status. TLS with --cert/--key.
+every request, so a test can rotate it), or (with --client-ca) a client certificate that CA signed
+and no Authorization header; otherwise 401 with a Status. TLS with --cert/--key.
 
 Control (the test's side): a directory (--control DIR) polled every 20 ms. A file
 DIR/<anything>.json holding {"op": "put"|"delete"|"expire"|"bookmark", "node": {...}|"name": ...}
@@ -55,6 +56,9 @@ class Store:
         self.rv += 1
         node["metadata"]["resourceVersion"] = str(self.rv)
         self.history.append((self.rv, typ, copy.deepcopy(node)))
+        # When each change became visible to watchers (tests time the agents against it).
+        print("fake-apiserver: event %s %s rv=%d at %.6f" % (typ, node["metadata"]["name"], self.rv, time.time()),
+              flush=True)
         self.history = self.history[-1000:]
         self.oldest = self.history[0][0] - 1
         self.lock.notify_all()
@@ -135,6 +139,17 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def authorized(self):
+        # x509 client certificate (as kube-apiserver's --client-ca-file): a certificate the
+        # client CA signed authenticates by itself, user = its CN.
+        if self.server.client_ca and not self.headers.get("Authorization"):
+            cert = self.connection.getpeercert() if hasattr(self.connection, "getpeercert") else None
+            if cert:
+                cn = [v for rdn in cert.get("subject", ()) for k, v in rdn if k == "commonName"]
+                if cn:
+                    if cn[0] not in self.server.client_users:
+                        self.server.client_users.add(cn[0])
+                        print("fake-apiserver: authenticated by client certificate CN=%s" % cn[0], flush=True)
+                    return True
         try:
             with open(self.server.token_file) as f:
                 token = f.read().strip()
@@ -305,6 +320,7 @@ def main():
     ap.add_argument("--cert", required=True)
     ap.add_argument("--key", required=True)
     ap.add_argument("--token-file", required=True)
+    ap.add_argument("--client-ca", help="CA whose client certificates authenticate (CN = user)")
     ap.add_argument("--control", required=True)
     ap.add_argument("--verbose", action="store_true")
     a = ap.parse_args()
@@ -318,8 +334,12 @@ def main():
     store._dump()
     srv = Server((a.listen, a.port), Handler)
     srv.store, srv.token_file, srv.verbose = store, a.token_file, a.verbose
+    srv.client_ca, srv.client_users = a.client_ca, set()
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(a.cert, a.key)
+    if a.client_ca:
+        ctx.verify_mode = ssl.CERT_OPTIONAL
+        ctx.load_verify_locations(a.client_ca)
     srv.socket = ctx.wrap_socket(srv.socket, server_side=True, do_handshake_on_connect=False)
     threading.Thread(target=control_loop, args=(store, a.control), daemon=True).start()
     print("fake-apiserver: listening on %s:%d" % (a.listen, a.port), flush=True)

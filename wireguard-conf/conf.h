@@ -20,7 +20,6 @@
 #define BW_CONF_MAX_LIST 64           /* uplinks, CIDR lists, allowlist entries in [Node] */
 #define BW_CONF_MAX_ALLOWED_IPS 1024  /* per peer */
 #define BW_CONF_MAX_PEERS 65536
-#define BW_CONF_ERR_LEN 512
 
 /* UDP ports the datapath always treats as an overlay: VXLAN (4789, Linux's 8472), Geneve (6081). */
 #define BW_CONF_OVERLAY_DEFAULTS { 4789, 8472, 6081 }
@@ -67,6 +66,7 @@ struct bw_conf_node {
 	char kube_api[512];      /* "" : https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT */
 	char kube_token_file[256]; /* "" : the service account token */
 	char kube_ca_file[256];  /* "" : the service account CA */
+	char kubeconfig[256];    /* a kubeconfig file instead of the three above ("" : none) */
 };
 
 struct bw_conf_iface {
@@ -111,10 +111,16 @@ int bw_conf_parse_peer(const char *path, const char *text, struct bw_conf_peer *
  * Read the node file, then every *.conf in its PeersDir (sorted); all or nothing. A relative
  * PeersDir is relative to the node file's directory, an absolute one may be anywhere (its own
  * mount). The node file itself is never read as a peer, even in the same directory. Name, when
- * the file has none, comes from the NODE_NAME environment variable. A peer with this node's own
+ * the file has none, comes from the NODE_NAME environment variable, else the host name (lower
+ * case); bw_conf_set_node_name overrides all three. A peer with this node's own
  * public key is left out and named in self_peer.
  */
 int bw_conf_load(const char *node_file, struct bw_conf *out, char *err, size_t errlen);
+/*
+ * The node's name for every later parse, over the file's Name, NODE_NAME and the host name
+ * (bulwarkd --node-name); NULL clears it. -EINVAL when it is not a node name.
+ */
+int bw_conf_set_node_name(const char *name);
 /* Read only the peers directory (for reconcile on change). */
 int bw_conf_load_peers(const char *dir, struct bw_conf_peer **out, size_t *n, char *err, size_t errlen);
 void bw_conf_peers_free(struct bw_conf_peer *peers, size_t n);
@@ -146,9 +152,5 @@ void bw_conf_watch_close(struct bw_conf_watch *w);
 int bw_conf_write_node(FILE *f, const struct bw_conf *c);
 int bw_conf_write_peer(FILE *f, const struct bw_conf_peer *p, bool wg_only);
 int bw_conf_write_wg(FILE *f, const struct bw_conf *c, const uint8_t *private_key);
-
-/* Base64 (44 characters) <-> 32-byte WireGuard key. */
-int bw_key_from_base64(const char *s, uint8_t key[32]);
-void bw_key_to_base64(const uint8_t key[32], char out[45]);
 
 #endif

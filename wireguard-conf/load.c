@@ -218,7 +218,7 @@ int bw_conf_load(const char *node_file, struct bw_conf *out, char *err, size_t e
 	}
 	if ((r = load_peers(dir, &self, &out->peers, &out->n_peers, err, errlen)) < 0) {
 		if (r == -ENOENT || r == -ENOTDIR) {
-			char why[BW_CONF_ERR_LEN / 2];
+			char why[BW_ERR_LEN / 2];
 			snprintf(why, sizeof(why), "%s", err);
 			snprintf(err, errlen, "%s: [Node] PeersDir: %s (mount the peer files there, or set PeersDir)",
 				 node_file, why);

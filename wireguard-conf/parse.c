@@ -7,9 +7,8 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <strings.h>
-#include <openssl/crypto.h>
-#include <openssl/evp.h>
 #include "wireguard-conf/conf.h"
 
 enum section { SEC_NONE, SEC_NODE, SEC_IFACE, SEC_PEER };
@@ -46,28 +45,6 @@ static char *trim(char *s)
 	while (e > s && isspace((unsigned char)e[-1]))
 		*--e = '\0';
 	return s;
-}
-
-int bw_key_from_base64(const char *s, uint8_t key[32])
-{
-	uint8_t buf[33];
-
-	/* 44 characters, one '=' of padding: exactly 32 bytes, nothing else. */
-	if (strlen(s) != 44 || s[43] != '=' || s[42] == '=')
-		return -EINVAL;
-	if (EVP_DecodeBlock(buf, (const unsigned char *)s, 44) != 33) {
-		OPENSSL_cleanse(buf, sizeof(buf));
-		return -EINVAL;
-	}
-	memcpy(key, buf, 32);
-	OPENSSL_cleanse(buf, sizeof(buf));
-	return 0;
-}
-
-void bw_key_to_base64(const uint8_t key[32], char out[45])
-{
-	EVP_EncodeBlock((unsigned char *)out, key, 32);
-	out[44] = '\0';
 }
 
 static int parse_u32(struct ctx *c, const char *key, const char *v, unsigned long max, uint32_t *out)
@@ -270,6 +247,7 @@ enum seen_key {
 	SEEN_NAME, SEEN_NODE_ENCRYPTION, SEEN_OVERLAY_PORT, SEEN_STATE_DIR, SEEN_PEERS_DIR,
 	SEEN_KEY_SERVICE, SEEN_FLOW_CACHE, SEEN_MESH_SECRET, SEEN_KEY_SERVICE_CA, SEEN_ATTESTER,
 	SEEN_TPM_TCTI, SEEN_PEER_SOURCE, SEEN_KUBE_API, SEEN_KUBE_TOKEN_FILE, SEEN_KUBE_CA_FILE,
+	SEEN_KUBECONFIG,
 	/* [Interface] */
 	SEEN_DEVICE, SEEN_PRIVATE_KEY_FILE, SEEN_LISTEN_PORT, SEEN_FWMARK, SEEN_MTU,
 	/* [Peer] */
@@ -383,6 +361,8 @@ static int node_key(struct ctx *c, struct bw_conf *conf, const char *key, char *
 		return once(c, SEEN_KUBE_TOKEN_FILE, key) ?: parse_str(c, key, v, n->kube_token_file, sizeof(n->kube_token_file));
 	if (KEY("KubeCAFile"))
 		return once(c, SEEN_KUBE_CA_FILE, key) ?: parse_str(c, key, v, n->kube_ca_file, sizeof(n->kube_ca_file));
+	if (KEY("Kubeconfig"))
+		return once(c, SEEN_KUBECONFIG, key) ?: parse_str(c, key, v, n->kubeconfig, sizeof(n->kubeconfig));
 	if (KEY("KeyService"))
 		return once(c, SEEN_KEY_SERVICE, key) ?: parse_str(c, key, v, n->key_service, sizeof(n->key_service));
 	if (KEY("MeshSecret")) {
@@ -559,22 +539,51 @@ static int missing(struct ctx *c, const char *what)
 	return -EINVAL;
 }
 
+static char name_override[64]; /* bw_conf_set_node_name (bulwarkd --node-name) */
+
+static bool node_name_ok(const char *s)
+{
+	if (!s[0] || strlen(s) >= sizeof(name_override))
+		return false;
+	for (const char *p = s; *p; p++)
+		if (!isalnum((unsigned char)*p) && !strchr("-._", *p))
+			return false;
+	return true;
+}
+
+int bw_conf_set_node_name(const char *name)
+{
+	if (name && !node_name_ok(name))
+		return -EINVAL;
+	snprintf(name_override, sizeof(name_override), "%s", name ? name : "");
+	return 0;
+}
+
 /*
  * One node file for the whole cluster leaves Name out: it comes from NODE_NAME, which a DaemonSet
- * sets from the downward API (spec.nodeName). A Name in the file wins.
+ * sets from the downward API (spec.nodeName), else from the host name (kubelet's default node
+ * name: the host name in lower case). A Name in the file wins over both; --node-name over all.
  */
 static int name_from_env(struct ctx *c, struct bw_conf *out)
 {
 	const char *env = getenv("NODE_NAME");
+	char host[256] = "";
 
-	if (!env || !*env)
-		return missing(c, "[Node] Name is required (or set the NODE_NAME environment variable)");
-	if (strlen(env) >= sizeof(out->node.name))
-		return missing(c, "NODE_NAME is longer than 63 characters");
-	for (const char *p = env; *p; p++)
-		if (!isalnum((unsigned char)*p) && !strchr("-._", *p))
+	if (env && *env) {
+		if (strlen(env) >= sizeof(out->node.name))
+			return missing(c, "NODE_NAME is longer than 63 characters");
+		if (!node_name_ok(env))
 			return missing(c, "NODE_NAME is not a node name (letters, digits, '-', '.', '_')");
-	strcpy(out->node.name, env);
+		strcpy(out->node.name, env);
+		return 0;
+	}
+	if (gethostname(host, sizeof(host) - 1) < 0 || !host[0])
+		return missing(c, "[Node] Name is required (NODE_NAME is not set and the host has no name)");
+	for (char *p = host; *p; p++)
+		*p = (char)tolower((unsigned char)*p);
+	if (!node_name_ok(host))
+		return missing(c, "[Node] Name is required (NODE_NAME is not set and the host name is not a node name)");
+	strcpy(out->node.name, host);
 	return 0;
 }
 
@@ -587,7 +596,9 @@ int bw_conf_parse_node(const char *path, const char *text, struct bw_conf *out, 
 	snprintf(out->path, sizeof(out->path), "%s", path);
 	if ((r = parse_lines(&c, text, false, node_dispatch, out)) < 0)
 		return r;
-	if (!out->node.name[0] && (r = name_from_env(&c, out)) < 0)
+	if (name_override[0])
+		strcpy(out->node.name, name_override);
+	else if (!out->node.name[0] && (r = name_from_env(&c, out)) < 0)
 		return r;
 	if (!out->node.n_uplinks)
 		return missing(&c, "[Node] Uplinks is required");

@@ -65,6 +65,8 @@ int bw_conf_write_node(FILE *f, const struct bw_conf *c)
 		fprintf(f, "KubeTokenFile = %s\n", n->kube_token_file);
 	if (n->kube_ca_file[0])
 		fprintf(f, "KubeCAFile = %s\n", n->kube_ca_file);
+	if (n->kubeconfig[0])
+		fprintf(f, "Kubeconfig = %s\n", n->kubeconfig);
 	fprintf(f, "\n[Interface]\nDevice = %s\nPrivateKeyFile = %s\nListenPort = %u\n",
 		c->iface.device, c->iface.private_key_file, c->iface.listen_port);
 	if (c->iface.fwmark)

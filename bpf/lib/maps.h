@@ -38,8 +38,9 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } bw_protect_v6 SEC(".maps");
 
+/* Hashes probed per prefix length in use (bulwark_abi.h): the cost does not grow with the size. */
 struct {
-	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, BW_MAX_PEERS);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, struct bw_lpm_v4);
@@ -48,13 +49,23 @@ struct {
 } bw_peer_v4 SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, BW_MAX_PEERS);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, struct bw_lpm_v6);
 	__type(value, struct bw_peer);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } bw_peer_v6 SEC(".maps");
+
+/* mmap-able: userspace sets a length's bit with an atomic OR (no read-modify-write race). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__type(key, __u32);
+	__type(value, struct bw_peer_lens);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} bw_peer_lens SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -66,8 +77,8 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, BW_REASON_MAX);
-	__type(key, __u32);
+	__uint(max_entries, BW_STAT_ENTRIES);
+	__type(key, __u32); /* BW_STAT_KEY(reason, dir) */
 	__type(value, struct bw_stat);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } bw_stats SEC(".maps");

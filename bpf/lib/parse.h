@@ -47,25 +47,41 @@ enum bw_l4 {
 };
 
 /*
+ * Headers that start in the first BW_DIRECT_WINDOW bytes of the frame are read in place; deeper
+ * ones are copied. Why a window at all: an offset that depends on the packet (VLAN tags, IP
+ * options, extension headers, an ICMP quote) may only be added to the packet pointer once the
+ * verifier knows its upper bound, and masking it with (window - 1) states that bound in one
+ * instruction the compiler cannot drop; so the window is a power of two. Why 128: it is the
+ * smallest one that holds every header the common path reads, at its deepest: behind the
+ * 14-byte Ethernet header and two 4-byte VLAN tags (22 bytes), the ports after an IPv4 header
+ * with full options (22 + 60 + 4 = 86), the ports after an IPv6 header (22 + 40 + 4 = 66), an
+ * ICMPv6 redirect's destination field (22 + 40 + 24 + 16 = 102) and the ports of an IPv6 packet
+ * quoted in an ICMPv6 error (22 + 40 + 8 + 40 + 4 = 114). What lies deeper (IPv6 extension
+ * headers, a quote behind IPv4 options) is copied by bpf_skb_load_bytes: one helper call more,
+ * the same answer.
+ */
+#define BW_DIRECT_WINDOW 128
+
+/*
  * A header of len bytes at off: a pointer straight into the linear packet data when it is there
  * (the common case: no helper call, no copy), else copied into buf by bpf_skb_load_bytes
- * (non-linear skbs). NULL when the packet is too short either way.
+ * (non-linear skbs, headers beyond BW_DIRECT_WINDOW). NULL when the packet is too short either way.
  */
 static __always_inline void *bw_hdr(struct __sk_buff *skb, __u32 off, void *buf, __u32 len)
 {
 	void *data = (void *)(long)skb->data, *end = (void *)(long)skb->data_end, *h;
 
-	if (off < 128) {
+	if (off < BW_DIRECT_WINDOW) {
 		/*
-		 * With a variable offset (VLAN tags, IP options, an ICMP quote) older verifiers (6.1)
-		 * need the bound on the very register added to the packet pointer (clang may test
-		 * a copy), and the check made on the very pointer returned: o is masked where the
-		 * compiler cannot fold the mask away, h is pinned before the comparison.
+		 * Older verifiers (6.1) need the bound on the very register added to the packet
+		 * pointer (clang may test a copy), and the check made on the very pointer returned:
+		 * o is masked where the compiler cannot fold the mask away, h is pinned before the
+		 * comparison.
 		 */
 		__u32 o = off;
 
 		asm volatile("" : "+r"(o));
-		o &= 127;
+		o &= BW_DIRECT_WINDOW - 1;
 		h = data + o;
 		asm volatile("" : "+r"(h));
 		if (h + len <= end)
@@ -241,6 +257,22 @@ static __always_inline int bw_parse(struct __sk_buff *skb, struct bw_pkt *p)
 	if (off != ETH_HLEN && proto != ETH_P_ARP)
 		return BW_PARSE_MALFORMED;
 	return BW_PARSE_NOT_IP;
+}
+
+/*
+ * The packet an ICMP/ICMPv6 error quotes, right after the 8-byte ICMP header, parsed like any
+ * packet of p's family (its VLAN tags are the outer frame's). BW_PARSE_OK or BW_PARSE_MALFORMED.
+ */
+static __always_inline int bw_parse_quote(struct __sk_buff *skb, const struct bw_pkt *p, struct bw_pkt *q)
+{
+	return p->family == 4 ? bw_parse_v4(skb, q, p->l4off + 8) : bw_parse_v6(skb, q, p->l4off + 8);
+}
+
+/* An ICMPv6 redirect's destination field (RFC 4861 4.5: after the 8-byte header and the target). */
+static __always_inline const __u8 *bw_parse_redirect_dst(struct __sk_buff *skb, const struct bw_pkt *p,
+							 __u8 buf[16])
+{
+	return bw_hdr(skb, p->l4off + 24, buf, 16);
 }
 
 #endif

@@ -64,17 +64,103 @@ static __always_inline __u32 bw_class(const struct bw_pkt *p, const __u8 *addr)
 	return v ? v->class : BW_CLASS_NONE;
 }
 
+/* The index of the one bit set in b (b = x & -x): a branch-free popcount of b - 1. */
+static __always_inline __u32 bw_bit_index(__u64 b)
+{
+	__u64 x = b - 1;
+
+	x = x - ((x >> 1) & 0x5555555555555555ull);
+	x = (x & 0x3333333333333333ull) + ((x >> 2) & 0x3333333333333333ull);
+	x = (x + (x >> 4)) & 0x0f0f0f0f0f0f0f0full;
+	return (__u32)((x * 0x0101010101010101ull) >> 56);
+}
+
+/* Does an IPv4 peer prefix cover a (host byte order)? One probe per length in use, longest first. */
+static __always_inline int bw_peer_covers_v4(const struct bw_peer_lens *l, __u32 a)
+{
+	struct bw_lpm_v4 k;
+	__u64 x = l->v4;
+
+	for (int i = 0; i <= 32 && x; i++) {
+		__u64 b = x & -x;
+		__u32 len = 32 - bw_bit_index(b), m;
+
+		x ^= b;
+		if (len > 32) /* a bit no length has: not ours to probe */
+			break;
+		m = len ? bpf_htonl(a & (0xffffffffu << (32 - len))) : 0;
+		k.prefixlen = len;
+		__builtin_memcpy(k.addr, &m, 4);
+		if (bpf_map_lookup_elem(&bw_peer_v4, &k))
+			return 1;
+	}
+	return 0;
+}
+
+/* The same for IPv6, the address as two host-order halves, masked per length. */
+static __always_inline int bw_peer_covers_v6(const struct bw_peer_lens *l, __u64 hi, __u64 lo)
+{
+	struct bw_lpm_v6 k;
+
+	for (int w = 0; w < 3; w++) {
+		__u64 x = l->v6[w];
+
+		for (int i = 0; i < 64 && x; i++) {
+			__u64 b = x & -x, mh, ml;
+			__u32 len = 128 - (64 * w + bw_bit_index(b));
+
+			x ^= b;
+			if (len > 128)
+				break;
+			if (len > 64) {
+				mh = hi;
+				ml = lo & (~0ull << (128 - len));
+			} else {
+				mh = len ? hi & (~0ull << (64 - len)) : 0;
+				ml = 0;
+			}
+			mh = bpf_cpu_to_be64(mh);
+			ml = bpf_cpu_to_be64(ml);
+			k.prefixlen = len;
+			__builtin_memcpy(k.addr, &mh, 8);
+			__builtin_memcpy(k.addr + 8, &ml, 8);
+			if (bpf_map_lookup_elem(&bw_peer_v6, &k))
+				return 1;
+		}
+	}
+	return 0;
+}
+
+/*
+ * Does a peer prefix cover the address (family 4: hi holds it; 6: hi and lo, host order)? A
+ * global function, not inlined: the verifier checks it once, on its own, instead of again at
+ * every call site with every caller's state (the loops over up to 193 length bits, inlined at
+ * each site, are more than Debian 6.1's verifier explores within its 1M-instruction budget).
+ * No bw_peer_lens (cannot happen): no peer, so the packet is dropped.
+ */
+__attribute__((noinline)) int bw_peer_covers(__u32 family, __u64 hi, __u64 lo)
+{
+	__u32 zero = 0;
+	const struct bw_peer_lens *l = bpf_map_lookup_elem(&bw_peer_lens, &zero);
+
+	if (!l)
+		return 0;
+	return family == 4 ? bw_peer_covers_v4(l, (__u32)hi) : bw_peer_covers_v6(l, hi, lo);
+}
+
+/* A peer prefix covers the destination. */
 static __always_inline int bw_has_peer(const struct bw_pkt *p)
 {
+	__u64 hi, lo = 0;
+	__u32 a;
+
 	if (p->family == 4) {
-		struct bw_lpm_v4 k = { .prefixlen = 32 };
-		__builtin_memcpy(k.addr, p->daddr, 4);
-		return bpf_map_lookup_elem(&bw_peer_v4, &k) != NULL;
-	} else {
-		struct bw_lpm_v6 k = { .prefixlen = 128 };
-		__builtin_memcpy(k.addr, p->daddr, 16);
-		return bpf_map_lookup_elem(&bw_peer_v6, &k) != NULL;
+		__builtin_memcpy(&a, p->daddr, 4);
+		return bw_peer_covers(4, bpf_ntohl(a), 0);
 	}
+	__builtin_memcpy(&hi, p->daddr, 8);
+	__builtin_memcpy(&lo, p->daddr + 8, 8);
+	return bw_peer_covers(6, bpf_be64_to_cpu(hi), bpf_be64_to_cpu(lo));
 }
 
 /* What the tries say about a packet's addresses: all the policy needs besides ports and config. */
@@ -183,7 +269,7 @@ static __always_inline int bw_allowed(const struct bw_pkt *p, __u32 dir)
 static __always_inline int bw_verdict(struct __sk_buff *skb, const struct bw_config *cfg,
 				      const struct bw_pkt *p, __u32 reason, __u32 dir)
 {
-	bw_count(reason, skb->len);
+	bw_count(reason, dir, skb->len);
 	switch (reason) {
 	case BW_REASON_REDIRECTED:
 		/*
@@ -280,10 +366,8 @@ static __always_inline int bw_quote(struct __sk_buff *skb, const struct bw_confi
 {
 	struct bw_pkt q = {};
 	__u32 qs, qd;
-	int r;
 
-	r = p->family == 4 ? bw_parse_v4(skb, &q, p->l4off + 8) : bw_parse_v6(skb, &q, p->l4off + 8);
-	if (r != BW_PARSE_OK)
+	if (bw_parse_quote(skb, p, &q) != BW_PARSE_OK)
 		return -1;
 	qs = bw_class(&q, q.saddr);
 	qd = bw_class(&q, q.daddr);
@@ -301,17 +385,20 @@ static __always_inline int bw_quote(struct __sk_buff *skb, const struct bw_confi
 	return qs != BW_CLASS_NONE && qd != BW_CLASS_NONE && bw_encap(cfg, &q);
 }
 
-static __always_inline __u32 bw_reason(struct __sk_buff *skb, const struct bw_config *cfg,
-				       struct bw_pkt *p, __u32 dir)
+/*
+ * The decision for a frame bw_parse has read (parsed: its enum bw_parse): the table at the top,
+ * in order. Reads deeper into the packet only through parse.h (an ICMP quote, a redirect's
+ * destination), and only when the outer layer does not already decide.
+ */
+static __always_inline __u32 bw_decide(struct __sk_buff *skb, const struct bw_config *cfg,
+				       const struct bw_pkt *p, int parsed, __u32 dir)
 {
 	int node_enc = cfg->flags & BW_CFG_NODE_ENCRYPTION;
 	struct bw_addrs a;
 	int protect, err, redirect6, q;
 	__u32 src, dst;
 
-	if (dir == BW_DIR_EGRESS && cfg->wg_fwmark && skb->mark == cfg->wg_fwmark)
-		return BW_REASON_PASSED_ENCRYPTED;
-	switch (bw_parse(skb, p)) {
+	switch (parsed) {
 	case BW_PARSE_NOT_IP:
 		return BW_REASON_PASSED_UNPROTECTED;
 	case BW_PARSE_MALFORMED:
@@ -345,7 +432,8 @@ static __always_inline __u32 bw_reason(struct __sk_buff *skb, const struct bw_co
 	if (!protect && src != BW_CLASS_NONE && dst != BW_CLASS_NONE)
 		protect = bw_encap(cfg, p);
 	if (!protect && redirect6) {
-		__u8 buf[16], *d = bw_hdr(skb, p->l4off + 24, buf, sizeof(buf));
+		__u8 buf[16];
+		const __u8 *d = bw_parse_redirect_dst(skb, p, buf);
 
 		if (!d)
 			return BW_REASON_DROPPED_MALFORMED;
@@ -370,15 +458,21 @@ static __always_inline __u32 bw_reason(struct __sk_buff *skb, const struct bw_co
 	return cfg->wg_ifindex ? BW_REASON_REDIRECTED : BW_REASON_DROPPED_NO_DEVICE;
 }
 
+/* One uplink packet: exempt by its mark, else parse (parse.h), decide (above), act. */
 static __always_inline int bw_enforce(struct __sk_buff *skb, __u32 dir)
 {
-	__u32 zero = 0;
+	__u32 zero = 0, reason;
 	struct bw_config *cfg = bpf_map_lookup_elem(&bw_config, &zero);
 	struct bw_pkt p = {};
 
 	if (!cfg) /* cannot happen for an array map; never pass when unsure */
 		return TC_ACT_SHOT;
-	return bw_verdict(skb, cfg, &p, bw_reason(skb, cfg, &p, dir), dir);
+	/* WireGuard's own packets, by the mark it sets: no header needs reading. */
+	if (dir == BW_DIR_EGRESS && cfg->wg_fwmark && skb->mark == cfg->wg_fwmark)
+		reason = BW_REASON_PASSED_ENCRYPTED;
+	else
+		reason = bw_decide(skb, cfg, &p, bw_parse(skb, &p), dir);
+	return bw_verdict(skb, cfg, &p, reason, dir);
 }
 
 #endif

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
-/* Counters by reason and rate-limited drop events. */
+/* Counters by reason and direction, and rate-limited drop events. */
 #ifndef BW_LIB_STATS_H
 #define BW_LIB_STATS_H
 
@@ -9,9 +9,10 @@
 #define BW_EVENTS_PER_SEC_DEFAULT 1000
 #define BW_NSEC_PER_SEC 1000000000ull
 
-static __always_inline void bw_count(__u32 reason, __u32 len)
+static __always_inline void bw_count(__u32 reason, __u32 dir, __u32 len)
 {
-	struct bw_stat *s = bpf_map_lookup_elem(&bw_stats, &reason);
+	__u32 key = BW_STAT_KEY(reason, dir);
+	struct bw_stat *s = bpf_map_lookup_elem(&bw_stats, &key);
 
 	/* Per-CPU values: no atomics needed. */
 	if (s) {
@@ -65,7 +66,7 @@ static __always_inline void bw_event(struct __sk_buff *skb, const struct bw_conf
 	bpf_ringbuf_submit(e, 0);
 	return;
 lost:
-	bw_count(BW_REASON_EVENTS_LOST, 0);
+	bw_count(BW_REASON_EVENTS_LOST, dir, 0);
 }
 
 #endif

@@ -4,10 +4,13 @@
  *   bench_keys URL CA latency N ATTESTER [TCTI]  N sequential cold fetches (new client: TLS
  *                     connection, auth, attest, resource); anchor: N cold GET /healthz
  *   bench_keys URL CA throughput THREADS SECONDS  warm fetches/s with token reuse, one client
- *                     per thread; anchor: GET /healthz/s over the same kind of connections
+ *                     per thread, and the p99 of one fetch; anchor: GET /healthz/s and p99 over the
+ *                     same kind of connections
  *   bench_keys URL CA sessions N                  open N sessions (POST /auth, no cookie kept)
  */
 #include <pthread.h>
+#include <stdlib.h>
+#include <unistd.h>
 #include <string.h>
 #include <time.h>
 #include <curl/curl.h>
@@ -71,7 +74,7 @@ static struct bw_kbs_client *client(void)
 static int fetch(struct bw_kbs_client *c, int i)
 {
 	static __thread struct bw_secret k;
-	char err[BW_KBS_ERRLEN], path[64];
+	char err[BW_ERR_LEN], path[64];
 	size_t len;
 	int r;
 
@@ -116,6 +119,32 @@ struct worker {
 	bool anchor;
 	int id;
 };
+
+/* Latency histogram of the timed requests, all threads: 10 us buckets up to 2 s. */
+#define HIST_US 10
+#define HIST_N 200000
+static unsigned long hist[HIST_N + 1];
+
+static void record(double ms)
+{
+	long b = (long)(ms * 1000 / HIST_US);
+
+	__atomic_fetch_add(&hist[b < 0 ? 0 : b > HIST_N ? HIST_N : b], 1, __ATOMIC_RELAXED);
+}
+
+static double hist_pct(double p)
+{
+	unsigned long total = 0, seen = 0;
+
+	for (long i = 0; i <= HIST_N; i++)
+		total += hist[i];
+	for (long i = 0; i <= HIST_N; i++) {
+		seen += hist[i];
+		if (total && seen >= (unsigned long)(p * total + 0.5))
+			return (i + 1) * HIST_US / 1000.0;
+	}
+	return 0;
+}
 static pthread_barrier_t ready; /* all clients connected (and attested) before the clock starts */
 static volatile double until;
 
@@ -128,8 +157,10 @@ static void *work(void *arg)
 		bool ok = curl_easy_perform(h) == CURLE_OK;
 		pthread_barrier_wait(&ready);
 		pthread_barrier_wait(&ready);
-		while (ok && now_ms() < until && curl_easy_perform(h) == CURLE_OK)
+		for (double t = now_ms(); ok && t < until && curl_easy_perform(h) == CURLE_OK; t = now_ms()) {
+			record(now_ms() - t);
 			w->done++;
+		}
 		curl_easy_cleanup(h);
 		return NULL;
 	}
@@ -138,24 +169,54 @@ static void *work(void *arg)
 	bool ok = fetch(c, w->id) == 0;
 	pthread_barrier_wait(&ready);
 	pthread_barrier_wait(&ready);
-	while (ok && now_ms() < until && fetch(c, w->id + (int)w->done) == 0)
+	for (double t = now_ms(); ok && t < until && fetch(c, w->id + (int)w->done) == 0; t = now_ms()) {
+		record(now_ms() - t);
 		w->done++;
+	}
 	bw_kbs_client_free(c);
 	return NULL;
 }
 
-static double run(int threads, double secs, bool anchor)
+/* CPU seconds the service has used (user + system), from /proc/$BENCH_SERVICE_PID/stat; -1 when
+ * unknown. */
+static double service_cpu(void)
+{
+	const char *pid = getenv("BENCH_SERVICE_PID");
+	char path[64], buf[1024], *p;
+	unsigned long ut, st;
+	FILE *f;
+	size_t n;
+
+	if (!pid)
+		return -1;
+	snprintf(path, sizeof(path), "/proc/%s/stat", pid);
+	if (!(f = fopen(path, "r")))
+		return -1;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	/* Fields after the command name (which may hold spaces): state is 3rd, utime 14th. */
+	if (!(p = strrchr(buf, ')')) || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
+		return -1;
+	return (double)(ut + st) / sysconf(_SC_CLK_TCK);
+}
+
+/* Requests/s of THREADS clients for SECS; *p99 the 99th percentile of one request (ms), *cpu_us
+ * the service's CPU time per request (us; -1 unknown). */
+static double run(int threads, double secs, bool anchor, double *p99, double *cpu_us)
 {
 	struct worker *w = calloc((size_t)threads, sizeof(*w));
-	double start;
+	double start, rate, cpu0;
 	long total = 0;
 
+	memset(hist, 0, sizeof(hist));
 	pthread_barrier_init(&ready, NULL, (unsigned)threads + 1);
 	for (int i = 0; i < threads; i++) {
 		w[i] = (struct worker){ .anchor = anchor, .id = i };
 		pthread_create(&w[i].t, NULL, work, &w[i]);
 	}
 	pthread_barrier_wait(&ready);
+	cpu0 = service_cpu();
 	start = now_ms();
 	until = start + secs * 1000;
 	pthread_barrier_wait(&ready);
@@ -165,15 +226,22 @@ static double run(int threads, double secs, bool anchor)
 	}
 	free(w);
 	pthread_barrier_destroy(&ready);
-	return total / ((now_ms() - start) / 1000);
+	rate = total / ((now_ms() - start) / 1000);
+	*p99 = hist_pct(.99);
+	*cpu_us = cpu0 >= 0 && total ? (service_cpu() - cpu0) * 1e6 / total : -1;
+	return rate;
 }
 
 static int throughput(int threads, double secs)
 {
-	double ours = run(threads, secs, false), anchor = run(threads, secs, true);
+	double p99, a99, cpu, acpu, ours = run(threads, secs, false, &p99, &cpu),
+					anchor = run(threads, secs, true, &a99, &acpu);
 
-	printf("%3d clients: %8.0f fetches/s (token reuse); anchor GET /healthz: %8.0f req/s; ratio %.2fx\n",
-	       threads, ours, anchor, ours / anchor);
+	printf("%3d clients: %8.0f fetches/s (token reuse) p99 %6.2f ms; anchor GET /healthz: %8.0f req/s p99 %6.2f ms; "
+	       "ratio %.2fx", threads, ours, p99, anchor, a99, ours / anchor);
+	if (cpu >= 0)
+		printf("; service CPU %.0f us/fetch, %.0f us/healthz", cpu, acpu);
+	printf("\n");
 	return 0;
 }
 

@@ -39,7 +39,7 @@ int main(int argc, char **argv)
 {
 	struct bw_conf c, applied;
 	struct bw_net_result res;
-	char err[BW_CONF_ERR_LEN], cmd[512], wgconf[] = "/tmp/bw-bench-wg-XXXXXX";
+	char err[BW_ERR_LEN], cmd[512], wgconf[] = "/tmp/bw-bench-wg-XXXXXX";
 	double t0, load_ms, ours_ms, wg_ms, one_ms, since_ms;
 	FILE *f;
 	int fd;

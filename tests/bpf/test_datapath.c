@@ -11,6 +11,7 @@
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -30,16 +31,14 @@
 #include "bulwark_abi.h"
 #include "datapath/datapath.h"
 #include "datapath/internal.h"
-#include "bw_egress.skel.h"
-#include "bw_ingress.skel.h"
+#include "bw_uplink.skel.h"
 
 #define WG_IFINDEX 1 /* lo: test runs never deliver the redirect, only its verdict */
 #define WG_MARK 0x1e00
 #define WG_PORT 51820
 #define OVERLAY_PORT 8472
 
-static struct bw_egress *eg;
-static struct bw_ingress *in;
+static struct bw_uplink *up; /* both programs, one object: the maps are shared by construction */
 static char pin_dir[64];
 static int nr_cpus;
 static struct bw_dp *dp;      /* the library's view of the same pins: its writes bump the cache */
@@ -119,6 +118,24 @@ static void build(struct pkt *p, const struct flow *f)
 }
 
 /* ---- map helpers ---- */
+/*
+ * A peer prefix length's bit in bw_peer_lens, as bpftool users must set it (bulwark_abi.h);
+ * the library sets it through mmap with an atomic OR.
+ */
+static void peer_len_set(int family, int len)
+{
+	int fd = bpf_map__fd(up->maps.bw_peer_lens);
+	struct bw_peer_lens l;
+	__u32 zero = 0;
+
+	assert_int_equal(bpf_map_lookup_elem(fd, &zero, &l), 0);
+	if (family == 4)
+		l.v4 |= 1ull << (32 - len);
+	else
+		l.v6[(128 - len) / 64] |= 1ull << ((128 - len) % 64);
+	assert_int_equal(bpf_map_update_elem(fd, &zero, &l, BPF_ANY), 0);
+}
+
 /* A write behind the library's back: the flow cache does not hear of it. */
 static void add_prefix_raw(int fd, int family, const char *cidr, const void *val)
 {
@@ -129,6 +146,8 @@ static void add_prefix_raw(int fd, int family, const char *cidr, const void *val
 	memcpy(a, cidr, slash - cidr);
 	a[slash - cidr] = 0;
 	len = atoi(slash + 1);
+	if (fd == bpf_map__fd(up->maps.bw_peer_v4) || fd == bpf_map__fd(up->maps.bw_peer_v6))
+		peer_len_set(family, len);
 	if (family == 4) {
 		struct bw_lpm_v4 k = { .prefixlen = len };
 		assert_int_equal(inet_pton(AF_INET, a, k.addr), 1);
@@ -178,19 +197,30 @@ static void set_config(__u32 flags, __u32 events_per_sec)
 		.overlay_port = OVERLAY_PORT, .flags = flags | base_flags, .events_per_sec = events_per_sec,
 	};
 	__u32 zero = 0;
-	assert_int_equal(bpf_map_update_elem(bpf_map__fd(eg->maps.bw_config), &zero, &c, BPF_ANY), 0);
+	assert_int_equal(bpf_map_update_elem(bpf_map__fd(up->maps.bw_config), &zero, &c, BPF_ANY), 0);
+}
+
+/* One (reason, direction) slot summed over CPUs; its labels must name it on every CPU. */
+static struct bw_stat stat_dir(__u32 reason, __u32 dir)
+{
+	struct bw_stat per[nr_cpus], sum = { 0 };
+	__u32 key = BW_STAT_KEY(reason, dir);
+
+	assert_int_equal(bpf_map_lookup_elem(bpf_map__fd(up->maps.bw_stats), &key, per), 0);
+	for (int i = 0; i < nr_cpus; i++) {
+		sum.packets += per[i].packets;
+		sum.bytes += per[i].bytes;
+		assert_int_equal(per[i].reason, reason);
+		assert_int_equal(per[i].dir, dir);
+	}
+	return sum;
 }
 
 static struct bw_stat stat_of(__u32 reason)
 {
-	struct bw_stat per[nr_cpus], sum = { 0 };
+	struct bw_stat e = stat_dir(reason, BW_DIR_EGRESS), i = stat_dir(reason, BW_DIR_INGRESS);
 
-	assert_int_equal(bpf_map_lookup_elem(bpf_map__fd(eg->maps.bw_stats), &reason, per), 0);
-	for (int i = 0; i < nr_cpus; i++) {
-		sum.packets += per[i].packets;
-		sum.bytes += per[i].bytes;
-	}
-	return sum;
+	return (struct bw_stat){ .packets = e.packets + i.packets, .bytes = e.bytes + i.bytes };
 }
 
 static void reset_stats(void)
@@ -201,9 +231,10 @@ static void reset_stats(void)
 
 	memset(zero, 0, sizeof(zero));
 	memset(rl, 0, sizeof(rl));
-	for (__u32 r = 0; r < BW_REASON_MAX; r++)
-		assert_int_equal(bpf_map_update_elem(bpf_map__fd(eg->maps.bw_stats), &r, zero, BPF_ANY), 0);
-	assert_int_equal(bpf_map_update_elem(bpf_map__fd(eg->maps.bw_ratelimit), &k0, rl, BPF_ANY), 0);
+	for (__u32 r = 0; r < BW_STAT_ENTRIES; r++)
+		assert_int_equal(bpf_map_update_elem(bpf_map__fd(up->maps.bw_stats), &r, zero, BPF_ANY), 0);
+	assert_int_equal(bw_dp_stats_label(bpf_map__fd(up->maps.bw_stats)), 0);
+	assert_int_equal(bpf_map_update_elem(bpf_map__fd(up->maps.bw_ratelimit), &k0, rl, BPF_ANY), 0);
 }
 
 /* ---- events ---- */
@@ -220,7 +251,7 @@ static int on_event(void *ctx, void *data, size_t len)
 
 static int drain_events(void)
 {
-	struct ring_buffer *rb = ring_buffer__new(bpf_map__fd(eg->maps.bw_events), on_event, NULL, NULL);
+	struct ring_buffer *rb = ring_buffer__new(bpf_map__fd(up->maps.bw_events), on_event, NULL, NULL);
 
 	assert_non_null(rb);
 	n_events = 0;
@@ -237,8 +268,8 @@ static int run(int dir, const struct pkt *p, __u32 mark, int repeat)
 	struct __sk_buff ctx = { .mark = mark, .ingress_ifindex = run_iif };
 	LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = p->b, .data_size_in = p->len,
 		    .ctx_in = &ctx, .ctx_size_in = sizeof(ctx), .repeat = repeat);
-	int fd = dir == BW_DIR_EGRESS ? bpf_program__fd(eg->progs.bw_egress)
-				      : bpf_program__fd(in->progs.bw_ingress);
+	int fd = dir == BW_DIR_EGRESS ? bpf_program__fd(up->progs.bw_egress)
+				      : bpf_program__fd(up->progs.bw_ingress);
 
 	assert_int_equal(bpf_prog_test_run_opts(fd, &o), 0);
 	return (int)o.retval;
@@ -253,14 +284,17 @@ static void expect(int dir, const struct flow *f, __u32 mark, int verdict, __u32
 	reset_stats();
 	drain_events();
 	assert_int_equal(run(dir, &p, mark, 1), verdict);
-	for (__u32 r = 0; r < BW_REASON_MAX; r++) {
-		struct bw_stat s = stat_of(r);
-		if (s.packets != (r == reason ? 1u : 0u))
-			fail_msg("reason %u counted %llu packets, expected reason %u", r,
-				 (unsigned long long)s.packets, reason);
-		if (r == reason)
-			assert_int_equal(s.bytes, p.len);
-	}
+	/* Counted once, under its reason and the direction it was seen in, nowhere else. */
+	for (__u32 d = 0; d < 2; d++)
+		for (__u32 r = 0; r < BW_REASON_MAX; r++) {
+			struct bw_stat s = stat_dir(r, d);
+			bool mine = r == reason && d == (__u32)dir;
+			if (s.packets != (mine ? 1u : 0u))
+				fail_msg("reason %u dir %u counted %llu packets, expected reason %u dir %d", r, d,
+					 (unsigned long long)s.packets, reason, dir);
+			if (mine)
+				assert_int_equal(s.bytes, p.len);
+		}
 	if (verdict == TC_ACT_SHOT) {
 		unsigned char sa[16] = { 0 };
 		assert_int_equal(drain_events(), 1);
@@ -300,16 +334,16 @@ static int setup(void **state)
 	snprintf(pin_dir, sizeof(pin_dir), "/sys/fs/bpf/bw-test-dp-%s-%d", getenv("BW_ID") ? getenv("BW_ID") : "x", getpid());
 	mkdir(pin_dir, 0700);
 	LIBBPF_OPTS(bpf_object_open_opts, opts, .pin_root_path = pin_dir);
-	eg = bw_egress__open_opts(&opts);
-	in = bw_ingress__open_opts(&opts);
-	if (!eg || !in || bw_egress__load(eg) || bw_ingress__load(in) || bw_dp_open(pin_dir, &dp))
+	up = bw_uplink__open_opts(&opts);
+	if (!up || bw_uplink__load(up) || bw_dp_open(pin_dir, &dp) ||
+	    bw_dp_stats_label(bpf_map__fd(up->maps.bw_stats)))
 		return -1;
-	add_prefix(bpf_map__fd(eg->maps.bw_protect_v4), 4, "198.18.0.0/16", &pod);
-	add_prefix(bpf_map__fd(eg->maps.bw_protect_v4), 4, "198.19.0.0/24", &node);
-	add_prefix(bpf_map__fd(eg->maps.bw_protect_v6), 6, "fd00:10::/32", &pod);
-	add_prefix(bpf_map__fd(eg->maps.bw_protect_v6), 6, "fd00:20::/64", &node);
-	add_prefix(bpf_map__fd(eg->maps.bw_peer_v4), 4, A4.peer_b, &peer);
-	add_prefix(bpf_map__fd(eg->maps.bw_peer_v6), 6, A6.peer_b, &peer);
+	add_prefix(bpf_map__fd(up->maps.bw_protect_v4), 4, "198.18.0.0/16", &pod);
+	add_prefix(bpf_map__fd(up->maps.bw_protect_v4), 4, "198.19.0.0/24", &node);
+	add_prefix(bpf_map__fd(up->maps.bw_protect_v6), 6, "fd00:10::/32", &pod);
+	add_prefix(bpf_map__fd(up->maps.bw_protect_v6), 6, "fd00:20::/64", &node);
+	add_prefix(bpf_map__fd(up->maps.bw_peer_v4), 4, A4.peer_b, &peer);
+	add_prefix(bpf_map__fd(up->maps.bw_peer_v6), 6, A6.peer_b, &peer);
 	set_config(BW_CFG_EVENTS, 0);
 	return 0;
 }
@@ -319,8 +353,7 @@ static int teardown(void **state)
 	char cmd[128];
 	(void)state;
 	bw_dp_close(dp);
-	bw_egress__destroy(eg);
-	bw_ingress__destroy(in);
+	bw_uplink__destroy(up);
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", pin_dir);
 	return system(cmd);
 }
@@ -332,8 +365,8 @@ static void maps_are_shared_through_pins(void **state)
 	char path[128];
 	(void)state;
 
-	assert_int_equal(bpf_obj_get_info_by_fd(bpf_map__fd(eg->maps.bw_peer_v4), &a, &la), 0);
-	assert_int_equal(bpf_obj_get_info_by_fd(bpf_map__fd(in->maps.bw_peer_v4), &b, &lb), 0);
+	assert_int_equal(bpf_obj_get_info_by_fd(bpf_map__fd(up->maps.bw_peer_v4), &a, &la), 0);
+	assert_int_equal(bpf_obj_get_info_by_fd(bpf_map__fd(up->maps.bw_peer_v4), &b, &lb), 0);
 	assert_int_equal(a.id, b.id);
 	snprintf(path, sizeof(path), "%s/bw_peer_v4", pin_dir);
 	assert_int_equal(access(path, F_OK), 0);
@@ -432,7 +465,7 @@ static void node_flows_follow_node_encryption(void **state)
 		struct flow node_to_node = { fam, a->node_a, a->node_b, IPPROTO_TCP, 1, 22 };
 		struct flow pod_from_node = { fam, a->node_b, a->pod_a, IPPROTO_TCP, 2, 1 };
 		struct flow node_from_pod = { fam, a->pod_b, a->node_a, IPPROTO_TCP, 2, 1 };
-		int peerfd = bpf_map__fd(fam == 4 ? eg->maps.bw_peer_v4 : eg->maps.bw_peer_v6);
+		int peerfd = bpf_map__fd(fam == 4 ? up->maps.bw_peer_v4 : up->maps.bw_peer_v6);
 
 		set_config(BW_CFG_EVENTS, 0);
 		expect(BW_DIR_EGRESS, &node_to_pod, 0, TC_ACT_OK, BW_REASON_PASSED_UNPROTECTED);
@@ -461,7 +494,7 @@ static void allowlist(void **state)
 {
 	struct bw_allow_key eg_k = { IPPROTO_TCP, BW_DIR_EGRESS, 6443 }, in_k = { IPPROTO_TCP, BW_DIR_INGRESS, 6443 };
 	struct bw_allow v = { 0 };
-	int fd = bpf_map__fd(eg->maps.bw_allow);
+	int fd = bpf_map__fd(up->maps.bw_allow);
 	(void)state;
 
 	set_config(BW_CFG_EVENTS | BW_CFG_NODE_ENCRYPTION, 0);
@@ -495,7 +528,7 @@ static void overlay_is_pod_traffic(void **state)
 		const struct addrs *a = AD(fam);
 		struct flow vx = { fam, a->node_a, a->node_b, IPPROTO_UDP, 55555, OVERLAY_PORT };
 		struct flow vx_in = { fam, a->node_b, a->node_a, IPPROTO_UDP, 55555, OVERLAY_PORT };
-		int peerfd = bpf_map__fd(fam == 4 ? eg->maps.bw_peer_v4 : eg->maps.bw_peer_v6);
+		int peerfd = bpf_map__fd(fam == 4 ? up->maps.bw_peer_v4 : up->maps.bw_peer_v6);
 
 		/* Without node encryption node traffic passes, but the overlay carries pods. */
 		expect(BW_DIR_EGRESS, &vx, 0, TC_ACT_SHOT, BW_REASON_DROPPED_NO_PEER);
@@ -669,7 +702,7 @@ static void no_wireguard_device_fails_closed(void **state)
 	__u32 zero = 0;
 	(void)state;
 
-	assert_int_equal(bpf_map_update_elem(bpf_map__fd(eg->maps.bw_config), &zero, &c, BPF_ANY), 0);
+	assert_int_equal(bpf_map_update_elem(bpf_map__fd(up->maps.bw_config), &zero, &c, BPF_ANY), 0);
 	EACH_FAMILY {
 		struct flow f = { fam, AD(fam)->pod_a, AD(fam)->pod_b, IPPROTO_TCP, 1, 2 };
 		expect(BW_DIR_EGRESS, &f, 0, TC_ACT_SHOT, BW_REASON_DROPPED_NO_DEVICE);
@@ -807,7 +840,7 @@ static void vlan_tags_in_the_frame(void **state)
 				unsigned char out[sizeof(p.b)];
 				LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = p.b, .data_size_in = p.len,
 					    .data_out = out, .data_size_out = sizeof(out));
-				assert_int_equal(bpf_prog_test_run_opts(bpf_program__fd(eg->progs.bw_egress), &o), 0);
+				assert_int_equal(bpf_prog_test_run_opts(bpf_program__fd(up->progs.bw_egress), &o), 0);
 				assert_int_equal(o.retval, TC_ACT_REDIRECT);
 				assert_int_equal(o.data_size_out, p.len - 4 * vlans);
 				assert_int_equal(out[12] << 8 | out[13], fam == 4 ? ETH_P_IP : ETH_P_IPV6);
@@ -922,7 +955,7 @@ static void encapsulations_between_nodes(void **state)
 	struct bw_allow_key ov = { IPPROTO_UDP, BW_ALLOW_OVERLAY, CONF_OVERLAY_PORT };
 	struct bw_allow_key allow4789 = { IPPROTO_UDP, BW_DIR_EGRESS, 4789 };
 	struct bw_allow v = { 0 };
-	int afd = bpf_map__fd(eg->maps.bw_allow);
+	int afd = bpf_map__fd(up->maps.bw_allow);
 	struct flow in4 = { 4, A4.pod_a, A4.pod_b, IPPROTO_TCP, 40000, 80 };
 	struct flow in6 = { 6, A6.pod_a, A6.pod_b, IPPROTO_TCP, 40000, 80 };
 	struct flow back4 = { 4, A4.pod_b, A4.pod_a, IPPROTO_TCP, 80, 40000 };
@@ -935,7 +968,7 @@ static void encapsulations_between_nodes(void **state)
 		set_config(BW_CFG_EVENTS | (enc ? BW_CFG_NODE_ENCRYPTION : 0), 0);
 		EACH_FAMILY {
 			const struct addrs *a = AD(fam);
-			int peerfd = bpf_map__fd(fam == 4 ? eg->maps.bw_peer_v4 : eg->maps.bw_peer_v6);
+			int peerfd = bpf_map__fd(fam == 4 ? up->maps.bw_peer_v4 : up->maps.bw_peer_v6);
 
 			for (int e = 0; e < E_COUNT; e++) {
 				print_message("node encryption %s, IPv%d outer, %s\n", enc ? "on" : "off", fam, encap_name[e]);
@@ -1184,7 +1217,7 @@ static void node_host_inside_pod_prefix(void **state)
 	EACH_FAMILY {
 		const struct addrs *a = AD(fam);
 		const char *host = fam == 4 ? "198.18.1.77" : "fd00:10:1::77";
-		int fd = bpf_map__fd(fam == 4 ? eg->maps.bw_protect_v4 : eg->maps.bw_protect_v6);
+		int fd = bpf_map__fd(fam == 4 ? up->maps.bw_protect_v4 : up->maps.bw_protect_v6);
 		struct flow n2n = { fam, host, a->node_b, IPPROTO_TCP, 40000, 22 };
 		struct flow n2pod = { fam, host, a->pod_b, IPPROTO_TCP, 40000, 22 };
 		struct flow pod = { fam, a->pod_a, a->pod_b, IPPROTO_TCP, 40000, 80 };
@@ -1234,7 +1267,7 @@ static int flow_slot_read(int fd, int fam, __u32 i, struct fentry *out, __u8 (*a
 
 static int flow_fd(int fam)
 {
-	return bpf_map__fd(fam == 4 ? eg->maps.bw_flow_v4 : eg->maps.bw_flow_v6);
+	return bpf_map__fd(fam == 4 ? up->maps.bw_flow_v4 : up->maps.bw_flow_v6);
 }
 
 /* The newest cache entry for a flow's address pair on any CPU; returns 0 when there is none. */
@@ -1297,7 +1330,7 @@ static void flow_cache_hit(void **state)
 	(void)state;
 	EACH_FAMILY {
 		struct flow f = { fam, AD(fam)->pod_a, AD(fam)->pod_b, IPPROTO_TCP, 40000, 80 };
-		int peerfd = bpf_map__fd(fam == 4 ? eg->maps.bw_peer_v4 : eg->maps.bw_peer_v6);
+		int peerfd = bpf_map__fd(fam == 4 ? up->maps.bw_peer_v4 : up->maps.bw_peer_v6);
 		struct fentry e;
 
 		assert_int_equal(bw_dp_flow_invalidate(dp), 0);
@@ -1442,7 +1475,7 @@ static void flow_cache_removal_races_traffic(void **state)
 	EACH_FAMILY {
 		struct flow f = { fam, AD(fam)->pod_a, AD(fam)->pod_b, IPPROTO_TCP, 40000, 80 };
 		struct bw_cidr c = cidr(AD(fam)->peer_b);
-		struct racer r = { .fd = bpf_program__fd(eg->progs.bw_egress) };
+		struct racer r = { .fd = bpf_program__fd(up->progs.bw_egress) };
 		pthread_t t[2];
 		struct pkt p;
 
@@ -1538,7 +1571,7 @@ static void flow_cache_disabled_by_config(void **state)
 	set_config(BW_CFG_EVENTS, 0);
 	EACH_FAMILY {
 		struct flow f = { fam, AD(fam)->pod_a, AD(fam)->pod_b, IPPROTO_TCP, 40000, 80 };
-		int peerfd = bpf_map__fd(fam == 4 ? eg->maps.bw_peer_v4 : eg->maps.bw_peer_v6);
+		int peerfd = bpf_map__fd(fam == 4 ? up->maps.bw_peer_v4 : up->maps.bw_peer_v6);
 		struct fentry e;
 
 		assert_int_equal(bw_dp_flow_invalidate(dp), 0);
@@ -1580,16 +1613,30 @@ static __u32 map_id(int fd)
 }
 
 /* Load this build's programs over the pin directory as `attach` does (prepare, then load). */
-static struct bw_egress *load_over_pins(void)
+static struct bw_uplink *load_over(const char *dir, bool rescan, size_t *n_moved)
 {
-	struct bw_egress *e;
+	struct bw_dp_peer_prefix *old;
+	struct bw_uplink *e;
+	struct bw_dp *d;
+	size_t n_old;
 
-	assert_int_equal(bw_dp_pins_prepare(pin_dir), 0);
-	LIBBPF_OPTS(bpf_object_open_opts, opts, .pin_root_path = pin_dir);
-	e = bw_egress__open_opts(&opts);
+	assert_int_equal(bw_dp_pins_prepare(dir, &old, &n_old), 0);
+	LIBBPF_OPTS(bpf_object_open_opts, opts, .pin_root_path = dir);
+	e = bw_uplink__open_opts(&opts);
 	assert_non_null(e);
-	assert_int_equal(bw_egress__load(e), 0);
+	assert_int_equal(bw_uplink__load(e), 0);
+	assert_int_equal(bw_dp_open(dir, &d), 0);
+	assert_int_equal(bw_dp_peers_restore(d, old, n_old, rescan), 0);
+	bw_dp_close(d);
+	free(old);
+	if (n_moved)
+		*n_moved = n_old;
 	return e;
+}
+
+static struct bw_uplink *load_over_pins(void)
+{
+	return load_over(pin_dir, false, NULL);
 }
 
 /*
@@ -1600,7 +1647,7 @@ static struct bw_egress *load_over_pins(void)
 static void flow_cache_pins_from_older_build(void **state)
 {
 	struct bw_dp *old = NULL;
-	struct bw_egress *e;
+	struct bw_uplink *e;
 	__u32 flow4_id;
 	(void)state;
 
@@ -1615,7 +1662,7 @@ static void flow_cache_pins_from_older_build(void **state)
 	e = load_over_pins();
 	assert_true(pin_exists("bw_flow_v4") && pin_exists("bw_flow_v6") && pin_exists("bw_flow_gen"));
 	/* The peers and counters of the old pins are the ones this build uses. */
-	assert_int_equal(map_id(bpf_map__fd(e->maps.bw_peer_v4)), map_id(bpf_map__fd(eg->maps.bw_peer_v4)));
+	assert_int_equal(map_id(bpf_map__fd(e->maps.bw_peer_v4)), map_id(bpf_map__fd(up->maps.bw_peer_v4)));
 	assert_int_equal(bw_dp_open(pin_dir, &old), 0);
 	assert_int_equal(bw_dp_flow_invalidate(old), 0);
 	assert_int_equal(bw_dp_flow_gen(old), 1);
@@ -1633,7 +1680,7 @@ static void flow_cache_pins_from_older_build(void **state)
 	flow4_id = map_id(bpf_map__fd(e->maps.bw_flow_v4));
 	bw_dp_close(old);
 	assert_int_equal(flow_count_fd(bpf_map__fd(e->maps.bw_flow_v4), 4, 0), 1);
-	bw_egress__destroy(e);
+	bw_uplink__destroy(e);
 
 	/* Only the generation lost: the library refuses to pretend it invalidated... */
 	unpin("bw_flow_gen");
@@ -1644,19 +1691,166 @@ static void flow_cache_pins_from_older_build(void **state)
 	e = load_over_pins();
 	assert_true(map_id(bpf_map__fd(e->maps.bw_flow_v4)) != flow4_id);
 	assert_int_equal(flow_count_fd(bpf_map__fd(e->maps.bw_flow_v4), 4, 0), 0);
-	bw_egress__destroy(e);
+	bw_uplink__destroy(e);
 
 	/* Put the test's own programs back on the current pins for the tests that follow. */
 	bw_dp_close(dp);
-	bw_egress__destroy(eg);
-	bw_ingress__destroy(in);
+	bw_uplink__destroy(up);
 	LIBBPF_OPTS(bpf_object_open_opts, opts, .pin_root_path = pin_dir);
-	eg = bw_egress__open_opts(&opts);
-	in = bw_ingress__open_opts(&opts);
-	assert_true(eg && in && !bw_egress__load(eg) && !bw_ingress__load(in));
+	up = bw_uplink__open_opts(&opts);
+	assert_true(up && !bw_uplink__load(up));
 	assert_int_equal(bw_dp_open(pin_dir, &dp), 0);
 	set_config(BW_CFG_EVENTS, 0);
 	redirect_pod_to_peer(NULL);
+}
+
+/* The address of s (no prefix length) as a host prefix of length len, host bits left set. */
+static struct bw_cidr host_as(int fam, const char *s, int len)
+{
+	struct bw_cidr c = { 0 };
+
+	c.family = fam;
+	c.len = len;
+	assert_int_equal(inet_pton(fam == 4 ? AF_INET : AF_INET6, s, c.addr), 1);
+	return c;
+}
+
+/*
+ * Peer prefixes are hashes probed per prefix length in use (bulwark_abi.h). Every length from
+ * the host length down to /0 is found when written through the library (which zeroes the host
+ * bits and sets the length's bit), a prefix of that length next to it is not, and a prefix
+ * written behind the library's back without its length's bit is not found either: dropped,
+ * never passed (fail closed), until the bit is set.
+ */
+static void peer_prefix_lengths(void **state)
+{
+	static const int lens4[] = { 32, 31, 25, 24, 23, 17, 16, 9, 1, 0 };
+	static const int lens6[] = { 128, 127, 96, 65, 64, 63, 48, 33, 1, 0 };
+	struct bw_peer peer = { .peer_id = 7 };
+	(void)state;
+	EACH_FAMILY {
+		struct flow f = { fam, AD(fam)->pod_a, AD(fam)->pod_nopeer, IPPROTO_TCP, 40000, 443 };
+		const int *lens = fam == 4 ? lens4 : lens6;
+		int n = fam == 4 ? (int)ARRAY_SIZE(lens4) : (int)ARRAY_SIZE(lens6);
+		int peerfd = bpf_map__fd(fam == 4 ? up->maps.bw_peer_v4 : up->maps.bw_peer_v6);
+		struct bw_cidr c = host_as(fam, AD(fam)->pod_nopeer, fam == 4 ? 30 : 100);
+		union bw_lpm_key k;
+
+		/* A length nobody announced: the entry is there, the probe never looks. */
+		bw_lpm_from_cidr(&c, &k);
+		for (int i = c.len; i < (fam == 4 ? 32 : 128); i++)
+			((fam == 4 ? k.v4.addr : k.v6.addr))[i / 8] &= (uint8_t)~(0x80 >> (i % 8));
+		assert_int_equal(bpf_map_update_elem(peerfd, &k, &peer, BPF_ANY), 0);
+		assert_int_equal(bw_dp_flow_invalidate(dp), 0);
+		expect(BW_DIR_EGRESS, &f, 0, TC_ACT_SHOT, BW_REASON_DROPPED_NO_PEER);
+		peer_len_set(fam, c.len); /* what a bpftool user owes the datapath */
+		assert_int_equal(bw_dp_flow_invalidate(dp), 0);
+		expect(BW_DIR_EGRESS, &f, 0, TC_ACT_REDIRECT, BW_REASON_REDIRECTED);
+		assert_int_equal(bw_dp_peer_del(dp, &c), 0); /* host bits set: the library zeroes them */
+		expect(BW_DIR_EGRESS, &f, 0, TC_ACT_SHOT, BW_REASON_DROPPED_NO_PEER);
+
+		for (int i = 0; i < n; i++) {
+			struct bw_cidr next = host_as(fam, AD(fam)->pod_nopeer, lens[i]);
+
+			expect(BW_DIR_EGRESS, &f, 0, TC_ACT_SHOT, BW_REASON_DROPPED_NO_PEER);
+			if (lens[i] > 0) {
+				/* The neighbour of the same length: the last prefix bit flipped. */
+				struct bw_peer was;
+
+				next.addr[(lens[i] - 1) / 8] ^= (uint8_t)(0x80 >> ((lens[i] - 1) % 8));
+				bw_lpm_from_cidr(&next, &k);
+				for (int b = next.len; b < (fam == 4 ? 32 : 128); b++)
+					((fam == 4 ? k.v4.addr : k.v6.addr))[b / 8] &= (uint8_t)~(0x80 >> (b % 8));
+				/* It may be the setup's own peer prefix (pod_b's /24 or /48): kept then. */
+				bool had = bpf_map_lookup_elem(peerfd, &k, &was) == 0;
+				assert_int_equal(bw_dp_peer_set(dp, &next, &peer), 0);
+				expect(BW_DIR_EGRESS, &f, 0, TC_ACT_SHOT, BW_REASON_DROPPED_NO_PEER);
+				assert_int_equal(had ? bw_dp_peer_set(dp, &next, &was) : bw_dp_peer_del(dp, &next), 0);
+			}
+			c = host_as(fam, AD(fam)->pod_nopeer, lens[i]);
+			assert_int_equal(bw_dp_peer_set(dp, &c, &peer), 0);
+			expect(BW_DIR_EGRESS, &f, 0, TC_ACT_REDIRECT, BW_REASON_REDIRECTED);
+			assert_int_equal(bw_dp_peer_del(dp, &c), 0);
+		}
+		expect(BW_DIR_EGRESS, &f, 0, TC_ACT_SHOT, BW_REASON_DROPPED_NO_PEER);
+	}
+}
+
+static int count_peer(const struct bw_cidr *c, const struct bw_peer *p, void *ctx)
+{
+	(void)c;
+	*(int *)ctx += p->peer_id == 9;
+	return 0;
+}
+
+/*
+ * A pin directory from a build whose peer maps were LPM tries: `attach` (prepare, load, restore)
+ * moves the entries into this build's hashes, sets their lengths' bits, and the new programs
+ * find them.
+ */
+static void peer_tries_from_older_build(void **state)
+{
+	struct bw_peer v = { .peer_id = 9 };
+	struct bw_prefix pod = { BW_CLASS_POD };
+	struct bw_config cfg = { .wg_ifindex = WG_IFINDEX, .wg_port = WG_PORT };
+	struct bw_uplink *e;
+	struct bw_dp *d;
+	char dir[96], path[160], cmd[128];
+	size_t n_old = 0;
+	__u32 zero = 0;
+	int found = 0;
+	(void)state;
+
+	snprintf(dir, sizeof(dir), "%s-old", pin_dir);
+	assert_int_equal(mkdir(dir, 0700), 0);
+	EACH_FAMILY {
+		LIBBPF_OPTS(bpf_map_create_opts, o, .map_flags = BPF_F_NO_PREALLOC);
+		const char *name = fam == 4 ? "bw_peer_v4" : "bw_peer_v6";
+		int fd = bpf_map_create(BPF_MAP_TYPE_LPM_TRIE, name,
+					fam == 4 ? sizeof(struct bw_lpm_v4) : sizeof(struct bw_lpm_v6),
+					sizeof(struct bw_peer), 1024, &o);
+
+		assert_true(fd >= 0);
+		add_prefix_raw(fd, fam, AD(fam)->peer_b, &v);
+		snprintf(path, sizeof(path), "%s/%s", dir, name);
+		assert_int_equal(bpf_obj_pin(fd, path), 0);
+		close(fd);
+	}
+	e = load_over(dir, true, &n_old);
+	assert_int_equal(n_old, 2);
+	/* The tries were unpinned and loading created the hashes in their place. */
+	EACH_FAMILY {
+		struct bpf_map_info info = { 0 };
+		__u32 len = sizeof(info);
+		int fd;
+
+		snprintf(path, sizeof(path), "%s/%s", dir, fam == 4 ? "bw_peer_v4" : "bw_peer_v6");
+		assert_true((fd = bpf_obj_get(path)) >= 0);
+		assert_int_equal(bpf_obj_get_info_by_fd(fd, &info, &len), 0);
+		assert_int_equal(info.type, BPF_MAP_TYPE_HASH);
+		close(fd);
+	}
+	assert_int_equal(bw_dp_open(dir, &d), 0);
+	assert_int_equal(bw_dp_peers_foreach(d, count_peer, &found), 0);
+	assert_int_equal(found, 2);
+	assert_int_equal(bpf_map_update_elem(bpf_map__fd(e->maps.bw_config), &zero, &cfg, BPF_ANY), 0);
+	add_prefix_raw(bpf_map__fd(e->maps.bw_protect_v4), 4, "198.18.0.0/16", &pod);
+	add_prefix_raw(bpf_map__fd(e->maps.bw_protect_v6), 6, "fd00:10::/32", &pod);
+	EACH_FAMILY {
+		struct flow f = { fam, AD(fam)->pod_a, AD(fam)->pod_b, IPPROTO_TCP, 40000, 80 };
+		struct __sk_buff ctx = { 0 };
+		struct pkt p;
+
+		build(&p, &f);
+		LIBBPF_OPTS(bpf_test_run_opts, t, .data_in = p.b, .data_size_in = p.len,
+			    .ctx_in = &ctx, .ctx_size_in = sizeof(ctx));
+		assert_int_equal(bpf_prog_test_run_opts(bpf_program__fd(e->progs.bw_egress), &t), 0);
+		assert_int_equal(t.retval, TC_ACT_REDIRECT);
+	}
+	bw_dp_close(d);
+	bw_uplink__destroy(e);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	assert_int_equal(system(cmd), 0);
 }
 
 static int setup_cached(void **state)
@@ -1697,6 +1891,8 @@ int main(void)
 		T(flow_cache_disabled_by_config, ""),
 		T(flow_cache_removal_races_traffic, ""),
 		T(flow_cache_pins_from_older_build, ""),
+		T(peer_prefix_lengths, ""),
+		T(peer_tries_from_older_build, ""),
 		/* the verdicts once more after all that churn */
 		T(redirect_pod_to_peer, " (after cache churn)"),
 		T(node_flows_follow_node_encryption, " (after cache churn)"),
@@ -1706,6 +1902,7 @@ int main(void)
 		T(flow_cache_protect_change, " (cache off)"),
 		T(flow_cache_peer_remove_add, " (cache off)"),
 		T(flow_cache_removal_races_traffic, " (cache off)"),
+		T(peer_prefix_lengths, " (cache off)"),
 	};
 	int failed = cmocka_run_group_tests_name("datapath", cached, setup_cached, teardown);
 

@@ -7,7 +7,7 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	char *text = malloc(size + 1), err[BW_CONF_ERR_LEN];
+	char *text = malloc(size + 1), err[BW_ERR_LEN];
 	struct bw_conf c;
 	struct bw_conf_peer p;
 

@@ -5,16 +5,17 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include "kbs/internal.h"
 #include "keyservice/keyservice.h"
 
 static inline struct ks_ctx *fuzz_ks_ctx(size_t max_sessions)
 {
 	static struct ks_ctx c;
 	static const char pol[] = "{\"sample\":true,\"rules\":[{\"name\":\"s\",\"tee\":\"sample\",\"resources\":[\"*\"]}]}";
-	char err[KS_ERRLEN];
+	char err[BW_ERR_LEN];
 
 	if (!c.signing_key) {
-		c.signing_key = bw_key_new(BW_KEY_EC_P256);
+		c.signing_key = bw_jwk_new(BW_JWK_EC_P256);
 		c.sessions = ks_sessions_new(&(struct ks_session_limits){ .max = max_sessions, .lifetime = 300 });
 		c.token_lifetime = 60;
 		if (!c.signing_key || !c.sessions || ks_policy_parse(pol, strlen(pol), &c.policy, err, sizeof(err)) < 0 ||

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <openssl/pem.h>
+#include "kbs/internal.h"
 #include "kbs/kbs.h"
 
 /* Test-only key; the seeds in tests/fuzz/corpus/fuzz_kbs_jwe are encrypted to it. */
@@ -33,7 +34,7 @@ static EVP_PKEY *key(void)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct bw_secret out = { 0 };
-	char err[BW_KBS_ERRLEN];
+	char err[BW_ERR_LEN];
 
 	if (size > 0 && data[0] == '!') {
 		struct json_object *jwk = NULL;

@@ -12,7 +12,7 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct ks_ctx *c = fuzz_ks_ctx(16);
-	char *s = strndup((const char *)data, size), err[KS_ERRLEN];
+	char *s = strndup((const char *)data, size), err[BW_ERR_LEN];
 	struct json_object *claims = NULL;
 	struct ks_reply r = { 0 };
 

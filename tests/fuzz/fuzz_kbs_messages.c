@@ -17,7 +17,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct ks_session *s;
 	struct ks_policy p;
 	struct json_object *o = NULL;
-	char err[KS_ERRLEN], *canon = NULL;
+	char err[BW_ERR_LEN], *canon = NULL;
 
 	ks_handle_auth(c, "192.0.2.1", (const char *)data, size, 1000, &r);
 	free(r.body);

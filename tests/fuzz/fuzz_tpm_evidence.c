@@ -18,6 +18,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include "common/common.h"
 #include "tpm/internal.h"
 #include "tpm/tpm.h"
 
@@ -26,7 +27,9 @@ static const uint8_t rd[32] = { 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14
 
 static void add_b64(struct json_object *o, const char *key, const uint8_t *p, size_t n)
 {
-	char *s = bw_tpm_b64(p, n);
+	char *s = NULL;
+
+	(void)bw_base64_encode_alloc(p, n, 0, &s);
 
 	json_object_object_add(o, key, json_object_new_string(s ? s : ""));
 	free(s);
@@ -51,7 +54,7 @@ static struct json_object *from_binary(const uint8_t *d, size_t n)
 	for (i = 0; i < 24; i++) {
 		char hex[65];
 
-		bw_tpm_hex(d + 32 * i, 32, hex);
+		bw_hex_encode(d + 32 * i, 32, hex);
 		json_object_array_add(pcrs, json_object_new_string(hex));
 	}
 	d += 24 * 32;

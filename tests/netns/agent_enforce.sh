@@ -5,7 +5,8 @@
 #  - the uplink deleted and re-created: filters on the new device within 1 s;
 #  - a foreign tc filter inserted before bulwark's: `net status` exits 4 naming the uplink, the
 #    agent logs it within one resync; removed again: exit 0;
-#  - `datapath detach` with no agent: `net status` and `datapath status` exit 3 naming the uplink.
+#  - `datapath detach` with no agent: `net status`, `datapath status` and `bulwark status` exit 3
+#    naming the uplink; the same after `tc qdisc del dev uplink clsact`.
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../lib-cluster.sh"
 require_root
@@ -115,4 +116,17 @@ check "...naming the uplink" grep -q "uplink uplink: NOT ENFORCED: not-attached"
 nsx "${NS[a]}" bulwark datapath status --pin-dir "${PIN[a]}" > "$TMP/dp.txt"; rc=$?
 check "...datapath status exits 3 too" test "$rc" -eq 3
 check "...and says no device has our filters" grep -q "NOT ENFORCED" "$TMP/dp.txt"
+bst() { nsx "${NS[a]}" bulwark status --config "${CONF[a]}" --pin-dir "${PIN[a]}" --agent http://127.0.0.1:1; }
+bst > "$TMP/bst.txt"; rc=$?
+check "...bulwark status exits 3 too (not 7: the worst state wins)" test "$rc" -eq 3
+check "...naming the uplink" grep -q "uplink uplink: NOT ENFORCED: not-attached" "$TMP/bst.txt"
+# The same after `tc qdisc del` with no agent to put the filters back.
+nsx "${NS[a]}" bulwark datapath attach --config "${CONF[a]}" --pin-dir "${PIN[a]}" 2>/dev/null
+check "re-attached: net status exits 0" net a status
+nsx "${NS[a]}" tc qdisc del dev uplink clsact
+bst > "$TMP/bst.txt"; rc=$?
+check "after tc qdisc del: bulwark status exits 3 naming the uplink" \
+  sh -c "test $rc -eq 3 && grep -q 'uplink uplink: NOT ENFORCED' $TMP/bst.txt"
+net a status > /dev/null 2>&1; rc=$?
+check "...net status exits 3 too" test "$rc" -eq 3
 finish

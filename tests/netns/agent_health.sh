@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # bulwarkd's metrics and health (issue 16) and WireGuard supervision (issue 14 item 3):
 #  - /healthz 200; /readyz 200 when enforced, 503 naming the uplink when a foreign filter runs
-#    before ours; /metrics parses as Prometheus text and its drop counter rises during a flood;
+#    before ours; /metrics parses as Prometheus text and its drop counter rises during a flood,
+#    counted by reason and direction; bpftool names the counter's reason and direction (BTF);
+#    `datapath peers` shows the peer's key in base64;
 #  - `kill -9` of wireguard-go (its socket left behind): the agent removes the stale socket,
 #    starts wireguard-go again and re-applies within 5 s; meanwhile protected packets are counted
 #    as dropped-no-device, not redirected;
@@ -45,6 +47,11 @@ for n, line in enumerate(sys.stdin, 1):
     s = sample.match(line)
     assert s, "line %d does not parse: %r" % (n, line)
     base = s.group(1)
+    for suffix in ("_bucket", "_sum", "_count"):
+        if base not in types and base.endswith(suffix) and types.get(base[:-len(suffix)]) == "histogram":
+            if suffix == "_bucket":
+                assert "le=\"" in (s.group(2) or ""), "bucket without le: " + line
+            base = base[:-len(suffix)]
     assert base in types, "no TYPE for " + base
     if types[base] == "counter":
         assert base.endswith("_total"), "counter without _total: " + base
@@ -58,19 +65,43 @@ check "/metrics parses as Prometheus text" metrics
 metrics > "$TMP/m0"
 val() { grep -F "$1 " "$2" | awk '{print $NF}'; }
 check "...and says the uplink is enforced" grep -q '^bulwark_uplink_enforced{uplink="uplink",state="enforced"} 1$' "$TMP/m0"
+check "...peers by state: 1 configured, 1 in the device, 1 with a recent handshake" sh -c "
+  grep -qx 'bulwark_peers{state=\"configured\"} 1' $TMP/m0 && grep -qx 'bulwark_peers{state=\"in_device\"} 1' $TMP/m0 &&
+  grep -qx 'bulwark_peers{state=\"handshake_recent\"} 1' $TMP/m0"
+check "...the handshake age histogram holds that peer under 180 s" sh -c "
+  grep -qx 'bulwark_peer_handshake_age_seconds_bucket{le=\"180\"} 1' $TMP/m0 &&
+  grep -qx 'bulwark_peer_handshake_age_seconds_count 1' $TMP/m0"
+check "...map fill levels and lost events are there" sh -c "
+  grep -q '^bulwark_map_entries{map=\"bw_peer\"} [1-9]' $TMP/m0 && grep -q '^bulwark_map_capacity{map=\"bw_peer\"} ' $TMP/m0 &&
+  grep -q '^bulwark_datapath_events_lost_total ' $TMP/m0"
 # A flood to a pod network no peer covers (node 3 does not exist; its neighbour entry is static so
 # that packets reach the uplink's egress): dropped-no-peer.
 nsx "${NS[a]}" ip neigh replace 198.19.0.3 lladdr 02:00:00:00:00:03 dev uplink nud permanent
-before=$(val 'bulwark_datapath_packets_total{reason="dropped-no-peer"}' "$TMP/m0")
+NP='bulwark_datapath_packets_total{reason="dropped-no-peer",direction="egress"}'
+NPI='bulwark_datapath_packets_total{reason="dropped-no-peer",direction="ingress"}'
+before=$(val "$NP" "$TMP/m0")
 nsx "${POD[a]}" ping -f -i 0.002 -c 2000 -W 1 -q 198.18.3.2 > /dev/null 2>&1 &
 flood=$!
 sleep 0.5
 metrics > "$TMP/m1"
 wait $flood
 metrics > "$TMP/m2"
-mid=$(val 'bulwark_datapath_packets_total{reason="dropped-no-peer"}' "$TMP/m1")
-after=$(val 'bulwark_datapath_packets_total{reason="dropped-no-peer"}' "$TMP/m2")
+mid=$(val "$NP" "$TMP/m1")
+after=$(val "$NP" "$TMP/m2")
 check "the drop counter rises during the flood ($before -> $mid -> $after)" test "$mid" -gt "$before" -a "$after" -ge $((before + 2000))
+check "...counted by direction: egress, none in ingress ($(val "$NPI" "$TMP/m2"))" test "$(val "$NPI" "$TMP/m2")" = 0
+# bpftool names each counter slot's reason and direction (BTF enums in the value: bpf/README.md).
+bt=$(bpftool -j map dump pinned "${PIN[a]}/bw_stats" | python3 -c '
+import json, sys
+for e in json.load(sys.stdin):
+    v = e["formatted"]["values"]
+    if v[0]["value"]["reason"] == "BW_REASON_DROPPED_NO_PEER" and v[0]["value"]["dir"] == "BW_DIR_EGRESS":
+        print(sum(c["value"]["packets"] for c in v))')
+check "bpftool shows the slot as BW_REASON_DROPPED_NO_PEER / BW_DIR_EGRESS with the flood (${bt:-none})" \
+  test "${bt:-0}" -ge "$after"
+keyb=$(nsenter --net="/run/netns/${NS[b]}" wg show "bwg${BW_ID}b" public-key)
+check "datapath peers shows node b's public key in base64, as wg does ($keyb)" sh -c \
+  "nsenter --net=/run/netns/${NS[a]} bulwark datapath peers --pin-dir ${PIN[a]} | grep -qF -- ' $keyb '"
 
 # The window starts at the newest counter sample at least 60 s old, else at the oldest sample
 # (the agent's start): started less than 60 s ago, it holds the whole flood.

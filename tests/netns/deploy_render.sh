@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # deploy/ renders offline with Debian 12's kubectl (1.20, kustomize v2.0.3) and with any newer
 # kubectl on PATH to the same objects, and what it renders is a deployment that can work: RBAC
-# for Nodes, a DaemonSet with NODE_NAME from the downward API, probes and resources, peers on
-# their own mount, and a cluster-wide node file that bulwark itself accepts (no Name: NODE_NAME).
+# for Nodes, a DaemonSet with NODE_NAME from the downward API, probes and resources, peers from
+# the Node objects (PeerSource = kubernetes, no peer files), and a cluster-wide node file that bulwark itself accepts (no Name: NODE_NAME).
 # deploy/keyservice renders once make-secrets.sh made its secrets (0600, never overwritten).
 # Runs on the host; no cluster is needed. Reads YAML with Debian's python3-yaml.
 . "$(dirname "$0")/../lib.sh"
@@ -75,20 +75,21 @@ fact("node file: one for the whole cluster, no Name (NODE_NAME gives it)",
      conf and not any(l.strip().lower().startswith("name") for l in conf.splitlines()))
 fact("node file mounted where bulwarkd reads it",
      cfg_mount and "/etc/bulwark/bulwark.conf" in " ".join(c.get("command", [])) and cfg_mount[0]["mountPath"] == "/etc/bulwark")
-fact("PeersDir is its own mount of the peers ConfigMap",
-     peer_mount and vols[peer_mount[0]["name"]].get("configMap", {}).get("name") == "bulwark-peers"
-     and ("ConfigMap", "bulwark-peers") in objs)
+keys = {l.split("=", 1)[0].strip().lower(): l.split("=", 1)[1].strip() for l in conf.splitlines() if "=" in l}
+fact("node file: PeerSource = kubernetes, no PeersDir, no peer files mounted (peers come from the Nodes)",
+     keys.get("peersource") == "kubernetes" and "peersdir" not in keys and not peer_mount
+     and not any(v.get("configMap", {}).get("name") == "bulwark-peers" for v in vols.values()))
 PY
 while read -r st what; do
   if [ "$st" = ok ]; then ok "$what"; else not_ok "$what"; fi
 done < "$TMP/facts"
 check "every rendered fact was checked" test "$(wc -l < "$TMP/facts")" -eq 13
 
-# bulwark accepts the rendered node file as an agent would read it (NODE_NAME set, peers mounted).
-mkdir "$TMP/peers"
-sed -i "s|^PeersDir = .*|PeersDir = $TMP/peers|" "$TMP/node.conf"
+# bulwark accepts the rendered node file as an agent would read it (NODE_NAME set).
 check "bulwark parses the rendered node file with NODE_NAME set" env NODE_NAME=node-1 bulwark net showconf --config "$TMP/node.conf"
-check "...and refuses it without NODE_NAME" fails env -u NODE_NAME bulwark net showconf --config "$TMP/node.conf"
+check "...and refuses a NODE_NAME that is no node name" fails env NODE_NAME=bad/name bulwark net showconf --config "$TMP/node.conf"
+check "...without NODE_NAME it takes the host name" \
+  env -u NODE_NAME unshare --uts sh -c "hostname node-2 && exec bulwark net showconf --config '$TMP/node.conf'"
 
 # The key service: secrets first (never in git), then it renders.
 cp -r "$top/deploy/keyservice" "$TMP/ks"

@@ -14,6 +14,9 @@ for f in bin/bulwark bin/bulwarkd bin/bulwark-keyservice; do
   check "$f installed, executable" test -x "$dst/opt/bw/$f"
 done
 check "the installed CLI runs: bulwark version" "$dst/opt/bw/bin/bulwark" version
+# libcurl and tpm2-tss are loaded only by the commands that use them (common/dl.c)
+check "the CLI does not link libcurl or tpm2-tss (loaded on first use)" \
+  fails sh -c "readelf -d '$dst/opt/bw/bin/bulwark' | grep NEEDED | grep -E 'libcurl|libtss2'"
 for u in bulwarkd bulwark-statedisk bulwark-keyservice bulwark-enforce; do
   check "unit $u.service installed" test -f "$dst/opt/bw/lib/systemd/system/$u.service"
 done
@@ -23,6 +26,17 @@ check "enforcement is attached before the kubelet and the container runtime" \
   sh -c 'grep "^Before=" "$1" | grep -q containerd.service && grep "^Before=" "$1" | grep -q kubelet.service' _ \
   "$dst/opt/bw/lib/systemd/system/bulwark-enforce.service"
 check "...and kubelet requires it" grep -q '^RequiredBy=kubelet.service' "$dst/opt/bw/lib/systemd/system/bulwark-statedisk.service"
+# Man pages and completion, generated from the help texts and the CLI's table.
+for m in man1/bulwark.1 man8/bulwarkd.8 man8/bulwark-keyservice.8 man8/bulwark-csi.8; do
+  # man reads stdin: as root it formats as user 'man', who cannot open a file under our 0700 $TMP
+  check "man page $m installed and renders" sh -c "MANWIDTH=100 man -l - < '$dst/opt/bw/share/man/$m' 2>/dev/null | grep -q '^NAME'"
+done
+# ASCII rendering (hyphens stay '-'), justification's extra spaces squeezed.
+LC_ALL=C MANWIDTH=200 man -l - < "$dst/opt/bw/share/man/man1/bulwark.1" 2>/dev/null | tr -s ' ' > "$TMP/bulwark.man"
+missing=$("$dst/opt/bw/bin/bulwark" completion list | while read -r a v; do
+  grep -qw -- "bulwark $a${v:+ $v}" "$TMP/bulwark.man" || printf ' %s' "$a${v:+ $v}"; done)
+check "bulwark(1) documents every command of the CLI's table${missing:+ (missing:$missing)}" test -z "$missing"
+check "bash completion installed" grep -q "complete -F _bulwark bulwark" "$dst/opt/bw/share/bash-completion/completions/bulwark"
 check "no file holds the DESTDIR path" fails grep -rlF "$dst" "$dst"
 check "no file is group- or world-writable" test -z "$(find "$dst" -perm /022 -type f)"
 

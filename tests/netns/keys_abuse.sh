@@ -93,10 +93,11 @@ fp=$!
 check "EMFILE reached" \
   wait_for 200 at_least $C bulwark_keyservice_accept_errors_total 1
 # Out of descriptors below the service's own cap, every new connection waits for one to be
-# freed: while the listener backs off, the kernel's accept queue fills with the flood's and an
-# honest SYN can be dropped and retransmitted (1 + 2 + 4 s). Measured p99 7.2 s on a quiet
-# machine; the bound here is that the fetch still succeeds within those retransmissions.
-ok_latency "accept() failing with EMFILE" "$(honest $C 20)" 15000
+# freed. With evhttp's 128-deep accept queue the flood's connections filled it while the listener
+# backed off and honest SYNs were dropped and retransmitted (1 + 2 + 4 s: p99 7.2 s, the bound
+# was 15 s); the service's own listening socket is 4096 deep (issue 18), measured p99 36 ms at
+# load 14, so the bound is the same as under the other floods.
+ok_latency "accept() failing with EMFILE" "$(honest $C 20)" "$bound"
 kill "$fp" 2>/dev/null; wait "$fp" 2>/dev/null
 n=$(grep -c "accept: Too many open files" "$KS_DIR/c.log")
 check "  logged once per period, not per failure ($n lines for $(ks_metric $C bulwark_keyservice_accept_errors_total) errors)" \

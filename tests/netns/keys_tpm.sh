@@ -70,4 +70,23 @@ tpm_pcr_extend 7 "bulwark: changed after the policy was written" > /dev/null
 out=$(fetch --resource bulwark/volume/pvc-tpm 2>&1); rc=$?
 check "PCR 7 extended after the policy was written: exit 3, no key ($out)" \
   sh -c "test $rc = 3 && printf '%s' '$out' | grep -q 'matches no policy rule' && ! printf '%s' '$out' | grep -q '$key'"
+# A missing local device is one line, exit 6, no retry (it is checked before any network round:
+# the service logs no request for it); a TPM that does not answer is one line too, not tss2's.
+auths() { ks_curl "$url/metrics" | awk '/^bulwark_keyservice_auth_total/ {n += $NF} END {print n + 0}'; }
+reqs0=$(auths)
+t0=$(date +%s%N)
+out=$(bulwark key fetch --service $url --attester tpm --tcti device:/dev/bw-no-tpm-$BW_ID --ca "$KS_DIR/ca.pem" \
+  --tries 5 --resource bulwark/volume/pvc-tpm 2>&1); rc=$?
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+check "no TPM device: exit 6, one line naming the device, no retry (${ms} ms): $out" \
+  sh -c "test $rc = 6 && test $(printf '%s\n' "$out" | wc -l) = 1 && printf '%s' '$out' | grep -q '/dev/bw-no-tpm-$BW_ID'"
+check "...and not one request reached the service (auth counter $reqs0)" test "$(auths)" = "$reqs0"
+out=$(bulwark key fetch --service $url --attester tpm --tcti device:/dev/bw-no-tpm-$BW_ID --ca "$KS_DIR/ca.pem" \
+  --resource bulwark/volume/pvc-tpm --json 2>/dev/null); rc=$?
+check "...with --json: {error, code 6} on stdout ($out)" sh -c "test $rc = 6 && printf '%s' '$out' | python3 -c 'import json,sys; d=json.load(sys.stdin); assert d[\"code\"] == 6 and \"no TPM\" in d[\"error\"]'"
+dead=$(ks_free_port)
+out=$(bulwark key fetch --service $url --attester tpm --tcti "swtpm:host=127.0.0.1,port=$dead" --ca "$KS_DIR/ca.pem" \
+  --tries 1 --resource bulwark/volume/pvc-tpm 2>&1); rc=$?
+check "a TPM that does not answer: exit 1 and one line, no tss2 noise ($out)" \
+  sh -c "test $rc = 1 && test $(printf '%s\n' "$out" | wc -l) -le 2 && ! printf '%s' '$out' | grep -q 'ERROR:'"
 finish

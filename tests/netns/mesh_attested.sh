@@ -5,7 +5,8 @@
 # the wire: every honest pair shares one PSK (the HKDF value `openssl kdf` computes), the rogue
 # completes no handshake and reaches no pod, nothing is in clear; the PSKs appear in no log, file
 # or argv; a rotation to a new epoch under a ping flood loses packets only inside its window; a
-# node whose key service is down at start keeps its peers down, then joins when it comes back.
+# node whose key service is blackholed at start keeps its peers down (its health endpoint answers
+# meanwhile: the fetch is off the event loop), then joins when the service comes back.
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../lib-cluster.sh"
 . "$(dirname "$0")/../lib-keys.sh"
@@ -154,18 +155,49 @@ check "after rotation a and b hold the epoch-2 PSK" \
   test "$(psk_of a b)" = "$(psk_want 2 "$(cat "$TMP/a.pub")" "$(cat "$TMP/b.pub")")" -a "$(psk_of a b)" = "$(psk_of b a)"
 check "pods still reach each other after the rotation" nsx "${POD[c]}" ping -c 2 -i 0.2 -W 2 -q 198.18.1.2
 
-# Key service down at start: node c restarts, keeps its peers down, then joins.
+# Key service blackholed at start (it accepts connections and never answers): node c restarts,
+# keeps its peers down, then joins. The fetch runs off the agent's event loop: /healthz answers
+# within 1 s while the fetch hangs (it would stall until the 5 s request timeout on the loop).
 ks_down
+nsenter --net="/run/netns/$NS_WIRE" python3 -c '
+import socket, sys, time
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((sys.argv[1], int(sys.argv[2]))); s.listen(64); print("listening", flush=True); time.sleep(120)' \
+  "$KS_IP" "$KS_PORT" > "$TMP/blackhole.log" 2>&1 &
+blackhole=$!
+at_exit "kill $blackhole"
+check "key service blackholed (accepts, never answers)" wait_for 50 grep -q listening "$TMP/blackhole.log"
 pkill -f "bulwarkd --config ${CONF[c]} "; sleep 0.3
+: > "$TMP/agent-c2.log"
+(for _ in $(seq 150); do
+   grep -q "peers stay down" "$TMP/agent-c2.log" && break
+   nsx "${NS[c]}" curl -s -o /dev/null --max-time 1 -w '%{http_code} %{time_total}\n' http://127.0.0.1:9962/healthz
+   sleep 0.1
+ done > "$TMP/healthz-probes") &
+probes=$!
 nsx "${NS[c]}" bulwarkd --config "${CONF[c]}" --pin-dir "${PIN[c]}" > "$TMP/agent-c2.log" 2>&1 &
 at_exit "kill $!"
-check "key service unreachable at start: node c says peers stay down" wait_for 100 grep -q "peers stay down" "$TMP/agent-c2.log"
+check "key service unreachable at start: node c says peers stay down" wait_for 150 grep -q "peers stay down" "$TMP/agent-c2.log"
+wait $probes
+n_ok=$(grep -c '^200 ' "$TMP/healthz-probes")
+# slow: a 200 that took 1 s or more, or any probe failing once the endpoint was up
+slow=$(awk '$1 == 200 && $2 >= 1.0 { bad++ } seen && $1 != 200 { bad++ } $1 == 200 { seen = 1 } END { print bad + 0 }' "$TMP/healthz-probes")
+check "...while its fetch hung, /healthz answered $n_ok times, each within 1 s (slowest $(awk '$1 == 200' "$TMP/healthz-probes" | sort -k2 -n | tail -1 | cut -d' ' -f2) s)" \
+  test "$n_ok" -ge 1 -a "$slow" -eq 0
+kill $blackhole; wait $blackhole 2>/dev/null
 check "...and its device has no peer at all (never one without a PSK)" \
   test -z "$(nsx "${NS[c]}" wg show "bwg${BW_ID}c" peers)"
 check "...and its pods reach nobody" fails nsx "${POD[c]}" ping -c 1 -W 1 -q 198.18.1.2
+ks_line() { nsx "${NS[c]}" bulwark status --config "${CONF[c]}" --pin-dir "${PIN[c]}" | grep "^key service:"; }
+out=$(ks_line)
+check "bulwark status says the key service is not reachable, and why ($out)" \
+  grep -q "^key service: https://$KS_IP:$KS_PORT NOT REACHABLE: ." <<<"$out"
 ks_up
 check "key service back: node c fetches on its backoff and rejoins" wait_for 200 grep -q "mesh secret bulwark/mesh/2 fetched" "$TMP/agent-c2.log"
 check "...and pod c reaches pod a again" wait_for 50 nsx "${POD[c]}" ping -c 1 -W 1 -q 198.18.1.2
+out=$(ks_line)
+check "...and bulwark status says the key service is reachable ($out)" \
+  grep -q "^key service: https://$KS_IP:$KS_PORT reachable, mesh secret bulwark/mesh/2" <<<"$out"
 
 # A PresharedKey in a peer file next to MeshSecret is refused with the file named.
 cp "$TMP/peers-a/b.conf" "$TMP/b.bak"

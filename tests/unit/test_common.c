@@ -10,6 +10,8 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <cmocka.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
 #include "common/common.h"
 
 static char dir[] = "/tmp/bw-test-common.XXXXXX";
@@ -208,6 +210,198 @@ static void memeq_ct(void **state)
 	assert_false(bw_memeq_ct("abcd", "abce", 4));
 }
 
+/* RFC 4648 section 10 test vectors, every flag combination. */
+static void base64_rfc4648_vectors(void **state)
+{
+	static const char *const v[][2] = {
+		{ "", "" },		{ "f", "Zg==" },	 { "fo", "Zm8=" },	  { "foo", "Zm9v" },
+		{ "foob", "Zm9vYg==" }, { "fooba", "Zm9vYmE=" }, { "foobar", "Zm9vYmFy" },
+	};
+	(void)state;
+
+	for (size_t i = 0; i < ARRAY_SIZE(v); i++) {
+		const char *in = v[i][0], *want = v[i][1];
+		size_t n = strlen(in), nopad = strcspn(want, "="), got;
+		char out[16];
+		uint8_t back[16];
+
+		assert_int_equal(bw_base64_encode((const uint8_t *)in, n, 0, out), strlen(want));
+		assert_string_equal(out, want);
+		assert_int_equal(bw_base64_len(n, 0), strlen(want));
+		assert_int_equal(bw_base64_encode((const uint8_t *)in, n, BW_B64_JOSE, out), nopad);
+		assert_memory_equal(out, want, nopad);
+		assert_int_equal(out[nopad], '\0');
+		assert_int_equal(bw_base64_len(n, BW_B64_NOPAD), nopad);
+
+		/* padded text: every mode takes it */
+		for (unsigned int f = 0; f < 4; f++) {
+			assert_int_equal(bw_base64_decode(want, strlen(want), f, back, sizeof(back), &got), 0);
+			assert_int_equal(got, n);
+			assert_memory_equal(back, in, n);
+		}
+		/* unpadded text: only where padding is optional (or there is none to leave out) */
+		assert_int_equal(bw_base64_decode(want, nopad, BW_B64_NOPAD, back, sizeof(back), &got), 0);
+		assert_int_equal(got, n);
+		assert_memory_equal(back, in, n);
+		assert_int_equal(bw_base64_decode(want, nopad, 0, back, sizeof(back), &got),
+				 nopad == strlen(want) ? 0 : -EINVAL);
+	}
+	/* base16 (hex) vector, both cases */
+	uint8_t b[6];
+	char h[13];
+	assert_int_equal(bw_hex_decode("666F6F626172", b, 6), 0);
+	assert_memory_equal(b, "foobar", 6);
+	assert_int_equal(bw_hex_decode("666f6f626172", b, 6), 0);
+	assert_memory_equal(b, "foobar", 6);
+	bw_hex_encode(b, 6, h);
+	assert_string_equal(h, "666f6f626172");
+}
+
+/* Every byte value and every length against OpenSSL's encoder, both alphabets, round trip. */
+static void base64_matches_openssl(void **state)
+{
+	uint8_t in[258], back[258];
+	char ours[360], ref[360];
+	(void)state;
+
+	for (size_t i = 0; i < 256; i++)
+		in[i] = (uint8_t)i;
+	assert_int_equal(RAND_bytes(in + 256, 2), 1);
+	for (size_t n = 0; n <= sizeof(in); n++) {
+		size_t got, len = (size_t)EVP_EncodeBlock((unsigned char *)ref, in, (int)n);
+
+		assert_int_equal(bw_base64_encode(in, n, 0, ours), len);
+		assert_string_equal(ours, ref);
+		assert_int_equal(bw_base64_decode(ours, len, 0, back, n, &got), 0);
+		assert_int_equal(got, n);
+		assert_memory_equal(back, in, n);
+		for (char *p = ref; *p; p++)
+			*p = *p == '+' ? '-' : *p == '/' ? '_' : *p;
+		len = strcspn(ref, "=");
+		ref[len] = '\0';
+		assert_int_equal(bw_base64_encode(in, n, BW_B64_JOSE, ours), len);
+		assert_string_equal(ours, ref);
+		assert_int_equal(bw_base64_decode(ours, len, BW_B64_JOSE, back, n, &got), 0);
+		assert_int_equal(got, n);
+		assert_memory_equal(back, in, n);
+	}
+}
+
+static void base64_rejects(void **state)
+{
+	static const struct { const char *s; unsigned int flags; } bad[] = {
+		{ "Zg=", 0 }, { "Zg===", 0 }, { "Z===", 0 }, { "=Zg=", 0 }, { "Zg==Zg==", 0 },
+		{ "Z", BW_B64_NOPAD }, { "Zm9vY", BW_B64_NOPAD }, { "Zg", 0 }, { "Zm8", 0 },
+		{ "Zh==", 0 }, { "Zm9=", 0 }, { "Zh", BW_B64_NOPAD }, /* bits left over: not canonical */
+		{ "Zm9 ", 0 }, { "Zm9v\n", 0 }, { " Zm9v", 0 }, { "Zm\r9v", 0 }, { "Zm.v", 0 },
+		{ "-_8A", 0 }, { "+/8A", BW_B64_URL }, { "+/8A", BW_B64_JOSE }, { "Zm9v=", BW_B64_NOPAD },
+		{ "Zg=A", 0 }, { "Z=g=", 0 }, { "\xc3\xa9Zg", BW_B64_NOPAD }, { "Zm9v\x80\x80\x80\x80", 0 },
+	};
+	uint8_t out[16];
+	size_t got;
+	(void)state;
+
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		memset(out, 0x5a, sizeof(out));
+		if (bw_base64_decode(bad[i].s, strlen(bad[i].s), bad[i].flags, out, sizeof(out), &got) != -EINVAL)
+			fail_msg("accepted \"%s\" (flags %u)", bad[i].s, bad[i].flags);
+	}
+	/* A NUL inside the text is not base64. */
+	assert_int_equal(bw_base64_decode("Zm\0v", 4, 0, out, sizeof(out), &got), -EINVAL);
+	/* A rejected text leaves nothing of itself in out. */
+	memset(out, 0x5a, sizeof(out));
+	assert_int_equal(bw_base64_decode("Zm9vYmE*", 8, 0, out, sizeof(out), &got), -EINVAL);
+	for (size_t i = 0; i < 6; i++)
+		assert_int_equal(out[i], 0);
+	/* Too long for the buffer: refused before decoding. */
+	assert_int_equal(bw_base64_decode("Zm9vYmFy", 8, 0, out, 5, &got), -EMSGSIZE);
+	assert_int_equal(bw_base64_decode("Zm9vYmE=", 8, 0, out, 5, &got), 0);
+	assert_int_equal(got, 5);
+
+	_cleanup_free_ uint8_t *a = NULL;
+	size_t len;
+	assert_int_equal(bw_base64_decode_alloc("Zm9vYmE", BW_B64_NOPAD, &a, &len), 0);
+	assert_int_equal(len, 5);
+	assert_string_equal((char *)a, "fooba");
+}
+
+static void hex_rejects(void **state)
+{
+	static const char *const bad[] = { "666f6f62617", "666f6f6261722", "g66f6f626172", "666f6f62617 ",
+					   "+66f6f626172", " 66f6f62617", "0x6f6f626172", "666f6f62\xc3\xa9" };
+	uint8_t out[6];
+	(void)state;
+
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		memset(out, 0x5a, sizeof(out));
+		if (bw_hex_decode(bad[i], out, sizeof(out)) != -EINVAL)
+			fail_msg("accepted \"%s\"", bad[i]);
+	}
+	memset(out, 0x5a, sizeof(out));
+	assert_int_equal(bw_hex_decode("00112233445z", out, sizeof(out)), -EINVAL);
+	for (size_t i = 0; i < sizeof(out); i++)
+		assert_int_equal(out[i], 0);
+}
+
+/* 32-byte keys as wg(8) writes them: exactly 44 characters, one '='. */
+static void key_base64(void **state)
+{
+	uint8_t k[BW_KEY_LEN], back[BW_KEY_LEN];
+	char s[BW_KEY_B64_LEN + 1], ref[BW_KEY_B64_LEN + 1];
+	(void)state;
+
+	assert_int_equal(RAND_bytes(k, sizeof(k)), 1);
+	bw_key_to_base64(k, s);
+	assert_int_equal(EVP_EncodeBlock((unsigned char *)ref, k, sizeof(k)), BW_KEY_B64_LEN);
+	assert_string_equal(s, ref);
+	assert_int_equal(bw_key_from_base64(s, back), 0);
+	assert_memory_equal(back, k, sizeof(k));
+
+	/* 31 bytes ("=="), 33 bytes (no '='), one character too many or too few, bits left over */
+	assert_int_equal(bw_key_from_base64("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA==", back), -EINVAL);
+	assert_int_equal(bw_key_from_base64("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", back), -EINVAL);
+	assert_int_equal(bw_key_from_base64("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n", back), -EINVAL);
+	assert_int_equal(bw_key_from_base64("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", back), -EINVAL);
+	assert_int_equal(bw_key_from_base64("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAB=", back), -EINVAL);
+	assert_int_equal(bw_key_from_base64("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAE=", back), 0);
+	assert_int_equal(back[31], 0x01);
+}
+
+/* Libraries loaded on first use: a missing one is a clear, stable error naming its package. */
+static void dl_load_on_first_use(void **state)
+{
+	pid_t (*my_getpid)(void) = NULL;
+	size_t (*my_strlen)(const char *) = NULL;
+	void *nothing = NULL;
+	const struct bw_dl_sym libc_syms[] = { { "getpid", (void **)&my_getpid }, { "strlen", (void **)&my_strlen },
+					       { NULL, NULL } };
+	const struct bw_dl_sym none_syms[] = { { "nothing", &nothing }, { NULL, NULL } };
+	const struct bw_dl_sym bad_syms[] = { { "getpid", &nothing }, { "bw_no_such_function", &nothing },
+					      { NULL, NULL } };
+	struct bw_dl_lib libc = { .soname = "libc.so.6", .package = "libc6", .syms = libc_syms };
+	struct bw_dl_lib missing = { .soname = "libbw-no-such-library.so.9", .package = "bw-nothing9", .syms = none_syms };
+	struct bw_dl_lib bad = { .soname = "libc.so.6", .package = "libc6", .syms = bad_syms };
+	char err[300] = "";
+
+	(void)state;
+	assert_int_equal(bw_dl_load(&libc, err, sizeof(err)), 0);
+	assert_int_equal(my_getpid(), getpid());
+	assert_int_equal(my_strlen("four"), 4);
+	assert_int_equal(bw_dl_load(&libc, NULL, 0), 0); /* once */
+
+	assert_int_equal(bw_dl_load(&missing, err, sizeof(err)), -ELIBACC);
+	assert_non_null(strstr(err, "libbw-no-such-library.so.9"));
+	assert_non_null(strstr(err, "Debian package bw-nothing9"));
+	assert_null(nothing);
+	memset(err, 0, sizeof(err));
+	assert_int_equal(bw_dl_load(&missing, err, sizeof(err)), -ELIBACC); /* not retried, same answer */
+	assert_non_null(strstr(err, "libbw-no-such-library.so.9"));
+
+	assert_int_equal(bw_dl_load(&bad, err, sizeof(err)), -ELIBACC);
+	assert_non_null(strstr(err, "bw_no_such_function"));
+	assert_null(nothing); /* all or nothing: getpid's slot is cleared again */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -216,6 +410,12 @@ int main(void)
 		cmocka_unit_test(key_file_rules),
 		cmocka_unit_test(secret_is_locked_and_wiped),
 		cmocka_unit_test(memeq_ct),
+		cmocka_unit_test(base64_rfc4648_vectors),
+		cmocka_unit_test(base64_matches_openssl),
+		cmocka_unit_test(base64_rejects),
+		cmocka_unit_test(hex_rejects),
+		cmocka_unit_test(key_base64),
+		cmocka_unit_test(dl_load_on_first_use),
 	};
 	return cmocka_run_group_tests_name("common", tests, setup, teardown);
 }

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /* wireguard-conf: parsing, rejection of malformed input with file:line, writer round trip. */
+#include <ctype.h>
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -35,7 +36,7 @@ static const char *node_text =
 static void parses_node_file(void **state)
 {
 	struct bw_conf c;
-	char err[BW_CONF_ERR_LEN] = "";
+	char err[BW_ERR_LEN] = "";
 	char buf[64];
 	(void)state;
 
@@ -105,7 +106,7 @@ static void rejects_malformed_with_file_and_line(void **state)
 		{ "[Node]\nOverlayPorts = 5555\n[Interface]\nListenPort = 5555\n", "t.conf:4: ListenPort 5555 is an overlay port" },
 		{ "[Interface]\nListenPort = 5555\n[Node]\nOverlayPort = 5555\n", "t.conf:4: OverlayPort: 5555 is the WireGuard ListenPort" },
 	};
-	char err[BW_CONF_ERR_LEN];
+	char err[BW_ERR_LEN];
 	(void)state;
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -126,7 +127,7 @@ static void rejects_bad_peers(void **state)
 		{ "[Peer]\nPublicKey = " KEY_B "\nAllowedIPs = 198.18.2.0/24, 198.18.2.0/24\n", "p.conf:3: AllowedIPs: '198.18.2.0/24' listed twice" },
 		{ "[Interface]\n", "p.conf:1: unexpected section [Interface]" },
 	};
-	char err[BW_CONF_ERR_LEN];
+	char err[BW_ERR_LEN];
 	(void)state;
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -147,7 +148,7 @@ static void write_file(const char *path, const char *text)
 
 static void load_dir_all_or_nothing(void **state)
 {
-	char dir[] = "/tmp/bw-conf-XXXXXX", path[256], err[BW_CONF_ERR_LEN];
+	char dir[] = "/tmp/bw-conf-XXXXXX", path[256], err[BW_ERR_LEN];
 	struct bw_conf c;
 	(void)state;
 
@@ -210,7 +211,7 @@ static void write_cluster_node(const char *dir, const char *extra, const char *k
 
 static void cluster_wide_node_file(void **state)
 {
-	char dir[] = "/tmp/bw-conf-XXXXXX", path[1024], data[256], link[1024], keyf[256], err[BW_CONF_ERR_LEN] = "";
+	char dir[] = "/tmp/bw-conf-XXXXXX", path[1024], data[256], link[1024], keyf[256], err[BW_ERR_LEN] = "";
 	struct bw_conf c;
 	(void)state;
 
@@ -236,9 +237,15 @@ static void cluster_wide_node_file(void **state)
 	}
 	snprintf(path, sizeof(path), "%s/bulwark.conf", dir);
 
+	/* Neither Name nor NODE_NAME: the host name, in lower case (kubelet's default node name). */
 	unsetenv("NODE_NAME");
-	assert_int_equal(bw_conf_load(path, &c, err, sizeof(err)), -EINVAL);
-	assert_non_null(strstr(err, "NODE_NAME"));
+	char host[256] = "";
+	assert_int_equal(gethostname(host, sizeof(host) - 1), 0);
+	for (char *p = host; *p; p++)
+		*p = (char)tolower((unsigned char)*p);
+	assert_int_equal(bw_conf_load(path, &c, err, sizeof(err)), 0);
+	assert_string_equal(c.node.name, host);
+	bw_conf_free(&c);
 	setenv("NODE_NAME", "bad/name", 1);
 	assert_int_equal(bw_conf_load(path, &c, err, sizeof(err)), -EINVAL);
 	assert_non_null(strstr(err, "NODE_NAME is not a node name"));
@@ -258,6 +265,13 @@ static void cluster_wide_node_file(void **state)
 	assert_int_equal(bw_conf_load(path, &c, err, sizeof(err)), 0);
 	assert_string_equal(c.node.name, "fixed");
 	bw_conf_free(&c);
+	/* bulwarkd --node-name wins over the file's Name and NODE_NAME; a bad one is refused. */
+	assert_int_equal(bw_conf_set_node_name("bad/name"), -EINVAL);
+	assert_int_equal(bw_conf_set_node_name("from-flag"), 0);
+	assert_int_equal(bw_conf_load(path, &c, err, sizeof(err)), 0);
+	assert_string_equal(c.node.name, "from-flag");
+	bw_conf_free(&c);
+	assert_int_equal(bw_conf_set_node_name(NULL), 0);
 
 	/* Without the key file nothing can be this node: both peers load. */
 	unlink(keyf);
@@ -285,7 +299,7 @@ static void writer_round_trips(void **state)
 {
 	struct bw_conf a, b;
 	struct bw_conf_peer p, q;
-	char err[BW_CONF_ERR_LEN], ep[64], *buf = NULL;
+	char err[BW_ERR_LEN], ep[64], *buf = NULL;
 	size_t len = 0;
 	FILE *f;
 	(void)state;
@@ -325,7 +339,7 @@ static void writer_round_trips(void **state)
 static void flow_cache_switch(void **state)
 {
 	struct bw_conf a, b;
-	char err[BW_CONF_ERR_LEN], *buf = NULL, text[1024];
+	char err[BW_ERR_LEN], *buf = NULL, text[1024];
 	size_t len = 0;
 	FILE *f;
 	(void)state;
@@ -359,7 +373,7 @@ static void node_hosts_inside_pod_prefixes(void **state)
 		"OverlayPort = 7777\nOverlayPorts = 4789, 5555\n"
 		"[Interface]\nDevice = wg0\nListenPort = 51820\n";
 	struct bw_conf c;
-	char err[BW_CONF_ERR_LEN] = "";
+	char err[BW_ERR_LEN] = "";
 	(void)state;
 
 	if (bw_conf_parse_node("t.conf", text, &c, err, sizeof(err)))
@@ -379,7 +393,7 @@ static void peer_source_kubernetes(void **state)
 		"PeerSource = Kubernetes\nKubeAPI = https://198.19.0.251:6443\nKubeTokenFile = /t/token\nKubeCAFile = /t/ca.pem\n"
 		"[Interface]\nDevice = wg0\nListenPort = 51820\n";
 	struct bw_conf c, d;
-	char err[BW_CONF_ERR_LEN] = "", *buf = NULL, bad[1024];
+	char err[BW_ERR_LEN] = "", *buf = NULL, bad[1024];
 	size_t len = 0;
 	FILE *f;
 	(void)state;

@@ -12,6 +12,7 @@
 #include <cmocka.h>
 #include <openssl/bn.h>
 #include <openssl/rsa.h>
+#include "kbs/internal.h"
 #include "kbs/kbs.h"
 #include "keyservice/keyservice.h"
 
@@ -27,20 +28,20 @@ static void b64_round_trip(void **state)
 	for (size_t n = 0; n <= sizeof(in); n++) {
 		free(s);
 		free(back);
-		assert_int_equal(bw_b64url_encode(in, n, &s), 0);
+		assert_int_equal(bw_base64_encode_alloc(in, n, BW_B64_JOSE, &s), 0);
 		assert_null(strpbrk(s, "+/="));
-		assert_int_equal(bw_b64_decode(s, true, &back, &len), 0);
+		assert_int_equal(bw_base64_decode_alloc(s, BW_B64_JOSE, &back, &len), 0);
 		assert_int_equal(len, n);
 		assert_memory_equal(back, in, n);
 	}
 	assert_string_equal(s, "-_8APj8");
-	assert_int_equal(bw_b64_decode("+/8APj8=", false, &x, &len), 0);
+	assert_int_equal(bw_base64_decode_alloc("+/8APj8=", BW_B64_NOPAD, &x, &len), 0);
 	assert_int_equal(len, 5);
 	free(x);
-	assert_int_equal(bw_b64_decode("+/8APj8", true, &x, &len), -EINVAL);
-	assert_int_equal(bw_b64_decode("-_8APj8", false, &x, &len), -EINVAL);
-	assert_int_equal(bw_b64_decode("a", true, &x, &len), -EINVAL);
-	assert_int_equal(bw_b64_decode("ab c", true, &x, &len), -EINVAL);
+	assert_int_equal(bw_base64_decode_alloc("+/8APj8", BW_B64_JOSE, &x, &len), -EINVAL);
+	assert_int_equal(bw_base64_decode_alloc("-_8APj8", BW_B64_NOPAD, &x, &len), -EINVAL);
+	assert_int_equal(bw_base64_decode_alloc("a", BW_B64_JOSE, &x, &len), -EINVAL);
+	assert_int_equal(bw_base64_decode_alloc("ab c", BW_B64_JOSE, &x, &len), -EINVAL);
 }
 
 static void jcs_canonical(void **state)
@@ -73,9 +74,9 @@ static void report_data_is_sha384_of_jcs(void **state)
 	json_object_put(jwk);
 }
 
-static void jwe_round_trip(enum bw_key_type type)
+static void jwe_round_trip(enum bw_jwk_type type)
 {
-	EVP_PKEY *k = bw_key_new(type), *other = bw_key_new(type);
+	EVP_PKEY *k = bw_jwk_new(type), *other = bw_jwk_new(type);
 	struct json_object *jwk = NULL;
 	_cleanup_free_ char *jwe = NULL;
 	struct bw_secret out = { 0 };
@@ -108,8 +109,8 @@ static void jwe_round_trip(enum bw_key_type type)
 	EVP_PKEY_free(other);
 }
 
-static void jwe_ec(void **state) { (void)state; jwe_round_trip(BW_KEY_EC_P256); }
-static void jwe_rsa(void **state) { (void)state; jwe_round_trip(BW_KEY_RSA3072); }
+static void jwe_ec(void **state) { (void)state; jwe_round_trip(BW_JWK_EC_P256); }
+static void jwe_rsa(void **state) { (void)state; jwe_round_trip(BW_JWK_RSA3072); }
 
 static void jwk_rejects_off_curve_and_rsa1_5(void **state)
 {
@@ -141,7 +142,7 @@ static char *sign_claims(EVP_PKEY *k, const char *json)
 
 static void jwt_verify(void **state)
 {
-	EVP_PKEY *k = bw_key_new(BW_KEY_EC_P256), *other = bw_key_new(BW_KEY_EC_P256);
+	EVP_PKEY *k = bw_jwk_new(BW_JWK_EC_P256), *other = bw_jwk_new(BW_JWK_EC_P256);
 	struct json_object *back = NULL;
 	char *tok = sign_claims(k, "{\"iss\":\"" KS_ISSUER "\",\"iat\":1000,\"exp\":2000,\"tee\":\"sample\"}");
 	char err[256];
@@ -211,7 +212,7 @@ static void set_b64(struct json_object *jwk, const char *name, const uint8_t *b,
 {
 	char *s = NULL;
 
-	assert_int_equal(bw_b64url_encode(b, n, &s), 0);
+	assert_int_equal(bw_base64_encode_alloc(b, n, BW_B64_JOSE, &s), 0);
 	json_object_object_add(jwk, name, json_object_new_string(s));
 	free(s);
 }
@@ -245,7 +246,7 @@ static void rsa_tee_pubkey_validated(void **state)
 		assert_null(got);
 		json_object_put(t);
 	}
-	assert_int_equal(bw_b64_decode(bw_json_str(jwk, "n"), true, &n, &nl), 0);
+	assert_int_equal(bw_base64_decode_alloc(bw_json_str(jwk, "n"), BW_B64_JOSE, &n, &nl), 0);
 	assert_int_equal(nl, 256);
 	/* Even modulus; a modulus with a small factor (3 * something); a zero-padded modulus. */
 	n[nl - 1] &= 0xfe;
@@ -268,7 +269,7 @@ static void rsa_tee_pubkey_validated(void **state)
 	json_object_put(t);
 	free(n);
 	n = NULL;
-	assert_int_equal(bw_b64_decode(bw_json_str(jwk, "n"), true, &n, &nl), 0);
+	assert_int_equal(bw_base64_decode_alloc(bw_json_str(jwk, "n"), BW_B64_JOSE, &n, &nl), 0);
 	big[0] = 0;
 	memcpy(big + 1, n, 256);
 	t = json_tokener_parse(json_object_to_json_string(jwk));
@@ -283,7 +284,7 @@ static void rsa_tee_pubkey_validated(void **state)
 /* A JWE whose header carries crit or zip (protected or not) is refused before decryption. */
 static void jwe_crit_and_zip_refused(void **state)
 {
-	EVP_PKEY *k = bw_key_new(BW_KEY_EC_P256);
+	EVP_PKEY *k = bw_jwk_new(BW_JWK_EC_P256);
 	struct json_object *jwk = NULL;
 	_cleanup_free_ char *jwe = NULL;
 	struct bw_secret out = { 0 };
@@ -561,11 +562,11 @@ static void fixture_init(struct fixture *f, bool sample)
 	memset(f, 0, sizeof(*f));
 	assert_int_equal(ks_policy_parse(pol, strlen(pol), &f->c.policy, err, sizeof(err)), 0);
 	f->c.sessions = sessions_new(100, 0, 30);
-	f->c.signing_key = bw_key_new(BW_KEY_EC_P256);
+	f->c.signing_key = bw_jwk_new(BW_JWK_EC_P256);
 	f->c.token_lifetime = 60;
 	assert_int_equal(bw_secret_new(&f->c.master, 32), 0);
 	assert_int_equal(bw_secret_new(&f->c.salt, 32), 0);
-	f->tee = bw_key_new(BW_KEY_EC_P256);
+	f->tee = bw_jwk_new(BW_JWK_EC_P256);
 	assert_int_equal(bw_jwk_public(f->tee, &f->jwk), 0);
 }
 
@@ -678,9 +679,9 @@ static void handlers_sample_disabled(void **state)
 }
 
 /* jwcrypto (python3-jwcrypto) encrypts to our public JWK; the client library decrypts. */
-static void jwcrypto_encrypts_client_decrypts(enum bw_key_type type, const char *alg)
+static void jwcrypto_encrypts_client_decrypts(enum bw_jwk_type type, const char *alg)
 {
-	EVP_PKEY *k = bw_key_new(type);
+	EVP_PKEY *k = bw_jwk_new(type);
 	struct json_object *jwk = NULL;
 	char path[] = "/tmp/bw-jwk-XXXXXX", cmd[512], err[256];
 	_cleanup_free_ char *out = NULL;
@@ -721,8 +722,8 @@ static void jwcrypto_encrypts_client_decrypts(enum bw_key_type type, const char 
 	EVP_PKEY_free(k);
 }
 
-static void jwcrypto_ec(void **state) { (void)state; jwcrypto_encrypts_client_decrypts(BW_KEY_EC_P256, "ECDH-ES+A256KW"); }
-static void jwcrypto_rsa(void **state) { (void)state; jwcrypto_encrypts_client_decrypts(BW_KEY_RSA3072, "RSA-OAEP-256"); }
+static void jwcrypto_ec(void **state) { (void)state; jwcrypto_encrypts_client_decrypts(BW_JWK_EC_P256, "ECDH-ES+A256KW"); }
+static void jwcrypto_rsa(void **state) { (void)state; jwcrypto_encrypts_client_decrypts(BW_JWK_RSA3072, "RSA-OAEP-256"); }
 
 int main(void)
 {

@@ -103,7 +103,7 @@ static int parse(const char *extra, char *err)
 	int r;
 
 	snprintf(text, sizeof(text), node, extra);
-	r = bw_conf_parse_node("n.conf", text, &c, err, BW_CONF_ERR_LEN);
+	r = bw_conf_parse_node("n.conf", text, &c, err, BW_ERR_LEN);
 	if (r == 0)
 		bw_conf_free(&c);
 	return r;
@@ -111,7 +111,7 @@ static int parse(const char *extra, char *err)
 
 static void conf_rules(void **state)
 {
-	char err[BW_CONF_ERR_LEN];
+	char err[BW_ERR_LEN];
 	(void)state;
 
 	assert_int_equal(parse("MeshSecret = bulwark/mesh/1\nKeyService = https://127.0.0.1:8443\nAttester = sample", err), 0);

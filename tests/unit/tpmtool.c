@@ -34,7 +34,7 @@ static int report_data(const char *hex, uint8_t *out, size_t *len)
 {
 	size_t n = strlen(hex) / 2;
 
-	if (n > MAX_REPORT_DATA || bw_tpm_unhex(hex, out, n) < 0)
+	if (n > MAX_REPORT_DATA || bw_hex_decode(hex, out, n) < 0)
 		return -EINVAL;
 	*len = n;
 	return 0;
@@ -48,9 +48,11 @@ static int cmd_evidence(const char *tcti, const char *handle, const uint8_t *rd,
 
 	if (handle)
 		o.ak_handle = (uint32_t)strtoul(handle, NULL, 0);
-	r = bw_tpm_evidence(&o, rd, len, &ev);
+	char err[BW_ERR_LEN] = "";
+
+	r = bw_tpm_evidence(&o, rd, len, &ev, err, sizeof(err));
 	if (r < 0) {
-		fprintf(stderr, "tpmtool: evidence: %s\n", strerror(-r));
+		fprintf(stderr, "tpmtool: evidence: %s\n", err[0] ? err : strerror(-r));
 		return 1;
 	}
 	puts(json_object_to_json_string_ext(ev, JSON_C_TO_STRING_PLAIN));
@@ -66,7 +68,7 @@ static void print_claims(const struct bw_tpm_claims *c)
 	for (i = 0; i < BW_TPM_PCRS; i++) {
 		char hex[65];
 
-		bw_tpm_hex(c->pcrs[i], 32, hex);
+		bw_hex_encode(c->pcrs[i], 32, hex);
 		json_object_array_add(a, json_object_new_string(hex));
 	}
 	json_object_object_add(o, "ak_id", json_object_new_string(c->ak_id));

@@ -81,7 +81,7 @@ vol unstage --id pvc-l
 # gdb stops the unmodified binary right after it mapped a freshly formatted volume and changes
 # the disk's UUID there, so recording state "ready" fails: the mapping must not stay.
 newdev b 24M
-gdb -q -batch -ex 'set breakpoint pending on' -ex 'break crypt_activate_by_passphrase if $rsi != 0' -ex run \
+gdb -q -batch -ex 'set breakpoint pending on' -ex 'break crypt_activate_by_volume_key if $rsi != 0' -ex run \
   -ex finish -ex "shell cryptsetup luksUUID -q --uuid 11111111-2222-3333-4444-555555555555 $b" -ex 'delete' -ex continue \
   --args "$BUILD/bin/bulwark" volume stage --id pvc-f --device "$b" --key-file $T/key > $T/gdb.out 2>&1
 grep -v '^\[New\|^\[Thread' $T/gdb.out | tail -4

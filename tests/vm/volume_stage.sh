@@ -87,6 +87,17 @@ vol unstage --id pvc-int
 check "unstage removed the _dif device too" test ! -e "/dev/mapper/$(basename "$p")_dif"
 p=$(vol stage --id pvc-int --device "$d2" --key-file $T/key)
 check "integrity data survives unstage + stage" same_data "$p" $T/data
+# PVC -> mapping -> PVC: the list names each volume by its id (from the header's token, kept only
+# when it hashes to the mapping's name); the dm UUID that dmsetup shows ends in that name.
+vol status --json > $T/list.json
+vol status > $T/list.txt
+read -r dmname dmuuid < <(dmsetup info -c --noheadings -o name,uuid --separator ' ' "$(basename "$p")")
+# (grep, not python: an interpreter start costs seconds in the TCG guest)
+check "status (the list) shows the volume id, its mapping and dm UUID, as dmsetup does ($dmname $dmuuid)" sh -c "
+  grep -qF '{\"id\":\"pvc-int\",\"name\":\"$(basename "$p")\",' $T/list.json &&
+  grep -qF '\"dm_uuid\":\"$dmuuid\"' $T/list.json && test '$dmname' = '$(basename "$p")' &&
+  case '$dmuuid' in CRYPT-LUKS2-*-$(basename "$p")) true;; *) false;; esac"
+check "...and the text list starts the line with the id" grep -q "^pvc-int: $p, " $T/list.txt
 vol status --id pvc-int --json > $T/status.json
 check "status: integrity on (no mismatch counter claimed: the kernel keeps none for AEAD)" python3 -c "
 import json; s = json.load(open('$T/status.json')); assert s['integrity'] and 'integrity_mismatches' not in s, s"

@@ -52,13 +52,14 @@ check "an extra keyslot with another cipher is refused naming it" \
   sh -c "test $rc -eq 9 && grep -q \"keyslots.1.area.encryption is 'serpent-xts-plain64'\" $T/tamper.err && test $(sum "$good") = $before"
 
 # --- TOCTOU: swap a malicious header in after validation, before activation ---
-# gdb stops the real, unmodified bulwark binary at its first libcryptsetup activation call
-# (the key check, after the header copy was validated and loaded) and rewrites the disk's header
+# gdb stops the real, unmodified bulwark binary at its first libcryptsetup key call
+# (crypt_volume_key_get: the keyslot opened once, after the header copy was validated and
+# loaded; the activation itself then uses the volume key) and rewrites the disk's header
 # there: segment cipher_null, which a fresh validation refuses (checked above). The volume must
 # still come up with aes-xts-plain64 and the right data: it was activated from the copy.
 dd if=$T/good.hdr of="$good" bs=1M conv=notrunc,fsync status=none
 swap="$BULWARK_TOP/tests/vm/luks2_edit $good 'j[\"segments\"][\"0\"][\"encryption\"] = \"cipher_null-ecb\"'"
-gdb -q -batch -ex 'set breakpoint pending on' -ex 'break crypt_activate_by_passphrase' -ex run \
+gdb -q -batch -ex 'set breakpoint pending on' -ex 'break crypt_volume_key_get' -ex run \
   -ex "shell $swap" -ex 'delete' -ex continue \
   --args "$BUILD/bin/bulwark" volume stage --id pvc-t --device "$good" --key-file $T/key > $T/gdb.out 2>&1
 cat $T/gdb.out | grep -v '^\[' | tail -5

@@ -4,14 +4,15 @@
  * peers in step with the peers directory:
  *   - inotify on the peers directory and the node file's, debounced (100 ms), applies a change
  *     within a second, also kubelet's ..data swaps in ConfigMap volumes (wireguard-conf/watch.c);
- *   - SIGHUP: full resync (node file re-read, device, datapath programs replaced, maps applied);
+ *   - SIGHUP: full resync (node file re-read, device and its key file, datapath programs replaced,
+ *     maps applied; with PeerSource = kubernetes a rotated key is then published on the Node);
  *   - every --resync seconds (default 60): reconcile against a fresh device dump and map walk,
  *     repairing drift made by hand. Changes in between are applied as a difference against the
  *     last applied configuration, without a dump (a one-peer change costs one peer's syscalls);
  *   - SIGTERM/SIGINT: exit, leaving enforcement in place (pinned maps, attached programs).
  * A configuration that fails to load is logged with file:line and changes nothing.
  *
- * usage: bulwarkd [--config FILE] [--pin-dir DIR] [--resync SECONDS]
+ * usage: bulwarkd [--config FILE] [--pin-dir DIR] [--resync SECONDS] [--node-name NAME] [--kubeconfig FILE]
  * exit: 0 on SIGTERM/SIGINT, 1 when the first bring-up fails, 2 on usage errors.
  */
 #include <errno.h>
@@ -28,6 +29,7 @@
 #include <linux/rtnetlink.h>
 #include <libmnl/libmnl.h>
 #include <event2/event.h>
+#include <event2/thread.h>
 #include <bpf/libbpf.h>
 #include "common/common.h"
 #include "datapath/datapath.h"
@@ -36,6 +38,7 @@
 #include "wireguard-conf/conf.h"
 #include "agent/agent.h"
 #include "agent/k8s_source.h"
+#include "agent/mesh_source.h"
 
 enum sync_mode { SYNC_CHANGE, SYNC_RECONCILE, SYNC_FULL };
 
@@ -74,12 +77,13 @@ static void mesh_schedule(struct agent *a)
  * With MeshSecret, every peer gets its derived PSK or the node has no peers at all: never a
  * peer without one. A new epoch (another resource path) is fetched when the node file names it;
  * until that succeeds the previous epoch's secret stays in use (pairs that already moved on
- * drop, nothing goes out in clear); with no secret at all the peers stay down. Failed fetches
- * are retried with exponential backoff (1 s .. 30 s).
+ * drop, nothing goes out in clear); with no secret at all the peers stay down. The fetch runs on
+ * a worker thread (mesh_source.c: a key service that never answers stalls no health probe,
+ * netlink event or re-attach); its result comes back through mesh_done. Failed fetches are
+ * retried with exponential backoff (1 s .. 30 s).
  */
 static int mesh_prepare(struct agent *a, struct bw_conf *c)
 {
-	char err[256];
 	int r;
 
 	a->mesh_wanted = c->node.mesh_secret[0] != '\0';
@@ -90,28 +94,10 @@ static int mesh_prepare(struct agent *a, struct bw_conf *c)
 		a->mesh_path[0] = '\0';
 		return 0;
 	}
-	if (!a->mesh.data || strcmp(a->mesh_path, c->node.mesh_secret)) {
-		struct bw_secret s = { 0 };
-
-		r = bw_net_mesh_fetch(c, 1, &s, err, sizeof(err));
-		if (r == 0) {
-			bw_secret_free(&a->mesh);
-			a->mesh = s;
-			snprintf(a->mesh_path, sizeof(a->mesh_path), "%s", c->node.mesh_secret);
-			a->mesh_backoff = 0;
-			bw_info("mesh secret %s fetched from %s (attester %s)", a->mesh_path, c->node.key_service,
-				c->node.attester);
-		} else {
-			a->mesh_fetch_errors++;
-			a->mesh_backoff = a->mesh_backoff ? a->mesh_backoff * 2 : 1;
-			if (a->mesh_backoff > MESH_BACKOFF_MAX)
-				a->mesh_backoff = MESH_BACKOFF_MAX;
-			bw_err("mesh secret %s from %s: %s; %s, retry in %us", c->node.mesh_secret, c->node.key_service,
-			       err, a->mesh.data ? "keeping the previous epoch" : "peers stay down (fail closed)",
-			       a->mesh_backoff);
-			mesh_schedule(a);
-		}
-	}
+	/* One fetch at a time; after a failure the next waits for the backoff timer. */
+	if ((!a->mesh.data || strcmp(a->mesh_path, c->node.mesh_secret)) && !agent_mesh_busy() &&
+	    !(a->mesh_retry && evtimer_pending(a->mesh_retry, NULL)))
+		agent_mesh_request(c);
 	if (!a->mesh.data) {
 		bw_net_mesh_drop_peers(c);
 		return 0;
@@ -121,9 +107,41 @@ static int mesh_prepare(struct agent *a, struct bw_conf *c)
 	return 0;
 }
 
+static void sync_peers(struct agent *a, enum sync_mode mode);
+
+static bool full_after_mesh; /* a SIGHUP's full resync waits for the new epoch's fetch */
+
+/* A fetch finished (in the loop): take the secret over and apply it, or back off. */
+static void mesh_done(void *arg, struct agent_mesh_result *res)
+{
+	struct agent *a = arg;
+	enum sync_mode mode = full_after_mesh ? SYNC_FULL : SYNC_RECONCILE;
+
+	full_after_mesh = false;
+	if (res->r == 0) {
+		bw_secret_free(&a->mesh);
+		a->mesh = res->secret;
+		res->secret = (struct bw_secret){ 0 };
+		snprintf(a->mesh_path, sizeof(a->mesh_path), "%s", res->path);
+		a->mesh_backoff = 0;
+		bw_info("mesh secret %s fetched from %s (attester %s)", a->mesh_path, res->from, res->attester);
+		sync_peers(a, mode); /* every peer gets its PSK now (or the new epoch's) */
+		return;
+	}
+	a->mesh_fetch_errors++;
+	a->mesh_backoff = a->mesh_backoff ? a->mesh_backoff * 2 : 1;
+	if (a->mesh_backoff > MESH_BACKOFF_MAX)
+		a->mesh_backoff = MESH_BACKOFF_MAX;
+	bw_err("mesh secret %s from %s: %s; %s, retry in %us", res->path, res->from, res->err,
+	       a->mesh.data ? "keeping the previous epoch" : "peers stay down (fail closed)", a->mesh_backoff);
+	mesh_schedule(a);
+	if (mode == SYNC_FULL)
+		sync_peers(a, SYNC_FULL); /* the SIGHUP's resync, with the previous epoch */
+}
+
 static int load(struct agent *a, struct bw_conf *c)
 {
-	char err[BW_CONF_ERR_LEN];
+	char err[BW_ERR_LEN];
 	int r = bw_conf_load(a->config, c, err, sizeof(err));
 
 	if (r < 0) {
@@ -252,6 +270,8 @@ static void sync_peers(struct agent *a, enum sync_mode mode)
 	if (res.peers_added || res.peers_updated || res.peers_removed || res.prefixes_added || res.prefixes_removed)
 		bw_info("%s: peers +%u ~%u -%u, allowed IPs +%u -%u", what[mode], res.peers_added,
 			res.peers_updated, res.peers_removed, res.prefixes_added, res.prefixes_removed);
+	if (mode == SYNC_FULL)
+		agent_k8s_key_applied(&c); /* a rotated key file is in use now */
 	a->applied = c;
 }
 
@@ -410,6 +430,7 @@ static void wg_restore(struct agent *a)
 		bw_conf_free(&a->applied);
 	a->applied = c;
 	a->have_applied = true;
+	agent_k8s_key_applied(&c);
 	bw_info("WireGuard device %s restored in %.0f ms: %zu peers", c.iface.device, (now_mono() - t0) * 1e3,
 		c.n_peers);
 	return;
@@ -539,9 +560,26 @@ static void on_periodic(evutil_socket_t fd, short what, void *arg)
 
 static void on_sighup(evutil_socket_t fd, short what, void *arg)
 {
+	struct agent *a = arg;
+	struct bw_conf c;
+	bool epoch;
 	(void)fd, (void)what;
+
 	bw_info("SIGHUP: full resync");
-	sync_peers(arg, SYNC_FULL);
+	/* A new mesh epoch named: fetch it first (off the loop) and resync when it is here, so the
+	 * new PSKs go in with the resync, not after the datapath reload (the pairs' disagreement
+	 * window stays the fetch's length). A failed fetch resyncs with the previous epoch. */
+	if (!full_after_mesh && load(a, &c) == 0) {
+		epoch = c.node.mesh_secret[0] && a->mesh.data && strcmp(a->mesh_path, c.node.mesh_secret) &&
+			!agent_mesh_busy() && agent_mesh_request(&c);
+		bw_conf_free(&c);
+		if (epoch) {
+			full_after_mesh = true;
+			return;
+		}
+	}
+	if (!full_after_mesh)
+		sync_peers(a, SYNC_FULL);
 }
 
 static void on_exit_signal(evutil_socket_t fd, short what, void *arg)
@@ -567,28 +605,17 @@ static int watch(struct agent *a, const struct bw_conf *c)
 #endif
 #define DEFAULT_METRICS "127.0.0.1:9962"
 
-/* libbpf's messages go through our logger (timestamps, format, level), never to stdout. */
-static int libbpf_log(enum libbpf_print_level level, const char *fmt, va_list ap)
-{
-	char msg[1024];
-	size_t n;
-
-	if (level == LIBBPF_DEBUG)
-		return 0;
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	n = strlen(msg);
-	while (n && msg[n - 1] == '\n')
-		msg[--n] = '\0';
-	bw_log(level == LIBBPF_WARN ? BW_LOG_WARN : BW_LOG_DEBUG, "libbpf: %s", msg);
-	return 0;
-}
-
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: bulwarkd [--config FILE] [--pin-dir DIR] [--resync SECONDS]\n"
 		   "                [--metrics-address HOST:PORT|off] [--log-format logfmt|json|plain]\n"
-		   "                [--version] [--help]\n\n"
+		   "                [--node-name NAME] [--kubeconfig FILE] [--version] [--help]\n\n"
 		   "  --config FILE            node file (default /etc/bulwark/bulwark.conf)\n"
+		   "  --node-name NAME         this node's name (its Node object's); else [Node] Name, else\n"
+		   "                           $NODE_NAME (downward API spec.nodeName), else the host name\n"
+		   "  --kubeconfig FILE        PeerSource = kubernetes: reach the API with this kubeconfig; else\n"
+		   "                           [Node] Kubeconfig, [Node] KubeAPI/KubeTokenFile/KubeCAFile,\n"
+		   "                           $KUBECONFIG, else the in-cluster service account\n"
 		   "  --pin-dir DIR            datapath pin directory (default $BULWARK_PIN_DIR or /sys/fs/bpf/bulwark)\n"
 		   "  --resync SECONDS         full reconcile and uplink check period (default 60)\n"
 		   "  --metrics-address ADDR   /metrics /healthz /readyz /status (default " DEFAULT_METRICS
@@ -604,6 +631,8 @@ int main(int argc, char **argv)
 		{ "resync", required_argument, NULL, 'r' },
 		{ "metrics-address", required_argument, NULL, 'm' },
 		{ "log-format", required_argument, NULL, 'l' },
+		{ "node-name", required_argument, NULL, 'n' },
+		{ "kubeconfig", required_argument, NULL, 'k' },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -611,6 +640,7 @@ int main(int argc, char **argv)
 	struct agent a = { .config = "/etc/bulwark/bulwark.conf", .ifd = -1 };
 	struct timeval periodic = { 60, 0 };
 	const char *maddr = getenv("BULWARK_METRICS_ADDRESS") ? getenv("BULWARK_METRICS_ADDRESS") : DEFAULT_METRICS;
+	const char *kubeconfig = NULL;
 	struct bw_conf c;
 	struct bw_net_result res;
 	struct event *ev[6];
@@ -618,7 +648,7 @@ int main(int argc, char **argv)
 
 	bw_log_set_prefix("bulwarkd");
 	bw_log_set_format(BW_LOG_LOGFMT);
-	libbpf_set_print(libbpf_log);
+	bw_dp_log_init();
 	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'c': a.config = optarg; break;
@@ -632,6 +662,20 @@ int main(int argc, char **argv)
 			}
 			bw_log_set_format((enum bw_log_format)r);
 			break;
+		case 'n':
+			if (bw_conf_set_node_name(optarg) < 0) {
+				fprintf(stderr, "bulwarkd: --node-name: '%s' is not a node name (letters, digits, '-', '.', '_'; < 64)\n",
+					optarg);
+				return 2;
+			}
+			break;
+		case 'k':
+			kubeconfig = optarg;
+			if (strlen(kubeconfig) >= sizeof(((struct bw_conf *)0)->node.kubeconfig)) {
+				fprintf(stderr, "bulwarkd: --kubeconfig: path too long\n");
+				return 2;
+			}
+			break;
 		case 'V': printf("bulwarkd %s\n", BULWARK_VERSION); return 0;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
@@ -640,6 +684,13 @@ int main(int argc, char **argv)
 	if (optind != argc) {
 		usage(stderr);
 		return 2;
+	}
+	/* The loop exists before bring-up: the mesh secret's fetch reports into it. Worker threads
+	 * (mesh secret, Kubernetes watcher) wake it by activating its events: libevent's locking. */
+	if (evthread_use_pthreads() < 0 || !(a.base = event_base_new()) ||
+	    agent_mesh_start(a.base, mesh_done, &a) < 0) {
+		bw_err("event loop: out of memory");
+		return 1;
 	}
 	if (load(&a, &c) < 0)
 		return 1;
@@ -651,7 +702,7 @@ int main(int argc, char **argv)
 	}
 	if (res.msg[0])
 		bw_warn("%s", res.msg);
-	bw_info("up: %s on %s, %zu peers", c.iface.device, c.node.uplinks[0], c.n_peers);
+	bw_info("up: %s on %s, %zu peers (node %s)", c.iface.device, c.node.uplinks[0], c.n_peers, c.node.name);
 	r = watch(&a, &c);
 	if (r < 0) {
 		bw_err("watching %s: %s", a.peers_dir, strerror(-r));
@@ -664,8 +715,11 @@ int main(int argc, char **argv)
 		bw_err("rtnetlink: %s", strerror(-r));
 		return 1;
 	}
-	a.base = event_base_new();
 	/* --- PeerSource = kubernetes: a watcher thread feeds peer sets to sync (k8s_source.c) --- */
+	if (kubeconfig && c.node.peer_source != BW_PEERS_KUBERNETES)
+		bw_warn("--kubeconfig %s: ignored (PeerSource is not kubernetes)", kubeconfig);
+	else if (kubeconfig)
+		snprintf(c.node.kubeconfig, sizeof(c.node.kubeconfig), "%s", kubeconfig);
 	r = agent_k8s_start(&c, a.base, on_k8s_change, &a);
 	bw_conf_free(&c);
 	if (r < 0)
@@ -673,7 +727,6 @@ int main(int argc, char **argv)
 	/* --- end kubernetes --- */
 	a.debounce = evtimer_new(a.base, on_debounce, &a);
 	a.mesh_retry = evtimer_new(a.base, on_mesh_retry, &a);
-	mesh_schedule(&a); /* a fetch that failed during bring-up */
 	a.check_ev = evtimer_new(a.base, on_check, &a);
 	a.wg_retry = evtimer_new(a.base, on_wg_retry, &a);
 	a.sample_ev = event_new(a.base, -1, EV_PERSIST, on_sample, &a);
@@ -712,6 +765,7 @@ int main(int argc, char **argv)
 	event_free(a.sample_ev);
 	mnl_socket_close(a.rtnl);
 	agent_k8s_stop();
+	agent_mesh_stop();
 	event_base_free(a.base);
 	close(a.ifd);
 	if (a.have_applied)

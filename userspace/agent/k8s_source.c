@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
  * bulwarkd's side of the Kubernetes peer source ([Node] PeerSource = kubernetes, userspace/k8s).
- * The watcher thread hands complete peer sets over here; the event loop is woken through a pipe
+ * The watcher thread hands complete peer sets over here; the event loop is woken by activating
+ * an event from the thread (libevent's pthreads locking, enabled in main)
  * and runs its ordinary sync, whose load() swaps the latest set into the configuration
  * (agent_k8s_fill). One desired state, one reconcile, for both peer sources. A set is only
  * ever replaced by another complete set: an unreachable API keeps the last one applied.
@@ -23,19 +24,16 @@ static struct {
 	pthread_mutex_t lock;
 	struct bw_k8s_set *set;    /* the latest complete set; NULL: none yet */
 	bool reachable;
-	int pipe[2];
-	struct event *ev;
+	struct event *ev;          /* activated by the watcher thread */
 	struct bw_k8s_watcher *w;
 	void (*on_change)(void *);
 	void *arg;
-} ks = { .lock = PTHREAD_MUTEX_INITIALIZER, .pipe = { -1, -1 }, .reachable = true };
+	uint8_t pub[32];           /* the public key the watcher publishes */
+} ks = { .lock = PTHREAD_MUTEX_INITIALIZER, .reachable = true };
 
 static void wake(void)
 {
-	char c = 1;
-
-	if (write(ks.pipe[1], &c, 1) < 0 && errno != EAGAIN)
-		bw_warn("kubernetes: waking the agent: %s", strerror(errno));
+	event_active(ks.ev, EV_READ, 0);
 }
 
 static void on_set(void *arg, struct bw_k8s_set *set)
@@ -56,13 +54,9 @@ static void on_state(void *arg, bool reachable, const char *why)
 	pthread_mutex_unlock(&ks.lock);
 }
 
-static void on_pipe(evutil_socket_t fd, short what, void *arg)
+static void on_wake(evutil_socket_t fd, short what, void *arg)
 {
-	char buf[64];
-	(void)what, (void)arg;
-
-	while (read(fd, buf, sizeof(buf)) > 0)
-		;
+	(void)fd, (void)what, (void)arg;
 	ks.on_change(ks.arg);
 }
 
@@ -111,36 +105,54 @@ int agent_k8s_fill(struct bw_conf *c)
 	return 0;
 }
 
-int agent_k8s_start(const struct bw_conf *c, struct event_base *base, void (*on_change)(void *), void *arg)
+/* This node's public key from its key file; 0 or -errno (logged). */
+static int node_public_key(const struct bw_conf *c, uint8_t pub[32])
 {
-	struct bw_k8s_config cfg;
 	struct bw_secret priv = { 0 };
-	uint8_t pub[32];
-	char err[512];
 	int r;
 
-	if (c->node.peer_source != BW_PEERS_KUBERNETES)
-		return 0;
 	if ((r = bw_net_node_key(c, false, &priv)) < 0) {
 		bw_err("kubernetes: node key: %s", strerror(-r));
 		return r;
 	}
 	r = bw_wg_public_key(priv.data, pub);
 	bw_secret_free(&priv);
-	if (r < 0) {
+	if (r < 0)
 		bw_err("kubernetes: public key: %s", strerror(-r));
+	return r;
+}
+
+void agent_k8s_key_applied(const struct bw_conf *c)
+{
+	uint8_t pub[32];
+	char b64[45];
+
+	if (!ks.w || c->node.peer_source != BW_PEERS_KUBERNETES || node_public_key(c, pub) < 0 ||
+	    !memcmp(pub, ks.pub, 32))
+		return;
+	memcpy(ks.pub, pub, 32);
+	bw_key_to_base64(pub, b64);
+	bw_info("kubernetes: WireGuard key rotated (now %.8s...): publishing it on the Node", b64);
+	bw_k8s_set_public_key(ks.w, pub);
+}
+
+int agent_k8s_start(const struct bw_conf *c, struct event_base *base, void (*on_change)(void *), void *arg)
+{
+	struct bw_k8s_config cfg;
+	char err[512];
+	int r;
+
+	if (c->node.peer_source != BW_PEERS_KUBERNETES)
+		return 0;
+	if ((r = node_public_key(c, ks.pub)) < 0)
 		return r;
-	}
-	if ((r = bw_k8s_config_from(c, pub, &cfg, err, sizeof(err))) < 0) {
+	if ((r = bw_k8s_config_from(c, ks.pub, &cfg, err, sizeof(err))) < 0) {
 		bw_err("%s", err);
 		return r;
 	}
-	if (pipe2(ks.pipe, O_CLOEXEC | O_NONBLOCK) < 0)
-		return -errno;
 	ks.on_change = on_change;
 	ks.arg = arg;
-	ks.ev = event_new(base, ks.pipe[0], EV_READ | EV_PERSIST, on_pipe, NULL);
-	if (!ks.ev || event_add(ks.ev, NULL) < 0)
+	if (!(ks.ev = event_new(base, -1, 0, on_wake, NULL)))
 		return -ENOMEM;
 	if ((r = bw_k8s_start(&cfg, on_set, on_state, NULL, &ks.w)) < 0) {
 		bw_err("kubernetes: starting the watcher: %s", strerror(-r));
@@ -157,9 +169,6 @@ void agent_k8s_stop(void)
 	if (ks.ev)
 		event_free(ks.ev);
 	ks.ev = NULL;
-	for (int i = 0; i < 2; i++)
-		if (ks.pipe[i] >= 0)
-			close(ks.pipe[i]);
 	pthread_mutex_lock(&ks.lock);
 	bw_k8s_set_free(ks.set);
 	ks.set = NULL;

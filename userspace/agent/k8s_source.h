@@ -12,6 +12,8 @@ int agent_k8s_start(const struct bw_conf *c, struct event_base *base, void (*on_
 /* Replace c's peers (and this node's pod CIDRs) with the latest set from the cluster. */
 int agent_k8s_fill(struct bw_conf *c);
 bool agent_k8s_reachable(void);
+/* The device now uses c's key file: when its public key changed (rotation), publish it. */
+void agent_k8s_key_applied(const struct bw_conf *c);
 void agent_k8s_stop(void);
 
 #endif

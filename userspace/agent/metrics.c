@@ -37,8 +37,16 @@ static int count_peer_cb(const struct bw_cidr *c, const struct bw_peer *p, void 
 	return 0;
 }
 
+/* Handshake age histogram bounds (seconds): WireGuard re-handshakes every 120 s under traffic,
+ * a session without a handshake for 180 s is dead (REJECT_AFTER_TIME). */
+static const int hs_le[] = { 60, 120, 180, 300, 600, 1800, 3600 };
+#define HS_BUCKETS (sizeof(hs_le) / sizeof(hs_le[0]))
+
 struct peer_counts {
 	size_t configured, device, recent, stale, never;
+	size_t hs_bucket[HS_BUCKETS]; /* peers with a handshake at most hs_le[i] s ago (cumulative) */
+	size_t hs_count;              /* peers with a handshake at all */
+	double hs_sum;                /* their ages added up */
 	bool device_ok;
 };
 
@@ -54,7 +62,13 @@ static void peer_counts(struct agent *a, struct peer_counts *pc)
 		return;
 	pc->device = d->n_peers;
 	for (size_t i = 0; i < d->n_peers; i++) {
-		int64_t hs = d->peers[i].last_handshake_sec;
+		int64_t hs = d->peers[i].last_handshake_sec, age = now - hs < 0 ? 0 : now - hs;
+		if (hs) {
+			pc->hs_count++;
+			pc->hs_sum += (double)age;
+			for (size_t k = 0; k < HS_BUCKETS; k++)
+				pc->hs_bucket[k] += age <= hs_le[k];
+		}
 		if (!hs)
 			pc->never++;
 		else if (now - hs <= RECENT_HANDSHAKE)
@@ -115,28 +129,32 @@ static void metric(struct evbuffer *b, const char *name, const char *type, const
 
 static void metrics(struct agent *a, struct evbuffer *b)
 {
-	struct bw_stat st[BW_REASON_MAX];
+	static const char *const dirs[2] = { "egress", "ingress" };
+	struct bw_stat st[2][BW_REASON_MAX];
 	struct bw_dp *dp = NULL;
 	struct bw_config cfg = { 0 };
 	struct peer_counts pc;
 	size_t n_peer = 0, n_protect = 0;
-	bool dp_ok = bw_dp_open(a->pin_dir, &dp) == 0 && bw_dp_stats(dp, st) == 0 && bw_dp_config_get(dp, &cfg) == 0;
+	bool dp_ok = bw_dp_open(a->pin_dir, &dp) == 0 && bw_dp_stats_dir(dp, st) == 0 && bw_dp_config_get(dp, &cfg) == 0;
 
 	metric(b, "bulwark_datapath_pinned", "gauge", "1 when the datapath maps are pinned and readable");
 	evbuffer_add_printf(b, "bulwark_datapath_pinned %d\n", dp_ok);
 	if (dp_ok) {
-		metric(b, "bulwark_datapath_packets_total", "counter", "Packets decided by the uplink programs, by reason");
-		for (unsigned i = 0; i < BW_REASON_MAX; i++)
-			evbuffer_add_printf(b, "bulwark_datapath_packets_total{reason=\"%s\"} %llu\n", bw_reason_name(i),
-					    (unsigned long long)st[i].packets);
-		metric(b, "bulwark_datapath_bytes_total", "counter", "Bytes decided by the uplink programs, by reason");
-		for (unsigned i = 0; i < BW_REASON_MAX; i++)
-			evbuffer_add_printf(b, "bulwark_datapath_bytes_total{reason=\"%s\"} %llu\n", bw_reason_name(i),
-					    (unsigned long long)st[i].bytes);
+		metric(b, "bulwark_datapath_packets_total", "counter",
+		       "Packets decided by the uplink programs, by reason and direction");
+		for (unsigned d = 0; d < 2; d++)
+			for (unsigned i = 0; i < BW_REASON_MAX; i++)
+				evbuffer_add_printf(b, "bulwark_datapath_packets_total{reason=\"%s\",direction=\"%s\"} %llu\n",
+						    bw_reason_name(i), dirs[d], (unsigned long long)st[d][i].packets);
+		metric(b, "bulwark_datapath_bytes_total", "counter", "Bytes decided by the uplink programs, by reason and direction");
+		for (unsigned d = 0; d < 2; d++)
+			for (unsigned i = 0; i < BW_REASON_MAX; i++)
+				evbuffer_add_printf(b, "bulwark_datapath_bytes_total{reason=\"%s\",direction=\"%s\"} %llu\n",
+						    bw_reason_name(i), dirs[d], (unsigned long long)st[d][i].bytes);
 		metric(b, "bulwark_datapath_events_lost_total", "counter",
 		       "Drop events not emitted (rate limit or ring buffer full); the drops are still counted");
 		evbuffer_add_printf(b, "bulwark_datapath_events_lost_total %llu\n",
-				    (unsigned long long)st[BW_REASON_EVENTS_LOST].packets);
+				    (unsigned long long)(st[0][BW_REASON_EVENTS_LOST].packets + st[1][BW_REASON_EVENTS_LOST].packets));
 		bw_dp_peers_foreach(dp, count_peer_cb, &n_peer);
 		bw_dp_protect_foreach(dp, count_cb, &n_protect);
 		metric(b, "bulwark_map_entries", "gauge", "Entries in a datapath map (v4 and v6 together)");
@@ -172,10 +190,18 @@ static void metrics(struct agent *a, struct evbuffer *b)
 	metric(b, "bulwark_peers", "gauge",
 	       "Peers: configured; in the device by last handshake (recent: within 180 s, stale: older, never)");
 	evbuffer_add_printf(b, "bulwark_peers{state=\"configured\"} %zu\n", pc.configured);
+	evbuffer_add_printf(b, "bulwark_peers{state=\"in_device\"} %zu\n", pc.device);
 	evbuffer_add_printf(b, "bulwark_peers{state=\"handshake_recent\"} %zu\n", pc.recent);
 	evbuffer_add_printf(b, "bulwark_peers{state=\"handshake_stale\"} %zu\n", pc.stale);
 	evbuffer_add_printf(b, "bulwark_peers{state=\"handshake_never\"} %zu\n", pc.never);
 
+	metric(b, "bulwark_peer_handshake_age_seconds", "histogram",
+	       "Age of each device peer's latest handshake (peers that never had one are not counted: see bulwark_peers)");
+	for (size_t k = 0; k < HS_BUCKETS; k++)
+		evbuffer_add_printf(b, "bulwark_peer_handshake_age_seconds_bucket{le=\"%d\"} %zu\n", hs_le[k], pc.hs_bucket[k]);
+	evbuffer_add_printf(b, "bulwark_peer_handshake_age_seconds_bucket{le=\"+Inf\"} %zu\n", pc.hs_count);
+	evbuffer_add_printf(b, "bulwark_peer_handshake_age_seconds_sum %.0f\n", pc.hs_sum);
+	evbuffer_add_printf(b, "bulwark_peer_handshake_age_seconds_count %zu\n", pc.hs_count);
 	metric(b, "bulwark_sync_total", "counter", "Peer syncs run (change, periodic reconcile, full)");
 	evbuffer_add_printf(b, "bulwark_sync_total %llu\n", (unsigned long long)a->syncs);
 	metric(b, "bulwark_sync_errors_total", "counter", "Syncs that failed (configuration rejected or apply failed)");

@@ -29,12 +29,29 @@ int bw_cli_worse(int a, int b);
 /* Report an error: {"error": msg, "code": code} on stdout with json, "bulwark: msg" on stderr
  * without; returns code. */
 int bw_cli_error(bool json, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Every --json output: j as one line on stdout (no slash escaping), then j is released. One
+ * object per line, so streams (datapath monitor) and single answers read the same way. */
+void bw_cli_print_json(struct json_object *j);
+
+/*
+ * The one option convention: every verb's parser runs getopt_long over its area's option table
+ * through bw_cli_getopt with the space-separated long names the verb accepts. An option of the
+ * table the verb does not take is refused by name: "bulwark volume unstage: --device does not
+ * apply here (accepts: --id --lock-timeout --json)", and '?' is returned, as for an unknown option
+ * or a missing value (also named).
+ * what: "area verb", for the message.
+ */
+struct option;
+int bw_cli_getopt(int argc, char **argv, const struct option *opts, const char *accepts, const char *what);
 
 struct bw_cli_verb {
 	const char *name;
 	const char *summary;
 	int (*run)(int argc, char **argv); /* argv[0] is the verb */
+	const char *args; /* its arguments for `--help` ("--config FILE [--json]"); NULL: in the summary */
 };
+/* --json is on the command line (set by the dispatcher before a verb runs). */
+extern bool bw_cli_json;
 
 struct bw_cli_area {
 	const char *name;
@@ -53,5 +70,9 @@ extern const struct bw_cli_area bw_cli_key;
 extern const struct bw_cli_area bw_cli_volume;
 extern const struct bw_cli_area bw_cli_statedisk;
 extern const struct bw_cli_area bw_cli_status;
+extern const struct bw_cli_area bw_cli_completion;
+/* Every area, in the order `bulwark --help` lists them (completion.c walks it). */
+extern const struct bw_cli_area *const bw_cli_areas[];
+extern const size_t bw_cli_n_areas;
 
 #endif

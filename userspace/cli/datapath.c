@@ -44,17 +44,14 @@ static int parse_opts(int argc, char **argv, struct opts *o, const char *allowed
 		{ "addr", required_argument, NULL, OPT_ADDR },
 		{ 0 },
 	};
+	char what[64];
 	int c;
 
+	snprintf(what, sizeof(what), "datapath %s", argv[0]);
 	memset(o, 0, sizeof(*o));
 	o->timeout = -1;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "", all, NULL)) != -1) {
-		const char *name = c >= OPT_PIN && c <= OPT_ADDR ? all[c - OPT_PIN].name : NULL;
-		if (!name || !strstr(allowed, name)) {
-			fprintf(stderr, "bulwark datapath %s: unexpected option (accepts: %s)\n", argv[0], allowed);
-			return -EINVAL;
-		}
+	while ((c = bw_cli_getopt(argc, argv, all, allowed, what)) != -1) {
 		switch (c) {
 		case OPT_PIN: o->pin_dir = optarg; break;
 		case OPT_JSON: o->json = true; break;
@@ -71,6 +68,7 @@ static int parse_opts(int argc, char **argv, struct opts *o, const char *allowed
 				return -E2BIG;
 			o->uplinks[o->n_uplinks++] = optarg;
 			break;
+		default: return -EINVAL;
 		}
 	}
 	/* `--uplink a b c`: further uplinks may follow as plain arguments. */
@@ -89,7 +87,7 @@ static int parse_opts(int argc, char **argv, struct opts *o, const char *allowed
 static int load_desired(const char *path, struct bw_dp_desired *d, struct opts *o)
 {
 	struct bw_conf conf;
-	char err[BW_CONF_ERR_LEN];
+	char err[BW_ERR_LEN];
 	int r = bw_conf_load(path, &conf, err, sizeof(err));
 
 	if (r < 0) {
@@ -111,8 +109,8 @@ static int open_dp(const char *pin_dir, struct bw_dp **dp)
 	int r = bw_dp_open(pin_dir, dp);
 
 	if (r == -ENOENT)
-		fprintf(stderr, "bulwark: no datapath pinned under %s (run 'bulwark datapath attach')\n",
-			bw_pin_dir(pin_dir));
+		fprintf(stderr, "bulwark: no datapath pinned under %s (run 'bulwark datapath attach')%s\n",
+			bw_pin_dir(pin_dir), geteuid() ? "; not being root, you may not see it: needs root, or CAP_BPF and CAP_NET_ADMIN" : "");
 	else if ((r == -EPERM || r == -EACCES) && geteuid())
 		fprintf(stderr, "bulwark: opening maps under %s: %s (needs root, or CAP_BPF and CAP_NET_ADMIN)\n",
 			bw_pin_dir(pin_dir), strerror(-r));
@@ -121,19 +119,22 @@ static int open_dp(const char *pin_dir, struct bw_dp **dp)
 	return r;
 }
 
+#define ATTACH_ARGS "{--config FILE | --uplink DEV [DEV...] --wg-dev DEV} [--pin-dir DIR] [--json]"
+#define APPLY_ARGS "--config FILE [--pin-dir DIR] [--json]"
+
 static int cmd_attach(int argc, char **argv)
 {
 	struct opts o;
 	struct bw_dp_desired d = { 0 };
 	int r;
 
-	if (parse_opts(argc, argv, &o, "uplink wg-dev config pin-dir") < 0)
+	if (parse_opts(argc, argv, &o, "uplink wg-dev config pin-dir json") < 0)
 		return BW_EXIT_USAGE;
 	/* Uplinks and device default to the configuration's (boot: `attach --config FILE`). */
 	if (o.config && load_desired(o.config, &d, &o) < 0)
 		return BW_EXIT_FAIL;
 	if (!o.n_uplinks || !o.wg_dev || !*o.wg_dev) {
-		fprintf(stderr, "usage: bulwark datapath attach {--config FILE | --uplink DEV [DEV...] --wg-dev DEV} [--pin-dir DIR]\n");
+		fprintf(stderr, "usage: bulwark datapath attach " ATTACH_ARGS "\n");
 		return BW_EXIT_USAGE;
 	}
 	if (!if_nametoindex(o.wg_dev))
@@ -154,6 +155,8 @@ static int cmd_attach(int argc, char **argv)
 			(r == -EPERM || r == -EACCES) && geteuid() ? " (needs root, or CAP_BPF and CAP_NET_ADMIN)" : "");
 		return BW_EXIT_FAIL;
 	}
+	if (o.json)
+		printf("{}\n");
 	return BW_EXIT_OK;
 }
 
@@ -162,13 +165,15 @@ static int cmd_detach(int argc, char **argv)
 	struct opts o;
 	int r;
 
-	if (parse_opts(argc, argv, &o, "purge pin-dir") < 0)
+	if (parse_opts(argc, argv, &o, "purge pin-dir json") < 0)
 		return BW_EXIT_USAGE;
 	r = bw_dp_detach(o.pin_dir, o.purge);
 	if (r < 0) {
 		fprintf(stderr, "bulwark: detach: %s\n", strerror(-r));
 		return BW_EXIT_FAIL;
 	}
+	if (o.json)
+		printf("{}\n");
 	return BW_EXIT_OK;
 }
 
@@ -179,8 +184,8 @@ static int cmd_apply(int argc, char **argv)
 	struct bw_dp *dp = NULL;
 	int r;
 
-	if (parse_opts(argc, argv, &o, "config pin-dir") < 0 || !o.config) {
-		fprintf(stderr, "usage: bulwark datapath apply --config FILE [--pin-dir DIR]\n");
+	if (parse_opts(argc, argv, &o, "config pin-dir json") < 0 || !o.config) {
+		fprintf(stderr, "usage: bulwark datapath apply " APPLY_ARGS "\n");
 		return BW_EXIT_USAGE;
 	}
 	/* Parse everything before touching a map: a bad file changes nothing. */
@@ -197,13 +202,9 @@ static int cmd_apply(int argc, char **argv)
 		fprintf(stderr, "bulwark: apply: %s\n", strerror(-r));
 		return BW_EXIT_FAIL;
 	}
+	if (o.json)
+		printf("{}\n");
 	return BW_EXIT_OK;
-}
-
-static void print_json(struct json_object *j)
-{
-	printf("%s\n", json_object_to_json_string_ext(j, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
-	json_object_put(j);
 }
 
 static int cmd_status(int argc, char **argv)
@@ -211,7 +212,7 @@ static int cmd_status(int argc, char **argv)
 	struct opts o;
 	struct bw_dp *dp = NULL;
 	struct bw_config cfg;
-	struct bw_stat st[BW_REASON_MAX];
+	struct bw_stat st[BW_REASON_MAX], sd[2][BW_REASON_MAX];
 	struct bw_dp_attachment att[64];
 	char wg[IF_NAMESIZE] = "?";
 	uint64_t gen;
@@ -230,7 +231,7 @@ static int cmd_status(int argc, char **argv)
 	for (size_t i = 0; i < o.n_uplinks; i++)
 		uplinks[n_up++] = o.uplinks[i];
 	if (!n_up && o.config) {
-		char err[BW_CONF_ERR_LEN];
+		char err[BW_ERR_LEN];
 		if (bw_conf_load(o.config, &conf, err, sizeof(err)) < 0) {
 			fprintf(stderr, "bulwark: %s\n", err);
 			return BW_EXIT_FAIL;
@@ -243,13 +244,15 @@ static int cmd_status(int argc, char **argv)
 		if (o.json) {
 			j = json_object_new_object();
 			bw_cli_enforcement(o.pin_dir, uplinks, n_up, j, NULL);
-			print_json(j);
+			bw_cli_print_json(j);
 		}
 		return BW_EXIT_NOT_ENFORCED;
 	}
 	r = bw_dp_config_get(dp, &cfg);
-	if (r == 0)
-		r = bw_dp_stats(dp, st);
+	if (r == 0 && (r = bw_dp_stats_dir(dp, sd)) == 0)
+		for (unsigned i = 0; i < BW_REASON_MAX; i++)
+			st[i] = (struct bw_stat){ .packets = sd[0][i].packets + sd[1][i].packets,
+						  .bytes = sd[0][i].bytes + sd[1][i].bytes };
 	gen = bw_dp_flow_gen(dp);
 	cache = bw_dp_flow_pinned(dp) && (cfg.flags & BW_CFG_FLOW_CACHE);
 	bw_dp_close(dp);
@@ -293,10 +296,16 @@ static int cmd_status(int argc, char **argv)
 			struct json_object *e = json_object_new_object();
 			json_object_object_add(e, "packets", json_object_new_uint64(st[i].packets));
 			json_object_object_add(e, "bytes", json_object_new_uint64(st[i].bytes));
+			for (unsigned d = 0; d < 2; d++) {
+				struct json_object *x = json_object_new_object();
+				json_object_object_add(x, "packets", json_object_new_uint64(sd[d][i].packets));
+				json_object_object_add(x, "bytes", json_object_new_uint64(sd[d][i].bytes));
+				json_object_object_add(e, d ? "ingress" : "egress", x);
+			}
 			json_object_object_add(s, bw_reason_name(i), e);
 		}
 		json_object_object_add(j, "counters", s);
-		print_json(j);
+		bw_cli_print_json(j);
 		return code;
 	}
 	printf("pin dir:   %s\n", bw_pin_dir(o.pin_dir));
@@ -309,10 +318,12 @@ static int cmd_status(int argc, char **argv)
 	for (int i = 0; i < n; i++)
 		printf("  %-16s ifindex %-4d egress prog %-6u ingress prog %u\n", att[i].ifname, att[i].ifindex,
 		       att[i].egress_prog_id, att[i].ingress_prog_id);
-	printf("counters:\n");
+	printf("counters:                   %12s %12s %14s %14s\n", "egress pkts", "ingress pkts", "egress bytes",
+	       "ingress bytes");
 	for (unsigned i = 0; i < BW_REASON_MAX; i++)
-		printf("  %-26s %12llu packets %14llu bytes\n", bw_reason_name(i),
-		       (unsigned long long)st[i].packets, (unsigned long long)st[i].bytes);
+		printf("  %-26s %12llu %12llu %14llu %14llu\n", bw_reason_name(i), (unsigned long long)sd[0][i].packets,
+		       (unsigned long long)sd[1][i].packets, (unsigned long long)sd[0][i].bytes,
+		       (unsigned long long)sd[1][i].bytes);
 	code = bw_cli_enforcement(o.pin_dir, uplinks, n_up, NULL, stdout);
 	if (!cfg.wg_ifindex || !strcmp(wg, "MISSING"))
 		code = bw_cli_worse(code, BW_EXIT_NO_DEVICE);
@@ -358,7 +369,7 @@ static int cmd_peers(int argc, char **argv)
 		return BW_EXIT_FAIL;
 	}
 	if (arr)
-		print_json(arr);
+		bw_cli_print_json(arr);
 	return BW_EXIT_OK;
 }
 
@@ -425,8 +436,7 @@ static int on_drop(const struct bw_event *e, void *arg)
 		json_object_object_add(j, "length", json_object_new_int64(e->len));
 		json_object_object_add(j, "time", json_object_new_string(when));
 		json_object_object_add(j, "ts_ns", json_object_new_uint64(e->ts_ns));
-		printf("%s\n", json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
-		json_object_put(j);
+		bw_cli_print_json(j);
 	} else {
 		printf("%s drop %-26s %-7s %-12s %-5s %s:%u -> %s:%u len %u\n", when, bw_reason_name(e->reason),
 		       e->dir == BW_DIR_EGRESS ? "egress" : "ingress", ifn, proto_name(e->l4proto, pb, sizeof(pb)),
@@ -494,13 +504,14 @@ static int cmd_monitor(int argc, char **argv)
 }
 
 static const struct bw_cli_verb verbs[] = {
-	{ "attach", "load and attach to uplinks: --config FILE (its uplinks and device) | --uplink DEV... --wg-dev DEV", cmd_attach },
-	{ "detach", "remove the filters from every device [--purge: also unpin maps]", cmd_detach },
-	{ "apply", "make the maps equal to a config file: --config FILE", cmd_apply },
-	{ "status", "enforcement per uplink, config, counters; exit 0 only when complete [--json] [--config FILE | --uplink DEV...]", cmd_status },
-	{ "peers", "peer prefixes in the datapath [--json]", cmd_peers },
+	{ "attach", "load and attach to uplinks: --config FILE (its uplinks and device) | --uplink DEV... --wg-dev DEV", cmd_attach, ATTACH_ARGS },
+	{ "detach", "remove the filters from every device [--purge: also unpin maps]", cmd_detach, "[--purge] [--pin-dir DIR] [--json]" },
+	{ "apply", "make the maps equal to a config file: --config FILE", cmd_apply, APPLY_ARGS },
+	{ "status", "enforcement per uplink, config, counters; exit 0 only when complete [--json] [--config FILE | --uplink DEV...]", cmd_status, "[--config FILE | --uplink DEV...] [--pin-dir DIR] [--json]" },
+	{ "peers", "peer prefixes in the datapath [--json]", cmd_peers, "[--pin-dir DIR] [--json]" },
 	{ "monitor", "stream new drop events with wall-clock time [--json] [--count N] [--timeout S] [--replay] "
-		     "[--reason NAME] [--uplink DEV] [--addr IP]", cmd_monitor },
+		     "[--reason NAME] [--uplink DEV] [--addr IP]", cmd_monitor,
+	  "[--count N] [--timeout S] [--replay] [--reason NAME] [--uplink DEV] [--addr IP] [--pin-dir DIR] [--json]" },
 	{ 0 },
 };
 

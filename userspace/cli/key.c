@@ -13,7 +13,8 @@
  *           message sent (evidence + runtime data, nothing secret) for audit or tpm2_checkquote.
  * Both take --tries N (handshake attempts, default 5).
  * Exit codes: 0 ok, 1 failure, 2 usage, 3 denied by the service (401/403), 4 no such resource,
- * 5 the service's TLS certificate did not verify.
+ * 5 the service's TLS certificate did not verify, 6 no local attestation device (no TPM at
+ * /dev/tpmrm0 or /dev/tpm0 or the --tcti device, no configfs-tsm provider): one line, not retried.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -21,7 +22,7 @@
 #include "cli/cli.h"
 #include "kbs/kbs.h"
 
-enum { EXIT_DENIED = 3, EXIT_NOTFOUND = 4, EXIT_TLS = 5 };
+enum { EXIT_DENIED = 3, EXIT_NOTFOUND = 4, EXIT_TLS = 5, EXIT_NODEV = 6 };
 
 #define MAX_RESOURCES 64
 
@@ -33,7 +34,8 @@ struct opts {
 	bool json;
 };
 
-static int parse(int argc, char **argv, struct opts *o)
+/* The options in accepts (bw_cli_getopt) of the table both key verbs share. */
+static int parse(int argc, char **argv, struct opts *o, const char *accepts)
 {
 	static const struct option all[] = {
 		{ "service", required_argument, NULL, 's' }, { "resource", required_argument, NULL, 'r' },
@@ -43,13 +45,15 @@ static int parse(int argc, char **argv, struct opts *o)
 		{ "tries", required_argument, NULL, 'n' }, { "length", required_argument, NULL, 'L' },
 		{ "attestation-out", required_argument, NULL, 'A' }, { 0 },
 	};
+	char what[64];
 	int ch;
 
+	snprintf(what, sizeof(what), "key %s", argv[0]);
 	memset(o, 0, sizeof(*o));
 	o->c.attester = "tpm";
 	o->c.aopts.ak_handle = 0x81010002;
 	optind = 1;
-	while ((ch = getopt_long(argc, argv, "", all, NULL)) != -1) {
+	while ((ch = bw_cli_getopt(argc, argv, all, accepts, what)) != -1) {
 		switch (ch) {
 		case 's': o->c.url = optarg; break;
 		case 'r':
@@ -84,6 +88,7 @@ static int exit_code(int r)
 	case BW_KBS_EDENIED: return EXIT_DENIED;
 	case BW_KBS_ENOTFOUND: return EXIT_NOTFOUND;
 	case EKEYREJECTED: return EXIT_TLS;
+	case ENODEV: return EXIT_NODEV;
 	default: return BW_EXIT_FAIL;
 	}
 }
@@ -91,9 +96,12 @@ static int exit_code(int r)
 static int client(const struct opts *o, struct bw_kbs_client **c)
 {
 	int r = bw_kbs_client_new(&o->c, c);
+	char why[300];
 
 	if (r == -ENOENT)
 		fprintf(stderr, "bulwark: unknown attester '%s' (have: %s)\n", o->c.attester, bw_attester_names());
+	else if (r == -ELIBACC && bw_kbs_http_load(why, sizeof(why)) < 0)
+		fprintf(stderr, "bulwark: %s\n", why);
 	else if (r < 0)
 		fprintf(stderr, "bulwark: key service URL must be https://HOST:PORT: %s\n", strerror(-r));
 	return r;
@@ -142,10 +150,11 @@ static int cmd_fetch(int argc, char **argv)
 {
 	struct opts o;
 	struct bw_kbs_client *c = NULL;
-	char err[BW_KBS_ERRLEN] = "";
+	char err[BW_ERR_LEN] = "";
 	int r = 0, rc = 0;
 
-	if (parse(argc, argv, &o) < 0 || !o.n_resources || (o.out && o.n_resources > 1)) {
+	if (parse(argc, argv, &o, "service resource attester ca out tcti ak-handle json tries length attestation-out") < 0 ||
+	    !o.n_resources || (o.out && o.n_resources > 1)) {
 		fprintf(stderr, "usage: bulwark key fetch --service URL --resource REPO/TYPE/TAG [--resource ...]\n"
 				"         [--attester %s] [--ca FILE] [--out FILE (one resource)] [--tcti TCTI]\n"
 				"         [--ak-handle H] [--tries N] [--length N] [--json]\n",
@@ -158,8 +167,7 @@ static int cmd_fetch(int argc, char **argv)
 		_cleanup_secret_ struct bw_secret key = { 0 };
 		r = bw_kbs_get_resource(c, o.resource[i], &key, err, sizeof(err));
 		if (r < 0) {
-			fprintf(stderr, "bulwark: key fetch %s: %s\n", o.resource[i], err);
-			rc = exit_code(r);
+			rc = bw_cli_error(o.json, exit_code(r), "key fetch %s: %s", o.resource[i], err);
 		} else if (expected_length(&o, o.resource[i]) && key.len != expected_length(&o, o.resource[i])) {
 			fprintf(stderr, "bulwark: key fetch %s: resource is %zu bytes, expected %zu (--length)\n",
 				o.resource[i], key.len, expected_length(&o, o.resource[i]));
@@ -176,10 +184,10 @@ static int cmd_attest(int argc, char **argv)
 {
 	struct opts o;
 	struct bw_kbs_client *c = NULL;
-	char err[BW_KBS_ERRLEN] = "";
+	char err[BW_ERR_LEN] = "";
 	int r;
 
-	if (parse(argc, argv, &o) < 0 || o.n_resources || o.out) {
+	if (parse(argc, argv, &o, "service attester ca tcti ak-handle json tries attestation-out") < 0) {
 		fprintf(stderr, "usage: bulwark key attest --service URL [--attester %s] [--ca FILE] [--json]\n",
 			bw_attester_names());
 		return BW_EXIT_USAGE;
@@ -188,7 +196,7 @@ static int cmd_attest(int argc, char **argv)
 		return BW_EXIT_USAGE;
 	r = bw_kbs_attest(c, err, sizeof(err));
 	if (r < 0)
-		fprintf(stderr, "bulwark: key attest: %s\n", err);
+		bw_cli_error(o.json, exit_code(r), "key attest: %s", err);
 	else
 		printf(o.json ? "{\"token\":\"%s\"}\n" : "%s\n", bw_kbs_client_token(c));
 	bw_kbs_client_free(c);
@@ -196,8 +204,12 @@ static int cmd_attest(int argc, char **argv)
 }
 
 static const struct bw_cli_verb verbs[] = {
-	{ "fetch", "fetch a key from the attested key service (KBS 0.4.0)", cmd_fetch },
-	{ "attest", "attest to the key service and print the token", cmd_attest },
+	{ "fetch", "fetch a key from the attested key service (KBS 0.4.0)", cmd_fetch,
+	  "--service URL --resource REPO/TYPE/TAG [--resource ...] [--attester NAME] [--ca FILE] [--out FILE] "
+	  "[--tcti TCTI] [--ak-handle H] [--tries N] [--length N] [--json]" },
+	{ "attest", "attest to the key service and print the token", cmd_attest,
+	  "--service URL [--attester NAME] [--ca FILE] [--tcti TCTI] [--ak-handle H] [--tries N] "
+	  "[--attestation-out FILE] [--json]" },
 	{ 0 },
 };
 

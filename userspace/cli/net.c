@@ -20,7 +20,8 @@ struct opts {
 	bool json;
 };
 
-static int parse(int argc, char **argv, struct opts *o)
+/* Every net verb takes --config, --pin-dir, --json; more in accepts (bw_cli_getopt). */
+static int parse(int argc, char **argv, struct opts *o, const char *accepts)
 {
 	static const struct option all[] = {
 		{ "config", required_argument, NULL, 'c' },
@@ -29,12 +30,15 @@ static int parse(int argc, char **argv, struct opts *o)
 		{ "json", no_argument, NULL, 'j' },
 		{ 0 },
 	};
+	char what[64], acc[96];
 	int ch;
 
+	snprintf(what, sizeof(what), "net %s", argv[0]);
+	snprintf(acc, sizeof(acc), "config pin-dir json%s", accepts);
 	memset(o, 0, sizeof(*o));
 	o->config = getenv("BULWARK_CONFIG") ? getenv("BULWARK_CONFIG") : DEFAULT_CONFIG;
 	optind = 1;
-	while ((ch = getopt_long(argc, argv, "", all, NULL)) != -1) {
+	while ((ch = bw_cli_getopt(argc, argv, all, acc, what)) != -1) {
 		switch (ch) {
 		case 'c': o->config = optarg; break;
 		case 'p': o->pin_dir = optarg; break;
@@ -48,7 +52,7 @@ static int parse(int argc, char **argv, struct opts *o)
 
 static int load(const struct opts *o, struct bw_conf *c)
 {
-	char err[BW_CONF_ERR_LEN];
+	char err[BW_ERR_LEN];
 	int r = bw_conf_load(o->config, c, err, sizeof(err));
 
 	if (r < 0)
@@ -56,12 +60,14 @@ static int load(const struct opts *o, struct bw_conf *c)
 	return r;
 }
 
-#define PREAMBLE(verb)                                                      \
+#define NET_ARGS "[--config FILE] [--pin-dir DIR] [--json]"
+/* Parse (more: the options beyond the common three, as " name", and their usage) and load. */
+#define PREAMBLE(verb, more, more_usage)                                    \
 	struct opts o;                                                      \
 	struct bw_conf c;                                                   \
 	int r;                                                              \
-	if (parse(argc, argv, &o) < 0) {                                    \
-		fprintf(stderr, "usage: bulwark net " verb " [--config FILE] [--pin-dir DIR] [--json]\n"); \
+	if (parse(argc, argv, &o, more) < 0) {                              \
+		fprintf(stderr, "usage: bulwark net " verb " [--config FILE] [--pin-dir DIR]" more_usage " [--json]\n"); \
 		return BW_EXIT_USAGE;                                       \
 	}                                                                   \
 	if (load(&o, &c) < 0)                                               \
@@ -70,7 +76,7 @@ static int load(const struct opts *o, struct bw_conf *c)
 /* MeshSecret: peers get their derived PSKs, or none is configured (fail closed). */
 static int mesh(struct bw_conf *c)
 {
-	char err[256];
+	char err[BW_ERR_LEN];
 	int r = bw_net_mesh_prepare(c, err, sizeof(err));
 
 	if (r < 0)
@@ -94,7 +100,7 @@ static int cmd_up(int argc, char **argv)
 {
 	struct bw_net_result res;
 	int m;
-	PREAMBLE("up")
+	PREAMBLE("up", "", "")
 	m = mesh(&c);
 	r = bw_net_up(&c, o.pin_dir, &res);
 	report("up", r, &res);
@@ -106,7 +112,7 @@ static int cmd_sync(int argc, char **argv)
 {
 	struct bw_net_result res;
 	int m;
-	PREAMBLE("sync")
+	PREAMBLE("sync", "", "")
 	m = mesh(&c);
 	r = bw_net_reconcile(&c, o.pin_dir, &res);
 	report("sync", r, &res);
@@ -117,7 +123,7 @@ static int cmd_sync(int argc, char **argv)
 static int cmd_down(int argc, char **argv)
 {
 	struct bw_net_result res = { 0 };
-	PREAMBLE("down")
+	PREAMBLE("down", "", "")
 	r = bw_net_down(&c, res.msg, sizeof(res.msg));
 	report("down", r, r < 0 ? &res : NULL);
 	bw_conf_free(&c);
@@ -126,7 +132,7 @@ static int cmd_down(int argc, char **argv)
 
 static int cmd_export(int argc, char **argv)
 {
-	PREAMBLE("export-peer")
+	PREAMBLE("export-peer", " endpoint", " [--endpoint HOST:PORT]")
 	r = bw_net_export_peer(&c, o.endpoint, stdout);
 	if (r < 0)
 		fprintf(stderr, "bulwark: export-peer: %s\n", r == -EADDRNOTAVAIL ? "uplink has no address; pass --endpoint" : r == -EINVAL && o.endpoint ? "--endpoint is not address:port (a.b.c.d:port or [x::y]:port)" : strerror(-r));
@@ -136,7 +142,7 @@ static int cmd_export(int argc, char **argv)
 
 static int cmd_showconf(int argc, char **argv)
 {
-	PREAMBLE("showconf")
+	PREAMBLE("showconf", "", "")
 	r = bw_conf_write_wg(stdout, &c, NULL);
 	bw_conf_free(&c);
 	return r < 0 ? BW_EXIT_FAIL : BW_EXIT_OK;
@@ -148,12 +154,6 @@ static const char *node_of(const struct bw_conf *c, const uint8_t *key)
 		if (!memcmp(c->peers[i].public_key, key, 32))
 			return c->peers[i].node;
 	return "(unknown)";
-}
-
-static void print_json(struct json_object *j)
-{
-	printf("%s\n", json_object_to_json_string_ext(j, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
-	json_object_put(j);
 }
 
 static struct json_object *peer_json(const struct bw_conf *c, const struct bw_wg_peer *p)
@@ -180,7 +180,7 @@ static struct json_object *peer_json(const struct bw_conf *c, const struct bw_wg
 static int cmd_peers(int argc, char **argv)
 {
 	struct bw_wg_device *d = NULL;
-	PREAMBLE("peers")
+	PREAMBLE("peers", "", "")
 	if ((r = bw_wg_get(c.iface.device, &d)) < 0) {
 		fprintf(stderr, "bulwark: WireGuard device %s: %s%s\n", c.iface.device, strerror(-r),
 			(r == -EPERM || r == -EACCES || r == -ENODEV) && geteuid() ? " (needs root or CAP_NET_ADMIN)" : "");
@@ -191,7 +191,7 @@ static int cmd_peers(int argc, char **argv)
 		struct json_object *arr = json_object_new_array();
 		for (size_t i = 0; i < d->n_peers; i++)
 			json_object_array_add(arr, peer_json(&c, &d->peers[i]));
-		print_json(arr);
+		bw_cli_print_json(arr);
 	} else {
 		for (size_t i = 0; i < d->n_peers; i++) {
 			char key[45], ep[80], cidr[64];
@@ -252,7 +252,7 @@ static int cmd_status(int argc, char **argv)
 	enum bw_wg_backend be;
 	bool dp_ok, dev_ok;
 	int code;
-	PREAMBLE("status")
+	PREAMBLE("status", "", "")
 	if (o.json)
 		j = json_object_new_object();
 	for (size_t i = 0; i < c.node.n_uplinks; i++)
@@ -293,7 +293,7 @@ static int cmd_status(int argc, char **argv)
 		json_object_object_add(j, "peers_datapath", json_object_new_int64((int64_t)ids.n));
 		json_object_object_add(j, "datapath", json_object_new_boolean(dp_ok));
 		json_object_object_add(j, "code", json_object_new_int(code));
-		print_json(j);
+		bw_cli_print_json(j);
 	} else {
 		printf("peers: %zu in the device, %zu configured, %zu in the datapath%s\n", d ? d->n_peers : 0,
 		       c.n_peers, ids.n, code == BW_EXIT_PEERS ? ": MISMATCH" : "");
@@ -305,13 +305,13 @@ static int cmd_status(int argc, char **argv)
 }
 
 static const struct bw_cli_verb verbs[] = {
-	{ "up", "create the device, load/create the key, sync peers, attach the datapath", cmd_up },
-	{ "sync", "reconcile peers and datapath with the configuration", cmd_sync },
-	{ "down", "remove the WireGuard device (the datapath stays: fail closed)", cmd_down },
-	{ "status", "device, backend, key, peer counts, enforcement; exit 0 only when complete [--json]", cmd_status },
-	{ "peers", "peers with endpoints, allowed IPs, handshakes [--json]", cmd_peers },
-	{ "export-peer", "this node's [Peer] stanza for other nodes [--endpoint HOST:PORT]", cmd_export },
-	{ "showconf", "the configuration as `wg setconf` takes it (no private key)", cmd_showconf },
+	{ "up", "create the device, load/create the key, sync peers, attach the datapath", cmd_up, NET_ARGS },
+	{ "sync", "reconcile peers and datapath with the configuration", cmd_sync, NET_ARGS },
+	{ "down", "remove the WireGuard device (the datapath stays: fail closed)", cmd_down, NET_ARGS },
+	{ "status", "device, backend, key, peer counts, enforcement; exit 0 only when complete [--json]", cmd_status, NET_ARGS },
+	{ "peers", "peers with endpoints, allowed IPs, handshakes [--json]", cmd_peers, NET_ARGS },
+	{ "export-peer", "this node's [Peer] stanza for other nodes [--endpoint HOST:PORT]", cmd_export, "[--endpoint HOST:PORT] " NET_ARGS },
+	{ "showconf", "the configuration as `wg setconf` takes it (no private key)", cmd_showconf, NET_ARGS },
 	{ 0 },
 };
 

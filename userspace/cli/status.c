@@ -10,9 +10,9 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-#include <curl/curl.h>
 #include <json-c/json.h>
 #include "cli/cli.h"
+#include "common/curl.h"
 #include "datapath/datapath.h"
 #include "wg/wg.h"
 #include "wireguard-conf/conf.h"
@@ -42,12 +42,16 @@ static size_t on_data(char *p, size_t size, size_t n, void *arg)
 static struct json_object *agent_status(const char *base)
 {
 	static struct buf b;
-	char url[512];
-	CURL *c = curl_easy_init();
+	char url[512], why[300];
 	long code = 0;
 	CURLcode r;
+	CURL *c;
 
-	if (!c)
+	if (bw_curl_load(why, sizeof(why)) < 0) {
+		fprintf(stderr, "bulwark: asking the agent: %s\n", why);
+		return NULL;
+	}
+	if (!(c = curl_easy_init()))
 		return NULL;
 	b.len = 0;
 	b.data[0] = '\0';
@@ -62,6 +66,46 @@ static struct json_object *agent_status(const char *base)
 	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
 	curl_easy_cleanup(c);
 	return r == CURLE_OK && code == 200 ? json_tokener_parse(b.data) : NULL;
+}
+
+static size_t discard(char *p, size_t size, size_t n, void *arg)
+{
+	(void)p;
+	(void)arg;
+	return size * n;
+}
+
+/*
+ * Is the key service reachable: a TLS connection that verifies (the configured CA, else the
+ * system store) and any HTTP answer to GET / (the service decides what / says; reaching it is
+ * what counts). 1 reachable; 0 with why set.
+ */
+static int key_service_probe(const char *url, const char *ca, char *why, size_t n)
+{
+	CURL *c = curl_easy_init();
+	char err[CURL_ERROR_SIZE] = "";
+	long code = 0;
+	CURLcode r;
+
+	if (!c) {
+		snprintf(why, n, "out of memory");
+		return 0;
+	}
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard);
+	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, err);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 3000L);
+	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "https");
+	curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
+	if (*ca)
+		curl_easy_setopt(c, CURLOPT_CAINFO, ca);
+	r = curl_easy_perform(c);
+	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
+	curl_easy_cleanup(c);
+	if (r == CURLE_OK && code > 0)
+		return 1;
+	snprintf(why, n, "%s", *err ? err : curl_easy_strerror(r));
+	return 0;
 }
 
 static void usage(FILE *f)
@@ -89,7 +133,7 @@ static int run(int argc, char **argv)
 	const char *config = getenv("BULWARK_CONFIG") ? getenv("BULWARK_CONFIG") : "/etc/bulwark/bulwark.conf";
 	const char *agent = getenv("BULWARK_AGENT") ? getenv("BULWARK_AGENT") : "http://127.0.0.1:9962";
 	const char *pin_dir = NULL, *uplinks[BW_CONF_MAX_LIST];
-	char err[BW_CONF_ERR_LEN], key[45] = "(none)";
+	char err[BW_ERR_LEN], key[45] = "(none)", ks_why[CURL_ERROR_SIZE + 64] = "";
 	struct json_object *j = NULL, *ag;
 	struct bw_wg_device *d = NULL;
 	struct bw_stat st[BW_REASON_MAX];
@@ -97,12 +141,12 @@ static int run(int argc, char **argv)
 	struct bw_dp *dp = NULL;
 	struct bw_conf c;
 	size_t recent = 0;
-	bool json = false, dev_ok, dp_ok;
+	bool json = false, dev_ok, dp_ok, ks_ok = false;
 	enum bw_wg_backend be;
 	int ch, code;
 
 	optind = 1;
-	while ((ch = getopt_long(argc, argv, "", all, NULL)) != -1) {
+	while ((ch = bw_cli_getopt(argc, argv, all, "config pin-dir agent json help", "status")) != -1) {
 		switch (ch) {
 		case 'c': config = optarg; break;
 		case 'p': pin_dir = optarg; break;
@@ -138,6 +182,8 @@ static int run(int argc, char **argv)
 	if (dev_ok && d->n_peers != c.n_peers)
 		code = bw_cli_worse(code, BW_EXIT_PEERS);
 	dp_ok = bw_dp_open(pin_dir, &dp) == 0 && bw_dp_config_get(dp, &cfg) == 0 && bw_dp_stats(dp, st) == 0;
+	if (c.node.key_service[0])
+		ks_ok = key_service_probe(c.node.key_service, c.node.key_service_ca, ks_why, sizeof(ks_why));
 	ag = agent_status(agent);
 	if (!ag || !json_object_get_boolean(json_object_object_get(ag, "ready")))
 		code = bw_cli_worse(code, BW_EXIT_AGENT);
@@ -162,10 +208,19 @@ static int run(int argc, char **argv)
 			if (strstr(bw_reason_name(i), "dropped"))
 				json_object_object_add(drops, bw_reason_name(i), json_object_new_uint64(st[i].packets));
 		json_object_object_add(j, "drops_total", drops);
+		if (c.node.key_service[0]) {
+			struct json_object *k = json_object_new_object();
+			json_object_object_add(k, "url", json_object_new_string(c.node.key_service));
+			json_object_object_add(k, "reachable", json_object_new_boolean(ks_ok));
+			if (!ks_ok)
+				json_object_object_add(k, "error", json_object_new_string(ks_why));
+			if (c.node.mesh_secret[0])
+				json_object_object_add(k, "mesh_secret", json_object_new_string(c.node.mesh_secret));
+			json_object_object_add(j, "key_service", k);
+		}
 		json_object_object_add(j, "agent", ag ? json_object_get(ag) : NULL);
 		json_object_object_add(j, "code", json_object_new_int(code));
-		printf("%s\n", json_object_to_json_string_ext(j, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
-		json_object_put(j);
+		bw_cli_print_json(j);
 	} else {
 		if (dev_ok)
 			printf("wireguard: %s (%s), public key %s\n", c.iface.device, bw_wg_backend_name(be), key);
@@ -192,6 +247,12 @@ static int run(int argc, char **argv)
 					printf(" %s %lld", k, (long long)json_object_get_int64(v));
 			printf("\n");
 		}
+		if (c.node.key_service[0] && ks_ok)
+			printf("key service: %s reachable%s%s\n", c.node.key_service, c.node.mesh_secret[0] ? ", mesh secret " : "",
+			       c.node.mesh_secret);
+		else if (c.node.key_service[0])
+			printf("key service: %s NOT REACHABLE: %s (held keys stay in use; a node without the mesh secret keeps its peers down)\n",
+			       c.node.key_service, ks_why);
 		if (!ag) {
 			printf("agent: NOT REACHABLE at %s\n", agent);
 		} else {

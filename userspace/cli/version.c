@@ -10,6 +10,9 @@
 static int version_show(int argc, char **argv)
 {
 	bool json = argc > 1 && !strcmp(argv[1], "--json");
+
+	if (argc > 1 + json)
+		return bw_cli_error(json, BW_EXIT_USAGE, "usage: bulwark version show [--json]");
 	if (json)
 		printf("{\"version\":\"%s\"}\n", BULWARK_VERSION);
 	else
@@ -18,7 +21,7 @@ static int version_show(int argc, char **argv)
 }
 
 static const struct bw_cli_verb verbs[] = {
-	{ "show", "print the version [--json]", version_show },
+	{ "show", "print the version [--json]", version_show, "[--json]" },
 	{ 0 },
 };
 

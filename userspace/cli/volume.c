@@ -27,7 +27,11 @@ struct opts {
 	char resource_prefix[32];
 };
 
-static int parse(int argc, char **argv, struct opts *o)
+/* The key source options: --key-file, or the key service and its attester. */
+#define KEY_OPTS "key-file key-service attester ca tcti ak-handle"
+
+/* The options in accepts (bw_cli_getopt) of the one table every volume and statedisk verb shares. */
+static int parse(int argc, char **argv, struct opts *o, const char *area, const char *accepts)
 {
 	static const struct option all[] = {
 		{ "id", required_argument, NULL, 'i' },
@@ -44,15 +48,16 @@ static int parse(int argc, char **argv, struct opts *o)
 		{ "node", required_argument, NULL, 'N' },
 		{ 0 },
 	};
-	char *end;
+	char *end, what[64];
 	int c;
 
+	snprintf(what, sizeof(what), "%s %s", area, argv[0]);
 	memset(o, 0, sizeof(*o));
 	o->lock_timeout_ms = -1;
 	o->kbs.attester = "tpm";
 	o->kbs.aopts.ak_handle = 0x81010002;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "", all, NULL)) != -1) {
+	while ((c = bw_cli_getopt(argc, argv, all, accepts, what)) != -1) {
 		switch (c) {
 		case 'i': o->id = optarg; break;
 		case 'd': o->device = optarg; break;
@@ -76,12 +81,6 @@ static int parse(int argc, char **argv, struct opts *o)
 	return optind == argc ? 0 : -EINVAL;
 }
 
-static void print_json(struct json_object *j)
-{
-	printf("%s\n", json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
-	json_object_put(j);
-}
-
 /* Failures print a message (and a JSON object) and exit with the CSI code's number. */
 static int fail(const struct opts *o, int r, const char *msg)
 {
@@ -91,7 +90,7 @@ static int fail(const struct opts *o, int r, const char *msg)
 		struct json_object *j = json_object_new_object();
 		json_object_object_add(j, "error", json_object_new_string(msg));
 		json_object_object_add(j, "code", json_object_new_string(bw_vol_code_name(c)));
-		print_json(j);
+		bw_cli_print_json(j);
 	}
 	fprintf(stderr, "bulwark: %s (%s)\n", msg, bw_vol_code_name(c));
 	return c;
@@ -99,8 +98,7 @@ static int fail(const struct opts *o, int r, const char *msg)
 
 static int usage(const char *u)
 {
-	fprintf(stderr, "usage: bulwark %s\n", u);
-	return BW_EXIT_USAGE;
+	return bw_cli_error(bw_cli_json, BW_EXIT_USAGE, "usage: bulwark %s", u);
 }
 
 /* Progress lines on stderr (JSON lines with --json): where the wipe starts (0, or where a resumed
@@ -160,7 +158,7 @@ static int print_path(const struct opts *o, const char *path)
 	if (o->json) {
 		struct json_object *j = json_object_new_object();
 		json_object_object_add(j, "path", json_object_new_string(path));
-		print_json(j);
+		bw_cli_print_json(j);
 	} else {
 		printf("%s\n", path);
 	}
@@ -174,10 +172,10 @@ static int cmd_stage(int argc, char **argv)
 	struct bw_vol_key_source ks;
 	struct bw_vol_opts vo;
 	struct opts o;
-	char path[128], err[512];
+	char path[128], err[BW_ERR_LEN];
 	int r;
 
-	if (parse(argc, argv, &o) < 0 || !o.id || !o.device || key_source(&o, &ks) < 0)
+	if (parse(argc, argv, &o, "volume", "id device " KEY_OPTS " integrity lock-timeout json") < 0 || !o.id || !o.device || key_source(&o, &ks) < 0)
 		return usage(STAGE_USAGE);
 	vol_opts(&o, &ks, &vo);
 	if ((r = bw_vol_stage(&vo, path, sizeof(path), err, sizeof(err))) < 0)
@@ -191,10 +189,10 @@ static int cmd_format(int argc, char **argv)
 	struct bw_vol_key_source ks;
 	struct bw_vol_opts vo;
 	struct opts o;
-	char err[512];
+	char err[BW_ERR_LEN];
 	int r;
 
-	if (parse(argc, argv, &o) < 0 || !o.id || !o.device || key_source(&o, &ks) < 0)
+	if (parse(argc, argv, &o, "volume", "id device " KEY_OPTS " integrity json") < 0 || !o.id || !o.device || key_source(&o, &ks) < 0)
 		return usage(FORMAT_USAGE);
 	vol_opts(&o, &ks, &vo);
 	if ((r = bw_vol_format(&vo, err, sizeof(err))) < 0)
@@ -208,10 +206,10 @@ static int cmd_unstage(int argc, char **argv)
 {
 	struct bw_vol_opts vo;
 	struct opts o;
-	char err[512];
+	char err[BW_ERR_LEN];
 	int r;
 
-	if (parse(argc, argv, &o) < 0 || !o.id)
+	if (parse(argc, argv, &o, "volume", "id lock-timeout json") < 0 || !o.id)
 		return usage("volume unstage --id ID [--lock-timeout S] [--json]");
 	vol_opts(&o, NULL, &vo);
 	if ((r = bw_vol_unstage(&vo, err, sizeof(err))) < 0)
@@ -227,10 +225,10 @@ static int cmd_expand(int argc, char **argv)
 	struct bw_vol_opts vo;
 	struct opts o;
 	uint64_t size = 0;
-	char err[512];
+	char err[BW_ERR_LEN];
 	int r;
 
-	if (parse(argc, argv, &o) < 0 || !o.id || !o.device || key_source(&o, &ks) < 0)
+	if (parse(argc, argv, &o, "volume", "id device " KEY_OPTS " json") < 0 || !o.id || !o.device || key_source(&o, &ks) < 0)
 		return usage("volume expand --id ID --device DEV " KEY_USAGE " [--json]");
 	vol_opts(&o, &ks, &vo);
 	if ((r = bw_vol_expand(&vo, &size, err, sizeof(err))) < 0)
@@ -246,8 +244,8 @@ static struct json_object *status_json(const char *id, const struct bw_vol_statu
 {
 	struct json_object *j = json_object_new_object();
 
-	if (id)
-		json_object_object_add(j, "id", json_object_new_string(id));
+	if (id || st->id[0])
+		json_object_object_add(j, "id", json_object_new_string(id ?: st->id));
 	json_object_object_add(j, "name", json_object_new_string(st->name));
 	json_object_object_add(j, "path", json_object_new_string(st->path));
 	json_object_object_add(j, "active", json_object_new_boolean(st->active));
@@ -261,6 +259,7 @@ static struct json_object *status_json(const char *id, const struct bw_vol_statu
 		json_object_object_add(j, "wipe", json_object_new_boolean(true));
 	json_object_object_add(j, "backing_device", json_object_new_string(st->backing));
 	json_object_object_add(j, "table", json_object_new_string(st->table));
+	json_object_object_add(j, "dm_uuid", json_object_new_string(st->dm_uuid));
 	return j;
 }
 
@@ -271,14 +270,14 @@ static void status_text(const char *id, const struct bw_vol_status *st)
 		return;
 	}
 	printf("%s: %s, %" PRIu64 " bytes, %s, %u-byte sectors, integrity %s, on %s%s\n",
-	       id ?: st->name, st->path, st->size_bytes, st->cipher, st->sector_size,
+	       id ?: st->id[0] ? st->id : st->name, st->path, st->size_bytes, st->cipher, st->sector_size,
 	       st->integrity ? "hmac(sha256)" : "off", st->backing,
 	       st->wipe ? " (left by an interrupted integrity wipe: unstage the volume to remove it)" : "");
 }
 
 static int status_all(const struct opts *o)
 {
-	char names[256][64], err[512];
+	char names[256][64], err[BW_ERR_LEN];
 	struct json_object *arr = json_object_new_array();
 	struct bw_vol_status st;
 	size_t n;
@@ -297,7 +296,7 @@ static int status_all(const struct opts *o)
 			status_text(NULL, &st);
 	}
 	if (o->json)
-		print_json(arr);
+		bw_cli_print_json(arr);
 	else
 		json_object_put(arr);
 	return 0;
@@ -307,28 +306,28 @@ static int cmd_status(int argc, char **argv)
 {
 	struct bw_vol_status st;
 	struct opts o;
-	char err[512];
+	char err[BW_ERR_LEN];
 	int r;
 
-	if (parse(argc, argv, &o) < 0)
+	if (parse(argc, argv, &o, "volume", "id json") < 0)
 		return usage("volume status [--id ID] [--json]");
 	if (!o.id)
 		return status_all(&o);
 	if ((r = bw_vol_status(o.id, NULL, &st, err, sizeof(err))) < 0)
 		return fail(&o, r, err);
 	if (o.json)
-		print_json(status_json(o.id, &st));
+		bw_cli_print_json(status_json(o.id, &st));
 	else
 		status_text(o.id, &st);
 	return 0;
 }
 
 static const struct bw_cli_verb verbs[] = {
-	{ "stage", "NodeStageVolume: format a blank device or open a validated one (idempotent)", cmd_stage },
-	{ "unstage", "NodeUnstageVolume: close the volume (idempotent)", cmd_unstage },
-	{ "expand", "NodeExpandVolume: grow a staged volume without integrity to its device", cmd_expand },
-	{ "status", "mapping, size, cipher, integrity, backing device [--id ID] [--json]", cmd_status },
-	{ "format", "format a blank device only (wipes integrity volumes), leave it closed", cmd_format },
+	{ "stage", "NodeStageVolume: format a blank device or open a validated one (idempotent)", cmd_stage, STAGE_USAGE + 13 },
+	{ "unstage", "NodeUnstageVolume: close the volume (idempotent)", cmd_unstage, "--id ID [--lock-timeout S] [--json]" },
+	{ "expand", "NodeExpandVolume: grow a staged volume without integrity to its device", cmd_expand, "--id ID --device DEV " KEY_USAGE " [--json]" },
+	{ "status", "mapping, size, cipher, integrity, backing device [--id ID] [--json]", cmd_status, "[--id ID] [--json]" },
+	{ "format", "format a blank device only (wipes integrity volumes), leave it closed", cmd_format, FORMAT_USAGE + 14 },
 	{ 0 },
 };
 
@@ -340,8 +339,8 @@ static int cmd_statedisk_open(int argc, char **argv)
 	struct bw_vol_key_source ks;
 	struct bw_vol_opts vo;
 	struct opts o;
-	char path[128], err[512], host[65] = "";
-	int r = parse(argc, argv, &o);
+	char path[128], err[BW_ERR_LEN], host[65] = "";
+	int r = parse(argc, argv, &o, "statedisk", "device " KEY_OPTS " node id json");
 
 	/* The state disk's key is the node's: bulwark/statedisk/<--node, default the host name>. */
 	if (r == 0 && o.kbs.url) {
@@ -362,10 +361,10 @@ static int cmd_statedisk_close(int argc, char **argv)
 {
 	struct bw_vol_opts vo;
 	struct opts o;
-	char err[512];
+	char err[BW_ERR_LEN];
 	int r;
 
-	if (parse(argc, argv, &o) < 0)
+	if (parse(argc, argv, &o, "statedisk", "json") < 0)
 		return usage("statedisk close [--json]");
 	vol_opts(&o, NULL, &vo);
 	vo.id = BW_STATEDISK_ID;
@@ -378,8 +377,10 @@ static int cmd_statedisk_close(int argc, char **argv)
 }
 
 static const struct bw_cli_verb statedisk_verbs[] = {
-	{ "open", "first boot: format with integrity; later boots: open (resumes an interrupted setup)", cmd_statedisk_open },
-	{ "close", "close the state disk (idempotent)", cmd_statedisk_close },
+	{ "open", "first boot: format with integrity; later boots: open (resumes an interrupted setup)", cmd_statedisk_open,
+	  "--device DEV (--key-file FILE | --key-service URL --attester NAME [--ca FILE] [--tcti T] [--ak-handle H] "
+	  "[--node NAME]) [--id ID] [--json]" },
+	{ "close", "close the state disk (idempotent)", cmd_statedisk_close, "[--json]" },
 	{ 0 },
 };
 

@@ -23,17 +23,8 @@
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
-/* ---- cleanup helpers ---- */
-static inline void bw_freep(void *p) { free(*(void **)p); }
-static inline void bw_closep(int *fd) { if (*fd >= 0) close(*fd); }
-static inline void bw_fclosep(FILE **f) { if (*f) fclose(*f); }
-#define _cleanup_free_ __attribute__((cleanup(bw_freep)))
-#define _cleanup_close_ __attribute__((cleanup(bw_closep)))
-#define _cleanup_fclose_ __attribute__((cleanup(bw_fclosep)))
-
-/* Hand ownership out of a cleanup variable. */
-#define TAKE_PTR(p) ({ __typeof__(p) _t = (p); (p) = NULL; _t; })
-#define TAKE_FD(fd) ({ int _t = (fd); (fd) = -1; _t; })
+/* ---- cleanup helpers: _cleanup_free_ etc., TAKE_PTR (common/cleanup.h) ---- */
+#include "common/cleanup.h"
 
 /* ---- logging (stderr; level from BULWARK_LOG=debug|info|warn|error) ---- */
 enum bw_log_level { BW_LOG_DEBUG, BW_LOG_INFO, BW_LOG_WARN, BW_LOG_ERROR };
@@ -53,6 +44,9 @@ void bw_log(enum bw_log_level level, const char *fmt, ...) __attribute__((format
 #define bw_info(...) bw_log(BW_LOG_INFO, __VA_ARGS__)
 #define bw_warn(...) bw_log(BW_LOG_WARN, __VA_ARGS__)
 #define bw_err(...) bw_log(BW_LOG_ERROR, __VA_ARGS__)
+
+/* The size of every error buffer (char err[BW_ERR_LEN]): what any library here reports fits. */
+#define BW_ERR_LEN 512
 
 /* Format a message into a caller's error buffer (may be NULL) and return r: `return bw_errf(err,
  * len, -EINVAL, "...", ...)` is how libraries here report what failed. */
@@ -81,8 +75,6 @@ int bw_secret_new(struct bw_secret *s, size_t len);
 int bw_hkdf_sha256(const void *key, size_t key_len, const void *salt, size_t salt_len, const void *info,
 		   size_t info_len, uint8_t *out, size_t out_len);
 void bw_secret_free(struct bw_secret *s);
-static inline void bw_secret_freep(struct bw_secret *s) { bw_secret_free(s); }
-#define _cleanup_secret_ __attribute__((cleanup(bw_secret_freep)))
 
 /* ---- files ---- */
 /*
@@ -128,5 +120,25 @@ bool bw_endpoint_eq(const union bw_sockaddr *a, const union bw_sockaddr *b);
 
 /* Constant-time comparison of n bytes. */
 bool bw_memeq_ct(const void *a, const void *b, size_t n);
+
+/* ---- encodings: base64, base64url, hex, WireGuard keys (common/encoding.h) ---- */
+#include "common/encoding.h"
+/* ---- libraries loaded on first use (dlopen) ---- */
+struct bw_dl_sym {
+	const char *name;
+	void **slot;          /* where the function's address goes: (void **)&table.fn */
+};
+struct bw_dl_lib {
+	const char *soname;   /* e.g. "libcurl.so.4": the runtime name, no -dev package needed */
+	const char *package;  /* the Debian package that ships it, for the error message */
+	const struct bw_dl_sym *syms; /* terminated by { NULL } */
+	int state;            /* 0 not tried, 1 loaded, -1 failed (not retried) */
+	char error[256];
+};
+/*
+ * Load lib and resolve all its symbols on the first call (thread-safe); later calls return the
+ * first outcome. 0, or -ELIBACC with "<soname> ... (Debian package <package>): <why>" in err.
+ */
+int bw_dl_load(struct bw_dl_lib *lib, char *err, size_t len);
 
 #endif

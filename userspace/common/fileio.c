@@ -138,8 +138,7 @@ int bw_read_key_file_range(const char *path, size_t min, size_t max, struct bw_s
 			return k < 0 ? -errno : -EINVAL;
 		n += (size_t)k;
 	}
-	*out = s;
-	s = (struct bw_secret){ 0 };
+	*out = TAKE_SECRET(s);
 	return 0;
 }
 

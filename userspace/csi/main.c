@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include "bulwark/storage.h"
 #include "common/common.h"
 #include "csi/csi.h"
 #include "kbs/kbs.h"
@@ -13,12 +14,17 @@
 static volatile sig_atomic_t stop;
 static void on_signal(int sig) { (void)sig; stop = 1; }
 
+#ifndef BULWARK_VERSION
+#define BULWARK_VERSION "0.1.0-dev"
+#endif
+
 static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: bulwark-csi [--endpoint unix:///path/csi.sock] [--node-id ID] [--driver-name NAME]\n"
 		"                   [--max-calls N] [--max-volumes N] [--state-dir DIR] [--lock-timeout S]\n"
 		"                   [--key-service URL --attester NAME [--ca FILE] [--tcti T] [--ak-handle H]]\n"
+		"                   [--version] [--help]\n"
 		"\n"
 		"CSI (v1.12) node plugin for bulwark's encrypted volumes: Identity and Node services.\n"
 		"  --endpoint      the socket (default $CSI_ENDPOINT)\n"
@@ -50,11 +56,12 @@ int main(int argc, char **argv)
 		{ "tcti", required_argument, NULL, 'T' },
 		{ "ak-handle", required_argument, NULL, 'H' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
 		{ 0 },
 	};
 	struct bw_csi_config c = { .endpoint = getenv("CSI_ENDPOINT"), .driver_name = BW_CSI_DRIVER_NAME,
 				   .node_id = getenv("NODE_NAME") };
-	char host[256] = "", err[512], *end;
+	char host[256] = "", err[BW_ERR_LEN], *end;
 	struct sigaction sa = { .sa_handler = on_signal };
 	int o, r;
 	long n;
@@ -85,6 +92,7 @@ int main(int argc, char **argv)
 				c.lock_timeout_ms = (int)n * 1000;
 			break;
 		case 'h': usage(stdout); return 0;
+		case 'V': printf("bulwark-csi %s\n", BULWARK_VERSION); return 0;
 		default: usage(stderr); return 2;
 		}
 	}
@@ -101,6 +109,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	bw_log_set_prefix("bulwark-csi");
+	bw_vol_log_init();
 	prctl(PR_SET_DUMPABLE, 0);       /* keys pass through this process */
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);

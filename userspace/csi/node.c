@@ -28,7 +28,6 @@
 #include <sys/sysmacros.h>
 #include <json-c/json.h>
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
 #include "bulwark/storage.h"
 #include "common/common.h"
 #include "csi/csi.h"
@@ -261,35 +260,16 @@ struct keysrc {
 	struct bw_kbs_client_opts kbs;
 };
 
-static int hexval(char c)
-{
-	return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
-}
-
 static int secret_key(const char *s, uint8_t *key, char *err, size_t len)
 {
 	size_t n = strlen(s);
 
-	if (n == 2 * BW_VOL_KEY_LEN) {
-		for (size_t i = 0; i < BW_VOL_KEY_LEN; i++) {
-			int hi = hexval(s[2 * i]), lo = hexval(s[2 * i + 1]);
-			if (hi < 0 || lo < 0)
-				return bw_errf(err, len, -EINVAL, "secret 'key' is not hex");
-			key[i] = (uint8_t)(hi << 4 | lo);
-		}
-		return 0;
-	}
-	if (n == 44 && s[43] == '=' && s[42] != '=') {
-		struct bw_secret tmp;
-		int r = bw_secret_new(&tmp, 48);
-		if (r < 0)
-			return bw_errf(err, len, r, "locking memory for the key failed");
-		r = EVP_DecodeBlock(tmp.data, (const unsigned char *)s, 44);
-		if (r == 33)
-			memcpy(key, tmp.data, BW_VOL_KEY_LEN);
-		bw_secret_free(&tmp);
-		return r == 33 ? 0 : bw_errf(err, len, -EINVAL, "secret 'key' is not valid base64");
-	}
+	_Static_assert(BW_VOL_KEY_LEN == BW_KEY_LEN, "volume keys are 32-byte keys");
+	/* Decoded straight into the caller's locked buffer, in constant time. */
+	if (n == 2 * BW_VOL_KEY_LEN)
+		return bw_hex_decode(s, key, BW_VOL_KEY_LEN) < 0 ? bw_errf(err, len, -EINVAL, "secret 'key' is not hex") : 0;
+	if (n == BW_KEY_B64_LEN)
+		return bw_key_from_base64(s, key) < 0 ? bw_errf(err, len, -EINVAL, "secret 'key' is not valid base64") : 0;
 	return bw_errf(err, len, -EINVAL, "secret 'key' must hold 32 bytes as base64 (44 characters) or hex (64)");
 }
 

@@ -11,8 +11,27 @@
 #include <bpf/libbpf.h>
 #include "common/common.h"
 #include "datapath/internal.h"
-#include "bw_egress.skel.h"
-#include "bw_ingress.skel.h"
+#include "bw_uplink.skel.h"
+
+static int libbpf_log(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+	char msg[1024];
+	size_t n;
+
+	if (level == LIBBPF_DEBUG)
+		return 0;
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	n = strlen(msg);
+	while (n && msg[n - 1] == '\n')
+		msg[--n] = '\0';
+	bw_log(level == LIBBPF_WARN ? BW_LOG_WARN : BW_LOG_DEBUG, "libbpf: %s", msg);
+	return 0;
+}
+
+void bw_dp_log_init(void)
+{
+	libbpf_set_print(libbpf_log);
+}
 
 static int mkdir_p(const char *path)
 {
@@ -74,7 +93,8 @@ static int set_wg_ifindex(struct bw_dp *dp, int wg_ifindex)
  * loading); one with only some of them (a pin removed by hand, an interrupted purge) gets all of
  * them recreated, so no surviving entry can meet a new generation counter that restarts at 0.
  */
-/* An older build's bw_stats has fewer reasons: the new programs cannot share it. */
+/* An older build's bw_stats has fewer reasons (or no directions, no labels): the new programs
+ * cannot share it. */
 static bool stats_outdated(const char *dir)
 {
 	struct bpf_map_info info = { 0 };
@@ -86,11 +106,11 @@ static bool stats_outdated(const char *dir)
 	snprintf(path, sizeof(path), "%s/bw_stats", dir);
 	if ((fd = bpf_obj_get(path)) < 0)
 		return false;
-	old = bpf_obj_get_info_by_fd(fd, &info, &len) == 0 && info.max_entries != BW_REASON_MAX;
+	old = bpf_obj_get_info_by_fd(fd, &info, &len) == 0 && (info.max_entries != BW_STAT_ENTRIES || info.value_size != sizeof(struct bw_stat));
 	close(fd);
 	if (old)
-		bw_info("pin directory %s: bw_stats has %u reasons, this build %u: counters restart", dir,
-			info.max_entries, (unsigned)BW_REASON_MAX);
+		bw_info("pin directory %s: bw_stats has %u slots of %u bytes, this build %u of %zu: counters restart",
+			dir, info.max_entries, info.value_size, (unsigned)BW_STAT_ENTRIES, sizeof(struct bw_stat));
 	return old;
 }
 
@@ -102,36 +122,41 @@ static int unlink_stats(const char *dir)
 	return unlink(path) < 0 && errno != ENOENT ? -1 : 0;
 }
 
-int bw_dp_pins_prepare(const char *dir)
+int bw_dp_pins_prepare(const char *dir, struct bw_dp_peer_prefix **old, size_t *n_old)
 {
 	char path[512];
-	int present = 0, n = BW_MAP_COUNT - BW_MAP_FIRST_CACHE;
+	int present = 0, n = BW_MAP_END_CACHE - BW_MAP_FIRST_CACHE;
 
-	for (int i = BW_MAP_FIRST_CACHE; i < BW_MAP_COUNT; i++) {
+	*old = NULL;
+	*n_old = 0;
+	for (int i = BW_MAP_FIRST_CACHE; i < BW_MAP_END_CACHE; i++) {
 		snprintf(path, sizeof(path), "%s/%s", dir, bw_dp_map_names[i]);
 		present += access(path, F_OK) == 0;
 	}
 	if (stats_outdated(dir) && unlink_stats(dir) < 0)
 		return -errno;
-	if (present == 0 || present == n)
-		return 0;
-	bw_info("pin directory %s has a partial flow cache: recreating it", dir);
-	for (int i = BW_MAP_FIRST_CACHE; i < BW_MAP_COUNT; i++) {
-		snprintf(path, sizeof(path), "%s/%s", dir, bw_dp_map_names[i]);
-		if (unlink(path) < 0 && errno != ENOENT)
-			return -errno;
+	if (present != 0 && present != n) {
+		bw_info("pin directory %s has a partial flow cache: recreating it", dir);
+		for (int i = BW_MAP_FIRST_CACHE; i < BW_MAP_END_CACHE; i++) {
+			snprintf(path, sizeof(path), "%s/%s", dir, bw_dp_map_names[i]);
+			if (unlink(path) < 0 && errno != ENOENT)
+				return -errno;
+		}
 	}
-	return 0;
+	/* Last: once the old tries are unpinned, their entries live only in *old. */
+	return bw_dp_peers_take_old(dir, old, n_old);
 }
 
 int bw_dp_attach(const char *pin_dir, const char *const *uplinks, size_t n_uplinks,
 		 const char *wg_dev, const struct bw_dp_desired *d)
 {
 	const char *dir = bw_pin_dir(pin_dir);
-	char progs[512];
-	struct bw_egress *eg = NULL;
-	struct bw_ingress *in = NULL;
+	char progs[512], lens[512];
+	struct bw_uplink *up = NULL;
 	struct bw_dp *dp = NULL;
+	_cleanup_free_ struct bw_dp_peer_prefix *old_peers = NULL;
+	size_t n_old_peers = 0;
+	bool lens_pinned;
 	int wg_ifindex, r;
 	int ifindex[64];
 
@@ -145,20 +170,23 @@ int bw_dp_attach(const char *pin_dir, const char *const *uplinks, size_t n_uplin
 	 * programs then drop protected traffic (dropped-no-device / dropped-no-peer). */
 	wg_ifindex = (int)if_nametoindex(wg_dev);
 	snprintf(progs, sizeof(progs), "%s/progs", dir);
-	if ((r = bw_dp_bpffs_ensure(dir)) < 0 || (r = mkdir_p(progs)) < 0 || (r = bw_dp_pins_prepare(dir)) < 0)
+	if ((r = bw_dp_bpffs_ensure(dir)) < 0 || (r = mkdir_p(progs)) < 0 ||
+	    (r = bw_dp_pins_prepare(dir, &old_peers, &n_old_peers)) < 0)
 		return r;
+	/* Without it, this load creates the length index next to peer maps that may hold entries. */
+	snprintf(lens, sizeof(lens), "%s/%s", dir, bw_dp_map_names[BW_MAP_PEER_LENS]);
+	lens_pinned = access(lens, F_OK) == 0;
 
 	LIBBPF_OPTS(bpf_object_open_opts, opts, .pin_root_path = dir);
-	eg = bw_egress__open_opts(&opts);
-	in = bw_ingress__open_opts(&opts);
-	if (!eg || !in) {
+	up = bw_uplink__open_opts(&opts);
+	if (!up) {
 		r = -errno ? -errno : -ENOMEM;
 		goto out;
 	}
 	/* Loading reuses maps already pinned in dir: counters, peers and config survive. */
-	if ((r = bw_egress__load(eg)) < 0 || (r = bw_ingress__load(in)) < 0)
+	if ((r = bw_uplink__load(up)) < 0)
 		goto out;
-	if ((r = bw_dp_open(dir, &dp)) < 0)
+	if ((r = bw_dp_open(dir, &dp)) < 0 || (r = bw_dp_stats_label(bpf_map__fd(up->maps.bw_stats))) < 0)
 		goto out;
 	/*
 	 * Entries cached before now may predate map changes made by a build that did not keep the
@@ -166,26 +194,27 @@ int bw_dp_attach(const char *pin_dir, const char *const *uplinks, size_t n_uplin
 	 */
 	if ((r = bw_dp_flow_invalidate(dp)) < 0)
 		goto out;
+	if ((r = bw_dp_peers_restore(dp, old_peers, n_old_peers, !lens_pinned)) < 0)
+		goto out;
 	if (d && (r = bw_dp_apply(dp, d)) < 0)
 		goto out;
 	if ((r = set_wg_ifindex(dp, wg_ifindex)) < 0)
 		goto out;
 	for (size_t i = 0; i < n_uplinks; i++) {
-		if ((r = tc_attach(ifindex[i], BPF_TC_EGRESS, bpf_program__fd(eg->progs.bw_egress))) < 0 ||
-		    (r = tc_attach(ifindex[i], BPF_TC_INGRESS, bpf_program__fd(in->progs.bw_ingress))) < 0) {
+		if ((r = tc_attach(ifindex[i], BPF_TC_EGRESS, bpf_program__fd(up->progs.bw_egress))) < 0 ||
+		    (r = tc_attach(ifindex[i], BPF_TC_INGRESS, bpf_program__fd(up->progs.bw_ingress))) < 0) {
 			bw_err("attaching to %s: %s", uplinks[i], strerror(-r));
 			goto out;
 		}
 	}
-	if ((r = repin(eg->progs.bw_egress, dir, "bw_egress")) < 0 ||
-	    (r = repin(in->progs.bw_ingress, dir, "bw_ingress")) < 0)
+	if ((r = repin(up->progs.bw_egress, dir, "bw_egress")) < 0 ||
+	    (r = repin(up->progs.bw_ingress, dir, "bw_ingress")) < 0)
 		goto out;
 	r = 0;
 out:
 	/* The filters hold the programs and the pins hold the maps: enforcement outlives us. */
 	bw_dp_close(dp);
-	bw_egress__destroy(eg);
-	bw_ingress__destroy(in);
+	bw_uplink__destroy(up);
 	return r;
 }
 

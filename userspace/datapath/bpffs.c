@@ -10,6 +10,7 @@
  * expect) with it. There we refuse and say why.
  */
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mount.h>
@@ -17,6 +18,7 @@
 #include <sys/statfs.h>
 #include <unistd.h>
 #include <linux/magic.h>
+#include <bpf/libbpf.h>
 #include "common/common.h"
 #include "datapath/datapath.h"
 
@@ -118,3 +120,4 @@ int bw_dp_bpffs_ensure(const char *pin_dir)
 	bw_info("mounted bpffs on " BPFFS_ROOT " (it was not mounted), for pin directory %s", dir);
 	return 0;
 }
+

@@ -21,6 +21,8 @@
 #define BW_TC_PRIORITY 1
 
 const char *bw_reason_name(unsigned reason);
+/* Route libbpf's messages through bulwark's logger (common.h): stderr, never stdout. */
+void bw_dp_log_init(void);
 const char *bw_pin_dir(const char *pin_dir);
 
 struct bw_dp;
@@ -80,6 +82,9 @@ int bw_dp_peers_sync(struct bw_dp *dp, const struct bw_dp_peer_prefix *want, siz
  * logged message naming the cause. bw_dp_attach calls it.
  */
 int bw_dp_bpffs_ensure(const char *pin_dir);
+/* Route libbpf's messages into bw_log (warnings as warn, the rest as debug): programs call this
+ * once at start, so nothing of libbpf's reaches stdout or bypasses the log format. */
+void bw_dp_log_init(void);
 int bw_dp_attach(const char *pin_dir, const char *const *uplinks, size_t n_uplinks,
 		 const char *wg_dev, const struct bw_dp_desired *d);
 /* Remove our filters from every device; with purge also unpin maps and programs. */
@@ -87,7 +92,8 @@ int bw_dp_detach(const char *pin_dir, bool purge);
 
 /*
  * Invalidate every flow-cache entry (increment bw_flow_gen). The functions here that change a
- * map call it themselves; whoever writes the maps otherwise (bpftool, tests) must call it after.
+ * map call it themselves; whoever writes the maps otherwise (bpftool, tests) must call it after
+ * (and, for a peer prefix, set its length's bit in bw_peer_lens first: bulwark_abi.h).
  * A no-op on a pin directory without the cache (an older build's programs do not cache).
  */
 int bw_dp_flow_invalidate(struct bw_dp *dp);
@@ -113,6 +119,7 @@ static inline struct bw_peer bw_dp_peer_value(const uint8_t pubkey[32])
 	__builtin_memcpy(v.pubkey, pubkey, sizeof(v.pubkey));
 	return v;
 }
+/* The prefix's host bits are ignored (zeroed), as the programs' probes zero them. */
 int bw_dp_peer_set(struct bw_dp *dp, const struct bw_cidr *cidr, const struct bw_peer *peer);
 int bw_dp_peer_del(struct bw_dp *dp, const struct bw_cidr *cidr);
 
@@ -121,8 +128,15 @@ typedef int (*bw_dp_prefix_cb)(const struct bw_cidr *cidr, uint32_t class, void 
 int bw_dp_peers_foreach(struct bw_dp *dp, bw_dp_peer_cb cb, void *ctx);
 int bw_dp_protect_foreach(struct bw_dp *dp, bw_dp_prefix_cb cb, void *ctx);
 
-/* Counters summed over CPUs, indexed by enum bw_reason. */
+/* Counters summed over CPUs, indexed by enum bw_reason (both directions added up). */
 int bw_dp_stats(struct bw_dp *dp, struct bw_stat out[BW_REASON_MAX]);
+/* The same per direction: out[enum bw_dir][enum bw_reason]. */
+int bw_dp_stats_dir(struct bw_dp *dp, struct bw_stat out[2][BW_REASON_MAX]);
+/*
+ * Write each bw_stats slot's reason/dir labels (fd: the map) where they are not yet there, so
+ * that bpftool names every slot. Counters are kept; called on load, before the programs run.
+ */
+int bw_dp_stats_label(int fd);
 
 struct bw_dp_attachment {
 	int ifindex;

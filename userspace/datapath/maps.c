@@ -17,16 +17,18 @@
 const char *const bw_dp_map_names[BW_MAP_COUNT] = {
 	"bw_config", "bw_protect_v4", "bw_protect_v6", "bw_peer_v4", "bw_peer_v6",
 	"bw_allow", "bw_stats", "bw_events", "bw_flow_v4", "bw_flow_v6", "bw_flow_gen",
+	"bw_peer_lens",
 };
 
-static int map_gen(struct bw_dp *dp)
+/* The one-entry mmap-able maps (bw_flow_gen, bw_peer_lens): written with atomics, not syscalls. */
+static int map_mmap(int fd, void **out)
 {
 	long page = sysconf(_SC_PAGESIZE);
-	void *p = mmap(NULL, (size_t)page, PROT_READ | PROT_WRITE, MAP_SHARED, dp->fd[BW_MAP_FLOW_GEN], 0);
+	void *p = mmap(NULL, (size_t)page, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 
 	if (p == MAP_FAILED)
 		return -errno;
-	dp->gen = p;
+	*out = p;
 	return 0;
 }
 
@@ -80,7 +82,9 @@ int bw_dp_open(const char *pin_dir, struct bw_dp **out)
 		}
 	}
 	if (r == 0 && dp->fd[BW_MAP_FLOW_GEN] >= 0)
-		r = map_gen(dp);
+		r = map_mmap(dp->fd[BW_MAP_FLOW_GEN], (void **)&dp->gen);
+	if (r == 0 && dp->fd[BW_MAP_PEER_LENS] >= 0)
+		r = map_mmap(dp->fd[BW_MAP_PEER_LENS], (void **)&dp->lens);
 	if (r < 0) {
 		bw_dp_close(dp);
 		return r;
@@ -95,6 +99,8 @@ void bw_dp_close(struct bw_dp *dp)
 		return;
 	if (dp->gen)
 		munmap(dp->gen, (size_t)sysconf(_SC_PAGESIZE));
+	if (dp->lens)
+		munmap(dp->lens, (size_t)sysconf(_SC_PAGESIZE));
 	for (int i = 0; i < BW_MAP_COUNT; i++)
 		if (dp->fd[i] >= 0)
 			close(dp->fd[i]);
@@ -145,22 +151,67 @@ static int peer_fd(struct bw_dp *dp, int family)
 	return dp->fd[family == 4 ? BW_MAP_PEER4 : BW_MAP_PEER6];
 }
 
-int bw_dp_peer_set(struct bw_dp *dp, const struct bw_cidr *cidr, const struct bw_peer *peer)
+/* A prefix length's bit in bw_peer_lens (bulwark_abi.h); an older build's pins have none. */
+static void peer_len_add(struct bw_dp *dp, int family, unsigned len)
+{
+	if (!dp->lens)
+		return;
+	if (family == 4)
+		__atomic_fetch_or(&dp->lens->v4, 1ull << (32 - len), __ATOMIC_SEQ_CST);
+	else
+		__atomic_fetch_or(&dp->lens->v6[(128 - len) / 64], 1ull << ((128 - len) % 64), __ATOMIC_SEQ_CST);
+}
+
+/*
+ * The one writer of bw_peer_v4/v6 (a hash per prefix: the key's host bits are zero, as the
+ * programs' probes make them). The length's bit goes in first, so the entry is found as soon as
+ * it exists.
+ */
+/* A peer prefix as the map holds it: host bits zero, as the programs' probes build the key. */
+static int peer_cidr(struct bw_cidr *c)
+{
+	if ((c->family != 4 && c->family != 6) || c->len > (c->family == 4 ? 32 : 128))
+		return -EINVAL;
+	for (unsigned i = c->len; i < 128; i++)
+		c->addr[i / 8] &= (uint8_t)~(0x80 >> (i % 8));
+	return 0;
+}
+
+/* A peer map key: the prefix with its host bits zero. */
+static int peer_key(const struct bw_cidr *cidr, union bw_lpm_key *k)
+{
+	struct bw_cidr c = *cidr;
+	int r = peer_cidr(&c);
+
+	if (r == 0)
+		bw_lpm_from_cidr(&c, k);
+	return r;
+}
+
+static int peer_put(struct bw_dp *dp, const struct bw_cidr *cidr, const void *peer)
 {
 	union bw_lpm_key k;
+	int r = peer_key(cidr, &k);
 
-	bw_lpm_from_cidr(cidr, &k);
-	return changed(dp, bpf_map_update_elem(peer_fd(dp, cidr->family), &k, peer, BPF_ANY) ? -errno : 0);
+	if (r < 0)
+		return r;
+	peer_len_add(dp, cidr->family, cidr->len);
+	return bpf_map_update_elem(peer_fd(dp, cidr->family), &k, peer, BPF_ANY) ? -errno : 0;
+}
+
+int bw_dp_peer_set(struct bw_dp *dp, const struct bw_cidr *cidr, const struct bw_peer *peer)
+{
+	return changed(dp, peer_put(dp, cidr, peer));
 }
 
 int bw_dp_peer_del(struct bw_dp *dp, const struct bw_cidr *cidr)
 {
 	union bw_lpm_key k;
+	int r = peer_key(cidr, &k);
 
-	bw_lpm_from_cidr(cidr, &k);
-	if (bpf_map_delete_elem(peer_fd(dp, cidr->family), &k) && errno != ENOENT)
-		return changed(dp, -errno);
-	return changed(dp, 0);
+	if (r == 0 && bpf_map_delete_elem(peer_fd(dp, cidr->family), &k) && errno != ENOENT)
+		r = -errno;
+	return changed(dp, r);
 }
 
 /* Walk an LPM trie; keys are collected first because deleting while iterating restarts walks. */
@@ -241,28 +292,72 @@ int bw_dp_protect_foreach(struct bw_dp *dp, bw_dp_prefix_cb cb, void *ctx)
 	return 0;
 }
 
-int bw_dp_stats(struct bw_dp *dp, struct bw_stat out[BW_REASON_MAX])
+/* A buffer for one bw_stats slot on every CPU; returns the CPU count or a negative errno. */
+static int stats_percpu(struct bw_stat **per)
 {
 	int ncpu = libbpf_num_possible_cpus();
-	_cleanup_free_ struct bw_stat *per = NULL;
 
 	if (ncpu < 0)
 		return ncpu;
-	per = calloc((size_t)ncpu, sizeof(*per));
-	if (!per)
-		return -ENOMEM;
-	for (__u32 r = 0; r < BW_REASON_MAX; r++) {
-		out[r] = (struct bw_stat){ 0 };
-		if (bpf_map_lookup_elem(dp->fd[BW_MAP_STATS], &r, per)) {
-			if (errno == ENOENT && r > 0) /* an older build's map has fewer reasons */
-				break;
-			return -errno;
+	*per = calloc((size_t)ncpu, sizeof(**per));
+	return *per ? ncpu : -ENOMEM;
+}
+
+int bw_dp_stats_dir(struct bw_dp *dp, struct bw_stat out[2][BW_REASON_MAX])
+{
+	_cleanup_free_ struct bw_stat *per = NULL;
+	int ncpu = stats_percpu(&per);
+
+	if (ncpu < 0)
+		return ncpu;
+	for (__u32 d = 0; d < 2; d++)
+		for (__u32 r = 0; r < BW_REASON_MAX; r++) {
+			__u32 key = BW_STAT_KEY(r, d);
+
+			out[d][r] = (struct bw_stat){ .reason = r, .dir = d };
+			if (bpf_map_lookup_elem(dp->fd[BW_MAP_STATS], &key, per))
+				return -errno;
+			for (int c = 0; c < ncpu; c++) {
+				out[d][r].packets += per[c].packets;
+				out[d][r].bytes += per[c].bytes;
+			}
 		}
-		for (int c = 0; c < ncpu; c++) {
-			out[r].packets += per[c].packets;
-			out[r].bytes += per[c].bytes;
+	return 0;
+}
+
+int bw_dp_stats(struct bw_dp *dp, struct bw_stat out[BW_REASON_MAX])
+{
+	struct bw_stat both[2][BW_REASON_MAX];
+	int r = bw_dp_stats_dir(dp, both);
+
+	for (unsigned i = 0; r == 0 && i < BW_REASON_MAX; i++)
+		out[i] = (struct bw_stat){ .packets = both[0][i].packets + both[1][i].packets,
+					   .bytes = both[0][i].bytes + both[1][i].bytes, .reason = i };
+	return r;
+}
+
+int bw_dp_stats_label(int fd)
+{
+	_cleanup_free_ struct bw_stat *per = NULL;
+	int ncpu = stats_percpu(&per);
+
+	if (ncpu < 0)
+		return ncpu;
+	for (__u32 d = 0; d < 2; d++)
+		for (__u32 r = 0; r < BW_REASON_MAX; r++) {
+			__u32 key = BW_STAT_KEY(r, d);
+			bool same = true;
+
+			if (bpf_map_lookup_elem(fd, &key, per))
+				return -errno;
+			for (int c = 0; c < ncpu; c++) {
+				same &= per[c].reason == r && per[c].dir == d;
+				per[c].reason = r;
+				per[c].dir = d;
+			}
+			if (!same && bpf_map_update_elem(fd, &key, per, BPF_EXIST))
+				return -errno;
 		}
-	}
 	return 0;
 }
 
@@ -526,7 +621,7 @@ static void batch_free(struct batch *b)
  * Make the map pair hold want[nw] (sorted, unique): changed and new entries first, then the
  * stale ones (in cur, sorted, unique, not in want); the flow cache is invalidated after each.
  */
-static int lpm_sync(struct bw_dp *dp, int map4, int map6, size_t vsize, const struct lpm_ent *want,
+static int lpm_sync(struct bw_dp *dp, int map4, int map6, size_t vsize, bool peer, const struct lpm_ent *want,
 		    size_t nw, const struct lpm_ent *cur, size_t nc, size_t *written, size_t *deleted)
 {
 	struct batch b[2] = { 0 };
@@ -543,6 +638,8 @@ static int lpm_sync(struct bw_dp *dp, int map4, int map6, size_t vsize, const st
 			const struct lpm_ent *e = ents_find(cur, nc, &want[i].cidr);
 
 			if (!e || memcmp(e->val, want[i].val, vsize)) {
+				if (peer) /* the length's bit before the entry: found as soon as it exists */
+					peer_len_add(dp, want[i].cidr.family, want[i].cidr.len);
 				r = batch_add(&b[want[i].cidr.family == 4 ? 0 : 1], &want[i].cidr, want[i].val);
 				nwr++;
 			}
@@ -574,7 +671,7 @@ out:
 
 /* One LPM map pair := list[n] (records of stride bytes, cidr first, value at voff), read from the
  * map (cur NULL) or trusting cur[ncur] (same record layout). */
-static int sync_lpm(struct bw_dp *dp, int map4, int map6, const void *list, size_t n, const void *cur,
+static int sync_lpm(struct bw_dp *dp, int map4, int map6, bool peer, const void *list, size_t n, const void *cur,
 		    size_t ncur, size_t stride, size_t voff, size_t vsize, size_t *written, size_t *deleted)
 {
 	_cleanup_free_ struct lpm_ent *want = ents_from(list, n, stride, voff);
@@ -592,15 +689,22 @@ static int sync_lpm(struct bw_dp *dp, int map4, int map6, const void *list, size
 	} else if ((r = ents_read(dp, map4, map6, vsize, &have, &nh, &store)) < 0) {
 		return r;
 	}
+	/* Peer maps are hashes keyed by the prefix with its host bits zero (bulwark_abi.h). */
+	for (size_t i = 0; peer && i < n; i++)
+		if ((r = peer_cidr(&want[i].cidr)) < 0)
+			return r;
+	for (size_t i = 0; peer && i < nh; i++)
+		if ((r = peer_cidr(&have[i].cidr)) < 0)
+			return r;
 	n = ents_sort(want, n);
 	nh = ents_sort(have, nh);
-	return lpm_sync(dp, map4, map6, vsize, want, n, have, nh, written, deleted);
+	return lpm_sync(dp, map4, map6, vsize, peer, want, n, have, nh, written, deleted);
 }
 
 int bw_dp_peers_sync(struct bw_dp *dp, const struct bw_dp_peer_prefix *want, size_t n,
 		     const struct bw_dp_peer_prefix *cur, size_t ncur, size_t *written, size_t *deleted)
 {
-	return sync_lpm(dp, BW_MAP_PEER4, BW_MAP_PEER6, want, n, cur, ncur, sizeof(*want),
+	return sync_lpm(dp, BW_MAP_PEER4, BW_MAP_PEER6, true, want, n, cur, ncur, sizeof(*want),
 			offsetof(struct bw_dp_peer_prefix, peer), sizeof(struct bw_peer), written, deleted);
 }
 
@@ -653,11 +757,102 @@ int bw_dp_apply(struct bw_dp *dp, const struct bw_dp_desired *d)
 	 */
 	if ((r = bw_dp_peers_sync(dp, d->peers, d->n_peers, NULL, 0, NULL, NULL)) < 0)
 		return r;
-	if ((r = sync_lpm(dp, BW_MAP_PROTECT4, BW_MAP_PROTECT6, d->protect, d->n_protect, NULL, 0,
+	if ((r = sync_lpm(dp, BW_MAP_PROTECT4, BW_MAP_PROTECT6, false, d->protect, d->n_protect, NULL, 0,
 			  sizeof(*d->protect), offsetof(struct bw_dp_prefix, class), sizeof(struct bw_prefix),
 			  NULL, NULL)) < 0)
 		return r;
 	if ((r = sync_allow(dp, d->allow, d->n_allow)) < 0)
 		return r;
 	return bw_dp_config_set(dp, &cfg);
+}
+
+/* ---- peer maps from an older build (LPM tries) ---- */
+
+int bw_dp_peers_take_old(const char *dir, struct bw_dp_peer_prefix **out, size_t *n_out)
+{
+	struct bw_dp_peer_prefix *all = NULL;
+	size_t n = 0;
+	char path[2][512];
+	int fd[2] = { -1, -1 }, r = 0;
+
+	*out = NULL;
+	*n_out = 0;
+	for (int f = 0; f < 2; f++) {
+		struct bpf_map_info info = { 0 };
+		__u32 len = sizeof(info);
+
+		snprintf(path[f], sizeof(path[f]), "%s/%s", dir, bw_dp_map_names[f ? BW_MAP_PEER6 : BW_MAP_PEER4]);
+		if ((fd[f] = bpf_obj_get(path[f])) < 0 && errno != ENOENT) {
+			r = -errno;
+			goto out;
+		}
+		if (fd[f] >= 0 && (bpf_obj_get_info_by_fd(fd[f], &info, &len) ||
+				   info.type != BPF_MAP_TYPE_LPM_TRIE)) {
+			close(fd[f]); /* this build's map (or unreadable: loading will say) */
+			fd[f] = -1;
+		}
+	}
+	for (int f = 0; f < 2; f++) {
+		_cleanup_free_ union bw_lpm_key *keys = NULL;
+		size_t nk;
+
+		if (fd[f] < 0)
+			continue;
+		if ((r = lpm_keys(fd[f], f ? 6 : 4, &keys, &nk)) < 0)
+			goto out;
+		struct bw_dp_peer_prefix *na = realloc(all, (n + nk + 1) * sizeof(*all));
+		if (!na) {
+			r = -ENOMEM;
+			goto out;
+		}
+		all = na;
+		for (size_t i = 0; i < nk; i++) {
+			if (bpf_map_lookup_elem(fd[f], &keys[i], &all[n].peer))
+				continue;
+			bw_cidr_from_lpm(f ? 6 : 4, &keys[i], &all[n].cidr);
+			n++;
+		}
+	}
+	for (int f = 0; f < 2; f++)
+		if (fd[f] >= 0 && unlink(path[f]) < 0 && errno != ENOENT) {
+			r = -errno;
+			goto out;
+		}
+	if (n)
+		bw_info("pin directory %s: %zu peer prefixes moved from an older build's tries", dir, n);
+out:
+	for (int f = 0; f < 2; f++)
+		if (fd[f] >= 0)
+			close(fd[f]);
+	if (r < 0) {
+		free(all);
+		return r;
+	}
+	*out = all;
+	*n_out = n;
+	return 0;
+}
+
+static int peer_lens_of_map(struct bw_dp *dp, int family)
+{
+	_cleanup_free_ union bw_lpm_key *keys = NULL;
+	size_t n;
+	int r = lpm_keys(peer_fd(dp, family), family, &keys, &n);
+
+	for (size_t i = 0; r == 0 && i < n; i++)
+		peer_len_add(dp, family, family == 4 ? keys[i].v4.prefixlen : keys[i].v6.prefixlen);
+	return r;
+}
+
+int bw_dp_peers_restore(struct bw_dp *dp, const struct bw_dp_peer_prefix *old, size_t n_old, bool rescan)
+{
+	int r = 0;
+
+	for (size_t i = 0; i < n_old && r == 0; i++)
+		r = peer_put(dp, &old[i].cidr, &old[i].peer);
+	if (r == 0 && rescan)
+		r = peer_lens_of_map(dp, 4);
+	if (r == 0 && rescan)
+		r = peer_lens_of_map(dp, 6);
+	return n_old || rescan ? changed(dp, r) : r;
 }

@@ -11,8 +11,22 @@ int bw_k8s_config_from(const struct bw_conf *c, const uint8_t public_key[32], st
 {
 	const struct bw_conf_node *n = &c->node;
 
+	const char *kc = getenv("KUBECONFIG");
+	char kcfirst[sizeof(cfg->kubeconfig)];
+
 	memset(cfg, 0, sizeof(*cfg));
-	if (n->kube_api[0]) {
+	/* KUBECONFIG may list several files (kubectl merges them): the first one is read. */
+	snprintf(kcfirst, sizeof(kcfirst), "%.*s", kc ? (int)strcspn(kc, ":") : 0, kc ? kc : "");
+	if (n->kubeconfig[0] || (!n->kube_api[0] && kcfirst[0])) {
+		struct bw_k8s_auth a;
+		int r;
+
+		snprintf(cfg->kubeconfig, sizeof(cfg->kubeconfig), "%s", n->kubeconfig[0] ? n->kubeconfig : kcfirst);
+		if ((r = bw_k8s_kubeconfig_load(cfg->kubeconfig, &a, err, errlen)) < 0)
+			return r;
+		snprintf(cfg->api, sizeof(cfg->api), "%s", a.server);
+		bw_k8s_auth_free(&a);
+	} else if (n->kube_api[0]) {
 		if (strncmp(n->kube_api, "https://", 8))
 			return bw_errf(err, errlen, -EINVAL, "%s: [Node] KubeAPI %s: must be an https:// URL", c->path,
 				       n->kube_api);

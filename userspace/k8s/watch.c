@@ -40,6 +40,8 @@ struct bw_k8s_watcher {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	bool stop;
+	bool rekey;                /* a new public key waits in new_key (bw_k8s_set_public_key) */
+	uint8_t new_key[32];
 	/* watcher-thread state */
 	struct knode *nodes;
 	size_t n_nodes, cap_nodes;
@@ -320,37 +322,124 @@ static int progress(void *arg, curl_off_t a, curl_off_t b, curl_off_t c, curl_of
 	return stopping(arg);
 }
 
-/* A configured handle for path; the token file is read now (rotation). */
-static CURL *request(struct bw_k8s_watcher *w, const char *path, struct curl_slist **hdrs, char *err, size_t errlen)
+/* The watch also ends when a new key is to be published (it resumes from the same rv). */
+static int watch_progress(void *arg, curl_off_t a, curl_off_t b, curl_off_t c, curl_off_t d)
+{
+	struct bw_k8s_watcher *w = arg;
+	bool s;
+	(void)a, (void)b, (void)c, (void)d;
+
+	pthread_mutex_lock(&w->lock);
+	s = w->stop || w->rekey;
+	pthread_mutex_unlock(&w->lock);
+	return s;
+}
+
+/* Take a key handed over by bw_k8s_set_public_key; true when there was one. */
+static bool take_rekey(struct bw_k8s_watcher *w)
+{
+	bool r;
+
+	pthread_mutex_lock(&w->lock);
+	if ((r = w->rekey)) {
+		memcpy(w->cfg.public_key, w->new_key, 32);
+		w->rekey = false;
+	}
+	pthread_mutex_unlock(&w->lock);
+	return r;
+}
+
+/* Where and how to ask: the kubeconfig read now, or the configured files (rotation either way). */
+static int auth_for(struct bw_k8s_watcher *w, struct bw_k8s_auth *a, char *err, size_t errlen)
 {
 	_cleanup_free_ char *tok = NULL;
-	char url[1024];
+	const char *tf;
 	size_t len = 0;
-	CURL *h;
 	int r;
 
-	if ((r = bw_read_file(w->cfg.token_file, 64 * 1024, &tok, &len)) < 0) {
-		snprintf(err, errlen, "token %s: %s", w->cfg.token_file, strerror(-r));
-		return NULL;
+	if (w->cfg.kubeconfig[0]) {
+		if ((r = bw_k8s_kubeconfig_load(w->cfg.kubeconfig, a, err, errlen)) < 0)
+			return r;
+	} else {
+		memset(a, 0, sizeof(*a));
+		snprintf(a->server, sizeof(a->server), "%s", w->cfg.api);
+		snprintf(a->ca_file, sizeof(a->ca_file), "%s", w->cfg.ca_file);
+		snprintf(a->token_file, sizeof(a->token_file), "%s", w->cfg.token_file);
+	}
+	if (a->token.data || !a->token_file[0])
+		return 0;
+	tf = a->token_file;
+	if ((r = bw_read_file(tf, 64 * 1024, &tok, &len)) < 0) {
+		bw_errf(err, errlen, r, "token %s: %s", tf, strerror(-r));
+		goto fail;
 	}
 	while (len && (tok[len - 1] == '\n' || tok[len - 1] == '\r' || tok[len - 1] == ' '))
 		tok[--len] = '\0';
 	if (!len || strpbrk(tok, "\r\n")) {
-		snprintf(err, errlen, "token %s: empty or not one line", w->cfg.token_file);
-		return NULL;
+		r = bw_errf(err, errlen, -EINVAL, "token %s: empty or not one line", tf);
+		goto fail;
 	}
+	if ((r = bw_secret_new(&a->token, len + 1)) < 0) {
+		bw_errf(err, errlen, r, "token %s: locked memory: %s", tf, strerror(-r));
+		goto fail;
+	}
+	memcpy(a->token.data, tok, len + 1);
+	a->token.len = len;
+	explicit_bzero(tok, len);
+	return 0;
+fail:
+	if (tok)
+		explicit_bzero(tok, len);
+	bw_k8s_auth_free(a);
+	return r;
+}
+
+static void set_blob(CURL *h, CURLoption opt, const struct bw_secret *s)
+{
+	/* NOCOPY: libcurl uses our locked buffer, which outlives the handle (the caller's auth). */
+	struct curl_blob b = { .data = s->data, .len = s->len, .flags = CURL_BLOB_NOCOPY };
+
+	curl_easy_setopt(h, opt, &b);
+}
+
+/*
+ * A configured handle for path. auth (the caller's, freed after curl_easy_cleanup) holds the
+ * credentials read now: a rotated token, kubeconfig or certificate is picked up.
+ */
+static CURL *request(struct bw_k8s_watcher *w, const char *path, struct curl_slist **hdrs, struct bw_k8s_auth *a,
+		     char *err, size_t errlen)
+{
+	char url[1024];
+	CURL *h;
+
+	if (auth_for(w, a, err, errlen) < 0)
+		return NULL;
 	if (!(h = curl_easy_init())) {
 		snprintf(err, errlen, "curl: out of memory");
+		bw_k8s_auth_free(a);
 		return NULL;
 	}
-	snprintf(url, sizeof(url), "%s%s", w->cfg.api, path);
+	snprintf(url, sizeof(url), "%s%s", a->server, path);
 	curl_easy_setopt(h, CURLOPT_URL, url);
 	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "https");
-	curl_easy_setopt(h, CURLOPT_CAINFO, w->cfg.ca_file);
+	if (a->ca.data)
+		set_blob(h, CURLOPT_CAINFO_BLOB, &a->ca);
+	else if (a->ca_file[0])
+		curl_easy_setopt(h, CURLOPT_CAINFO, a->ca_file);
 	curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
 	curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
-	curl_easy_setopt(h, CURLOPT_HTTPAUTH, CURLAUTH_BEARER);
-	curl_easy_setopt(h, CURLOPT_XOAUTH2_BEARER, tok);
+	if (a->cert.data)
+		set_blob(h, CURLOPT_SSLCERT_BLOB, &a->cert);
+	else if (a->cert_file[0])
+		curl_easy_setopt(h, CURLOPT_SSLCERT, a->cert_file);
+	if (a->key.data)
+		set_blob(h, CURLOPT_SSLKEY_BLOB, &a->key);
+	else if (a->key_file[0])
+		curl_easy_setopt(h, CURLOPT_SSLKEY, a->key_file);
+	if (a->token.data) {
+		curl_easy_setopt(h, CURLOPT_HTTPAUTH, CURLAUTH_BEARER);
+		curl_easy_setopt(h, CURLOPT_XOAUTH2_BEARER, (const char *)a->token.data);
+	}
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, 5L);
 	curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
@@ -362,7 +451,6 @@ static CURL *request(struct bw_k8s_watcher *w, const char *path, struct curl_sli
 	curl_easy_setopt(h, CURLOPT_USERAGENT, "bulwarkd");
 	*hdrs = curl_slist_append(NULL, "Accept: application/json");
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, *hdrs);
-	explicit_bzero(tok, len);
 	return h;
 }
 
@@ -371,10 +459,11 @@ static int simple(struct bw_k8s_watcher *w, const char *method, const char *path
 		  json_object **out, char *err, size_t errlen)
 {
 	struct curl_slist *hdrs = NULL;
+	struct bw_k8s_auth auth;
 	struct body b = { 0 };
 	long code = 0;
 	CURLcode cr;
-	CURL *h = request(w, path, &hdrs, err, errlen);
+	CURL *h = request(w, path, &hdrs, &auth, err, errlen);
 
 	*out = NULL;
 	if (!h)
@@ -392,6 +481,7 @@ static int simple(struct bw_k8s_watcher *w, const char *method, const char *path
 	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
 	curl_easy_cleanup(h);
 	curl_slist_free_all(hdrs);
+	bw_k8s_auth_free(&auth);
 	if (cr != CURLE_OK) {
 		snprintf(err, errlen, "%s %s: %s", method, path, b.too_big ? "response too large" : curl_easy_strerror(cr));
 		free(b.buf);
@@ -420,7 +510,7 @@ static int simple(struct bw_k8s_watcher *w, const char *method, const char *path
 static void publish(struct bw_k8s_watcher *w)
 {
 	struct knode *self = find(w, w->cfg.node);
-	char b64[45], ep[128], path[128], err[512];
+	char b64[45], ep[128], path[128], err[BW_ERR_LEN];
 	json_object *patch, *meta, *ann, *resp = NULL;
 	int r;
 
@@ -560,6 +650,7 @@ static size_t watch_write(char *p, size_t sz, size_t n, void *arg)
 static int watch(struct bw_k8s_watcher *w, char *err, size_t errlen)
 {
 	struct curl_slist *hdrs = NULL;
+	struct bw_k8s_auth auth;
 	char path[256];
 	long code = 0;
 	CURLcode cr;
@@ -567,16 +658,18 @@ static int watch(struct bw_k8s_watcher *w, char *err, size_t errlen)
 
 	snprintf(path, sizeof(path), "/api/v1/nodes?watch=1&resourceVersion=%s&allowWatchBookmarks=true&timeoutSeconds=%d",
 		 w->rv, WATCH_TIMEOUT);
-	if (!(h = request(w, path, &hdrs, err, errlen)))
+	if (!(h = request(w, path, &hdrs, &auth, err, errlen)))
 		return -EACCES;
 	if (!(w->tok = json_tokener_new_ex(JSON_DEPTH))) {
 		curl_easy_cleanup(h);
 		curl_slist_free_all(hdrs);
+		bw_k8s_auth_free(&auth);
 		return -ENOMEM;
 	}
 	w->stream_err = 0;
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, watch_write);
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, w);
+	curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, watch_progress);
 	/* A dead connection: nothing at all for longer than the server's own timeout. */
 	curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
 	curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, (long)WATCH_TIMEOUT + 30);
@@ -584,6 +677,7 @@ static int watch(struct bw_k8s_watcher *w, char *err, size_t errlen)
 	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
 	curl_easy_cleanup(h);
 	curl_slist_free_all(hdrs);
+	bw_k8s_auth_free(&auth);
 	json_tokener_free(w->tok);
 	w->tok = NULL;
 	if (code == 410) {
@@ -623,7 +717,7 @@ static void *run(void *arg)
 {
 	struct bw_k8s_watcher *w = arg;
 	unsigned backoff = 0;
-	char err[512];
+	char err[BW_ERR_LEN];
 	int r;
 
 	w->relist = true;
@@ -639,12 +733,22 @@ static void *run(void *arg)
 			}
 			w->relist = false;
 			set_reachable(w, true, NULL);
+			take_rekey(w); /* a key rotated while the API was away */
 			deliver(w);
 			publish(w);
 		}
 		r = watch(w, err, sizeof(err));
 		if (stopping(w))
 			break;
+		if (take_rekey(w)) {
+			/* Key rotated: the set (our own key is never a peer) and the annotation follow;
+			 * the watch resumes from where it was. */
+			bw_info("kubernetes: this node's WireGuard key changed: publishing it");
+			deliver(w);
+			publish(w);
+			backoff = 0;
+			continue;
+		}
 		if (r == 0) {
 			backoff = 0;
 			continue;
@@ -681,6 +785,15 @@ int bw_k8s_start(const struct bw_k8s_config *cfg, bw_k8s_set_cb on_set, bw_k8s_s
 	}
 	*out = w;
 	return 0;
+}
+
+void bw_k8s_set_public_key(struct bw_k8s_watcher *w, const uint8_t public_key[32])
+{
+	pthread_mutex_lock(&w->lock);
+	memcpy(w->new_key, public_key, 32);
+	w->rekey = true;
+	pthread_cond_broadcast(&w->cond); /* a backoff nap ends too */
+	pthread_mutex_unlock(&w->lock);
 }
 
 void bw_k8s_stop(struct bw_k8s_watcher *w)

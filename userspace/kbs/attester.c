@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <string.h>
 #include <sys/stat.h>
+#include "kbs/internal.h"
 #include "kbs/kbs.h"
 
 extern const struct bw_attester bw_attester_tpm __attribute__((weak));
@@ -20,12 +21,12 @@ extern const struct bw_attester bw_attester_tpm __attribute__((weak));
 int bw_sample_evidence(const uint8_t *report_data, size_t len, struct json_object **out)
 {
 	struct json_object *o;
-	char *b64 = malloc(4 * ((len + 2) / 3) + 1);
-
-	if (!b64)
-		return -ENOMEM;
+	char *b64 = NULL;
 	/* The sample attester encodes with the standard alphabet, padded. */
-	EVP_EncodeBlock((unsigned char *)b64, report_data, (int)len);
+	int r = bw_base64_encode_alloc(report_data, len, 0, &b64);
+
+	if (r < 0)
+		return r;
 	o = json_object_new_object();
 	if (!o) {
 		free(b64);
@@ -39,9 +40,11 @@ int bw_sample_evidence(const uint8_t *report_data, size_t len, struct json_objec
 }
 
 static int sample_evidence(const struct bw_attester_opts *o, const uint8_t *rd, size_t len,
-			   struct json_object **out)
+			   struct json_object **out, char *err, size_t errlen)
 {
 	(void)o;
+	(void)err;
+	(void)errlen;
 	return bw_sample_evidence(rd, len, out);
 }
 
@@ -123,10 +126,9 @@ static int tsm_read(const char *entry, struct json_object *ev)
 	r = bw_read_file(path, 1 << 20, &blob, &len);
 	if (r < 0)
 		return r;
-	b64 = malloc(4 * ((len + 2) / 3) + 1);
-	if (!b64)
-		return -ENOMEM;
-	EVP_EncodeBlock((unsigned char *)b64, (uint8_t *)blob, (int)len);
+	r = bw_base64_encode_alloc((const uint8_t *)blob, len, 0, &b64);
+	if (r < 0)
+		return r;
 	if (!strcmp(prov, "tdx_guest")) {
 		json_object_object_add(ev, "quote", json_object_new_string(b64));
 	} else {
@@ -137,7 +139,7 @@ static int tsm_read(const char *entry, struct json_object *ev)
 }
 
 static int tsm_evidence(const struct bw_attester_opts *o, const uint8_t *rd, size_t len,
-			struct json_object **out)
+			struct json_object **out, char *err, size_t errlen)
 {
 	char entry[512];
 	uint8_t inblob[TSM_INBLOB];
@@ -148,7 +150,7 @@ static int tsm_evidence(const struct bw_attester_opts *o, const uint8_t *rd, siz
 		return r;
 	snprintf(entry, sizeof(entry), "%s/bulwark-%d", o->tsm_dir ? o->tsm_dir : TSM_DIR, (int)getpid());
 	if (mkdir(entry, 0700) < 0)
-		return -errno;
+		return bw_errf(err, errlen, -errno, "tsm: creating %s: %s", entry, strerror(errno));
 	ev = json_object_new_object();
 	r = ev ? write_file(entry, "inblob", inblob, sizeof(inblob)) : -ENOMEM;
 	if (r == 0)
@@ -156,7 +158,7 @@ static int tsm_evidence(const struct bw_attester_opts *o, const uint8_t *rd, siz
 	rmdir(entry);
 	if (r < 0) {
 		json_object_put(ev);
-		return r;
+		return bw_errf(err, errlen, r, "tsm: report %s: %s", entry, strerror(-r));
 	}
 	*out = ev;
 	return 0;

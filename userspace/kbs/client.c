@@ -9,8 +9,14 @@
  */
 #include <errno.h>
 #include <string.h>
-#include <curl/curl.h>
+#include "common/curl.h"
+#include "kbs/internal.h"
 #include "kbs/kbs.h"
+
+int bw_kbs_http_load(char *err, size_t len)
+{
+	return bw_curl_load(err, len);
+}
 
 #define RESOURCE_TRIES 3
 #define TOKEN_SLACK 10 /* seconds: do not present a token this close to its expiry */
@@ -120,6 +126,8 @@ int bw_kbs_client_new(const struct bw_kbs_client_opts *o, struct bw_kbs_client *
 	/* https only: without server authentication a fake service could hand out a key it chose. */
 	if (!o->url || strncmp(o->url, "https://", 8))
 		return -EINVAL;
+	if (bw_kbs_http_load(NULL, 0) < 0)
+		return -ELIBACC;
 	c = calloc(1, sizeof(*c));
 	if (!c)
 		return -ENOMEM;
@@ -190,7 +198,7 @@ static int64_t token_exp(const char *tok)
 	int64_t exp = 0;
 	size_t n;
 
-	if (p && bw_b64_decode(p, true, &js, &n) == 0 && bw_kbs_parse_object((char *)js, n, &o) == 0 &&
+	if (p && bw_base64_decode_alloc(p, BW_B64_JOSE, &js, &n) == 0 && bw_kbs_parse_object((char *)js, n, &o) == 0 &&
 	    json_object_object_get_ex(o, "exp", &v))
 		exp = json_object_get_int64(v);
 	json_object_put(o);
@@ -218,14 +226,16 @@ static int attest_body(struct bw_kbs_client *c, const char *nonce, char **out, c
 	int r;
 
 	EVP_PKEY_free(c->key);
-	c->key = bw_key_new(c->o.key_type);
+	c->key = bw_jwk_new(c->o.key_type);
 	if (!c->key || bw_jwk_public(c->key, &jwk) < 0)
 		return -ENOMEM;
+	char why[BW_ERR_LEN] = "";
+
 	r = bw_kbs_report_data(jwk, nonce, rd);
 	if (r == 0)
-		r = c->att->evidence(&c->o.aopts, rd, sizeof(rd), &ev);
+		r = c->att->evidence(&c->o.aopts, rd, sizeof(rd), &ev, why, sizeof(why));
 	if (r < 0) {
-		snprintf(err, errlen, "attester %s: %s", c->att->name, strerror(-r));
+		snprintf(err, errlen, "attester %s: %s", c->att->name, why[0] ? why : strerror(-r));
 		json_object_put(jwk);
 		return r;
 	}
@@ -325,6 +335,9 @@ int bw_kbs_attest(struct bw_kbs_client *c, char *err, size_t errlen)
 	long delay = c->o.backoff_ms, status;
 	int r = -EIO;
 
+	/* A local device that is not there stays missing: say so once, before any network round. */
+	if (c->att->probe && (r = c->att->probe(&c->o.aopts, err, errlen)) < 0)
+		return r;
 	for (int i = 0; i < c->o.handshake_tries; i++) {
 		if (i) {
 			bw_debug("kbs: handshake retry %d after %ld ms: %s", i, delay, err);
@@ -348,7 +361,7 @@ struct sink {
 static int decrypt(struct bw_kbs_client *c, const struct http_resp *resp, const struct sink *k,
 		   char *err, size_t errlen)
 {
-	char why[BW_KBS_ERRLEN] = "";
+	char why[BW_ERR_LEN] = "";
 	int r = k->secret ? bw_jwe_decrypt(c->key, resp->body, resp->len, k->secret, why, sizeof(why))
 			  : bw_jwe_decrypt_into(c->key, resp->body, resp->len, k->buf, k->cap, k->len, why, sizeof(why));
 
@@ -424,10 +437,12 @@ int bw_kbs_fetch_key(const struct bw_kbs_client_opts *o, const char *path, uint8
 		     char *err, size_t errlen)
 {
 	struct bw_kbs_client *c = NULL;
-	char why[BW_KBS_ERRLEN] = "";
+	char why[BW_ERR_LEN] = "";
 	size_t got = 0;
 	int r = bw_kbs_client_new(o, &c);
 
+	if (r == -ELIBACC)
+		return bw_kbs_http_load(err, errlen);
 	if (r < 0) {
 		snprintf(err, errlen, "key service %s: %s", o->url ? o->url : "(none)",
 			 r == -ENOENT ? "unknown attester" : "bad URL (https://HOST:PORT)");

@@ -1,115 +1,13 @@
 // SPDX-License-Identifier: GPL-2.0-only
-/* Encodings shared by client and service: base64/base64url, JCS canonical JSON, report data. */
+/* Encodings shared by client and service: JCS canonical JSON, strict JSON, report data. */
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <string.h>
 #include <openssl/evp.h>
 #include <openssl/sha.h>
+#include "kbs/internal.h"
 #include "kbs/kbs.h"
-
-int bw_b64url_encode(const uint8_t *in, size_t len, char **out)
-{
-	size_t cap = 4 * ((len + 2) / 3) + 1;
-	char *s;
-	int n;
-
-	if (len > INT32_MAX / 2)
-		return -EFBIG;
-	s = malloc(cap);
-	if (!s)
-		return -ENOMEM;
-	n = EVP_EncodeBlock((unsigned char *)s, in, (int)len);
-	while (n > 0 && s[n - 1] == '=')
-		n--;
-	s[n] = '\0';
-	for (char *p = s; *p; p++)
-		*p = *p == '+' ? '-' : *p == '/' ? '_' : *p;
-	*out = s;
-	return 0;
-}
-
-/* Translate to standard alphabet with padding; -EINVAL on a character of the other alphabet. */
-static int normalise(const char *in, bool url, char **out, size_t *pad)
-{
-	size_t n = strlen(in), i;
-	char *s;
-
-	while (n > 0 && in[n - 1] == '=')
-		n--;
-	if (n % 4 == 1 || strlen(in) - n > 2)
-		return -EINVAL;
-	*pad = (4 - n % 4) % 4;
-	s = malloc(n + *pad + 1);
-	if (!s)
-		return -ENOMEM;
-	for (i = 0; i < n; i++) {
-		char c = in[i];
-		bool alnum = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
-		if (url && (c == '-' || c == '_'))
-			c = c == '-' ? '+' : '/';
-		else if (!alnum && (url || (c != '+' && c != '/'))) {
-			free(s);
-			return -EINVAL;
-		}
-		s[i] = c;
-	}
-	memset(s + n, '=', *pad);
-	s[n + *pad] = '\0';
-	*out = s;
-	return 0;
-}
-
-static int decode_into(const char *in, bool url, uint8_t *buf, size_t cap, size_t *len)
-{
-	_cleanup_free_ char *s = NULL;
-	size_t pad, n;
-	int r = normalise(in, url, &s, &pad), k;
-
-	if (r < 0)
-		return r;
-	n = strlen(s);
-	if (n / 4 * 3 > cap || n > INT32_MAX)
-		return -EFBIG;
-	k = EVP_DecodeBlock(buf, (unsigned char *)s, (int)n);
-	if (k < 0 || (size_t)k < pad)
-		return -EINVAL;
-	*len = (size_t)k - pad;
-	return 0;
-}
-
-int bw_b64_decode(const char *in, bool url, uint8_t **out, size_t *len)
-{
-	size_t cap = strlen(in) / 4 * 3 + 4;
-	_cleanup_free_ uint8_t *buf = malloc(cap + 1);
-	int r;
-
-	if (!buf)
-		return -ENOMEM;
-	r = decode_into(in, url, buf, cap, len);
-	if (r < 0)
-		return r;
-	buf[*len] = 0;
-	*out = TAKE_PTR(buf);
-	return 0;
-}
-
-int bw_b64_decode_secret(const char *in, struct bw_secret *out)
-{
-	size_t cap = strlen(in) / 4 * 3 + 4, len;
-	_cleanup_secret_ struct bw_secret s = { 0 };
-	int r = bw_secret_new(&s, cap);
-
-	if (r < 0)
-		return r;
-	r = decode_into(in, true, s.data, cap, &len);
-	if (r < 0)
-		return r;
-	s.len = len;
-	*out = s;
-	s = (struct bw_secret){ 0 };
-	return 0;
-}
 
 /* ---- JCS (RFC 8785) ---- */
 

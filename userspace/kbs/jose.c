@@ -14,6 +14,7 @@
 #include <openssl/rand.h>
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
+#include "kbs/internal.h"
 #include "kbs/kbs.h"
 
 #define ALG_ECDH "ECDH-ES+A256KW"
@@ -22,15 +23,11 @@
 #define IV_LEN 12
 #define TAG_LEN 16
 
-static void pkey_freep(EVP_PKEY **k) { EVP_PKEY_free(*k); }
 static void pctx_freep(EVP_PKEY_CTX **c) { EVP_PKEY_CTX_free(*c); }
 static void cctx_freep(EVP_CIPHER_CTX **c) { EVP_CIPHER_CTX_free(*c); }
-static void json_putp(struct json_object **o) { json_object_put(*o); }
 static void bn_freep(BIGNUM **b) { BN_free(*b); }
-#define _cleanup_pkey_ __attribute__((cleanup(pkey_freep)))
 #define _cleanup_pctx_ __attribute__((cleanup(pctx_freep)))
 #define _cleanup_cctx_ __attribute__((cleanup(cctx_freep)))
-#define _cleanup_json_ __attribute__((cleanup(json_putp)))
 #define _cleanup_bn_ __attribute__((cleanup(bn_freep)))
 
 /* OpenSSL 3 algorithm fetches cost more than the operations here: fetch once per process. */
@@ -73,12 +70,12 @@ static EVP_PKEY_CTX *ec_keygen_ctx(void)
 	return c;
 }
 
-EVP_PKEY *bw_key_new(enum bw_key_type type)
+EVP_PKEY *bw_jwk_new(enum bw_jwk_type type)
 {
 	EVP_PKEY_CTX *c;
 	EVP_PKEY *k = NULL;
 
-	if (type == BW_KEY_RSA3072)
+	if (type == BW_JWK_RSA3072)
 		return EVP_RSA_gen(3072);
 	c = ec_keygen_ctx();
 	return c && EVP_PKEY_generate(c, &k) > 0 ? k : NULL;
@@ -90,7 +87,7 @@ static void add_b64(struct json_object *o, const char *key, const uint8_t *buf, 
 {
 	char *s = NULL;
 
-	if (bw_b64url_encode(buf, len, &s) == 0)
+	if (bw_base64_encode_alloc(buf, len, BW_B64_JOSE, &s) == 0)
 		json_object_object_add(o, key, json_object_new_string(s));
 	free(s);
 }
@@ -107,7 +104,7 @@ static int add_bn(struct json_object *o, const char *name, EVP_PKEY *k, const ch
 	n = pad ? BN_bn2binpad(bn, buf, pad) : BN_bn2bin(bn, buf);
 	if (n <= 0 || BN_num_bytes(bn) > (int)sizeof(buf))
 		return -EINVAL;
-	if (bw_b64url_encode(buf, (size_t)n, &s) < 0)
+	if (bw_base64_encode_alloc(buf, (size_t)n, BW_B64_JOSE, &s) < 0)
 		return -ENOMEM;
 	json_object_object_add(o, name, json_object_new_string(s));
 	free(s);
@@ -157,7 +154,7 @@ static int get_b64(struct json_object *o, const char *key, uint8_t **buf, size_t
 {
 	const char *s = bw_json_str(o, key);
 
-	return s ? bw_b64_decode(s, true, buf, len) : -EINVAL;
+	return s ? bw_base64_decode_alloc(s, BW_B64_JOSE, buf, len) : -EINVAL;
 }
 
 static int import_ec(struct json_object *jwk, EVP_PKEY **out)
@@ -267,20 +264,6 @@ int bw_jwk_import(struct json_object *jwk, EVP_PKEY **out, const char **alg)
 	return -EPROTONOSUPPORT;
 }
 
-int bw_key_id(EVP_PKEY *key, char out[65])
-{
-	unsigned char *der = NULL, md[32];
-	int n = i2d_PUBKEY(key, &der);
-
-	if (n <= 0)
-		return -EINVAL;
-	EVP_Digest(der, (size_t)n, md, NULL, EVP_sha256(), NULL);
-	OPENSSL_free(der);
-	for (int i = 0; i < 32; i++)
-		sprintf(out + 2 * i, "%02x", md[i]);
-	return 0;
-}
-
 /* ---- key agreement / wrapping ---- */
 
 /* peer was validated when imported (bw_jwk_import: on the curve, not infinity); OpenSSL's own
@@ -386,7 +369,7 @@ static int wrap_cek(EVP_PKEY *peer, const char *alg, const uint8_t cek[32], stru
 	json_object_object_add(hdr, "enc", json_object_new_string("A256GCM"));
 	if (!strcmp(alg, ALG_RSA))
 		return rsa_oaep(true, peer, cek, 32, ek, eklen);
-	eph = bw_key_new(BW_KEY_EC_P256);
+	eph = bw_jwk_new(BW_JWK_EC_P256);
 	if (!eph || bw_jwk_public(eph, &epk) < 0)
 		return -ENOMEM;
 	json_object_object_del(epk, "alg");
@@ -427,7 +410,7 @@ int bw_jwe_encrypt_to(EVP_PKEY *peer, const char *alg, const uint8_t *pt, size_t
 	r = wrap_cek(peer, alg, cek, hdr, ek, &eklen);
 	h = json_object_to_json_string_ext(hdr, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
 	if (r == 0)
-		r = bw_b64url_encode((const uint8_t *)h, strlen(h), &prot);
+		r = bw_base64_encode_alloc((const uint8_t *)h, strlen(h), BW_B64_JOSE, &prot);
 	/* RFC 7516 §5.1: the AAD is the ASCII of the encoded protected header. */
 	if (r == 0)
 		r = gcm(true, cek, iv, prot, pt, len, ct, tag);
@@ -539,7 +522,7 @@ static int parse_parts(const char *jwe, size_t len, struct jwe_parts *p, char *e
 	if (bw_kbs_parse_object(jwe, len, &p->top) < 0)
 		FAIL(-EBADMSG, "JWE is not a JSON object");
 	prot = bw_json_str(p->top, "protected");
-	if (!prot || bw_b64_decode(prot, true, &h, &hl) < 0 || bw_kbs_parse_object((char *)h, hl, &p->hdr) < 0)
+	if (!prot || bw_base64_decode_alloc(prot, BW_B64_JOSE, &h, &hl) < 0 || bw_kbs_parse_object((char *)h, hl, &p->hdr) < 0)
 		FAIL(-EBADMSG, "JWE protected header is not base64url JSON");
 	if (merge_header(p->hdr, p->top, "unprotected") < 0 || merge_header(p->hdr, p->top, "header") < 0)
 		FAIL(-EBADMSG, "JWE unprotected header invalid or repeats a protected parameter");
@@ -603,8 +586,7 @@ int bw_jwe_decrypt(EVP_PKEY *key, const char *jwe, size_t len, struct bw_secret 
 	parts_free(&p);
 	if (r < 0)
 		return r;
-	*out = pt;
-	pt = (struct bw_secret){ 0 };
+	*out = TAKE_SECRET(pt);
 	return 0;
 }
 

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <string.h>
 #include <openssl/ecdsa.h>
+#include "kbs/internal.h"
 #include "kbs/kbs.h"
 
 #define HEADER "{\"alg\":\"ES256\",\"typ\":\"JWT\"}"
@@ -49,15 +50,15 @@ int bw_jwt_sign(EVP_PKEY *key, struct json_object *claims, char **out)
 	size_t dl = sizeof(der);
 	int r = -EINVAL;
 
-	if (!md || bw_b64url_encode((const uint8_t *)HEADER, strlen(HEADER), &h) < 0 ||
-	    bw_b64url_encode((const uint8_t *)cj, strlen(cj), &c) < 0 || asprintf(&input, "%s.%s", h, c) < 0) {
+	if (!md || bw_base64_encode_alloc((const uint8_t *)HEADER, strlen(HEADER), BW_B64_JOSE, &h) < 0 ||
+	    bw_base64_encode_alloc((const uint8_t *)cj, strlen(cj), BW_B64_JOSE, &c) < 0 || asprintf(&input, "%s.%s", h, c) < 0) {
 		input = NULL;
 		EVP_MD_CTX_free(md);
 		return -ENOMEM;
 	}
 	if (EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL, key) > 0 &&
 	    EVP_DigestSign(md, der, &dl, (const uint8_t *)input, strlen(input)) > 0 &&
-	    der_to_raw(der, dl, raw) == 0 && bw_b64url_encode(raw, 64, &s) == 0)
+	    der_to_raw(der, dl, raw) == 0 && bw_base64_encode_alloc(raw, 64, BW_B64_JOSE, &s) == 0)
 		r = asprintf(out, "%s.%s", input, s) < 0 ? -ENOMEM : 0;
 	EVP_MD_CTX_free(md);
 	return r;
@@ -72,7 +73,7 @@ static int check_sig(EVP_PKEY *pub, const char *input, size_t inlen, const char 
 	int dl, ok;
 	EVP_MD_CTX *md;
 
-	if (bw_b64_decode(sig64, true, &raw, &rl) < 0 || rl != 64 || raw_to_der(raw, &der, &dl) < 0)
+	if (bw_base64_decode_alloc(sig64, BW_B64_JOSE, &raw, &rl) < 0 || rl != 64 || raw_to_der(raw, &der, &dl) < 0)
 		return -EBADMSG;
 	md = EVP_MD_CTX_new();
 	ok = md && EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, pub) > 0 &&
@@ -87,7 +88,7 @@ static int decode_json(const char *b64, size_t len, struct json_object **out)
 	_cleanup_free_ uint8_t *buf = NULL;
 	size_t n;
 
-	if (!s || bw_b64_decode(s, true, &buf, &n) < 0)
+	if (!s || bw_base64_decode_alloc(s, BW_B64_JOSE, &buf, &n) < 0)
 		return -EBADMSG;
 	return bw_kbs_parse_object((char *)buf, n, out);
 }

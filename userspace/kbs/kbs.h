@@ -11,6 +11,10 @@
  *   GET  /kbs/v0/resource/REPO/TYPE/TAG   -> flattened JWE to tee-pubkey
  * Report data = SHA-384(JCS({"additional-evidence":"","nonce":N,"tee-pubkey":JWK})).
  *
+ * This header is the component's public interface: the client, the attester table, and the
+ * message and JOSE pieces the key service needs. What only the client and the tests use (JCS,
+ * JWE decryption, the client's JWK, attester internals) is in kbs/internal.h.
+ *
  * All functions return 0 (or a length) on success and a negative errno on failure. Functions
  * that take err/errlen write a human-readable reason there on failure.
  */
@@ -30,22 +34,9 @@
 #define BW_KBS_COOKIE "kbs-session-id"
 #define BW_KBS_REPORT_DATA_LEN 48 /* SHA-384 */
 #define BW_KBS_MAX_BODY (64 * 1024) /* largest request/response body either side accepts */
-#define BW_KBS_ERRLEN 256
 #define BW_KBS_ERR_PREFIX "https://github.com/confidential-containers/kbs/errors/"
 
-/* ---- encodings ---- */
-/* base64url without padding; *out is malloc'ed and NUL-terminated. */
-int bw_b64url_encode(const uint8_t *in, size_t len, char **out);
-/* Decode base64url (url=true, padding optional) or standard base64 (url=false, padding
- * optional). Rejects any other character. *out is malloc'ed (len+1, NUL-terminated). */
-int bw_b64_decode(const char *in, bool url, uint8_t **out, size_t *len);
-/* Decode into locked memory (for key material). */
-int bw_b64_decode_secret(const char *in, struct bw_secret *out);
-
-/* RFC 8785 JSON canonicalization of a json-c value (strings, integers, booleans, null,
- * objects, arrays; doubles are refused with -ENOTSUP). *out is malloc'ed, NUL-terminated. */
-int bw_jcs(struct json_object *o, char **out, size_t *len);
-
+/* ---- protocol messages: what the client and the key service (userspace/keyservice) share ---- */
 /* The report data the TEE evidence must carry (SHA-384 of the JCS runtime data). */
 int bw_kbs_report_data(struct json_object *tee_pubkey, const char *nonce,
 		       uint8_t out[BW_KBS_REPORT_DATA_LEN]);
@@ -61,27 +52,15 @@ int bw_kbs_parse_object(const char *buf, size_t len, struct json_object **out);
 const char *bw_json_str(struct json_object *o, const char *key);
 
 /* ---- keys (JWK) ---- */
-enum bw_key_type { BW_KEY_EC_P256, BW_KEY_RSA3072 };
-EVP_PKEY *bw_key_new(enum bw_key_type type);
-/* Public JWK with "alg": ECDH-ES+A256KW (EC P-256) or RSA-OAEP-256 (RSA). */
-int bw_jwk_public(EVP_PKEY *key, struct json_object **out);
+enum bw_jwk_type { BW_JWK_EC_P256, BW_JWK_RSA3072 };
+EVP_PKEY *bw_jwk_new(enum bw_jwk_type type);
 /* Import a public JWK (EC P-256 or RSA >= 2048 bits); *alg is the JWE alg to use with it. */
 int bw_jwk_import(struct json_object *jwk, EVP_PKEY **out, const char **alg);
-/* The key's JWK thumbprint-like identity: SHA-256 hex of its DER SubjectPublicKeyInfo. */
-int bw_key_id(EVP_PKEY *key, char out[65]);
 
 /* ---- JWE (flattened JSON serialization; A256GCM content encryption) ---- */
-/* Encrypt pt to the public JWK; *out is the JSON text (malloc'ed). */
-int bw_jwe_encrypt(struct json_object *jwk, const uint8_t *pt, size_t len, char **out);
-/* The same to an imported key (alg as bw_jwk_import returned it). */
+/* Encrypt pt to an imported public key (alg as bw_jwk_import returned it); *out is the JSON text
+ * (malloc'ed). Decryption is the client's (kbs/internal.h). */
 int bw_jwe_encrypt_to(EVP_PKEY *peer, const char *alg, const uint8_t *pt, size_t len, char **out);
-/* Decrypt a flattened JWE with the private key; the plaintext lands in locked memory. */
-int bw_jwe_decrypt(EVP_PKEY *key, const char *jwe, size_t len, struct bw_secret *out,
-		   char *err, size_t errlen);
-
-/* The same into the caller's (locked) buffer of cap bytes; -EMSGSIZE when it does not fit. */
-int bw_jwe_decrypt_into(EVP_PKEY *key, const char *jwe, size_t len, uint8_t *out, size_t cap,
-			size_t *outlen, char *err, size_t errlen);
 
 /* ---- JWT (ES256) ---- */
 int bw_jwt_sign(EVP_PKEY *key, struct json_object *claims, char **out);
@@ -103,34 +82,35 @@ struct bw_attester {
 	const char *tee;  /* KBS tee string sent in the Request */
 	/* Optional: the tee string found at run time (tsm: from the provider); NULL on failure. */
 	const char *(*tee_of)(const struct bw_attester_opts *o);
+	/* err (may be NULL) says what failed; attesters never log. */
 	int (*evidence)(const struct bw_attester_opts *o, const uint8_t *report_data, size_t len,
-			struct json_object **evidence);
+			struct json_object **evidence, char *err, size_t errlen);
+	/* Optional: is the local device there? 0 or -ENODEV; checked before any network round, and
+	 * a missing device is never retried (err names the device). */
+	int (*probe)(const struct bw_attester_opts *o, char *err, size_t errlen);
 };
 /* NULL when unknown. */
 const struct bw_attester *bw_attester_find(const char *name);
 /* Comma-separated list of the compiled-in attesters, for usage text. */
 const char *bw_attester_names(void);
 
-/* tsm request building, exposed for unit tests: the 64-byte inblob (report data zero-padded). */
-int bw_tsm_inblob(const uint8_t *report_data, size_t len, uint8_t out[64]);
-/* The KBS tee for a configfs-tsm provider name: "tdx_guest" -> "tdx", "sev_guest" -> "snp". */
-const char *bw_tsm_tee(const char *provider);
-/* The sample attester's evidence (also used by tests and the service's verifier). */
-int bw_sample_evidence(const uint8_t *report_data, size_t len, struct json_object **out);
 
 /* ---- client ---- */
+/* libcurl is loaded on first use (dlopen); 0, or -ELIBACC and a message naming its package. */
+int bw_kbs_http_load(char *err, size_t len);
 struct bw_kbs_client_opts {
 	const char *url;      /* https://host:port (no trailing path) */
 	const char *ca_file;  /* NULL: system store */
 	const char *attester; /* name in the attester table */
 	struct bw_attester_opts aopts;
-	enum bw_key_type key_type; /* ephemeral tee key (default EC P-256) */
+	enum bw_jwk_type key_type; /* ephemeral tee key (default EC P-256) */
 	int handshake_tries;  /* default 5 */
 	long timeout_ms;      /* per request, default 10000 */
 	long backoff_ms;      /* first retry delay, doubled per try, default 200 */
 	const char *attestation_out; /* if set: save each Attestation message sent (not secret) */
 };
 struct bw_kbs_client;
+/* -EINVAL (not https://), -ENOENT (unknown attester), -ELIBACC (libcurl missing), -ENOMEM. */
 int bw_kbs_client_new(const struct bw_kbs_client_opts *o, struct bw_kbs_client **out);
 void bw_kbs_client_free(struct bw_kbs_client *c);
 /* Run the RCAR handshake now (normally implicit). */

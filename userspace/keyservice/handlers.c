@@ -11,7 +11,7 @@
 void ks_error(struct ks_reply *r, int status, const char *type, const char *fmt, ...)
 {
 	struct json_object *o = json_object_new_object();
-	char detail[KS_ERRLEN + 64], t[128];
+	char detail[BW_ERR_LEN + 64], t[128];
 	va_list ap;
 
 	va_start(ap, fmt);
@@ -45,6 +45,7 @@ void ks_handle_auth(struct ks_ctx *c, const char *source, const char *body, size
 	struct json_object *req = NULL, *ch;
 	const char *version, *tee;
 	struct ks_session *s;
+	char nonce[sizeof(s->nonce)];
 
 	if (bw_kbs_parse_object(body, len, &req) < 0) {
 		c->m.bad_request++;
@@ -60,16 +61,24 @@ void ks_handle_auth(struct ks_ctx *c, const char *source, const char *body, size
 	} else if (!tee || !ks_verifier_find(tee)) {
 		c->m.auth_fail++;
 		ks_error(r, 401, "AttestationError", "tee %.32s is not supported", tee ? tee : "(none)");
-	} else if (!(s = ks_session_create(c->sessions, tee, source, now))) {
-		c->m.auth_fail++;
-		ks_error(r, 503, "SessionsExhausted", "too many open sessions, retry later");
 	} else {
-		c->m.auth_ok++;
-		ch = json_object_new_object();
-		json_object_object_add(ch, "nonce", json_object_new_string(s->nonce));
-		json_object_object_add(ch, "extra-params", json_object_new_object());
-		reply_json(r, ch);
-		strcpy(r->set_cookie, s->id);
+		pthread_mutex_lock(&c->lock);
+		s = ks_session_create(c->sessions, tee, source, now);
+		if (s) {
+			memcpy(nonce, s->nonce, sizeof(nonce));
+			memcpy(r->set_cookie, s->id, sizeof(s->id));
+		}
+		pthread_mutex_unlock(&c->lock);
+		if (!s) {
+			c->m.auth_fail++;
+			ks_error(r, 503, "SessionsExhausted", "too many open sessions, retry later");
+		} else {
+			c->m.auth_ok++;
+			ch = json_object_new_object();
+			json_object_object_add(ch, "nonce", json_object_new_string(nonce));
+			json_object_object_add(ch, "extra-params", json_object_new_object());
+			reply_json(r, ch);
+		}
 	}
 	json_object_put(req);
 }
@@ -123,19 +132,37 @@ static char *issue_token(struct ks_ctx *c, const char *tee, struct json_object *
 	return tok;
 }
 
-/* Verify an attestation for session s; on success the token is stored in the session. */
-static int attest(struct ks_ctx *c, struct ks_session *s, const struct attestation *a, time_t now,
-		  char *err, size_t errlen)
+/* What an attestation needs of its session, copied out of the table (another thread may evict
+ * the session meanwhile: it is looked up again by id to record the token). */
+struct claim {
+	char id[65], nonce[48], tee[16];
+};
+
+static void drop_session(struct ks_ctx *c, const char *id, time_t now)
 {
-	const struct ks_verifier *v = ks_verifier_find(s->tee);
-	struct json_object *claims = NULL, *rules;
+	struct ks_session *s;
+
+	pthread_mutex_lock(&c->lock);
+	if ((s = ks_session_find(c->sessions, id, now)))
+		ks_session_drop(c->sessions, s);
+	pthread_mutex_unlock(&c->lock);
+}
+
+/* Verify an attestation for session k; on success the token is stored in the session and a
+ * copy returned in *token. */
+static int attest(struct ks_ctx *c, const struct claim *k, const struct attestation *a, time_t now,
+		  char **token, char *err, size_t errlen)
+{
+	const struct ks_verifier *v = ks_verifier_find(k->tee);
+	struct json_object *claims = NULL, *rules = NULL;
+	struct ks_session *s;
 	char *tok = NULL;
 	EVP_PKEY *pk = NULL;
 	const char *alg;
 	uint8_t rd[BW_KBS_REPORT_DATA_LEN];
 	int r;
 
-	if (strlen(a->nonce) != strlen(s->nonce) || !bw_memeq_ct(a->nonce, s->nonce, strlen(s->nonce))) {
+	if (strlen(a->nonce) != strlen(k->nonce) || !bw_memeq_ct(a->nonce, k->nonce, strlen(k->nonce))) {
 		snprintf(err, errlen, "the nonce in the attestation is not this session's challenge");
 		return -EKEYREJECTED;
 	}
@@ -149,18 +176,32 @@ static int attest(struct ks_ctx *c, struct ks_session *s, const struct attestati
 		snprintf(err, errlen, "runtime-data cannot be canonicalised");
 		return r;
 	}
+	pthread_rwlock_rdlock(&c->policy_lock);
 	r = v->verify(&c->policy, a->evidence, rd, sizeof(rd), &claims, err, errlen);
+	if (r == 0)
+		rules = ks_policy_match(&c->policy, claims);
+	pthread_rwlock_unlock(&c->policy_lock);
 	if (r < 0)
 		return r;
-	rules = ks_policy_match(&c->policy, claims);
 	if (!rules || json_object_array_length(rules) == 0) {
 		snprintf(err, errlen, "the evidence matches no policy rule (reference values or AK)");
 		r = -EACCES;
-	} else if (!(tok = issue_token(c, s->tee, a->jwk, claims, rules, now)) ||
-		   ks_session_attested(c->sessions, s, tok, now) < 0) {
+	} else if (!(tok = issue_token(c, k->tee, a->jwk, claims, rules, now)) || !(*token = strdup(tok))) {
 		free(tok);
 		snprintf(err, errlen, "token signing failed");
 		r = -EIO;
+	} else {
+		pthread_mutex_lock(&c->lock);
+		s = ks_session_find(c->sessions, k->id, now);
+		r = s ? ks_session_attested(c->sessions, s, tok, now) : -ESTALE;
+		pthread_mutex_unlock(&c->lock);
+		if (r < 0) {
+			free(tok);
+			free(*token);
+			*token = NULL;
+			snprintf(err, errlen, r == -ESTALE ? "the session expired or was evicted during the attestation"
+							   : "token signing failed");
+		}
 	}
 	json_object_put(rules);
 	json_object_put(claims);
@@ -170,37 +211,49 @@ static int attest(struct ks_ctx *c, struct ks_session *s, const struct attestati
 void ks_handle_attest(struct ks_ctx *c, const char *cookie, const char *body, size_t len, time_t now,
 		      struct ks_reply *r)
 {
-	struct ks_session *s = ks_session_find(c->sessions, cookie, now);
+	struct ks_session *s;
 	struct attestation a = { 0 };
-	char err[KS_ERRLEN] = "";
+	struct claim k;
+	char err[BW_ERR_LEN] = "", *token = NULL;
+	bool used = false;
 	struct json_object *o;
 
+	pthread_mutex_lock(&c->lock);
+	s = ks_session_find(c->sessions, cookie, now);
+	if (s) {
+		/* Single use: whatever happens next, this nonce cannot be presented again. */
+		used = s->nonce_used;
+		s->nonce_used = true;
+		memcpy(k.id, s->id, sizeof(k.id));
+		memcpy(k.nonce, s->nonce, sizeof(k.nonce));
+		memcpy(k.tee, s->tee, sizeof(k.tee));
+	}
+	pthread_mutex_unlock(&c->lock);
 	if (!s) {
 		c->m.attest_fail++;
 		ks_error(r, 401, "InvalidCookie", "no valid %s cookie (unknown or expired session)", BW_KBS_COOKIE);
 		return;
 	}
-	if (s->nonce_used) {
+	if (used) {
 		c->m.attest_fail++;
 		ks_error(r, 401, "AttestationError", "the session's nonce was already used");
 		return;
 	}
-	/* Single use: whatever happens next, this nonce cannot be presented again. */
-	s->nonce_used = true;
 	if (parse_attestation(body, len, &a, err, sizeof(err)) < 0) {
 		c->m.bad_request++;
 		ks_error(r, 400, "MalformedRequest", "%s", err);
-		ks_session_drop(c->sessions, s); /* its nonce is spent: the session has no further use */
-	} else if (attest(c, s, &a, now, err, sizeof(err)) < 0) {
+		drop_session(c, k.id, now); /* its nonce is spent: the session has no further use */
+	} else if (attest(c, &k, &a, now, &token, err, sizeof(err)) < 0) {
 		c->m.attest_fail++;
 		ks_error(r, 401, "AttestationError", "%s", err);
-		ks_session_drop(c->sessions, s);
+		drop_session(c, k.id, now);
 	} else {
 		c->m.attest_ok++;
 		o = json_object_new_object();
-		json_object_object_add(o, "token", json_object_new_string(s->token));
+		json_object_object_add(o, "token", json_object_new_string(token));
 		reply_json(r, o);
 	}
+	free(token);
 	json_object_put(a.msg);
 }
 
@@ -219,6 +272,14 @@ struct ks_token_cache {
 	} s[TOKEN_SLOTS];
 };
 
+/* The key being served sits in this thread's locked buffer, wiped after each use. */
+static __thread struct bw_secret scratch;
+
+void ks_thread_done(void)
+{
+	bw_secret_free(&scratch);
+}
+
 void ks_ctx_free_cache(struct ks_ctx *c)
 {
 	for (size_t i = 0; c->tokens && i < TOKEN_SLOTS; i++) {
@@ -227,68 +288,106 @@ void ks_ctx_free_cache(struct ks_ctx *c)
 	}
 	free(c->tokens);
 	c->tokens = NULL;
-	bw_secret_free(&c->scratch);
+	ks_thread_done();
 }
 
-static int verify_cached(struct ks_ctx *c, const char *tok, time_t now, struct json_object **claims,
-			 struct slot **slot, char *err, size_t errlen)
+void ks_ctx_set_policy(struct ks_ctx *c, struct ks_policy *p)
+{
+	struct ks_policy old;
+
+	pthread_rwlock_wrlock(&c->policy_lock);
+	old = c->policy;
+	c->policy = *p;
+	pthread_rwlock_unlock(&c->policy_lock);
+	ks_policy_free(&old);
+}
+
+/* Whether the verified claims' rules (under the current policy) allow path. Called with c->lock
+ * held when the claims are the cache's (json-c reference counts are not atomic). */
+static bool allowed(struct ks_ctx *c, struct json_object *claims, const char *path)
+{
+	struct json_object *rules = NULL;
+	bool ok;
+
+	json_object_object_get_ex(claims, "rules", &rules);
+	pthread_rwlock_rdlock(&c->policy_lock);
+	ok = ks_policy_allows(&c->policy, rules, bw_json_str(claims, "tee"), path);
+	pthread_rwlock_unlock(&c->policy_lock);
+	return ok;
+}
+
+/*
+ * Authorise a request for path with token tok: 0 and the token's tee key (a new reference) and
+ * JWE alg when the policy allows it, -EACCES when it does not, another -errno when the token does
+ * not verify. The same bytes verified once need no second ECDSA verification until they expire;
+ * the signature check runs outside the lock.
+ */
+static int authorize(struct ks_ctx *c, const char *tok, const char *path, time_t now, EVP_PKEY **tee,
+		     const char **alg, char *err, size_t errlen)
 {
 	uint8_t h[32];
 	struct slot *sl;
-	struct json_object *exp, *jwk;
-	EVP_PKEY *tee = NULL;
-	const char *alg = NULL;
-	int r;
+	struct json_object *claims = NULL, *exp, *jwk;
+	EVP_PKEY *pk = NULL;
+	const char *a = NULL;
+	int r = -ENOENT;
 
-	if (!c->tokens && !(c->tokens = calloc(1, sizeof(*c->tokens))))
-		return -ENOMEM;
 	EVP_Digest(tok, strlen(tok), h, NULL, EVP_sha256(), NULL);
+	pthread_mutex_lock(&c->lock);
+	if (!c->tokens && !(c->tokens = calloc(1, sizeof(*c->tokens)))) {
+		pthread_mutex_unlock(&c->lock);
+		return -ENOMEM;
+	}
 	sl = &c->tokens->s[(h[0] | h[1] << 8) % TOKEN_SLOTS];
 	if (sl->claims && !memcmp(sl->hash, h, 32) && sl->exp > (int64_t)now) {
-		*claims = json_object_get(sl->claims);
-		*slot = sl;
-		return 0;
+		r = allowed(c, sl->claims, path) ? 0 : -EACCES;
+		if (r == 0 && EVP_PKEY_up_ref(sl->tee)) {
+			*tee = sl->tee;
+			*alg = sl->alg;
+		} else if (r == 0)
+			r = -ENOMEM;
 	}
-	r = bw_jwt_verify(c->signing_key, KS_ISSUER, tok, now, claims, err, errlen);
+	pthread_mutex_unlock(&c->lock);
+	if (r != -ENOENT)
+		return r;
+
+	r = bw_jwt_verify(c->signing_key, KS_ISSUER, tok, now, &claims, err, errlen);
 	if (r < 0)
 		return r;
-	if (!json_object_object_get_ex(*claims, "tee-pubkey", &jwk) || bw_jwk_import(jwk, &tee, &alg) < 0) {
-		json_object_put(*claims);
+	if (!json_object_object_get_ex(claims, "tee-pubkey", &jwk) || bw_jwk_import(jwk, &pk, &a) < 0 ||
+	    !EVP_PKEY_up_ref(pk)) {
+		EVP_PKEY_free(pk);
+		json_object_put(claims);
 		snprintf(err, errlen, "token without a usable tee-pubkey");
 		return -EINVAL;
 	}
+	r = allowed(c, claims, path) ? 0 : -EACCES;
+	pthread_mutex_lock(&c->lock);
 	json_object_put(sl->claims);
 	EVP_PKEY_free(sl->tee);
 	memcpy(sl->hash, h, 32);
-	sl->exp = json_object_object_get_ex(*claims, "exp", &exp) ? json_object_get_int64(exp) : 0;
-	sl->claims = json_object_get(*claims);
-	sl->tee = tee;
-	sl->alg = alg;
-	*slot = sl;
-	return 0;
-}
-
-/* Token claims from the bearer token, or from the cookie's attested session. */
-static int authenticate(struct ks_ctx *c, const char *cookie, const char *bearer, time_t now,
-			struct json_object **claims, struct slot **slot, char *err, size_t errlen)
-{
-	struct ks_session *s;
-
-	if (!bearer && cookie && (s = ks_session_find(c->sessions, cookie, now)) && s->token)
-		bearer = s->token;
-	if (!bearer) {
-		snprintf(err, errlen, "no token: attest first (cookie session or Authorization: Bearer)");
-		return -ENOENT;
+	sl->exp = json_object_object_get_ex(claims, "exp", &exp) ? json_object_get_int64(exp) : 0;
+	sl->claims = claims; /* the cache's now */
+	sl->tee = pk;        /* and this reference */
+	sl->alg = a;
+	pthread_mutex_unlock(&c->lock);
+	if (r < 0) {
+		EVP_PKEY_free(pk);
+		return r;
 	}
-	return verify_cached(c, bearer, now, claims, slot, err, errlen);
+	*tee = pk;
+	*alg = a;
+	return 0;
 }
 
 void ks_handle_resource(struct ks_ctx *c, const char *cookie, const char *bearer, const char *path,
 			time_t now, struct ks_reply *r)
 {
-	struct json_object *claims = NULL, *rules = NULL;
-	struct slot *sl = NULL;
-	char err[KS_ERRLEN] = "";
+	_cleanup_free_ char *own = NULL;
+	struct ks_session *s;
+	char err[BW_ERR_LEN] = "";
+	EVP_PKEY *tee = NULL;
+	const char *alg = NULL;
 	int e;
 
 	if (!bw_kbs_resource_path_valid(path)) {
@@ -296,26 +395,35 @@ void ks_handle_resource(struct ks_ctx *c, const char *cookie, const char *bearer
 		ks_error(r, 404, "InvalidRequestPath", "resource path must be REPO/TYPE/TAG of [A-Za-z0-9._-]");
 		return;
 	}
-	e = authenticate(c, cookie, bearer, now, &claims, &sl, err, sizeof(err));
-	if (e < 0) {
+	/* The token: bearer, or the one of the cookie's attested session. */
+	if (!bearer && cookie) {
+		pthread_mutex_lock(&c->lock);
+		if ((s = ks_session_find(c->sessions, cookie, now)) && s->token)
+			bearer = own = strdup(s->token);
+		pthread_mutex_unlock(&c->lock);
+	}
+	if (!bearer) {
 		c->m.resource_denied++;
-		ks_error(r, 401, e == -ENOENT ? "TokenNotFound" : "TokenVerifierError", "%s", err);
+		ks_error(r, 401, "TokenNotFound", "no token: attest first (cookie session or Authorization: Bearer)");
 		return;
 	}
-	json_object_object_get_ex(claims, "rules", &rules);
-	if (!ks_policy_allows(&c->policy, rules, bw_json_str(claims, "tee"), path)) {
+	e = authorize(c, bearer, path, now, &tee, &alg, err, sizeof(err));
+	if (e == -EACCES) {
 		c->m.resource_denied++;
 		ks_error(r, 403, "PolicyDeny", "resource %s is not allowed for this evidence", path);
-	} else if ((!c->scratch.data && bw_secret_new(&c->scratch, KS_RESOURCE_LEN) < 0) ||
-		   ks_derive_into(&c->master, &c->salt, path, c->scratch.data) < 0 ||
-		   bw_jwe_encrypt_to(sl->tee, sl->alg, c->scratch.data, KS_RESOURCE_LEN, &r->body) < 0) {
+	} else if (e < 0) {
+		c->m.resource_denied++;
+		ks_error(r, 401, "TokenVerifierError", "%s", err[0] ? err : "token cannot be verified");
+	} else if ((!scratch.data && bw_secret_new(&scratch, KS_RESOURCE_LEN) < 0) ||
+		   ks_derive_into(&c->master, &c->salt, path, scratch.data) < 0 ||
+		   bw_jwe_encrypt_to(tee, alg, scratch.data, KS_RESOURCE_LEN, &r->body) < 0) {
 		c->m.resource_fail++;
 		ks_error(r, 500, "JweError", "cannot derive or encrypt the resource");
 	} else {
 		c->m.resource_ok++;
 		r->status = 200;
 	}
-	if (c->scratch.data)
-		OPENSSL_cleanse(c->scratch.data, c->scratch.size);
-	json_object_put(claims);
+	if (scratch.data)
+		OPENSSL_cleanse(scratch.data, scratch.size);
+	EVP_PKEY_free(tee);
 }

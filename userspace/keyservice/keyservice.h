@@ -8,6 +8,7 @@
 #ifndef BULWARK_KEYSERVICE_H
 #define BULWARK_KEYSERVICE_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <time.h>
@@ -15,10 +16,9 @@
 #include <openssl/types.h>
 #include "common/common.h"
 #include "kbs/kbs.h"
+#include "tpm/tpm.h"
 
-#define KS_ERRLEN 256
 #define KS_ISSUER "bulwark-keyservice" /* iss of the tokens we sign and accept */
-#define KS_PCRS 24
 
 /* ---- policy ---- */
 struct ks_rule {
@@ -27,8 +27,8 @@ struct ks_rule {
 	char *tee;              /* "sample" or "tpm" */
 	char **aks;             /* tpm: trusted AK identities (SHA-256 hex of SPKI DER) */
 	size_t n_aks;
-	bool has_pcr[KS_PCRS];  /* tpm: reference PCR values (SHA-256 bank), only those listed */
-	uint8_t pcr[KS_PCRS][32];
+	bool has_pcr[BW_TPM_PCRS];  /* tpm: reference PCR values (SHA-256 bank), only those listed */
+	uint8_t pcr[BW_TPM_PCRS][32];
 	char **resources;       /* "repo/type/tag" exact or "prefix/" (segment boundary) or "*" */
 	size_t n_resources;
 };
@@ -111,6 +111,13 @@ int ks_info(const char *path, char *buf, size_t size);
 int ks_read_secret(const char *path, size_t min, struct bw_secret *out);
 
 /* ---- protocol handlers (transport independent, used by the HTTP front end and the fuzzer) ---- */
+/*
+ * The handlers may run on several threads at once with one ctx: `lock` guards the sessions and
+ * the token cache (held only for table operations and lookups, never across signatures,
+ * verifications or key derivation), `policy_lock` the policy (read while evidence is verified or
+ * a resource checked, written by a reload). A zero-initialised ctx has valid locks (glibc's
+ * PTHREAD_MUTEX_INITIALIZER and PTHREAD_RWLOCK_INITIALIZER are all zero).
+ */
 struct ks_ctx {
 	struct ks_policy policy;
 	struct ks_sessions *sessions;
@@ -118,9 +125,10 @@ struct ks_ctx {
 	struct bw_secret master, salt;
 	time_t token_lifetime;
 	struct ks_token_cache *tokens; /* verified tokens by hash; allocated on first use */
-	struct bw_secret scratch;      /* locked buffer for the key being served (one at a time) */
+	pthread_mutex_t lock;          /* sessions, tokens */
+	pthread_rwlock_t policy_lock;  /* policy */
 	struct ks_metrics {
-		uint64_t auth_ok, auth_fail, attest_ok, attest_fail, resource_ok, resource_denied,
+		_Atomic uint64_t auth_ok, auth_fail, attest_ok, attest_fail, resource_ok, resource_denied,
 			resource_fail, bad_request;
 	} m;
 };
@@ -137,8 +145,12 @@ void ks_handle_attest(struct ks_ctx *c, const char *cookie, const char *body, si
 		      struct ks_reply *r);
 void ks_handle_resource(struct ks_ctx *c, const char *cookie, const char *bearer, const char *path,
 			time_t now, struct ks_reply *r);
-/* Free the token cache and the scratch buffer. */
+/* Replace the policy (a reload): waits for the requests using the old one. */
+void ks_ctx_set_policy(struct ks_ctx *c, struct ks_policy *p);
+/* Free the token cache and the calling thread's scratch buffer. */
 void ks_ctx_free_cache(struct ks_ctx *c);
+/* A thread that ran handlers is done: free its locked scratch buffer (the key being served). */
+void ks_thread_done(void);
 /* An ErrorInformation reply. */
 void ks_error(struct ks_reply *r, int status, const char *type, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
@@ -147,8 +159,11 @@ void ks_error(struct ks_reply *r, int status, const char *type, const char *fmt,
 struct event_base;
 struct evconnlistener;
 struct bufferevent;
+/* Descriptors kept free below RLIMIT_NOFILE for the listener, logs, TPM, policy reloads and
+ * connections being closed: the connection cap is at most the limit minus this. */
+#define KS_FD_HEADROOM 64
 struct ks_conn_limits {
-	size_t max;             /* open connections in all */
+	size_t max;             /* open connections in all (lowered while descriptors run out) */
 	size_t per_source;      /* open connections per client address */
 	long request_timeout_ms; /* from accept / the last reply to the next complete request */
 };
@@ -156,18 +171,30 @@ struct ks_conn_stats {
 	size_t open, closing;
 	uint64_t accepted, evicted_full, evicted_source, evicted_fd, timed_out, accept_errors;
 };
+/*
+ * One ks_conns for the whole service (the caps are global, whichever thread accepted a
+ * connection), one ks_conns_loop per event loop (thread). A connection belongs to the loop that
+ * accepted it; another thread closing it (to make room) hands it to its loop, which shuts the
+ * socket down, so a descriptor is never touched by a thread that could see it reused.
+ */
 struct ks_conns;
-struct ks_conns *ks_conns_new(struct event_base *base, SSL_CTX *ssl, const struct ks_conn_limits *l);
-/* Free after evhttp_free (which frees the connections). */
+struct ks_conns_loop;
+struct ks_conns *ks_conns_new(SSL_CTX *ssl, const struct ks_conn_limits *l);
+/* Free after every loop (ks_conns_loop_free). */
 void ks_conns_free(struct ks_conns *c);
-/* Take over the listener's accept errors (EMFILE backoff). */
-void ks_conns_listen(struct ks_conns *c, struct evconnlistener *lev);
+/* A loop on base, taking over the listener's accept errors (EMFILE backoff) and bursts. The
+ * base must be locking (evthread_use_pthreads before event_base_new) when there are several. */
+struct ks_conns_loop *ks_conns_loop_new(struct ks_conns *c, struct event_base *base, struct evconnlistener *lev);
+/* The calling thread runs loop lp (call first thing in the thread that dispatches its base). */
+void ks_conns_loop_enter(struct ks_conns_loop *lp);
+/* After evhttp_free of the loop's evhttp (which frees its connections), with every loop stopped. */
+void ks_conns_loop_free(struct ks_conns_loop *lp);
 /* evhttp's bufferevent callback: a TLS bufferevent for a new connection, accounted. */
-struct bufferevent *ks_conns_bev(struct ks_conns *c);
+struct bufferevent *ks_conns_bev(struct ks_conns_loop *lp);
 /* Whether bev is a TLS bufferevent (evhttp falls back to plain sockets when the callback fails). */
 bool ks_conns_is_tls(struct bufferevent *bev);
 /* A complete request arrived on the connection of bev: it becomes the most recently active. */
-void ks_conns_served(struct ks_conns *c, struct bufferevent *bev);
-void ks_conns_stats(const struct ks_conns *c, struct ks_conn_stats *st);
+void ks_conns_served(struct ks_conns_loop *lp, struct bufferevent *bev);
+void ks_conns_stats(struct ks_conns *c, struct ks_conn_stats *st);
 
 #endif

@@ -4,14 +4,21 @@
  *                    --policy FILE [--signing-key FILE] [--token-lifetime SEC]
  *                    [--session-lifetime SEC] [--attest-timeout SEC] [--max-sessions N]
  *                    [--max-sessions-per-source N] [--max-connections N]
- *                    [--max-connections-per-source N] [--request-timeout SEC]
+ *                    [--max-connections-per-source N] [--request-timeout SEC] [--workers N]
  *
- * libevent's evhttp over OpenSSL TLS (bufferevent_openssl), single-threaded. SIGHUP reloads the
- * policy; SIGTERM/SIGINT stop. Exit codes: 0 stopped by signal, 1 runtime failure, 2 usage or
+ * libevent's evhttp over OpenSSL TLS (bufferevent_openssl), one event loop per worker thread
+ * (default: one per online CPU), all accepting from one listening socket (one accept queue: a
+ * connection goes to whichever loop is free first). Sessions, the token cache, the policy and
+ * the connection bounds are shared (keyservice.h, conns.c). SIGHUP reloads the policy;
+ * SIGTERM/SIGINT stop. Exit codes: 0 stopped by signal, 1 runtime failure, 2 usage or
  * configuration error.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
+#include <netdb.h>
+#include <pthread.h>
+#include <unistd.h>
 #include <signal.h>
 #include <string.h>
 #include <netinet/in.h>
@@ -23,6 +30,7 @@
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/listener.h>
+#include <event2/thread.h>
 #include <event2/keyvalq_struct.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
@@ -32,17 +40,34 @@
 struct opts {
 	const char *listen, *cert, *key, *master, *salt, *policy, *signing_key;
 	long token_lifetime, session_lifetime, attest_timeout, max_sessions, sessions_per_source;
-	long max_conns, conns_per_source, request_timeout;
+	long max_conns, conns_per_source, request_timeout, workers;
+};
+
+#define MAX_WORKERS 64
+
+struct server;
+struct worker {
+	struct server *s;
+	struct event_base *base;
+	struct evhttp *http;
+	struct ks_conns_loop *loop;
+	pthread_t thread;
+	bool started;
 };
 
 struct server {
 	struct ks_ctx ctx;
 	struct opts o;
 	SSL_CTX *ssl;
-	struct event_base *base;
 	struct ks_conns *conns;
-	uint64_t requests;
+	struct worker w[MAX_WORKERS];
+	size_t n_workers;
+	_Atomic uint64_t requests;
 };
+
+#ifndef BULWARK_VERSION
+#define BULWARK_VERSION "0.1.0-dev"
+#endif
 
 static void usage(FILE *f)
 {
@@ -51,7 +76,7 @@ static void usage(FILE *f)
 		   "         [--token-lifetime SEC (300)] [--session-lifetime SEC (300)] [--attest-timeout SEC (30)]\n"
 		   "         [--max-sessions N (100000)] [--max-sessions-per-source N (1024)]\n"
 		   "         [--max-connections N (4096)] [--max-connections-per-source N (512)]\n"
-		   "         [--request-timeout SEC (10)]\n");
+		   "         [--request-timeout SEC (10)] [--workers N (online CPUs)] [--version] [--help]\n");
 }
 
 static int parse(int argc, char **argv, struct opts *o)
@@ -67,12 +92,14 @@ static int parse(int argc, char **argv, struct opts *o)
 		{ "max-connections", required_argument, NULL, 'C' },
 		{ "max-connections-per-source", required_argument, NULL, 'c' + 256 },
 		{ "request-timeout", required_argument, NULL, 'T' },
-		{ "help", no_argument, NULL, 'h' }, { 0 },
+		{ "workers", required_argument, NULL, 'W' },
+		{ "help", no_argument, NULL, 'h' }, { "version", no_argument, NULL, 'V' }, { 0 },
 	};
 	int ch;
 
 	*o = (struct opts){ .token_lifetime = 300, .session_lifetime = 300, .attest_timeout = 30, .max_sessions = 100000,
-			    .sessions_per_source = 1024, .max_conns = 4096, .conns_per_source = 512, .request_timeout = 10 };
+			    .sessions_per_source = 1024, .max_conns = 4096, .conns_per_source = 512, .request_timeout = 10,
+			    .workers = 0 /* one per online CPU */ };
 	while ((ch = getopt_long(argc, argv, "h", all, NULL)) != -1) {
 		switch (ch) {
 		case 'l': o->listen = optarg; break;
@@ -90,14 +117,21 @@ static int parse(int argc, char **argv, struct opts *o)
 		case 'C': o->max_conns = atol(optarg); break;
 		case 'c' + 256: o->conns_per_source = atol(optarg); break;
 		case 'T': o->request_timeout = atol(optarg); break;
+		case 'W': o->workers = atol(optarg); break;
 		case 'h': usage(stdout); exit(0);
+		case 'V': printf("bulwark-keyservice %s\n", BULWARK_VERSION); exit(0);
 		default: return -EINVAL;
 		}
 	}
 	if (optind != argc || !o->listen || !o->cert || !o->key || !o->master || !o->salt || !o->policy ||
 	    o->token_lifetime <= 0 || o->session_lifetime <= 0 || o->max_sessions <= 0 || o->attest_timeout <= 0 ||
-	    o->sessions_per_source <= 0 || o->max_conns <= 0 || o->conns_per_source <= 0 || o->request_timeout <= 0)
+	    o->sessions_per_source <= 0 || o->max_conns <= 0 || o->conns_per_source <= 0 || o->request_timeout <= 0 ||
+	    o->workers < 0 || o->workers > MAX_WORKERS)
 		return -EINVAL;
+	if (!o->workers) {
+		long n = sysconf(_SC_NPROCESSORS_ONLN);
+		o->workers = n < 1 ? 1 : n > MAX_WORKERS ? MAX_WORKERS : n;
+	}
 	return 0;
 }
 
@@ -159,8 +193,15 @@ static void metrics(struct server *s, struct ks_reply *r)
 	const struct ks_metrics *m = &s->ctx.m;
 	struct ks_conn_stats cs;
 	_cleanup_free_ char *conns = NULL;
+	size_t n_sessions, n_pending;
+	uint64_t n_evicted;
 
 	ks_conns_stats(s->conns, &cs);
+	pthread_mutex_lock(&s->ctx.lock);
+	n_sessions = ks_sessions_count(s->ctx.sessions);
+	n_pending = ks_sessions_pending(s->ctx.sessions);
+	n_evicted = ks_sessions_evicted(s->ctx.sessions);
+	pthread_mutex_unlock(&s->ctx.lock);
 	if (asprintf(&conns,
 		     "# TYPE bulwark_keyservice_connections gauge\nbulwark_keyservice_connections %zu\n"
 		     "# TYPE bulwark_keyservice_connections_closing gauge\nbulwark_keyservice_connections_closing %zu\n"
@@ -195,8 +236,7 @@ static void metrics(struct server *s, struct ks_reply *r)
 		     (unsigned long long)m->attest_ok, (unsigned long long)m->attest_fail,
 		     (unsigned long long)m->resource_ok, (unsigned long long)m->resource_denied,
 		     (unsigned long long)m->resource_fail, (unsigned long long)m->bad_request,
-		     ks_sessions_count(s->ctx.sessions), ks_sessions_pending(s->ctx.sessions),
-		     (unsigned long long)ks_sessions_evicted(s->ctx.sessions), conns ? conns : "") < 0)
+		     n_sessions, n_pending, (unsigned long long)n_evicted, conns ? conns : "") < 0)
 		r->body = NULL;
 }
 
@@ -223,7 +263,8 @@ static const char *allowed_method(const char *path)
 
 static void route(struct evhttp_request *req, void *arg)
 {
-	struct server *s = arg;
+	struct worker *w = arg;
+	struct server *s = w->s;
 	const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
 	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
 	struct evbuffer *in = evhttp_request_get_input_buffer(req);
@@ -245,7 +286,7 @@ static void route(struct evhttp_request *req, void *arg)
 		evhttp_send_error(req, 421, "TLS required");
 		return;
 	}
-	ks_conns_served(s->conns, bev);
+	ks_conns_served(w->loop, bev);
 	allow = allowed_method(path);
 	if (allow && strcmp(allow, cmd == EVHTTP_REQ_POST ? "POST" : cmd == EVHTTP_REQ_GET ? "GET" : "")) {
 		/* A known endpoint with another method: 405 with Allow (RFC 9110 §15.5.6). */
@@ -273,10 +314,10 @@ static void route(struct evhttp_request *req, void *arg)
 
 static struct bufferevent *tls_bev(struct event_base *base, void *arg)
 {
-	struct server *s = arg;
+	struct worker *w = arg;
 
 	(void)base;
-	return ks_conns_bev(s->conns);
+	return ks_conns_bev(w->loop);
 }
 
 static SSL_CTX *tls_ctx(const char *cert, const char *key)
@@ -303,7 +344,7 @@ static EVP_PKEY *signing_key(const char *path, char *err, size_t errlen)
 	int r;
 
 	if (!path)
-		return bw_key_new(BW_KEY_EC_P256); /* tokens die with the process; clients re-attest */
+		return bw_jwk_new(BW_JWK_EC_P256); /* tokens die with the process; clients re-attest */
 	r = ks_read_secret(path, 1, &pem);
 	if (r < 0) {
 		snprintf(err, errlen, "signing key %s: %s (need a 0600 PEM file of at most 4096 bytes, owned by the service user)",
@@ -328,19 +369,19 @@ static void on_signal(evutil_socket_t sig, short ev, void *arg)
 {
 	struct server *s = arg;
 	struct ks_policy p;
-	char err[KS_ERRLEN];
+	char err[BW_ERR_LEN];
 
 	(void)ev;
 	if (sig != SIGHUP) {
-		event_base_loopbreak(s->base);
+		for (size_t i = 0; i < s->n_workers; i++)
+			event_base_loopbreak(s->w[i].base);
 		return;
 	}
 	if (ks_policy_load(s->o.policy, &p, err, sizeof(err)) < 0) {
 		bw_err("policy reload failed, keeping the old policy: %s", err);
 		return;
 	}
-	ks_policy_free(&s->ctx.policy);
-	s->ctx.policy = p;
+	ks_ctx_set_policy(&s->ctx, &p);
 	bw_info("policy reloaded: %zu rules%s", p.n_rules, p.sample ? ", sample evidence ENABLED" : "");
 }
 
@@ -350,7 +391,9 @@ static void on_purge(evutil_socket_t fd, short ev, void *arg)
 
 	(void)fd;
 	(void)ev;
+	pthread_mutex_lock(&s->ctx.lock);
 	ks_sessions_purge(s->ctx.sessions, time(NULL));
+	pthread_mutex_unlock(&s->ctx.lock);
 }
 
 static int load(struct server *s, char *err, size_t errlen)
@@ -409,7 +452,7 @@ static int split_listen(const char *l, char *host, size_t size, unsigned short *
  * connection cap stays below it with headroom for the listener, logs, TPM and policy reloads,
  * so accept() has a descriptor whenever the cap lets a connection in.
  */
-#define FD_HEADROOM 64
+#define FD_HEADROOM KS_FD_HEADROOM
 static size_t conn_cap(long want)
 {
 	struct rlimit rl;
@@ -432,67 +475,151 @@ static size_t conn_cap(long want)
 	return (size_t)want;
 }
 
-static int serve(struct server *s)
+/* The listening socket, shared by every worker's loop (one accept queue). The backlog is deep
+ * (the kernel caps it at net.core.somaxconn) so a connect flood does not overflow the queue and
+ * drop an honest client's SYN (a 1 s retransmission) while the loops work through it. */
+static int listen_socket(const char *spec)
 {
-	struct evhttp *http = evhttp_new(s->base);
-	struct evhttp_bound_socket *bound;
-	int one = 1;
-	struct event *ev[4];
-	const int sigs[] = { SIGHUP, SIGTERM, SIGINT };
-	struct timeval minute = { 60, 0 };
-	char host[128];
+	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE },
+			*ai = NULL;
+	char host[128], port_s[8];
 	unsigned short port;
+	int fd, one = 1;
 
-	if (!http || split_listen(s->o.listen, host, sizeof(host), &port) < 0)
+	if (split_listen(spec, host, sizeof(host), &port) < 0)
 		return -EINVAL;
-	evhttp_set_bevcb(http, tls_bev, s);
-	evhttp_set_gencb(http, route, s);
-	evhttp_set_max_body_size(http, BW_KBS_MAX_BODY);
-	evhttp_set_max_headers_size(http, 32768);
-	evhttp_set_timeout(http, (int)s->o.request_timeout);
+	snprintf(port_s, sizeof(port_s), "%u", port);
+	if (getaddrinfo(host[0] ? host : NULL, port_s, &hints, &ai) != 0 || !ai)
+		return -EINVAL;
+	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	/* Accepted sockets inherit TCP_NODELAY: without, Nagle holds the last TLS record of a reply
+	 * until the client's delayed ACK (40 ms per request). */
+	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+	    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0 ||
+	    bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 4096) < 0) {
+		int e = -errno;
+		if (fd >= 0)
+			close(fd);
+		freeaddrinfo(ai);
+		return e;
+	}
+	freeaddrinfo(ai);
+	return fd;
+}
+
+static int worker_new(struct worker *w, struct server *s, int lfd)
+{
+	struct evhttp_bound_socket *bound;
+	int fd;
+
+	w->s = s;
+	w->base = event_base_new();
+	w->http = w->base ? evhttp_new(w->base) : NULL;
+	if (!w->http)
+		return -ENOMEM;
+	evhttp_set_bevcb(w->http, tls_bev, w);
+	evhttp_set_gencb(w->http, route, w);
+	evhttp_set_max_body_size(w->http, BW_KBS_MAX_BODY);
+	evhttp_set_max_headers_size(w->http, 32768);
+	evhttp_set_timeout(w->http, (int)s->o.request_timeout);
 	/* Every method libevent knows reaches route(), which answers 405 as ErrorInformation JSON;
 	 * methods libevent does not know still get its 501 HTML page (see README). */
-	evhttp_set_allowed_methods(http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT |
-					 EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |
-					 EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
-	s->conns = ks_conns_new(s->base, s->ssl, &(struct ks_conn_limits){
-		.max = conn_cap(s->o.max_conns), .per_source = (size_t)s->o.conns_per_source,
-		.request_timeout_ms = s->o.request_timeout * 1000 });
-	if (!s->conns) {
-		evhttp_free(http);
+	evhttp_set_allowed_methods(w->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT |
+					    EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |
+					    EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
+	/* Its own descriptor for the one socket (evhttp closes it with the listener). */
+	fd = fcntl(lfd, F_DUPFD_CLOEXEC, 0);
+	bound = fd >= 0 ? evhttp_accept_socket_with_handle(w->http, fd) : NULL;
+	if (!bound) {
+		if (fd >= 0)
+			close(fd);
 		return -ENOMEM;
 	}
-	bound = evhttp_bind_socket_with_handle(http, host, port);
-	if (!bound) {
-		bw_err("cannot listen on %s", s->o.listen);
-		evhttp_free(http);
+	w->loop = ks_conns_loop_new(s->conns, w->base, evhttp_bound_socket_get_listener(bound));
+	return w->loop ? 0 : -ENOMEM;
+}
+
+static void worker_free(struct worker *w)
+{
+	if (w->http)
+		evhttp_free(w->http); /* frees its connections: before the loop's accounting */
+	ks_conns_loop_free(w->loop);
+	if (w->base)
+		event_base_free(w->base);
+}
+
+static void *worker_run(void *arg)
+{
+	struct worker *w = arg;
+
+	ks_conns_loop_enter(w->loop);
+	event_base_dispatch(w->base);
+	ks_thread_done();
+	return NULL;
+}
+
+static int serve(struct server *s)
+{
+	struct event *ev[4] = { 0 };
+	const int sigs[] = { SIGHUP, SIGTERM, SIGINT };
+	struct timeval minute = { 60, 0 };
+	sigset_t all, old;
+	int lfd, r = 0;
+
+	s->conns = ks_conns_new(s->ssl, &(struct ks_conn_limits){
+		.max = conn_cap(s->o.max_conns), .per_source = (size_t)s->o.conns_per_source,
+		.request_timeout_ms = s->o.request_timeout * 1000 });
+	if (!s->conns)
+		return -ENOMEM;
+	lfd = listen_socket(s->o.listen);
+	if (lfd < 0) {
+		bw_err("cannot listen on %s: %s", s->o.listen, strerror(-lfd));
 		ks_conns_free(s->conns);
-		return -EADDRINUSE;
+		return lfd;
 	}
-	ks_conns_listen(s->conns, evhttp_bound_socket_get_listener(bound));
-	/* Accepted sockets inherit it: without, Nagle holds the last TLS record of a reply until the
-	 * client's delayed ACK (40 ms per request). */
-	setsockopt(evhttp_bound_socket_get_fd(bound), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	for (size_t i = 0; i < ARRAY_SIZE(sigs); i++) {
-		ev[i] = evsignal_new(s->base, sigs[i], on_signal, s);
+	for (s->n_workers = 0; s->n_workers < (size_t)s->o.workers && r == 0; s->n_workers++)
+		r = worker_new(&s->w[s->n_workers], s, lfd);
+	close(lfd);
+	/* Worker 0 runs on this thread with the signal events; the others never take a signal. */
+	for (size_t i = 0; i < ARRAY_SIZE(sigs) && r == 0; i++) {
+		ev[i] = evsignal_new(s->w[0].base, sigs[i], on_signal, s);
 		event_add(ev[i], NULL);
 	}
-	ev[3] = event_new(s->base, -1, EV_PERSIST, on_purge, s);
-	event_add(ev[3], &minute);
-	bw_info("listening on https://%s (policy: %zu rules%s)", s->o.listen, s->ctx.policy.n_rules,
-		s->ctx.policy.sample ? ", sample evidence ENABLED" : "");
-	event_base_dispatch(s->base);
+	if (r == 0) {
+		ev[3] = event_new(s->w[0].base, -1, EV_PERSIST, on_purge, s);
+		event_add(ev[3], &minute);
+	}
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	for (size_t i = 1; i < s->n_workers && r == 0; i++) {
+		r = -pthread_create(&s->w[i].thread, NULL, worker_run, &s->w[i]);
+		s->w[i].started = r == 0;
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (r == 0) {
+		bw_info("listening on https://%s, %zu workers (policy: %zu rules%s)", s->o.listen, s->n_workers,
+			s->ctx.policy.n_rules, s->ctx.policy.sample ? ", sample evidence ENABLED" : "");
+		worker_run(&s->w[0]);
+	} else
+		bw_err("cannot start the workers: %s", strerror(-r));
+	for (size_t i = 1; i < s->n_workers; i++)
+		if (s->w[i].started) {
+			event_base_loopbreak(s->w[i].base);
+			pthread_join(s->w[i].thread, NULL);
+		}
 	for (size_t i = 0; i < ARRAY_SIZE(ev); i++)
-		event_free(ev[i]);
-	evhttp_free(http);
+		if (ev[i])
+			event_free(ev[i]);
+	for (size_t i = 0; i < s->n_workers; i++)
+		worker_free(&s->w[i]);
 	ks_conns_free(s->conns);
-	return 0;
+	return r;
 }
 
 int main(int argc, char **argv)
 {
 	struct server s = { 0 };
-	char err[KS_ERRLEN] = "";
+	char err[BW_ERR_LEN] = "";
 	int r;
 
 	bw_log_set_prefix("bulwark-keyservice");
@@ -501,13 +628,15 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	signal(SIGPIPE, SIG_IGN);
+	pthread_mutex_init(&s.ctx.lock, NULL);
+	pthread_rwlock_init(&s.ctx.policy_lock, NULL);
 	if (load(&s, err, sizeof(err)) < 0) {
 		bw_err("%s", err);
 		return 2;
 	}
-	s.base = event_base_new();
-	r = s.base ? serve(&s) : -ENOMEM;
-	event_base_free(s.base);
+	/* Bases must lock: other threads activate events in them (closing a connection they own)
+	 * and break their loops. */
+	r = evthread_use_pthreads() < 0 ? -ENOMEM : serve(&s);
 	SSL_CTX_free(s.ssl);
 	EVP_PKEY_free(s.ctx.signing_key);
 	ks_sessions_free(s.ctx.sessions);

@@ -29,11 +29,8 @@ static bool is_hex(const char *s, size_t len)
 
 static int hex_decode(const char *s, uint8_t *out, size_t len)
 {
-	if (!is_hex(s, 2 * len))
-		return -EINVAL;
-	for (size_t i = 0; i < len; i++)
-		sscanf(s + 2 * i, "%2hhx", &out[i]);
-	return 0;
+	/* Lowercase only, like the identities and claims it is compared with. */
+	return is_hex(s, 2 * len) ? bw_hex_decode(s, out, len) : -EINVAL;
 }
 
 static int str_array(struct json_object *a, char ***out, size_t *n, bool (*ok)(const char *))
@@ -81,7 +78,7 @@ static int parse_pcrs(struct json_object *o, struct ks_rule *r)
 	json_object_object_foreach(o, k, v) {
 		char *end;
 		long i = strtol(k, &end, 10);
-		if (*end || end == k || i < 0 || i >= KS_PCRS || !json_object_is_type(v, json_type_string) ||
+		if (*end || end == k || i < 0 || i >= BW_TPM_PCRS || !json_object_is_type(v, json_type_string) ||
 		    hex_decode(json_object_get_string(v), r->pcr[i], 32) < 0)
 			return -EINVAL;
 		r->has_pcr[i] = true;
@@ -130,7 +127,7 @@ static int parse_rule(struct json_object *o, struct ks_rule *r, char *err, size_
 		FAIL(-EINVAL, "rule %s: needs a non-empty \"resources\" list", name);
 	if (!strcmp(tee, "tpm") && r->n_aks == 0)
 		FAIL(-EINVAL, "rule %s: a tpm rule must list trusted_aks", name);
-	if (!strcmp(tee, "sample") && (r->n_aks || memchr(r->has_pcr, true, KS_PCRS)))
+	if (!strcmp(tee, "sample") && (r->n_aks || memchr(r->has_pcr, true, BW_TPM_PCRS)))
 		FAIL(-EINVAL, "rule %s: sample rules take no reference values", name);
 	rule_ref(o, r);
 	return 0;
@@ -211,9 +208,9 @@ static bool tpm_matches(const struct ks_rule *r, struct json_object *claims)
 	for (size_t i = 0; ak && i < r->n_aks; i++)
 		trusted |= !strcmp(ak, r->aks[i]);
 	if (!trusted || !json_object_object_get_ex(claims, "pcrs", &pcrs) ||
-	    !json_object_is_type(pcrs, json_type_array) || json_object_array_length(pcrs) != KS_PCRS)
+	    !json_object_is_type(pcrs, json_type_array) || json_object_array_length(pcrs) != BW_TPM_PCRS)
 		return false;
-	for (int i = 0; i < KS_PCRS; i++) {
+	for (int i = 0; i < BW_TPM_PCRS; i++) {
 		uint8_t v[32];
 		struct json_object *e = json_object_array_get_idx(pcrs, (size_t)i);
 		if (!r->has_pcr[i])

@@ -42,8 +42,7 @@ int ks_derive(const struct bw_secret *master, const struct bw_secret *salt, cons
 		r = ks_derive_into(master, salt, path, key.data);
 	if (r < 0)
 		return r;
-	*out = key;
-	key = (struct bw_secret){ 0 };
+	*out = TAKE_SECRET(key);
 	return 0;
 }
 

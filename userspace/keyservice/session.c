@@ -184,12 +184,6 @@ void ks_sessions_free(struct ks_sessions *s)
 	free(s);
 }
 
-static void hex(const uint8_t *b, size_t n, char *out)
-{
-	for (size_t i = 0; i < n; i++)
-		sprintf(out + 2 * i, "%02x", b[i]);
-}
-
 struct ks_session *ks_session_create(struct ks_sessions *s, const char *tee, const char *source, time_t now)
 {
 	struct ks_session *x;
@@ -220,9 +214,9 @@ struct ks_session *ks_session_create(struct ks_sessions *s, const char *tee, con
 		source_put(s, src);
 		return NULL;
 	}
-	hex(id, sizeof(id), x->id);
+	bw_hex_encode(id, sizeof(id), x->id);
 	/* Trustee sends the nonce as standard base64 of 32 random bytes. */
-	EVP_EncodeBlock((unsigned char *)x->nonce, nonce, sizeof(nonce));
+	bw_base64_encode(nonce, sizeof(nonce), 0, x->nonce);
 	strcpy(x->tee, tee);
 	x->created = now;
 	x->expires = now + s->unattested_lifetime;

@@ -23,7 +23,7 @@ static int verify_sample(const struct ks_policy *p, struct json_object *ev, cons
 
 	if (!p->sample)
 		FAIL(-EPERM, "sample evidence is disabled by the policy");
-	if (!b64 || !svn || strlen(svn) > 64 || bw_b64_decode(b64, false, &got, &n) < 0)
+	if (!b64 || !svn || strlen(svn) > 64 || bw_base64_decode_alloc(b64, BW_B64_NOPAD, &got, &n) < 0)
 		FAIL(-EBADMSG, "sample evidence needs svn and base64 report_data");
 	/* The sample attester may pad or truncate; it must carry at least our digest's bytes. */
 	if (n < len || !bw_memeq_ct(got, rd, len))

@@ -28,8 +28,7 @@ static int verify_tpm(const struct ks_policy *p, struct json_object *ev, const u
 		return -ENOMEM;
 	}
 	for (int i = 0; i < BW_TPM_PCRS; i++) {
-		for (int j = 0; j < 32; j++)
-			sprintf(hex + 2 * j, "%02x", c.pcrs[i][j]);
+		bw_hex_encode(c.pcrs[i], 32, hex);
 		json_object_array_add(pcrs, json_object_new_string(hex));
 	}
 	json_object_object_add(*claims, "tee", json_object_new_string("tpm"));

@@ -29,8 +29,7 @@ int bw_net_mesh_fetch(const struct bw_conf *c, int tries, struct bw_secret *out,
 	}
 	if ((r = bw_kbs_fetch_key(&o, c->node.mesh_secret, s.data, s.len, err, errlen)) < 0)
 		return r;
-	*out = s;
-	s = (struct bw_secret){ 0 };
+	*out = TAKE_SECRET(s);
 	return 0;
 }
 

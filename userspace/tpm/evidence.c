@@ -5,7 +5,9 @@
  * everything as the Confidential Containers TPM attester does.
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -19,12 +21,66 @@
 #include "tpm/internal.h"
 #include "tpm/tpm.h"
 
+/*
+ * tpm2-tss is loaded on first use: the `bulwark` CLI links none of it, so commands that never
+ * quote (a volume opened with a key file) do not pay for it at start-up. Calls below go through
+ * these tables under tpm2-tss's own names. (verify.c, used by the key service, links tss2-mu.)
+ */
+#define ESYS_FNS(X) X(Esys_Initialize) X(Esys_Finalize) X(Esys_Free) X(Esys_PCR_Read) X(Esys_Quote) \
+	X(Esys_ReadPublic) X(Esys_TR_Close) X(Esys_TR_FromTPMPublic)
+#define MU_FNS(X) X(Tss2_MU_TPMS_ATTEST_Unmarshal) X(Tss2_MU_TPMT_SIGNATURE_Marshal)
+#define RC_FNS(X) X(Tss2_RC_Decode)
+#define TCTILDR_FNS(X) X(Tss2_TctiLdr_Initialize) X(Tss2_TctiLdr_Finalize)
+#define ALL_FNS(X) ESYS_FNS(X) MU_FNS(X) RC_FNS(X) TCTILDR_FNS(X)
+static struct {
+#define X(f) __typeof__(f) *f;
+	ALL_FNS(X)
+#undef X
+} tss;
+#define X(f) { #f, (void **)&tss.f },
+static const struct bw_dl_sym esys_syms[] = { ESYS_FNS(X) { NULL, NULL } };
+static const struct bw_dl_sym mu_syms[] = { MU_FNS(X) { NULL, NULL } };
+static const struct bw_dl_sym rc_syms[] = { RC_FNS(X) { NULL, NULL } };
+static const struct bw_dl_sym tctildr_syms[] = { TCTILDR_FNS(X) { NULL, NULL } };
+#undef X
+static struct bw_dl_lib tss_libs[] = {
+	{ .soname = "libtss2-rc.so.0", .package = "libtss2-rc0", .syms = rc_syms },
+	{ .soname = "libtss2-mu.so.0", .package = "libtss2-mu0", .syms = mu_syms },
+	{ .soname = "libtss2-tctildr.so.0", .package = "libtss2-tctildr0", .syms = tctildr_syms },
+	{ .soname = "libtss2-esys.so.0", .package = "libtss2-esys-3.0.2-0", .syms = esys_syms },
+};
+#define Esys_Initialize tss.Esys_Initialize
+#define Esys_Finalize tss.Esys_Finalize
+#define Esys_Free tss.Esys_Free
+#define Esys_PCR_Read tss.Esys_PCR_Read
+#define Esys_Quote tss.Esys_Quote
+#define Esys_ReadPublic tss.Esys_ReadPublic
+#define Esys_TR_Close tss.Esys_TR_Close
+#define Esys_TR_FromTPMPublic tss.Esys_TR_FromTPMPublic
+#define Tss2_MU_TPMS_ATTEST_Unmarshal tss.Tss2_MU_TPMS_ATTEST_Unmarshal
+#define Tss2_MU_TPMT_SIGNATURE_Marshal tss.Tss2_MU_TPMT_SIGNATURE_Marshal
+#define Tss2_RC_Decode tss.Tss2_RC_Decode
+#define Tss2_TctiLdr_Initialize tss.Tss2_TctiLdr_Initialize
+#define Tss2_TctiLdr_Finalize tss.Tss2_TctiLdr_Finalize
+
+int bw_tpm_load(char *err, size_t len)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(tss_libs); i++) {
+		int r = bw_dl_load(&tss_libs[i], err, len);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
 /* A PCR may be extended between our quote and our PCR_Read; then quote again. */
 #define QUOTE_ATTEMPTS 3
 
 struct tpm {
 	TSS2_TCTI_CONTEXT *tcti;
 	ESYS_CONTEXT *esys;
+	char *err; /* the caller's error buffer */
+	size_t errlen;
 };
 
 static void tpm_close(struct tpm *t)
@@ -37,29 +93,46 @@ static void tpm_close(struct tpm *t)
 
 static void esys_freep(void *p) { Esys_Free(*(void **)p); }
 #define _cleanup_esys_ __attribute__((cleanup(esys_freep)))
-static void pkey_freep(EVP_PKEY **k) { EVP_PKEY_free(*k); }
 static void ossl_freep(uint8_t **p) { OPENSSL_free(*p); }
 
-/* TPM and TCTI failures are logged with tss2-rc's decoding; callers see -EIO. */
-static int tss_err(const char *what, TSS2_RC rc)
+/* TPM and TCTI failures are reported with tss2-rc's decoding; callers see -EIO. */
+static int tss_err(struct tpm *t, const char *what, TSS2_RC rc)
 {
-	bw_err("tpm: %s: %s (0x%x)", what, Tss2_RC_Decode(rc), rc);
+	bw_errf(t->err, t->errlen, -EIO, "tpm: %s: %s (0x%x)", what, Tss2_RC_Decode(rc), rc);
 	return -EIO;
+}
+
+int bw_tpm_present(const char *tcti)
+{
+	if (!tcti)
+		return access("/dev/tpmrm0", F_OK) == 0 || access("/dev/tpm0", F_OK) == 0 ? 0 : -ENODEV;
+	if (!strcmp(tcti, "device"))
+		return access("/dev/tpm0", F_OK) == 0 ? 0 : -ENODEV;
+	if (!strncmp(tcti, "device:", 7))
+		return access(tcti + 7, F_OK) == 0 ? 0 : -ENODEV;
+	return 0;
 }
 
 static int tpm_open(struct tpm *t, const char *tcti)
 {
 	TSS2_RC rc;
 
+	if (bw_tpm_present(tcti) < 0)
+		return bw_errf(t->err, t->errlen, -ENODEV, "tpm: no TPM device (%s)", tcti ? tcti : "/dev/tpmrm0, /dev/tpm0");
+	/* tpm2-tss logs every failure on stderr by itself, layer after layer; we report one line with
+	 * the decoded code instead. TSS2_LOG set by the operator still wins. */
+	setenv("TSS2_LOG", "all+NONE", 0);
+	if (bw_tpm_load(t->err, t->errlen) < 0)
+		return -ELIBACC;
 	/* The kernel's resource manager when there is one, so we share the TPM with others. */
 	if (!tcti)
 		tcti = access("/dev/tpmrm0", F_OK) == 0 ? "device:/dev/tpmrm0" : "device:/dev/tpm0";
 	rc = Tss2_TctiLdr_Initialize(tcti, &t->tcti);
 	if (rc)
-		return tss_err(tcti, rc);
+		return tss_err(t, tcti, rc);
 	rc = Esys_Initialize(&t->esys, t->tcti, NULL);
 	if (rc)
-		return tss_err("Esys_Initialize", rc);
+		return tss_err(t, "Esys_Initialize", rc);
 	return 0;
 }
 
@@ -122,7 +195,7 @@ static int public_to_spki(const TPMT_PUBLIC *p, uint8_t **der, size_t *len)
 	bool rsa = p->type == TPM2_ALG_RSA;
 	EVP_PKEY_CTX *ctx;
 	OSSL_PARAM_BLD *bld = OSSL_PARAM_BLD_new();
-	__attribute__((cleanup(pkey_freep))) EVP_PKEY *k = NULL;
+	_cleanup_pkey_ EVP_PKEY *k = NULL;
 	int r, n;
 
 	if (!rsa && p->type != TPM2_ALG_ECC) {
@@ -150,15 +223,14 @@ static int read_ak(struct tpm *t, uint32_t handle, ESYS_TR *ak, TPMT_PUBLIC *pub
 
 	rc = Esys_TR_FromTPMPublic(t->esys, handle, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, ak);
 	if (rc_no_handle(rc)) {
-		bw_err("tpm: no key at handle 0x%08x", handle);
-		return -ENOENT;
+		return bw_errf(t->err, t->errlen, -ENOENT, "tpm: no key at handle 0x%08x", handle);
 	}
 	if (rc)
-		return tss_err("reading the AK handle", rc);
+		return tss_err(t, "reading the AK handle", rc);
 	rc = Esys_ReadPublic(t->esys, *ak, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &out, NULL,
 			     NULL);
 	if (rc)
-		return tss_err("Esys_ReadPublic", rc);
+		return tss_err(t, "Esys_ReadPublic", rc);
 	*pub = out->publicArea;
 	return 0;
 }
@@ -180,7 +252,7 @@ static int read_pcrs(struct tpm *t, uint8_t pcrs[][32])
 		rc = Esys_PCR_Read(t->esys, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &want, NULL,
 				   &got, &d);
 		if (rc)
-			return tss_err("Esys_PCR_Read", rc);
+			return tss_err(t, "Esys_PCR_Read", rc);
 		if (d->count == 0 || got->count != 1 || got->pcrSelections[0].hash != TPM2_ALG_SHA256)
 			goto odd;
 		for (i = 0; i < BW_TPM_PCRS; i++) {
@@ -200,8 +272,7 @@ static int read_pcrs(struct tpm *t, uint8_t pcrs[][32])
 	}
 	return 0;
 odd:
-	bw_err("tpm: PCR_Read returned an unexpected selection (is the SHA-256 bank active?)");
-	return -EIO;
+	return bw_errf(t->err, t->errlen, -EIO, "tpm: PCR_Read returned an unexpected selection (is the SHA-256 bank active?)");
 }
 
 static int sig_scheme(const TPMT_PUBLIC *p, TPMT_SIG_SCHEME *s)
@@ -263,24 +334,22 @@ static int do_quote(struct tpm *t, ESYS_TR ak, const TPMT_PUBLIC *pub, const uin
 		rc = Esys_Quote(t->esys, ak, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &nonce,
 				&scheme, &sel, &q->msg, &q->sig);
 		if (rc)
-			return tss_err("Esys_Quote", rc);
+			return tss_err(t, "Esys_Quote", rc);
 		r = read_pcrs(t, q->pcrs);
 		if (r == 0)
 			r = quote_matches(q);
 		if (r == 1)
 			return 0;
 	}
-	if (r == 0) {
-		bw_err("tpm: PCRs kept changing during %d quotes", QUOTE_ATTEMPTS);
-		r = -EAGAIN;
-	}
+	if (r == 0)
+		r = bw_errf(t->err, t->errlen, -EAGAIN, "tpm: PCRs kept changing during %d quotes", QUOTE_ATTEMPTS);
 	return r;
 }
 
 static int add_b64(struct json_object *o, const char *key, const uint8_t *data, size_t len)
 {
-	_cleanup_free_ char *s = bw_tpm_b64(data, len);
-	struct json_object *v = s ? json_object_new_string(s) : NULL;
+	_cleanup_free_ char *s = NULL;
+	struct json_object *v = bw_base64_encode_alloc(data, len, 0, &s) == 0 ? json_object_new_string(s) : NULL;
 
 	if (!v || json_object_object_add(o, key, v)) {
 		json_object_put(v);
@@ -308,7 +377,7 @@ static int build_json(const struct quote *q, const uint8_t *spki, size_t spki_le
 		struct json_object *v;
 		char hex[65];
 
-		bw_tpm_hex(q->pcrs[i], 32, hex);
+		bw_hex_encode(q->pcrs[i], 32, hex);
 		v = json_object_new_string(hex);
 		if (!v || json_object_array_add(pcrs, v)) {
 			json_object_put(v);
@@ -336,9 +405,9 @@ out:
 }
 
 int bw_tpm_evidence(const struct bw_tpm_opts *o, const uint8_t *report_data, size_t len,
-		    struct json_object **evidence)
+		    struct json_object **evidence, char *err, size_t errlen)
 {
-	struct tpm t = { 0 };
+	struct tpm t = { .err = err, .errlen = errlen };
 	struct quote q = { 0 };
 	TPMT_PUBLIC pub;
 	ESYS_TR ak = ESYS_TR_NONE;
@@ -354,7 +423,7 @@ int bw_tpm_evidence(const struct bw_tpm_opts *o, const uint8_t *report_data, siz
 	if (r == 0) {
 		r = public_to_spki(&pub, &spki, &spki_len);
 		if (r == -ENOTSUP)
-			bw_err("tpm: the AK is neither RSA nor ECC P-256/P-384");
+			bw_errf(err, errlen, r, "tpm: the AK is neither RSA nor ECC P-256/P-384");
 	}
 	if (r == 0)
 		r = do_quote(&t, ak, &pub, report_data, len, &q);

@@ -29,15 +29,24 @@ struct bw_tpm_opts {
 	uint32_t ak_handle; /* 0 = 0x81010002 */
 };
 
+/* tpm2-tss (esys, mu, rc, tctildr) is loaded on first use (dlopen); 0, or -ELIBACC and why. */
+int bw_tpm_load(char *err, size_t len);
 /*
  * Quote PCRs 0-23 (SHA-256) with the AK at o->ak_handle, qualifying data = report_data
  * truncated/zero-padded to 32 bytes. Signs with RSASSA-SHA256 (RSA AK) or ECDSA-SHA256 (ECC AK).
  * On success *evidence is a new JSON object (caller puts it). Negative errno: -EINVAL bad
- * arguments, -ENOENT no AK at the handle, -ENOTSUP unsupported AK type, -EIO TPM/TCTI failure
- * (details logged), -ENOMEM.
+ * arguments, -ENOENT no AK at the handle, -ENOTSUP unsupported AK type, -ENODEV no TPM device
+ * (bw_tpm_present), -EIO TPM/TCTI failure (tpm2-tss's own logging is off unless TSS2_LOG is set),
+ * -ELIBACC tpm2-tss missing, -ENOMEM; err (may be NULL) says what failed, nothing is logged.
  */
+/*
+ * Is there a local TPM to talk to? tcti NULL: /dev/tpmrm0 or /dev/tpm0 must exist; "device:PATH"
+ * (or "device" alone: /dev/tpm0): PATH must exist. Other TCTIs (swtpm, mssim...) are reached over
+ * a socket: not checked here. 0, or -ENODEV (a local failure, never worth a retry).
+ */
+int bw_tpm_present(const char *tcti);
 int bw_tpm_evidence(const struct bw_tpm_opts *o, const uint8_t *report_data, size_t len,
-		    struct json_object **evidence);
+		    struct json_object **evidence, char *err, size_t errlen);
 
 struct bw_tpm_claims {
 	uint8_t pcrs[BW_TPM_PCRS][32]; /* SHA-256 PCR values, as quoted */

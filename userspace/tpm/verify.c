@@ -32,8 +32,6 @@ struct evidence {
 	uint8_t pcrs[BW_TPM_PCRS][32];
 };
 
-#define fail bw_errf
-
 /* Only the keys we know, each exactly once (json-c keeps the last of duplicates). */
 static int only_keys(struct json_object *o, const char *const *keys, size_t n, const char **bad)
 {
@@ -58,13 +56,12 @@ static int get_b64(struct json_object *o, const char *key, uint8_t *out, size_t 
 	int r;
 
 	if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_string))
-		return fail(err, errlen, -EINVAL, "%s: missing or not a string", key);
-	r = bw_tpm_unb64(json_object_get_string(v), out, max);
-	if (r == -E2BIG)
-		return fail(err, errlen, -EINVAL, "%s: longer than %zu bytes", key, max);
-	if (r <= 0)
-		return fail(err, errlen, -EINVAL, "%s: not base64", key);
-	*len = (size_t)r;
+		return bw_errf(err, errlen, -EINVAL, "%s: missing or not a string", key);
+	r = bw_base64_decode(json_object_get_string(v), (size_t)json_object_get_string_len(v), 0, out, max, len);
+	if (r == -EMSGSIZE)
+		return bw_errf(err, errlen, -EINVAL, "%s: longer than %zu bytes", key, max);
+	if (r < 0 || *len == 0)
+		return bw_errf(err, errlen, -EINVAL, "%s: not base64", key);
 	return 0;
 }
 
@@ -74,16 +71,16 @@ static int get_pcrs(struct json_object *q, uint8_t pcrs[][32], char *err, size_t
 	size_t i;
 
 	if (!json_object_object_get_ex(q, "pcrs", &a) || !json_object_is_type(a, json_type_array))
-		return fail(err, errlen, -EINVAL, "tpm_quote.pcrs: missing or not an array");
+		return bw_errf(err, errlen, -EINVAL, "tpm_quote.pcrs: missing or not an array");
 	if (json_object_array_length(a) != BW_TPM_PCRS)
-		return fail(err, errlen, -EINVAL, "tpm_quote.pcrs: %zu values, expected %d",
+		return bw_errf(err, errlen, -EINVAL, "tpm_quote.pcrs: %zu values, expected %d",
 			    json_object_array_length(a), BW_TPM_PCRS);
 	for (i = 0; i < BW_TPM_PCRS; i++) {
 		struct json_object *v = json_object_array_get_idx(a, i);
 
 		if (!json_object_is_type(v, json_type_string) ||
-		    bw_tpm_unhex(json_object_get_string(v), pcrs[i], 32) < 0)
-			return fail(err, errlen, -EINVAL,
+		    bw_hex_decode(json_object_get_string(v), pcrs[i], 32) < 0)
+			return bw_errf(err, errlen, -EINVAL,
 				    "tpm_quote.pcrs[%zu]: not 64 hex digits", i);
 	}
 	return 0;
@@ -98,15 +95,15 @@ static int parse(struct json_object *ev, struct evidence *e, char *err, size_t e
 	int r;
 
 	if (!ev || !json_object_is_type(ev, json_type_object))
-		return fail(err, errlen, -EINVAL, "evidence: not a JSON object");
+		return bw_errf(err, errlen, -EINVAL, "evidence: not a JSON object");
 	if (only_keys(ev, top, 2, &bad) < 0)
-		return fail(err, errlen, -EINVAL, "evidence: %s%s", bad ? "unknown key " : "",
+		return bw_errf(err, errlen, -EINVAL, "evidence: %s%s", bad ? "unknown key " : "",
 			    bad ? bad : "needs exactly tpm_quote and ak_public");
 	json_object_object_get_ex(ev, "tpm_quote", &q);
 	if (!json_object_is_type(q, json_type_object))
-		return fail(err, errlen, -EINVAL, "tpm_quote: not an object");
+		return bw_errf(err, errlen, -EINVAL, "tpm_quote: not an object");
 	if (only_keys(q, quote, 3, &bad) < 0)
-		return fail(err, errlen, -EINVAL, "tpm_quote: %s%s", bad ? "unknown key " : "",
+		return bw_errf(err, errlen, -EINVAL, "tpm_quote: %s%s", bad ? "unknown key " : "",
 			    bad ? bad : "needs exactly signature, message and pcrs");
 	r = get_b64(ev, "ak_public", e->spki, sizeof(e->spki), &e->spki_len, err, errlen);
 	if (r == 0)
@@ -127,7 +124,7 @@ static int load_ak(const struct evidence *e, EVP_PKEY **out, char *err, size_t e
 
 	if (!k || p != e->spki + e->spki_len) {
 		EVP_PKEY_free(k);
-		return fail(err, errlen, -EINVAL, "ak_public: not a DER SubjectPublicKeyInfo");
+		return bw_errf(err, errlen, -EINVAL, "ak_public: not a DER SubjectPublicKeyInfo");
 	}
 	if (EVP_PKEY_is_a(k, "RSA") && EVP_PKEY_get_bits(k) >= 2048 &&
 	    EVP_PKEY_get_bits(k) <= 8192)
@@ -137,7 +134,7 @@ static int load_ak(const struct evidence *e, EVP_PKEY **out, char *err, size_t e
 	    (!strcmp(group, "prime256v1") || !strcmp(group, "secp384r1")))
 		goto ok;
 	EVP_PKEY_free(k);
-	return fail(err, errlen, -EINVAL, "ak_public: unsupported key (RSA >= 2048 or EC P-256/P-384)");
+	return bw_errf(err, errlen, -EINVAL, "ak_public: unsupported key (RSA >= 2048 or EC P-256/P-384)");
 ok:
 	*out = k;
 	return 0;
@@ -150,16 +147,16 @@ static int unmarshal(const struct evidence *e, TPMS_ATTEST *a, TPMT_SIGNATURE *s
 
 	if (Tss2_MU_TPMS_ATTEST_Unmarshal(e->message, e->message_len, &off, a) ||
 	    off != e->message_len)
-		return fail(err, errlen, -EINVAL, "tpm_quote.message: not a TPMS_ATTEST");
+		return bw_errf(err, errlen, -EINVAL, "tpm_quote.message: not a TPMS_ATTEST");
 	off = 0;
 	if (Tss2_MU_TPMT_SIGNATURE_Unmarshal(e->signature, e->signature_len, &off, s) ||
 	    off != e->signature_len)
-		return fail(err, errlen, -EINVAL, "tpm_quote.signature: not a TPMT_SIGNATURE");
+		return bw_errf(err, errlen, -EINVAL, "tpm_quote.signature: not a TPMT_SIGNATURE");
 	if (a->magic != TPM2_GENERATED_VALUE)
-		return fail(err, errlen, -EINVAL, "tpm_quote.message: magic 0x%08x is not TPM_GENERATED",
+		return bw_errf(err, errlen, -EINVAL, "tpm_quote.message: magic 0x%08x is not TPM_GENERATED",
 			    a->magic);
 	if (a->type != TPM2_ST_ATTEST_QUOTE)
-		return fail(err, errlen, -EINVAL, "tpm_quote.message: type 0x%04x is not a quote",
+		return bw_errf(err, errlen, -EINVAL, "tpm_quote.message: type 0x%04x is not a quote",
 			    a->type);
 	return 0;
 }
@@ -177,7 +174,7 @@ static int check_selection(const TPML_PCR_SELECTION *sel, char *err, size_t errl
 			goto bad;
 	return 0;
 bad:
-	return fail(err, errlen, -EINVAL, "tpm_quote.message: PCR selection is not SHA-256 0-23");
+	return bw_errf(err, errlen, -EINVAL, "tpm_quote.message: PCR selection is not SHA-256 0-23");
 }
 
 /* TPM ECDSA signatures carry raw r and s; OpenSSL verifies the DER ECDSA-Sig-Value. */
@@ -216,11 +213,11 @@ static int check_signature(const struct evidence *e, const TPMT_SIGNATURE *s, EV
 	} else if (s->sigAlg == TPM2_ALG_ECDSA && s->signature.ecdsa.hash == TPM2_ALG_SHA256 &&
 		   EVP_PKEY_is_a(ak, "EC")) {
 		if (ecdsa_der(&s->signature.ecdsa, &der, &len) < 0)
-			return fail(err, errlen, -ENOMEM, "out of memory");
+			return bw_errf(err, errlen, -ENOMEM, "out of memory");
 		sig = der;
 		sig_len = (size_t)len;
 	} else {
-		return fail(err, errlen, -EINVAL,
+		return bw_errf(err, errlen, -EINVAL,
 			    "tpm_quote.signature: scheme 0x%04x does not fit the AK (RSASSA or ECDSA with SHA-256)",
 			    s->sigAlg);
 	}
@@ -230,7 +227,7 @@ static int check_signature(const struct evidence *e, const TPMT_SIGNATURE *s, EV
 	EVP_MD_CTX_free(md);
 	OPENSSL_free(der);
 	if (!ok)
-		return fail(err, errlen, -EBADMSG,
+		return bw_errf(err, errlen, -EBADMSG,
 			    "tpm_quote.signature: does not verify with ak_public");
 	return 0;
 }
@@ -244,12 +241,12 @@ static int check_contents(const struct evidence *e, const TPMS_ATTEST *a,
 	bw_tpm_nonce(report_data, len, nonce);
 	if (a->extraData.size != sizeof(nonce) ||
 	    CRYPTO_memcmp(a->extraData.buffer, nonce, sizeof(nonce)))
-		return fail(err, errlen, -EBADMSG,
+		return bw_errf(err, errlen, -EBADMSG,
 			    "tpm_quote.message: nonce (extraData) differs from the report data");
 	if (bw_tpm_pcr_digest(e->pcrs, digest) < 0)
-		return fail(err, errlen, -EIO, "SHA-256 failed");
+		return bw_errf(err, errlen, -EIO, "SHA-256 failed");
 	if (qd->size != sizeof(digest) || memcmp(qd->buffer, digest, sizeof(digest)))
-		return fail(err, errlen, -EBADMSG,
+		return bw_errf(err, errlen, -EBADMSG,
 			    "tpm_quote.pcrs: PCR digest differs from the quoted pcrDigest");
 	return 0;
 }
@@ -261,7 +258,7 @@ static int fill_claims(const struct evidence *e, struct bw_tpm_claims *c)
 
 	if (!EVP_Digest(e->spki, e->spki_len, id, &n, EVP_sha256(), NULL))
 		return -EIO;
-	bw_tpm_hex(id, sizeof(id), c->ak_id);
+	bw_hex_encode(id, sizeof(id), c->ak_id);
 	memcpy(c->pcrs, e->pcrs, sizeof(c->pcrs));
 	return 0;
 }
@@ -278,10 +275,10 @@ int bw_tpm_verify(struct json_object *evidence, const uint8_t *report_data, size
 	if (claims)
 		memset(claims, 0, sizeof(*claims));
 	if (!claims || (len && !report_data))
-		return fail(err, errlen, -EINVAL, "invalid arguments");
+		return bw_errf(err, errlen, -EINVAL, "invalid arguments");
 	e = calloc(1, sizeof(*e));
 	if (!e)
-		return fail(err, errlen, -ENOMEM, "out of memory");
+		return bw_errf(err, errlen, -ENOMEM, "out of memory");
 	r = parse(evidence, e, err, errlen);
 	if (r == 0)
 		r = load_ak(e, &ak, err, errlen);
@@ -295,7 +292,7 @@ int bw_tpm_verify(struct json_object *evidence, const uint8_t *report_data, size
 	if (r == 0)
 		r = check_contents(e, &attest, report_data, len, err, errlen);
 	if (r == 0 && fill_claims(e, claims) < 0)
-		r = fail(err, errlen, -EIO, "SHA-256 failed");
+		r = bw_errf(err, errlen, -EIO, "SHA-256 failed");
 	EVP_PKEY_free(ak);
 	free(e);
 	if (r < 0)

@@ -129,23 +129,16 @@ static int transact(const char *ifname, const char *req, size_t len, char **repl
 
 static void hex(FILE *f, const char *key, const uint8_t *k)
 {
-	fprintf(f, "%s=", key);
-	for (int i = 0; i < BW_WG_KEY_LEN; i++)
-		fprintf(f, "%02x", k[i]);
-	fputc('\n', f);
+	char h[2 * BW_WG_KEY_LEN + 1];
+
+	bw_hex_encode(k, BW_WG_KEY_LEN, h);
+	fprintf(f, "%s=%s\n", key, h);
+	OPENSSL_cleanse(h, sizeof(h));
 }
 
 static int unhex(const char *s, uint8_t *k)
 {
-	if (strlen(s) != 2 * BW_WG_KEY_LEN)
-		return -EINVAL;
-	for (int i = 0; i < BW_WG_KEY_LEN; i++) {
-		unsigned v;
-		if (sscanf(s + 2 * i, "%2x", &v) != 1)
-			return -EINVAL;
-		k[i] = (uint8_t)v;
-	}
-	return 0;
+	return bw_hex_decode(s, k, BW_WG_KEY_LEN);
 }
 
 static int reply_errno(const char *reply)

@@ -33,6 +33,9 @@ enum bw_vol_code {
 };
 enum bw_vol_code bw_vol_code(int err);
 const char *bw_vol_code_name(enum bw_vol_code c);
+/* Route libcryptsetup's messages into bw_log (errors as error, normal messages as info, the rest as debug): programs call
+ * this once at start, so nothing of libcryptsetup's reaches stdout or bypasses the log format. */
+void bw_vol_log_init(void);
 
 /*
  * Where keys come from. get() fills key (BW_VOL_KEY_LEN bytes of locked memory owned by the
@@ -95,6 +98,13 @@ struct bw_vol_status {
 	char cipher[48];
 	uint32_t sector_size;
 	char table[256];             /* dm-crypt table line, key elided */
+	/*
+	 * The volume id in the header's token when it hashes to the mapping's name (bw_vol_name), so
+	 * a list of mappings can name its volumes; "" when it does not (a header not written by
+	 * us for this mapping) or cannot be read. The state disk: BW_STATEDISK_ID.
+	 */
+	char id[BW_VOL_ID_MAX + 1];
+	char dm_uuid[160];           /* device-mapper UUID (dmsetup info): CRYPT-LUKS2-<uuid>-<name> */
 };
 int bw_vol_status(const char *id, const char *name, struct bw_vol_status *st, char *err, size_t err_len);
 

@@ -177,16 +177,28 @@ static double rotate(struct bw_bench_rot *rot, int prog_fd, int fam, int want)
 	return run(prog_fd, p, len, ROT_PAIRS * ROT_ROUNDS, want);
 }
 
+static char pin[64];
+
+/* The pin directory goes on every exit, a failed run's too. */
+static void unpin(void)
+{
+	char cmd[96];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", pin);
+	if (system(cmd) != 0)
+		fprintf(stderr, "cannot remove %s\n", pin);
+}
+
 int main(int argc, char **argv)
 {
 	int repeat = argc > 1 ? atoi(argv[1]) : 1000000, sizes[] = { 10, 1000, 100000 }, done = 0;
-	char pin[64];
 	struct bw_pass *pass = bw_pass__open_and_load();
 
 	rot4 = calloc(ROT_PAIRS, sizeof(*rot4));
 	rot6 = calloc(ROT_PAIRS, sizeof(*rot6));
 	snprintf(pin, sizeof(pin), "/sys/fs/bpf/bw-bench-%d", getpid());
 	mkdir(pin, 0700);
+	atexit(unpin);
 	LIBBPF_OPTS(bpf_object_open_opts, opts, .pin_root_path = pin);
 	struct bw_uplink *up = bw_uplink__open_opts(&opts);
 	struct bw_bench_rot *rot = NULL;
@@ -248,7 +260,5 @@ int main(int argc, char **argv)
 	bw_pass__destroy(pass);
 	free(rot4);
 	free(rot6);
-	char cmd[96];
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", pin);
-	return system(cmd);
+	return 0;
 }

@@ -161,8 +161,7 @@ int bw_vol_token_write(struct crypt_device *cd, const char *id, const struct bw_
 			json_object_put(o);
 			return r;
 		}
-		for (int i = 0; i < 32; i++)
-			sprintf(hex + 2 * i, "%02x", mac[i]);
+		bw_hex_encode(mac, 32, hex);
 		json_object_object_add(o, "mac", json_object_new_string(hex));
 	}
 	r = crypt_token_json_set(cd, tid >= 0 ? tid : CRYPT_ANY_TOKEN, json_object_to_json_string(o));

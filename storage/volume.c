@@ -55,8 +55,7 @@ int bw_vol_name(const char *id, char *out, size_t len)
 	if (!EVP_Digest(id, n, md, NULL, EVP_sha256(), NULL))
 		return -EINVAL;
 	strcpy(out, "bw-");
-	for (int i = 0; i < 16; i++)
-		sprintf(out + 3 + 2 * i, "%02x", md[i]);
+	bw_hex_encode(md, 16, out + 3);
 	return 0;
 }
 

@@ -107,10 +107,18 @@ static int client(const struct opts *o, struct bw_kbs_client **c)
 	return r;
 }
 
-static void print_hex(FILE *f, const uint8_t *b, size_t n)
+/* The key as hex on f, through locked memory (the encoder is constant-time), wiped after. */
+static int print_hex(FILE *f, const uint8_t *b, size_t n)
 {
-	for (size_t i = 0; i < n; i++)
-		fprintf(f, "%02x", b[i]);
+	struct bw_secret hex = { 0 };
+	int r = bw_secret_new(&hex, 2 * n + 1);
+
+	if (r < 0)
+		return r;
+	bw_hex_encode(b, n, (char *)hex.data);
+	fputs((const char *)hex.data, f);
+	bw_secret_free(&hex);
+	return 0;
 }
 
 static int print_key(const struct opts *o, const char *res, const struct bw_secret *key)
@@ -129,7 +137,10 @@ static int print_key(const struct opts *o, const char *res, const struct bw_secr
 	}
 	if (o->json)
 		printf("{\"resource\":\"%s\",\"length\":%zu,\"key\":\"", res, key->len);
-	print_hex(stdout, key->data, key->len);
+	if ((r = print_hex(stdout, key->data, key->len)) < 0) {
+		fprintf(stderr, "bulwark: locking memory for the key: %s\n", strerror(-r));
+		return BW_EXIT_FAIL;
+	}
 	printf(o->json ? "\"}\n" : "\n");
 	fflush(stdout);
 	return 0;

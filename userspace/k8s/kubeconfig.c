@@ -73,19 +73,18 @@ static int path_of(const char *kubeconfig, const char *p, char *out, size_t len)
 /* base64 (kubeconfig *-data) into locked memory. */
 static int b64_secret(const char *s, struct bw_secret *out)
 {
-	size_t n = strlen(s), pad = 0;
+	size_t n = strlen(s), got = 0;
 	int r;
 
 	if (!n || n % 4 || n > KUBECONFIG_MAX)
 		return -EINVAL;
-	pad = (s[n - 1] == '=') + (s[n - 2] == '=');
 	if ((r = bw_secret_new(out, n / 4 * 3)) < 0)
 		return r;
-	if (EVP_DecodeBlock(out->data, (const unsigned char *)s, (int)n) != (int)(n / 4 * 3)) {
+	if ((r = bw_base64_decode(s, n, 0, out->data, out->len, &got)) < 0) {
 		bw_secret_free(out);
-		return -EINVAL;
+		return r;
 	}
-	out->len -= pad;
+	out->len = got;
 	return 0;
 }
 

@@ -93,8 +93,8 @@ static void rule_ref(struct json_object *o, struct ks_rule *r)
 	int n = snprintf(r->ref, sizeof(r->ref), "%.60s@", r->name);
 
 	EVP_Digest(text, strlen(text), md, NULL, EVP_sha256(), NULL);
-	for (int i = 0; i < 8; i++)
-		n += snprintf(r->ref + n, sizeof(r->ref) - (size_t)n, "%02x", md[i]);
+	if (n >= 0 && (size_t)n + 17 <= sizeof(r->ref))
+		bw_hex_encode(md, 8, r->ref + n);
 }
 
 static int parse_rule(struct json_object *o, struct ks_rule *r, char *err, size_t errlen)

@@ -82,6 +82,8 @@ void bw_secret_free(struct bw_secret *s);
  * written, fsync'ed, renamed over path, directory fsync'ed. Readers see old or new, never half.
  */
 int bw_write_file_atomic(const char *path, const void *data, size_t len, mode_t mode);
+/* mkdir -p: path and each missing parent with mode; existing directories are fine. 0 or -errno. */
+int bw_mkdir_p(const char *path, mode_t mode);
 /* Read at most max bytes of a regular file; -EFBIG if larger. *out is NUL-terminated. */
 int bw_read_file(const char *path, size_t max, char **out, size_t *len);
 /*

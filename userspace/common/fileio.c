@@ -146,3 +146,20 @@ int bw_read_key_file(const char *path, size_t len, struct bw_secret *out)
 {
 	return bw_read_key_file_range(path, len, len, out);
 }
+
+int bw_mkdir_p(const char *path, mode_t mode)
+{
+	char buf[512];
+
+	if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf))
+		return -ENAMETOOLONG;
+	for (char *p = buf + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(buf, mode) < 0 && errno != EEXIST)
+			return -errno;
+		*p = '/';
+	}
+	return mkdir(buf, mode) < 0 && errno != EEXIST ? -errno : 0;
+}

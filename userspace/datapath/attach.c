@@ -33,23 +33,6 @@ void bw_dp_log_init(void)
 	libbpf_set_print(libbpf_log);
 }
 
-static int mkdir_p(const char *path)
-{
-	char buf[512];
-
-	if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf))
-		return -ENAMETOOLONG;
-	for (char *p = buf + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(buf, 0700) < 0 && errno != EEXIST)
-			return -errno;
-		*p = '/';
-	}
-	return mkdir(buf, 0700) < 0 && errno != EEXIST ? -errno : 0;
-}
-
 /* Replace a program pin: operators find the running programs under <pin>/progs. */
 static int repin(struct bpf_program *prog, const char *dir, const char *name)
 {
@@ -170,7 +153,7 @@ int bw_dp_attach(const char *pin_dir, const char *const *uplinks, size_t n_uplin
 	 * programs then drop protected traffic (dropped-no-device / dropped-no-peer). */
 	wg_ifindex = (int)if_nametoindex(wg_dev);
 	snprintf(progs, sizeof(progs), "%s/progs", dir);
-	if ((r = bw_dp_bpffs_ensure(dir)) < 0 || (r = mkdir_p(progs)) < 0 ||
+	if ((r = bw_dp_bpffs_ensure(dir)) < 0 || (r = bw_mkdir_p(progs, 0700)) < 0 ||
 	    (r = bw_dp_pins_prepare(dir, &old_peers, &n_old_peers)) < 0)
 		return r;
 	/* Without it, this load creates the length index next to peer maps that may hold entries. */

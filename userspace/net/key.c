@@ -9,21 +9,18 @@
 
 #define KEY_FILE_LEN 45 /* 44 base64 characters and a newline */
 
+/* The key file's directory (0700), made when missing. */
 static int mkdir_parents(const char *path)
 {
-	char buf[512];
+	char dir[512];
+	char *slash;
 
-	if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf))
+	if (snprintf(dir, sizeof(dir), "%s", path) >= (int)sizeof(dir))
 		return -ENAMETOOLONG;
-	for (char *p = buf + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(buf, 0700) < 0 && errno != EEXIST)
-			return -errno;
-		*p = '/';
-	}
-	return 0;
+	if (!(slash = strrchr(dir, '/')) || slash == dir)
+		return 0;
+	*slash = '\0';
+	return bw_mkdir_p(dir, 0700);
 }
 
 static int create_key(const char *path)

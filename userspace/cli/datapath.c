@@ -126,6 +126,7 @@ static int cmd_attach(int argc, char **argv)
 {
 	struct opts o;
 	struct bw_dp_desired d = { 0 };
+	char why[BW_ERR_LEN] = "";
 	int r;
 
 	if (parse_opts(argc, argv, &o, "uplink wg-dev config pin-dir json") < 0)
@@ -140,18 +141,10 @@ static int cmd_attach(int argc, char **argv)
 	if (!if_nametoindex(o.wg_dev))
 		fprintf(stderr, "bulwark: attach: WireGuard device %s does not exist (yet): protected traffic is dropped "
 				"(dropped-no-device / dropped-no-peer) until it does\n", o.wg_dev);
-	r = bw_dp_attach(o.pin_dir, o.uplinks, o.n_uplinks, o.wg_dev, o.config ? &d : NULL);
+	r = bw_dp_attach(o.pin_dir, o.uplinks, o.n_uplinks, o.wg_dev, o.config ? &d : NULL, why, sizeof(why));
 	bw_dp_desired_free(&d);
-	if (r == -ENODEV) {
-		const char *missing = "an uplink";
-		for (size_t i = 0; i < o.n_uplinks; i++)
-			if (!if_nametoindex(o.uplinks[i]))
-				missing = o.uplinks[i];
-		fprintf(stderr, "bulwark: attach: %s: no such network device\n", missing);
-		return BW_EXIT_FAIL;
-	}
 	if (r < 0) {
-		fprintf(stderr, "bulwark: attach: %s%s\n", strerror(-r),
+		fprintf(stderr, "bulwark: attach: %s%s\n", why[0] ? why : strerror(-r),
 			(r == -EPERM || r == -EACCES) && geteuid() ? " (needs root, or CAP_BPF and CAP_NET_ADMIN)" : "");
 		return BW_EXIT_FAIL;
 	}

@@ -131,7 +131,7 @@ int bw_dp_pins_prepare(const char *dir, struct bw_dp_peer_prefix **old, size_t *
 }
 
 int bw_dp_attach(const char *pin_dir, const char *const *uplinks, size_t n_uplinks,
-		 const char *wg_dev, const struct bw_dp_desired *d)
+		 const char *wg_dev, const struct bw_dp_desired *d, char *err, size_t len)
 {
 	const char *dir = bw_pin_dir(pin_dir);
 	char progs[512], lens[512];
@@ -148,12 +148,12 @@ int bw_dp_attach(const char *pin_dir, const char *const *uplinks, size_t n_uplin
 	/* Resolve every name before touching anything: a typo must not half-attach. */
 	for (size_t i = 0; i < n_uplinks; i++)
 		if (!(ifindex[i] = (int)if_nametoindex(uplinks[i])))
-			return -ENODEV;
+			return bw_errf(err, len, -ENODEV, "uplink %s: no such network device", uplinks[i]);
 	/* A WireGuard device that does not exist yet (boot, before bulwarkd) is index 0: the
 	 * programs then drop protected traffic (dropped-no-device / dropped-no-peer). */
 	wg_ifindex = (int)if_nametoindex(wg_dev);
 	snprintf(progs, sizeof(progs), "%s/progs", dir);
-	if ((r = bw_dp_bpffs_ensure(dir)) < 0 || (r = bw_mkdir_p(progs, 0700)) < 0 ||
+	if ((r = bw_dp_bpffs_ensure(dir, err, len)) < 0 || (r = bw_mkdir_p(progs, 0700)) < 0 ||
 	    (r = bw_dp_pins_prepare(dir, &old_peers, &n_old_peers)) < 0)
 		return r;
 	/* Without it, this load creates the length index next to peer maps that may hold entries. */
@@ -186,7 +186,7 @@ int bw_dp_attach(const char *pin_dir, const char *const *uplinks, size_t n_uplin
 	for (size_t i = 0; i < n_uplinks; i++) {
 		if ((r = tc_attach(ifindex[i], BPF_TC_EGRESS, bpf_program__fd(up->progs.bw_egress))) < 0 ||
 		    (r = tc_attach(ifindex[i], BPF_TC_INGRESS, bpf_program__fd(up->progs.bw_ingress))) < 0) {
-			bw_err("attaching to %s: %s", uplinks[i], strerror(-r));
+			bw_errf(err, len, r, "attaching to %s: %s", uplinks[i], strerror(-r));
 			goto out;
 		}
 	}

@@ -86,7 +86,7 @@ static bool own_mount_ns(void)
 	return false;
 }
 
-int bw_dp_bpffs_ensure(const char *pin_dir)
+int bw_dp_bpffs_ensure(const char *pin_dir, char *err, size_t len)
 {
 	const char *dir = bw_pin_dir(pin_dir);
 	size_t n = strlen(BPFFS_ROOT);
@@ -94,28 +94,23 @@ int bw_dp_bpffs_ensure(const char *pin_dir)
 	struct statfs st;
 	int r;
 
-	if ((r = fs_of(dir, nearest, sizeof(nearest), &st)) < 0) {
-		bw_err("pin directory %s: %s", dir, strerror(-r));
-		return r;
-	}
+	if ((r = fs_of(dir, nearest, sizeof(nearest), &st)) < 0)
+		return bw_errf(err, len, r, "pin directory %s: %s", dir, strerror(-r));
 	if (st.f_type == BPF_FS_MAGIC)
 		return 0;
 	if (strncmp(dir, BPFFS_ROOT, n) || (dir[n] && dir[n] != '/')) {
-		bw_err("pin directory %s is not on a bpffs (%s is not one): mount bpffs there "
-		       "(mount -t bpf bpf DIR) or pin under " BPFFS_ROOT, dir, nearest);
-		return -ENOTSUP;
+		return bw_errf(err, len, -ENOTSUP, "pin directory %s is not on a bpffs (%s is not one): mount bpffs there "
+			       "(mount -t bpf bpf DIR) or pin under " BPFFS_ROOT, dir, nearest);
 	}
 	if (own_mount_ns()) {
-		bw_err(BPFFS_ROOT " is not a bpffs mount in this mount namespace, a private one made for us "
-		       "(`ip netns exec` makes one and remounts /sys): pins made here would vanish with it. "
-		       "Mount bpffs on the host (mount -t bpf bpf " BPFFS_ROOT ") or enter only the network "
-		       "namespace (nsenter --net=/run/netns/NAME)");
-		return -ENOENT;
+		return bw_errf(err, len, -ENOENT, BPFFS_ROOT " is not a bpffs mount in this mount namespace, a private one made for us "
+			       "(`ip netns exec` makes one and remounts /sys): pins made here would vanish with it. "
+			       "Mount bpffs on the host (mount -t bpf bpf " BPFFS_ROOT ") or enter only the network "
+			       "namespace (nsenter --net=/run/netns/NAME)");
 	}
 	if (mount("bpf", BPFFS_ROOT, "bpf", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=0700") < 0) {
 		r = -errno;
-		bw_err(BPFFS_ROOT " is not a bpffs mount and mounting one there failed: %s", strerror(-r));
-		return r;
+		return bw_errf(err, len, r, BPFFS_ROOT " is not a bpffs mount and mounting one there failed: %s", strerror(-r));
 	}
 	bw_info("mounted bpffs on " BPFFS_ROOT " (it was not mounted), for pin directory %s", dir);
 	return 0;

@@ -419,7 +419,7 @@ int bw_net_up(const struct bw_conf *c, const char *pin_dir, struct bw_net_result
 		res = &tmp;
 	memset(res, 0, sizeof(*res));
 	/* Before anything is started: a missing bpffs must not leave a device behind. */
-	if ((r = bw_dp_bpffs_ensure(pin_dir)) < 0)
+	if ((r = bw_dp_bpffs_ensure(pin_dir, res->msg, sizeof(res->msg))) < 0)
 		return r;
 	if ((r = bw_net_device_up(c, &created, res->msg, sizeof(res->msg))) < 0)
 		return r;
@@ -432,12 +432,19 @@ int bw_net_up(const struct bw_conf *c, const char *pin_dir, struct bw_net_result
 		uplinks[i] = c->node.uplinks[i];
 	if ((r = bw_net_desired(c, &d)) < 0)
 		goto fail;
-	r = bw_dp_attach(pin_dir, uplinks, c->node.n_uplinks, c->iface.device, &d);
+	r = bw_dp_attach(pin_dir, uplinks, c->node.n_uplinks, c->iface.device, &d, res->msg, sizeof(res->msg));
 	bw_dp_desired_free(&d);
 	if (r == 0)
 		return 0;
 fail:
-	if (created)
-		bw_net_device_undo(c, res->msg, sizeof(res->msg));
+	if (created) {
+		char undo[sizeof(res->msg)] = "", cause[sizeof(res->msg)];
+
+		/* The cause first, then what the undo did (or why it could not). */
+		bw_net_device_undo(c, undo, sizeof(undo));
+		snprintf(cause, sizeof(cause), "%s", res->msg);
+		if (snprintf(res->msg, sizeof(res->msg), "%s%s%s", cause, cause[0] && undo[0] ? "; " : "", undo) < 0)
+			res->msg[0] = '\0';
+	}
 	return r;
 }

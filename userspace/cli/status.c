@@ -82,12 +82,14 @@ static size_t discard(char *p, size_t size, size_t n, void *arg)
  */
 static int key_service_probe(const char *url, const char *ca, char *why, size_t n)
 {
-	CURL *c = curl_easy_init();
 	char err[CURL_ERROR_SIZE] = "";
 	long code = 0;
 	CURLcode r;
+	CURL *c;
 
-	if (!c) {
+	if (bw_curl_load(why, n) < 0) /* libcurl is loaded on first use (common/curl.h) */
+		return 0;
+	if (!(c = curl_easy_init())) {
 		snprintf(why, n, "out of memory");
 		return 0;
 	}

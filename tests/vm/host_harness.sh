@@ -31,7 +31,7 @@ exec qemu-system-x86_64 "$@"
 QEMU
 chmod +x "$d/qemu"
 : > "$d/kvm"
-fake() { BULWARK_VM_QEMU=$d/qemu BULWARK_VM_KVM_DEV=$d/kvm BULWARK_VM_ACCEL_CACHE=$d/accel "$@"; }
+fake() { env -u BULWARK_VM_ACCEL BULWARK_VM_QEMU=$d/qemu BULWARK_VM_KVM_DEV=$d/kvm BULWARK_VM_ACCEL_CACHE=$d/accel "$@"; }
 
 out=$(BULWARK_VM_PROBE_SECONDS=10 fake "$run" --timeout 300 -- echo ran-after-the-probe 2>&1); rc=$?
 printf '%s\n' "$out" | grep '^vm/run' | sed 's/^/# /'

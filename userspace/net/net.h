@@ -39,7 +39,7 @@ struct bw_net_result {
 
 /* Create or expect the device, set key/port/fwmark/MTU, bring it up. *created (may be NULL)
  * tells whether this call created it; a device it created is removed again when it fails.
- * msg: the reason on failure, a note (or "") on success. */
+ * msg: the reason on failure, a note (or "") on success; notes: a key created (may be NULL). */
 int bw_net_device_up(const struct bw_conf *c, bool *created, struct bw_notes *notes, char *msg, size_t len);
 /* Remove a device this process created (rollback), waiting for its wireguard-go to exit; msg
  * says what happened. */

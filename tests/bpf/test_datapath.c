@@ -1612,15 +1612,16 @@ static __u32 map_id(int fd)
 	return info.id;
 }
 
-/* Load this build's programs over the pin directory as `attach` does (prepare, then load). */
-static struct bw_uplink *load_over(const char *dir, bool rescan, size_t *n_moved)
+/* Load this build's programs over the pin directory as `attach` does (prepare, then load);
+ * what prepare reports goes into notes (may be NULL). */
+static struct bw_uplink *load_over(const char *dir, bool rescan, size_t *n_moved, struct bw_notes *notes)
 {
 	struct bw_dp_peer_prefix *old;
 	struct bw_uplink *e;
 	struct bw_dp *d;
 	size_t n_old;
 
-	assert_int_equal(bw_dp_pins_prepare(dir, &old, &n_old), 0);
+	assert_int_equal(bw_dp_pins_prepare(dir, &old, &n_old, notes), 0);
 	LIBBPF_OPTS(bpf_object_open_opts, opts, .pin_root_path = dir);
 	e = bw_uplink__open_opts(&opts);
 	assert_non_null(e);
@@ -1634,9 +1635,9 @@ static struct bw_uplink *load_over(const char *dir, bool rescan, size_t *n_moved
 	return e;
 }
 
-static struct bw_uplink *load_over_pins(void)
+static struct bw_uplink *load_over_pins(struct bw_notes *notes)
 {
-	return load_over(pin_dir, false, NULL);
+	return load_over(pin_dir, false, NULL, notes);
 }
 
 /*
@@ -1647,7 +1648,9 @@ static struct bw_uplink *load_over_pins(void)
 static void flow_cache_pins_from_older_build(void **state)
 {
 	struct bw_dp *old = NULL;
+	struct bw_notes notes = { 0 };
 	struct bw_uplink *e;
+	char want[BW_ERR_LEN];
 	__u32 flow4_id;
 	(void)state;
 
@@ -1659,8 +1662,10 @@ static void flow_cache_pins_from_older_build(void **state)
 	assert_int_equal(bw_dp_flow_gen(old), 0);
 	bw_dp_close(old);
 
-	e = load_over_pins();
+	e = load_over_pins(&notes);
 	assert_true(pin_exists("bw_flow_v4") && pin_exists("bw_flow_v6") && pin_exists("bw_flow_gen"));
+	/* No cache at all is an older build's normal state: nothing to report. */
+	assert_int_equal(notes.n, 0);
 	/* The peers and counters of the old pins are the ones this build uses. */
 	assert_int_equal(map_id(bpf_map__fd(e->maps.bw_peer_v4)), map_id(bpf_map__fd(up->maps.bw_peer_v4)));
 	assert_int_equal(bw_dp_open(pin_dir, &old), 0);
@@ -1687,8 +1692,11 @@ static void flow_cache_pins_from_older_build(void **state)
 	assert_int_equal(bw_dp_open(pin_dir, &old), 0);
 	assert_int_equal(bw_dp_flow_invalidate(old), -ENOENT);
 	bw_dp_close(old);
-	/* ...and loading recreates the whole set: fresh, empty cache maps. */
-	e = load_over_pins();
+	/* ...and loading recreates the whole set: fresh, empty cache maps, and says so. */
+	e = load_over_pins(&notes);
+	snprintf(want, sizeof(want), "pin directory %s has a partial flow cache: recreating it", pin_dir);
+	assert_int_equal(notes.n, 1);
+	assert_string_equal(notes.text[0], want);
 	assert_true(map_id(bpf_map__fd(e->maps.bw_flow_v4)) != flow4_id);
 	assert_int_equal(flow_count_fd(bpf_map__fd(e->maps.bw_flow_v4), 4, 0), 0);
 	bw_uplink__destroy(e);
@@ -1795,7 +1803,8 @@ static void peer_tries_from_older_build(void **state)
 	struct bw_config cfg = { .wg_ifindex = WG_IFINDEX, .wg_port = WG_PORT };
 	struct bw_uplink *e;
 	struct bw_dp *d;
-	char dir[96], path[160], cmd[128];
+	char dir[96], path[160], cmd[128], want[BW_ERR_LEN];
+	struct bw_notes notes = { 0 };
 	size_t n_old = 0;
 	__u32 zero = 0;
 	int found = 0;
@@ -1816,8 +1825,12 @@ static void peer_tries_from_older_build(void **state)
 		assert_int_equal(bpf_obj_pin(fd, path), 0);
 		close(fd);
 	}
-	e = load_over(dir, true, &n_old);
+	e = load_over(dir, true, &n_old, &notes);
 	assert_int_equal(n_old, 2);
+	/* The caller is told, to log it: */
+	snprintf(want, sizeof(want), "pin directory %s: 2 peer prefixes moved from an older build's tries", dir);
+	assert_int_equal(notes.n, 1);
+	assert_string_equal(notes.text[0], want);
 	/* The tries were unpinned and loading created the hashes in their place. */
 	EACH_FAMILY {
 		struct bpf_map_info info = { 0 };

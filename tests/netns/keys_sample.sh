@@ -57,17 +57,27 @@ while True:
 at_exit "kill $!"
 wait_for 50 test -e "$KS_DIR/tries.up" || die "the counting listener did not start"
 start=$(date +%s%N)
-kx bulwark key fetch --service https://127.0.0.1:8450 --resource bulwark/volume/x --attester sample \
+BULWARK_LOG=debug kx bulwark key fetch --service https://127.0.0.1:8450 --resource bulwark/volume/x --attester sample \
   --ca "$KS_DIR/ca.pem" --tries 3 > "$KS_DIR/out" 2>&1; rc=$?
 ms=$(( ($(date +%s%N) - start) / 1000000 ))
 tries=$(cat "$KS_DIR/tries" 2>/dev/null)
 check "unreachable service: exactly 3 tries (${tries:-0} connections) with backoff (${ms} ms >= 600), exit 1, no key" \
   test "${tries:-0}" = 3 -a "$rc" = 1 -a "$ms" -ge 600 -a "$(grep -c '^[0-9a-f]\{64\}$' "$KS_DIR/out")" = 0
+check "...each retry logged at debug level (the client library reports it, the CLI logs it)" \
+  sh -c "grep -q '^bulwark: debug: kbs: handshake retry 1 after 200 ms: ' $KS_DIR/out &&
+         grep -q '^bulwark: debug: kbs: handshake retry 2 after 400 ms: ' $KS_DIR/out"
 
 m=$(ks_curl "$url/metrics")
 check "/metrics counts attestations and resources" \
   sh -c "printf '%s\n' '$m' | grep -q '^bulwark_keyservice_resource_total{result=\"ok\"} 4' && printf '%s\n' '$m' | grep -q '^bulwark_keyservice_sessions 2'"
 check "/healthz answers ok" sh -c "nsenter --net=/run/netns/$KS_NS curl -sS --cacert $KS_DIR/ca.pem $url/healthz | grep -q ok"
+# An Attestation message that cannot be saved (--attestation-out into a missing directory): the
+# handshake goes on and the CLI warns.
+tok=$(kx bulwark key attest --service $url --attester sample --ca "$KS_DIR/ca.pem" \
+  --attestation-out "$KS_DIR/nodir/att.json" 2> "$KS_DIR/attest.err"); rc=$?
+check "unsaved attestation message: attest still succeeds (exit $rc) with a token" test "$rc" = 0 -a -n "$tok"
+check "...and warns that it could not save it" \
+  grep -qx "bulwark: warning: cannot save the attestation message to $KS_DIR/nodir/att.json" "$KS_DIR/attest.err"
 check "the master secret never appears in the service log" \
   sh -c "! grep -q \"$(od -An -v -tx1 "$KS_DIR/master" | tr -d ' \n' | cut -c1-16)\" $KS_DIR/*.log"
 finish

@@ -402,6 +402,51 @@ static void dl_load_on_first_use(void **state)
 	assert_null(nothing); /* all or nothing: getpid's slot is cleared again */
 }
 
+/*
+ * Libraries report, programs log: notes come back in order (NULL takes nothing, more than
+ * BW_NOTES_MAX are dropped), bw_notes_log prints each as an info line and empties them, and
+ * bw_log_hook is the logger behind a library's hook.
+ */
+static void notes_and_hook(void **state)
+{
+	struct bw_notes notes = { 0 };
+	char path[64], out[4096] = "";
+	int fd, saved;
+	ssize_t n;
+	(void)state;
+
+	bw_note(NULL, "dropped %d", 1);
+	bw_note(&notes, "mounted %s", "bpffs");
+	bw_note(&notes, "created key %d", 7);
+	assert_int_equal(notes.n, 2);
+	assert_string_equal(notes.text[0], "mounted bpffs");
+	assert_string_equal(notes.text[1], "created key 7");
+	for (int i = 0; i < BW_NOTES_MAX + 3; i++)
+		bw_note(&notes, "more %d", i);
+	assert_int_equal(notes.n, BW_NOTES_MAX);
+	assert_string_equal(notes.text[BW_NOTES_MAX - 1], "more 5");
+
+	snprintf(path, sizeof(path), "%s/log", dir);
+	assert_true((fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600)) >= 0);
+	fflush(stderr);
+	saved = dup(2);
+	assert_int_equal(dup2(fd, 2), 2);
+	bw_log_set_prefix("test");
+	bw_log_set_level(BW_LOG_DEBUG);
+	notes.n = 2;
+	bw_notes_log(&notes);
+	bw_notes_log(NULL);
+	bw_log_hook(NULL, BW_LOG_WARN, "from a hook");
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+	assert_int_equal(notes.n, 0);
+	n = pread(fd, out, sizeof(out) - 1, 0);
+	close(fd);
+	assert_true(n > 0);
+	assert_string_equal(out, "test: info: mounted bpffs\ntest: info: created key 7\ntest: warning: from a hook\n");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -416,6 +461,7 @@ int main(void)
 		cmocka_unit_test(hex_rejects),
 		cmocka_unit_test(key_base64),
 		cmocka_unit_test(dl_load_on_first_use),
+		cmocka_unit_test(notes_and_hook),
 	};
 	return cmocka_run_group_tests_name("common", tests, setup, teardown);
 }

@@ -84,6 +84,7 @@ static void mesh_schedule(struct agent *a)
  */
 static int mesh_prepare(struct agent *a, struct bw_conf *c)
 {
+	struct bw_notes notes = { 0 };
 	int r;
 
 	a->mesh_wanted = c->node.mesh_secret[0] != '\0';
@@ -102,7 +103,9 @@ static int mesh_prepare(struct agent *a, struct bw_conf *c)
 		bw_net_mesh_drop_peers(c);
 		return 0;
 	}
-	if ((r = bw_net_mesh_set(c, &a->mesh)) < 0)
+	r = bw_net_mesh_set(c, &a->mesh, &notes);
+	bw_notes_log(&notes);
+	if (r < 0)
 		bw_err("mesh PSKs: %s; peers stay down", strerror(-r));
 	return 0;
 }
@@ -247,6 +250,7 @@ static void sync_peers(struct agent *a, enum sync_mode mode)
 	}
 	mesh_prepare(a, &c);
 	r = sync_apply(a, &c, mode, &res);
+	bw_notes_log(&res.notes);
 	a->syncs++;
 	a->last_sync_seconds = now_mono() - t0;
 	a->last_sync_result = r < 0 ? r : 0;
@@ -406,6 +410,7 @@ static void wg_restore(struct agent *a)
 {
 	struct bw_conf c;
 	struct bw_net_result res;
+	struct bw_notes notes = { 0 };
 	char msg[sizeof(res.msg)] = "";
 	double t0 = now_mono();
 	int r;
@@ -413,7 +418,9 @@ static void wg_restore(struct agent *a)
 	if (load(a, &c) < 0)
 		goto retry;
 	mesh_prepare(a, &c);
-	if ((r = bw_net_device_up(&c, NULL, msg, sizeof(msg))) == 0 && (r = bw_net_reconcile(&c, a->pin_dir, &res)) == 0)
+	r = bw_net_device_up(&c, NULL, &notes, msg, sizeof(msg));
+	bw_notes_log(&notes);
+	if (r == 0 && (r = bw_net_reconcile(&c, a->pin_dir, &res)) == 0)
 		r = bw_dp_set_wg_device(a->pin_dir, c.iface.device);
 	if (msg[0])
 		bw_log(r < 0 ? BW_LOG_ERROR : BW_LOG_WARN, "%s", msg);
@@ -695,7 +702,9 @@ int main(int argc, char **argv)
 	if (load(&a, &c) < 0)
 		return 1;
 	mesh_prepare(&a, &c);
-	if ((r = bw_net_up(&c, a.pin_dir, &res)) < 0) {
+	r = bw_net_up(&c, a.pin_dir, &res);
+	bw_notes_log(&res.notes);
+	if (r < 0) {
 		bw_err("bring-up failed: %s%s%s", strerror(-r), res.msg[0] ? ": " : "", res.msg);
 		bw_conf_free(&c);
 		return 1;

@@ -111,7 +111,7 @@ static int node_public_key(const struct bw_conf *c, uint8_t pub[32])
 	struct bw_secret priv = { 0 };
 	int r;
 
-	if ((r = bw_net_node_key(c, false, &priv)) < 0) {
+	if ((r = bw_net_node_key(c, false, &priv, NULL)) < 0) {
 		bw_err("kubernetes: node key: %s", strerror(-r));
 		return r;
 	}
@@ -150,6 +150,7 @@ int agent_k8s_start(const struct bw_conf *c, struct event_base *base, void (*on_
 		bw_err("%s", err);
 		return r;
 	}
+	cfg.log = bw_log_hook; /* the watcher's reports: the one logger */
 	ks.on_change = on_change;
 	ks.arg = arg;
 	if (!(ks.ev = event_new(base, -1, 0, on_wake, NULL)))

@@ -58,7 +58,7 @@ static void *worker(void *unused)
 			snprintf(res->path, sizeof(res->path), "%s", c->node.mesh_secret);
 			snprintf(res->from, sizeof(res->from), "%s", c->node.key_service);
 			snprintf(res->attester, sizeof(res->attester), "%s", c->node.attester);
-			res->r = bw_net_mesh_fetch(c, 1, &res->secret, res->err, sizeof(res->err));
+			res->r = bw_net_mesh_fetch(c, 1, bw_log_hook, &res->secret, res->err, sizeof(res->err));
 		}
 		free(c);
 

@@ -126,6 +126,7 @@ static int cmd_attach(int argc, char **argv)
 {
 	struct opts o;
 	struct bw_dp_desired d = { 0 };
+	struct bw_notes notes = { 0 };
 	char why[BW_ERR_LEN] = "";
 	int r;
 
@@ -141,8 +142,9 @@ static int cmd_attach(int argc, char **argv)
 	if (!if_nametoindex(o.wg_dev))
 		fprintf(stderr, "bulwark: attach: WireGuard device %s does not exist (yet): protected traffic is dropped "
 				"(dropped-no-device / dropped-no-peer) until it does\n", o.wg_dev);
-	r = bw_dp_attach(o.pin_dir, o.uplinks, o.n_uplinks, o.wg_dev, o.config ? &d : NULL, why, sizeof(why));
+	r = bw_dp_attach(o.pin_dir, o.uplinks, o.n_uplinks, o.wg_dev, o.config ? &d : NULL, &notes, why, sizeof(why));
 	bw_dp_desired_free(&d);
+	bw_notes_log(&notes);
 	if (r < 0) {
 		fprintf(stderr, "bulwark: attach: %s%s\n", why[0] ? why : strerror(-r),
 			(r == -EPERM || r == -EACCES) && geteuid() ? " (needs root, or CAP_BPF and CAP_NET_ADMIN)" : "");

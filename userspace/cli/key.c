@@ -52,6 +52,7 @@ static int parse(int argc, char **argv, struct opts *o, const char *accepts)
 	memset(o, 0, sizeof(*o));
 	o->c.attester = "tpm";
 	o->c.aopts.ak_handle = 0x81010002;
+	o->c.log = bw_log_hook; /* handshake retries, at debug level */
 	optind = 1;
 	while ((ch = bw_cli_getopt(argc, argv, all, accepts, what)) != -1) {
 		switch (ch) {
@@ -105,6 +106,15 @@ static int client(const struct opts *o, struct bw_kbs_client **c)
 	else if (r < 0)
 		fprintf(stderr, "bulwark: key service URL must be https://HOST:PORT: %s\n", strerror(-r));
 	return r;
+}
+
+/* The client could not save an Attestation message (--attestation-out): say so, once. */
+static void warn_unsaved(const struct opts *o, const struct bw_kbs_client *c, bool *warned)
+{
+	if (!*warned && bw_kbs_client_attestation_saved(c) < 0) {
+		bw_warn("cannot save the attestation message to %s", o->c.attestation_out);
+		*warned = true;
+	}
 }
 
 /* The key as hex on f, through locked memory (the encoder is constant-time), wiped after. */
@@ -163,6 +173,7 @@ static int cmd_fetch(int argc, char **argv)
 	struct bw_kbs_client *c = NULL;
 	char err[BW_ERR_LEN] = "";
 	int r = 0, rc = 0;
+	bool warned = false;
 
 	if (parse(argc, argv, &o, "service resource attester ca out tcti ak-handle json tries length attestation-out") < 0 ||
 	    !o.n_resources || (o.out && o.n_resources > 1)) {
@@ -177,6 +188,7 @@ static int cmd_fetch(int argc, char **argv)
 	for (int i = 0; i < o.n_resources && rc == 0; i++) {
 		_cleanup_secret_ struct bw_secret key = { 0 };
 		r = bw_kbs_get_resource(c, o.resource[i], &key, err, sizeof(err));
+		warn_unsaved(&o, c, &warned);
 		if (r < 0) {
 			rc = bw_cli_error(o.json, exit_code(r), "key fetch %s: %s", o.resource[i], err);
 		} else if (expected_length(&o, o.resource[i]) && key.len != expected_length(&o, o.resource[i])) {
@@ -196,6 +208,7 @@ static int cmd_attest(int argc, char **argv)
 	struct opts o;
 	struct bw_kbs_client *c = NULL;
 	char err[BW_ERR_LEN] = "";
+	bool warned = false;
 	int r;
 
 	if (parse(argc, argv, &o, "service attester ca tcti ak-handle json tries attestation-out") < 0) {
@@ -206,6 +219,7 @@ static int cmd_attest(int argc, char **argv)
 	if (client(&o, &c) < 0)
 		return BW_EXIT_USAGE;
 	r = bw_kbs_attest(c, err, sizeof(err));
+	warn_unsaved(&o, c, &warned);
 	if (r < 0)
 		bw_cli_error(o.json, exit_code(r), "key attest: %s", err);
 	else

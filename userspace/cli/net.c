@@ -76,17 +76,21 @@ static int load(const struct opts *o, struct bw_conf *c)
 /* MeshSecret: peers get their derived PSKs, or none is configured (fail closed). */
 static int mesh(struct bw_conf *c)
 {
+	struct bw_notes notes = { 0 };
 	char err[BW_ERR_LEN];
-	int r = bw_net_mesh_prepare(c, err, sizeof(err));
+	int r = bw_net_mesh_prepare(c, bw_log_hook, &notes, err, sizeof(err));
 
+	bw_notes_log(&notes);
 	if (r < 0)
 		fprintf(stderr, "bulwark: mesh secret %s: %s; no peer is configured (fail closed)\n",
 			c->node.mesh_secret, err);
 	return r;
 }
 
-static void report(const char *what, int r, const struct bw_net_result *res)
+static void report(const char *what, int r, struct bw_net_result *res)
 {
+	if (res)
+		bw_notes_log(&res->notes);
 	if (res && res->msg[0])
 		fprintf(stderr, "bulwark: net %s: %s\n", what, res->msg);
 	if (r < 0)

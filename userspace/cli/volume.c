@@ -56,6 +56,7 @@ static int parse(int argc, char **argv, struct opts *o, const char *area, const 
 	o->lock_timeout_ms = -1;
 	o->kbs.attester = "tpm";
 	o->kbs.aopts.ak_handle = 0x81010002;
+	o->kbs.log = bw_log_hook; /* handshake retries, at debug level */
 	optind = 1;
 	while ((c = bw_cli_getopt(argc, argv, all, accepts, what)) != -1) {
 		switch (c) {

@@ -4,6 +4,14 @@
  *
  * Conventions used across bulwark's C code:
  *  - functions return 0 or a positive value on success and a negative errno on failure;
+ *  - libraries never print: the programs (cli/, agent/, csi/, keyservice/) log, with bw_log.
+ *    A library reports a failure as -errno plus a message in the caller's char err[BW_ERR_LEN]
+ *    (bw_errf); one-off facts about a call that worked ("mounted bpffs on ...", "created
+ *    WireGuard key ...") go into the caller's struct bw_notes (bw_note; NULL: not wanted), which
+ *    the caller logs (bw_notes_log); long-running or retrying library code (k8s/watch.c, the key
+ *    client's handshake retries) reports through a bw_log_fn hook its caller sets (bw_log_hook:
+ *    the one logger). libbpf's and libcryptsetup's own messages reach the same logger through
+ *    their print/log callbacks (bw_dp_log_init, storage's crypt_set_log_callback);
  *  - resources are released with __attribute__((cleanup)) helpers (_cleanup_free_ etc.);
  *  - key material lives in struct bw_secret: locked, excluded from core dumps, wiped on free.
  */
@@ -47,6 +55,26 @@ void bw_log(enum bw_log_level level, const char *fmt, ...) __attribute__((format
 
 /* The size of every error buffer (char err[BW_ERR_LEN]): what any library here reports fits. */
 #define BW_ERR_LEN 512
+
+/*
+ * One-off facts a library call reports besides its result, in the order they happened; the
+ * caller logs them (bw_notes_log: each at info level) where it logs everything else. Notes past
+ * BW_NOTES_MAX are dropped. Zero-initialise ({ 0 }) before the first call that adds to it.
+ */
+#define BW_NOTES_MAX 8
+struct bw_notes {
+	unsigned n;
+	char text[BW_NOTES_MAX][BW_ERR_LEN];
+};
+/* Add a note (notes may be NULL: the caller does not want them). */
+void bw_note(struct bw_notes *notes, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Log every note at info level, in order, and empty notes (NULL: nothing). */
+void bw_notes_log(struct bw_notes *notes);
+
+/* A hook through which long-running or retrying library code reports as it goes (level + one
+ * message line); NULL: not reported. bw_log_hook (ctx unused) hands them to bw_log. */
+typedef void (*bw_log_fn)(void *ctx, enum bw_log_level level, const char *msg);
+void bw_log_hook(void *ctx, enum bw_log_level level, const char *msg);
 
 /* Format a message into a caller's error buffer (may be NULL) and return r: `return bw_errf(err,
  * len, -EINVAL, "...", ...)` is how libraries here report what failed. */

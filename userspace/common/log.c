@@ -95,3 +95,28 @@ void bw_log(enum bw_log_level level, const char *fmt, ...)
 	else
 		fprintf(stderr, "ts=%s level=%s prog=%s msg=\"%s\"\n", ts, lv[level], log_prefix, q);
 }
+
+void bw_note(struct bw_notes *notes, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!notes || notes->n >= BW_NOTES_MAX)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(notes->text[notes->n++], sizeof(notes->text[0]), fmt, ap);
+	va_end(ap);
+}
+
+void bw_notes_log(struct bw_notes *notes)
+{
+	for (unsigned i = 0; notes && i < notes->n && i < BW_NOTES_MAX; i++)
+		bw_log(BW_LOG_INFO, "%s", notes->text[i]);
+	if (notes)
+		notes->n = 0;
+}
+
+void bw_log_hook(void *ctx, enum bw_log_level level, const char *msg)
+{
+	(void)ctx;
+	bw_log(level, "%s", msg);
+}

@@ -301,6 +301,7 @@ static int key_source(struct call *x, const char *secret, const char *url, const
 	k->kbs.ca_file = ca && ca[0] ? ca : x->cfg->ca_file;
 	k->kbs.aopts.tcti = tcti && tcti[0] ? tcti : x->cfg->tcti;
 	k->kbs.aopts.ak_handle = x->cfg->ak_handle ? x->cfg->ak_handle : 0x81010002;
+	k->kbs.log = bw_log_hook; /* handshake retries, at debug level */
 	if (!k->kbs.url)
 		return fail(x, INVALID_ARGUMENT, "no key: give secrets[\"key\"] (node-stage secret) or a key service "
 			    "(volume attribute keyService or the plugin's --key-service)");

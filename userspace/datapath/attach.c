@@ -78,7 +78,7 @@ static int set_wg_ifindex(struct bw_dp *dp, int wg_ifindex)
  */
 /* An older build's bw_stats has fewer reasons (or no directions, no labels): the new programs
  * cannot share it. */
-static bool stats_outdated(const char *dir)
+static bool stats_outdated(const char *dir, struct bw_notes *notes)
 {
 	struct bpf_map_info info = { 0 };
 	__u32 len = sizeof(info);
@@ -92,7 +92,7 @@ static bool stats_outdated(const char *dir)
 	old = bpf_obj_get_info_by_fd(fd, &info, &len) == 0 && (info.max_entries != BW_STAT_ENTRIES || info.value_size != sizeof(struct bw_stat));
 	close(fd);
 	if (old)
-		bw_info("pin directory %s: bw_stats has %u slots of %u bytes, this build %u of %zu: counters restart",
+		bw_note(notes, "pin directory %s: bw_stats has %u slots of %u bytes, this build %u of %zu: counters restart",
 			dir, info.max_entries, info.value_size, (unsigned)BW_STAT_ENTRIES, sizeof(struct bw_stat));
 	return old;
 }
@@ -105,7 +105,7 @@ static int unlink_stats(const char *dir)
 	return unlink(path) < 0 && errno != ENOENT ? -1 : 0;
 }
 
-int bw_dp_pins_prepare(const char *dir, struct bw_dp_peer_prefix **old, size_t *n_old)
+int bw_dp_pins_prepare(const char *dir, struct bw_dp_peer_prefix **old, size_t *n_old, struct bw_notes *notes)
 {
 	char path[512];
 	int present = 0, n = BW_MAP_END_CACHE - BW_MAP_FIRST_CACHE;
@@ -116,10 +116,10 @@ int bw_dp_pins_prepare(const char *dir, struct bw_dp_peer_prefix **old, size_t *
 		snprintf(path, sizeof(path), "%s/%s", dir, bw_dp_map_names[i]);
 		present += access(path, F_OK) == 0;
 	}
-	if (stats_outdated(dir) && unlink_stats(dir) < 0)
+	if (stats_outdated(dir, notes) && unlink_stats(dir) < 0)
 		return -errno;
 	if (present != 0 && present != n) {
-		bw_info("pin directory %s has a partial flow cache: recreating it", dir);
+		bw_note(notes, "pin directory %s has a partial flow cache: recreating it", dir);
 		for (int i = BW_MAP_FIRST_CACHE; i < BW_MAP_END_CACHE; i++) {
 			snprintf(path, sizeof(path), "%s/%s", dir, bw_dp_map_names[i]);
 			if (unlink(path) < 0 && errno != ENOENT)
@@ -127,11 +127,11 @@ int bw_dp_pins_prepare(const char *dir, struct bw_dp_peer_prefix **old, size_t *
 		}
 	}
 	/* Last: once the old tries are unpinned, their entries live only in *old. */
-	return bw_dp_peers_take_old(dir, old, n_old);
+	return bw_dp_peers_take_old(dir, old, n_old, notes);
 }
 
 int bw_dp_attach(const char *pin_dir, const char *const *uplinks, size_t n_uplinks,
-		 const char *wg_dev, const struct bw_dp_desired *d, char *err, size_t len)
+		 const char *wg_dev, const struct bw_dp_desired *d, struct bw_notes *notes, char *err, size_t len)
 {
 	const char *dir = bw_pin_dir(pin_dir);
 	char progs[512], lens[512];
@@ -153,8 +153,8 @@ int bw_dp_attach(const char *pin_dir, const char *const *uplinks, size_t n_uplin
 	 * programs then drop protected traffic (dropped-no-device / dropped-no-peer). */
 	wg_ifindex = (int)if_nametoindex(wg_dev);
 	snprintf(progs, sizeof(progs), "%s/progs", dir);
-	if ((r = bw_dp_bpffs_ensure(dir, err, len)) < 0 || (r = bw_mkdir_p(progs, 0700)) < 0 ||
-	    (r = bw_dp_pins_prepare(dir, &old_peers, &n_old_peers)) < 0)
+	if ((r = bw_dp_bpffs_ensure(dir, notes, err, len)) < 0 || (r = bw_mkdir_p(progs, 0700)) < 0 ||
+	    (r = bw_dp_pins_prepare(dir, &old_peers, &n_old_peers, notes)) < 0)
 		return r;
 	/* Without it, this load creates the length index next to peer maps that may hold entries. */
 	snprintf(lens, sizeof(lens), "%s/%s", dir, bw_dp_map_names[BW_MAP_PEER_LENS]);

@@ -86,7 +86,7 @@ static bool own_mount_ns(void)
 	return false;
 }
 
-int bw_dp_bpffs_ensure(const char *pin_dir, char *err, size_t len)
+int bw_dp_bpffs_ensure(const char *pin_dir, struct bw_notes *notes, char *err, size_t len)
 {
 	const char *dir = bw_pin_dir(pin_dir);
 	size_t n = strlen(BPFFS_ROOT);
@@ -112,7 +112,7 @@ int bw_dp_bpffs_ensure(const char *pin_dir, char *err, size_t len)
 		r = -errno;
 		return bw_errf(err, len, r, BPFFS_ROOT " is not a bpffs mount and mounting one there failed: %s", strerror(-r));
 	}
-	bw_info("mounted bpffs on " BPFFS_ROOT " (it was not mounted), for pin directory %s", dir);
+	bw_note(notes, "mounted bpffs on " BPFFS_ROOT " (it was not mounted), for pin directory %s", dir);
 	return 0;
 }
 

@@ -78,18 +78,20 @@ int bw_dp_peers_sync(struct bw_dp *dp, const struct bw_dp_peer_prefix *want, siz
 /*
  * Make sure pin_dir (NULL: the default) lies on a bpffs: mounts bpffs on /sys/fs/bpf when the
  * directory is under it and it is not mounted (not in a mount namespace made just for this
- * process, as `ip netns exec` makes: the pins would die with it); otherwise fails with a
- * message naming the cause in err (-errno returned). bw_dp_attach calls it. Libraries report,
- * callers log: err may be NULL.
+ * process, as `ip netns exec` makes: the pins would die with it), with a note saying so;
+ * otherwise fails with a message naming the cause in err (-errno returned). bw_dp_attach calls
+ * it. Libraries report, callers log (common.h): notes and err may be NULL.
  */
-int bw_dp_bpffs_ensure(const char *pin_dir, char *err, size_t len);
+int bw_dp_bpffs_ensure(const char *pin_dir, struct bw_notes *notes, char *err, size_t len);
 /* Route libbpf's messages into bw_log (warnings as warn, the rest as debug): programs call this
  * once at start, so nothing of libbpf's reaches stdout or bypasses the log format. */
 void bw_dp_log_init(void);
 /* Load, fill (d, when given) and attach to every uplink; -errno and, where there is more to say
- * than strerror (which uplink, why bpffs is missing), a message in err (may be NULL). */
+ * than strerror (which uplink, why bpffs is missing), a message in err (may be NULL). What it
+ * found and fixed on the way (bpffs mounted, an older build's pins converted) goes into notes
+ * (may be NULL), also when it fails later. */
 int bw_dp_attach(const char *pin_dir, const char *const *uplinks, size_t n_uplinks,
-		 const char *wg_dev, const struct bw_dp_desired *d, char *err, size_t len);
+		 const char *wg_dev, const struct bw_dp_desired *d, struct bw_notes *notes, char *err, size_t len);
 /* Remove our filters from every device; with purge also unpin maps and programs. */
 int bw_dp_detach(const char *pin_dir, bool purge);
 

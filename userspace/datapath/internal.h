@@ -28,10 +28,13 @@ struct bw_dp {
  * Make the pin directory loadable by this build: a partial flow-cache set is removed whole; an
  * older build's peer tries are read into *old (heap, *n_old entries; the caller frees) and
  * unpinned, so that loading creates this build's peer maps and bw_dp_peers_restore refills them.
+ * What it did to older state (counters restart, flow cache recreated, prefixes moved) goes into
+ * notes (may be NULL).
  */
-int bw_dp_pins_prepare(const char *dir, struct bw_dp_peer_prefix **old, size_t *n_old);
-/* The older build's peer tries: entries read out, pins removed (none: *n_old 0). maps.c. */
-int bw_dp_peers_take_old(const char *dir, struct bw_dp_peer_prefix **old, size_t *n_old);
+int bw_dp_pins_prepare(const char *dir, struct bw_dp_peer_prefix **old, size_t *n_old, struct bw_notes *notes);
+/* The older build's peer tries: entries read out, pins removed (none: *n_old 0), a note saying
+ * how many moved. maps.c. */
+int bw_dp_peers_take_old(const char *dir, struct bw_dp_peer_prefix **old, size_t *n_old, struct bw_notes *notes);
 /*
  * After loading: the peers kept by bw_dp_pins_prepare back in; with rescan (bw_peer_lens was
  * created by this load next to surviving peer maps) every present length's bit set.

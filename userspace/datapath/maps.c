@@ -768,7 +768,7 @@ int bw_dp_apply(struct bw_dp *dp, const struct bw_dp_desired *d)
 
 /* ---- peer maps from an older build (LPM tries) ---- */
 
-int bw_dp_peers_take_old(const char *dir, struct bw_dp_peer_prefix **out, size_t *n_out)
+int bw_dp_peers_take_old(const char *dir, struct bw_dp_peer_prefix **out, size_t *n_out, struct bw_notes *notes)
 {
 	struct bw_dp_peer_prefix *all = NULL;
 	size_t n = 0;
@@ -819,7 +819,7 @@ int bw_dp_peers_take_old(const char *dir, struct bw_dp_peer_prefix **out, size_t
 			goto out;
 		}
 	if (n)
-		bw_info("pin directory %s: %zu peer prefixes moved from an older build's tries", dir, n);
+		bw_note(notes, "pin directory %s: %zu peer prefixes moved from an older build's tries", dir, n);
 out:
 	for (int f = 0; f < 2; f++)
 		if (fd[f] >= 0)

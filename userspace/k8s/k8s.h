@@ -33,6 +33,11 @@ struct bw_k8s_config {
 	char node[64];        /* this node's Node name */
 	uint16_t listen_port; /* WireGuard ListenPort, for the published endpoint */
 	uint8_t public_key[32];
+	/* The watcher never prints: what it does and meets (annotations published, 410 -> relist,
+	 * API unreachable / back, watch errors) goes to this hook, from the watcher thread, one
+	 * line each (bulwarkd sets bw_log_hook). NULL: not reported. */
+	bw_log_fn log;
+	void *log_ctx;
 };
 
 /* One complete desired state. Owned by whoever receives it; free with bw_k8s_set_free. */

@@ -54,6 +54,21 @@ struct bw_k8s_watcher {
 	int stream_err;
 };
 
+/* Report through the configured hook (the library does not print). */
+__attribute__((format(printf, 3, 4)))
+static void report(const struct bw_k8s_watcher *w, enum bw_log_level level, const char *fmt, ...)
+{
+	char line[1024];
+	va_list ap;
+
+	if (!w->cfg.log)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	w->cfg.log(w->cfg.log_ctx, level, line);
+}
+
 static bool stopping(struct bw_k8s_watcher *w)
 {
 	bool s;
@@ -515,7 +530,7 @@ static void publish(struct bw_k8s_watcher *w)
 	int r;
 
 	if (!self) {
-		bw_warn("kubernetes: no Node named %s: annotations not published", w->cfg.node);
+		report(w, BW_LOG_WARN, "kubernetes: no Node named %s: annotations not published", w->cfg.node);
 		return;
 	}
 	bw_key_to_base64(w->cfg.public_key, b64);
@@ -541,12 +556,12 @@ static void publish(struct bw_k8s_watcher *w)
 		   sizeof(err));
 	json_object_put(patch);
 	if (r == 200) {
-		bw_info("kubernetes: published %s = %s, %s = %s on node %s", BW_K8S_ANN_KEY, b64, BW_K8S_ANN_ENDPOINT,
-			ep[0] ? ep : "(none: no InternalIP)", w->cfg.node);
+		report(w, BW_LOG_INFO, "kubernetes: published %s = %s, %s = %s on node %s", BW_K8S_ANN_KEY, b64,
+		       BW_K8S_ANN_ENDPOINT, ep[0] ? ep : "(none: no InternalIP)", w->cfg.node);
 		snprintf(self->ann_key, sizeof(self->ann_key), "%s", b64);
 		snprintf(self->ann_endpoint, sizeof(self->ann_endpoint), "%s", ep);
 	} else {
-		bw_warn("kubernetes: publishing annotations: %s", err);
+		report(w, BW_LOG_WARN, "kubernetes: publishing annotations: %s", err);
 	}
 	json_object_put(resp);
 }
@@ -593,11 +608,11 @@ static void event(struct bw_k8s_watcher *w, json_object *ev)
 	if (!strcmp(type, "ERROR")) {
 		json_object *code;
 		if (json_object_object_get_ex(obj, "code", &code) && json_object_get_int(code) == 410) {
-			bw_info("kubernetes: watch resourceVersion %s expired (410): listing again", w->rv);
+			report(w, BW_LOG_INFO, "kubernetes: watch resourceVersion %s expired (410): listing again", w->rv);
 			w->relist = true;
 		} else {
 			const char *m = jstr(obj, "message", NULL);
-			bw_warn("kubernetes: watch error: %s", m ? m : "(no message)");
+			report(w, BW_LOG_WARN, "kubernetes: watch error: %s", m ? m : "(no message)");
 		}
 		w->stream_err = -EIO;
 		return;
@@ -629,7 +644,7 @@ static size_t watch_write(char *p, size_t sz, size_t n, void *arg)
 		if (e == json_tokener_continue)
 			break;
 		if (e != json_tokener_success) {
-			bw_warn("kubernetes: watch stream: %s", json_tokener_error_desc(e));
+			report(w, BW_LOG_WARN, "kubernetes: watch stream: %s", json_tokener_error_desc(e));
 			w->stream_err = -EBADMSG;
 			break;
 		}
@@ -706,9 +721,10 @@ static void set_reachable(struct bw_k8s_watcher *w, bool up, const char *why)
 		return;
 	w->reachable = up;
 	if (up)
-		bw_info("kubernetes: API %s reachable again", w->cfg.api);
+		report(w, BW_LOG_INFO, "kubernetes: API %s reachable again", w->cfg.api);
 	else
-		bw_err("kubernetes: API %s unreachable: %s; keeping the last applied peers", w->cfg.api, why);
+		report(w, BW_LOG_ERROR, "kubernetes: API %s unreachable: %s; keeping the last applied peers", w->cfg.api,
+		       why);
 	if (w->on_state)
 		w->on_state(w->arg, up, why);
 }
@@ -743,7 +759,7 @@ static void *run(void *arg)
 		if (take_rekey(w)) {
 			/* Key rotated: the set (our own key is never a peer) and the annotation follow;
 			 * the watch resumes from where it was. */
-			bw_info("kubernetes: this node's WireGuard key changed: publishing it");
+			report(w, BW_LOG_INFO, "kubernetes: this node's WireGuard key changed: publishing it");
 			deliver(w);
 			publish(w);
 			backoff = 0;
@@ -754,7 +770,7 @@ static void *run(void *arg)
 			continue;
 		}
 		if (w->relist) {
-			bw_info("kubernetes: %s: listing again", err);
+			report(w, BW_LOG_INFO, "kubernetes: %s: listing again", err);
 			backoff = 0;
 			continue;
 		}

@@ -29,6 +29,7 @@ struct bw_kbs_client {
 	EVP_PKEY *key; /* ephemeral tee key; new per handshake, freed (and cleared) with the client */
 	char *token;
 	int64_t token_exp;
+	int save_err; /* the last failure to save an Attestation message (attestation_out), -errno */
 };
 
 struct http_resp {
@@ -305,8 +306,12 @@ static int handshake_once(struct bw_kbs_client *c, long *status, char *err, size
 	resp_free(&resp);
 	if (r < 0)
 		return r;
-	if (c->o.attestation_out && bw_write_file_atomic(c->o.attestation_out, tb, strlen(tb), 0644) < 0)
-		bw_warn("cannot save the attestation message to %s", c->o.attestation_out);
+	if (c->o.attestation_out) {
+		int s = bw_write_file_atomic(c->o.attestation_out, tb, strlen(tb), 0644);
+
+		if (s < 0)
+			c->save_err = s;
+	}
 	r = request(c, BW_KBS_PREFIX "/attest", tb, &resp, err, errlen);
 	if (r < 0)
 		return r;
@@ -330,6 +335,11 @@ static int handshake_once(struct bw_kbs_client *c, long *status, char *err, size
 	return 0;
 }
 
+int bw_kbs_client_attestation_saved(const struct bw_kbs_client *c)
+{
+	return c->save_err;
+}
+
 int bw_kbs_attest(struct bw_kbs_client *c, char *err, size_t errlen)
 {
 	long delay = c->o.backoff_ms, status;
@@ -340,7 +350,12 @@ int bw_kbs_attest(struct bw_kbs_client *c, char *err, size_t errlen)
 		return r;
 	for (int i = 0; i < c->o.handshake_tries; i++) {
 		if (i) {
-			bw_debug("kbs: handshake retry %d after %ld ms: %s", i, delay, err);
+			if (c->o.log) {
+				char line[BW_ERR_LEN + 64];
+
+				snprintf(line, sizeof(line), "kbs: handshake retry %d after %ld ms: %s", i, delay, err);
+				c->o.log(c->o.log_ctx, BW_LOG_DEBUG, line);
+			}
 			usleep((useconds_t)delay * 1000);
 			delay = delay * 2 > 5000 ? 5000 : delay * 2;
 		}

@@ -107,12 +107,18 @@ struct bw_kbs_client_opts {
 	int handshake_tries;  /* default 5 */
 	long timeout_ms;      /* per request, default 10000 */
 	long backoff_ms;      /* first retry delay, doubled per try, default 200 */
-	const char *attestation_out; /* if set: save each Attestation message sent (not secret) */
+	const char *attestation_out; /* if set: save each Attestation message sent (not secret);
+				      * a failure to save is reported by bw_kbs_client_attestation_saved */
+	bw_log_fn log;        /* NULL, or told of each handshake retry (debug, with the cause) */
+	void *log_ctx;
 };
 struct bw_kbs_client;
 /* -EINVAL (not https://), -ENOENT (unknown attester), -ELIBACC (libcurl missing), -ENOMEM. */
 int bw_kbs_client_new(const struct bw_kbs_client_opts *o, struct bw_kbs_client **out);
 void bw_kbs_client_free(struct bw_kbs_client *c);
+/* 0 when every Attestation message was saved to attestation_out (or none was asked for), else
+ * the -errno of the last save that failed: the caller warns (the handshake went on without it). */
+int bw_kbs_client_attestation_saved(const struct bw_kbs_client *c);
 /* Run the RCAR handshake now (normally implicit). */
 int bw_kbs_attest(struct bw_kbs_client *c, char *err, size_t errlen);
 /* Fetch and decrypt a resource "REPO/TYPE/TAG"; reuses the token while valid, re-handshakes

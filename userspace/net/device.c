@@ -23,7 +23,7 @@ int bw_net_device_undo(const struct bw_conf *c, char *msg, size_t len)
 	return r;
 }
 
-int bw_net_device_up(const struct bw_conf *c, bool *created, char *msg, size_t len)
+int bw_net_device_up(const struct bw_conf *c, bool *created, struct bw_notes *notes, char *msg, size_t len)
 {
 	const char *name = c->iface.device;
 	_cleanup_secret_ struct bw_secret key = { 0 };
@@ -33,7 +33,7 @@ int bw_net_device_up(const struct bw_conf *c, bool *created, char *msg, size_t l
 	unsigned mtu = 1500;
 	int r;
 
-	if ((r = bw_net_node_key(c, true, &key)) < 0) {
+	if ((r = bw_net_node_key(c, true, &key, notes)) < 0) {
 		snprintf(msg, len, "WireGuard key %s: %s", c->iface.private_key_file,
 			 r == -EPERM ? "must be 0600 and owned by us" : strerror(-r));
 		return r;

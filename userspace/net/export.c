@@ -43,7 +43,7 @@ int bw_net_export_peer(const struct bw_conf *c, const char *endpoint, FILE *out)
 	struct bw_cidr addr, allowed[BW_CONF_MAX_LIST + 1];
 	int r;
 
-	if ((r = bw_net_node_key(c, false, &key)) < 0)
+	if ((r = bw_net_node_key(c, false, &key, NULL)) < 0)
 		return r;
 	if ((r = bw_wg_public_key(key.data, p.public_key)) < 0)
 		return r;

@@ -37,7 +37,7 @@ static int create_key(const char *path)
 	return bw_write_file_atomic(path, text.data, KEY_FILE_LEN, 0600);
 }
 
-int bw_net_node_key(const struct bw_conf *c, bool create, struct bw_secret *key)
+int bw_net_node_key(const struct bw_conf *c, bool create, struct bw_secret *key, struct bw_notes *notes)
 {
 	const char *path = c->iface.private_key_file;
 	_cleanup_secret_ struct bw_secret text = { 0 };
@@ -47,7 +47,7 @@ int bw_net_node_key(const struct bw_conf *c, bool create, struct bw_secret *key)
 	if (r == -ENOENT && create) {
 		if ((r = create_key(path)) < 0)
 			return r;
-		bw_info("created WireGuard key %s", path);
+		bw_note(notes, "created WireGuard key %s", path);
 		r = bw_read_key_file(path, KEY_FILE_LEN, &text);
 	}
 	if (r < 0)

@@ -40,13 +40,13 @@ int bw_net_mesh_apply(struct bw_conf *c, const struct bw_secret *mesh, const uin
 	return 0;
 }
 
-int bw_net_mesh_set(struct bw_conf *c, const struct bw_secret *mesh)
+int bw_net_mesh_set(struct bw_conf *c, const struct bw_secret *mesh, struct bw_notes *notes)
 {
 	_cleanup_secret_ struct bw_secret priv = { 0 };
 	uint8_t self[BW_WG_KEY_LEN];
 	int r;
 
-	if ((r = bw_net_node_key(c, true, &priv)) < 0 || (r = bw_wg_public_key(priv.data, self)) < 0 ||
+	if ((r = bw_net_node_key(c, true, &priv, notes)) < 0 || (r = bw_wg_public_key(priv.data, self)) < 0 ||
 	    (r = bw_net_mesh_apply(c, mesh, self)) < 0)
 		bw_net_mesh_drop_peers(c);
 	return r;

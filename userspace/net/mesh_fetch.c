@@ -6,7 +6,8 @@
 #include "kbs/kbs.h"
 #include "net/net.h"
 
-int bw_net_mesh_fetch(const struct bw_conf *c, int tries, struct bw_secret *out, char *err, size_t errlen)
+int bw_net_mesh_fetch(const struct bw_conf *c, int tries, bw_log_fn log, struct bw_secret *out, char *err,
+		      size_t errlen)
 {
 	struct bw_kbs_client_opts o = {
 		.url = c->node.key_service,
@@ -15,6 +16,7 @@ int bw_net_mesh_fetch(const struct bw_conf *c, int tries, struct bw_secret *out,
 		.aopts = { .tcti = c->node.tpm_tcti[0] ? c->node.tpm_tcti : NULL },
 		.handshake_tries = tries,
 		.timeout_ms = 5000,
+		.log = log,
 	};
 	_cleanup_secret_ struct bw_secret s = { 0 };
 	int r;
@@ -33,18 +35,18 @@ int bw_net_mesh_fetch(const struct bw_conf *c, int tries, struct bw_secret *out,
 	return 0;
 }
 
-int bw_net_mesh_prepare(struct bw_conf *c, char *err, size_t errlen)
+int bw_net_mesh_prepare(struct bw_conf *c, bw_log_fn log, struct bw_notes *notes, char *err, size_t errlen)
 {
 	_cleanup_secret_ struct bw_secret mesh = { 0 };
 	int r;
 
 	if (!c->node.mesh_secret[0])
 		return 0;
-	if ((r = bw_net_mesh_fetch(c, 3, &mesh, err, errlen)) < 0) {
+	if ((r = bw_net_mesh_fetch(c, 3, log, &mesh, err, errlen)) < 0) {
 		bw_net_mesh_drop_peers(c);
 		return r;
 	}
-	if ((r = bw_net_mesh_set(c, &mesh)) < 0)
+	if ((r = bw_net_mesh_set(c, &mesh, notes)) < 0)
 		snprintf(err, errlen, "deriving the mesh PSKs: %s", strerror(-r));
 	return r;
 }

@@ -22,8 +22,9 @@
 #define BW_WG_OVERHEAD 80
 unsigned bw_net_mtu_for(unsigned uplink_mtu);
 
-/* Load the node's private key, creating it (0600, atomically) when create is set and missing. */
-int bw_net_node_key(const struct bw_conf *c, bool create, struct bw_secret *key);
+/* Load the node's private key, creating it (0600, atomically) when create is set and missing
+ * (with a note saying so; notes may be NULL). */
+int bw_net_node_key(const struct bw_conf *c, bool create, struct bw_secret *key, struct bw_notes *notes);
 
 struct bw_net_result {
 	unsigned peers_added, peers_updated, peers_removed;
@@ -31,12 +32,15 @@ struct bw_net_result {
 	/* bw_net_up: why it failed, or a note worth logging on success (a stale socket removed);
 	 * empty otherwise. This library does not print: callers log it. */
 	char msg[256];
+	/* bw_net_up: what it did on the way, failed or not (bpffs mounted, key created, an older
+	 * build's pins converted): callers log them (bw_notes_log) before msg. */
+	struct bw_notes notes;
 };
 
 /* Create or expect the device, set key/port/fwmark/MTU, bring it up. *created (may be NULL)
  * tells whether this call created it; a device it created is removed again when it fails.
- * msg: the reason on failure, a note (or "") on success. */
-int bw_net_device_up(const struct bw_conf *c, bool *created, char *msg, size_t len);
+ * msg: the reason on failure, a note (or "") on success; notes: a key created (may be NULL). */
+int bw_net_device_up(const struct bw_conf *c, bool *created, struct bw_notes *notes, char *msg, size_t len);
 /* Remove a device this process created (rollback), waiting for its wireguard-go to exit; msg
  * says what happened. */
 int bw_net_device_undo(const struct bw_conf *c, char *msg, size_t len);
@@ -78,15 +82,18 @@ int bw_net_mesh_psk(const struct bw_secret *mesh, const uint8_t a[32], const uin
 /* Set every peer's PSK to its pairwise value with this node's public key self. */
 int bw_net_mesh_apply(struct bw_conf *c, const struct bw_secret *mesh, const uint8_t self[32]);
 /* The same with this node's own public key (from its key file); on failure the peers are dropped. */
-int bw_net_mesh_set(struct bw_conf *c, const struct bw_secret *mesh);
+int bw_net_mesh_set(struct bw_conf *c, const struct bw_secret *mesh, struct bw_notes *notes);
 /* Without the secret: no peer at all (fail closed; reconcile refuses PSK-less peers anyway). */
 void bw_net_mesh_drop_peers(struct bw_conf *c);
-/* Attest with [Node] Attester and fetch [Node] MeshSecret from KeyService (tries handshakes). */
-int bw_net_mesh_fetch(const struct bw_conf *c, int tries, struct bw_secret *out, char *err, size_t errlen);
+/* Attest with [Node] Attester and fetch [Node] MeshSecret from KeyService (tries handshakes;
+ * each retry reported through log, which may be NULL). */
+int bw_net_mesh_fetch(const struct bw_conf *c, int tries, bw_log_fn log, struct bw_secret *out, char *err,
+		      size_t errlen);
 
 /* For one-shot callers (the CLI): fetch, derive and set every PSK; on failure the peers are
- * dropped (the device comes up with none: fail closed) and err says why. */
-int bw_net_mesh_prepare(struct bw_conf *c, char *err, size_t errlen);
+ * dropped (the device comes up with none: fail closed) and err says why. log: as for
+ * bw_net_mesh_fetch; notes: as for bw_net_node_key. */
+int bw_net_mesh_prepare(struct bw_conf *c, bw_log_fn log, struct bw_notes *notes, char *err, size_t errlen);
 
 /* This node's [Peer] stanza for the others (endpoint: override, else the first uplink address). */
 int bw_net_export_peer(const struct bw_conf *c, const char *endpoint, FILE *out);

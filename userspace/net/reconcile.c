@@ -275,7 +275,7 @@ static int device_settings(const struct bw_conf *c, const struct bw_wg_device *a
 	int r;
 
 	if (!trust_key) {
-		if ((r = bw_net_node_key(c, false, &key)) < 0)
+		if ((r = bw_net_node_key(c, false, &key, NULL)) < 0)
 			return r;
 		if (!(act->flags & BW_WGDEV_HAS_PRIVATE_KEY) ||
 		    CRYPTO_memcmp(act->private_key, key.data, BW_WG_KEY_LEN)) {
@@ -419,9 +419,9 @@ int bw_net_up(const struct bw_conf *c, const char *pin_dir, struct bw_net_result
 		res = &tmp;
 	memset(res, 0, sizeof(*res));
 	/* Before anything is started: a missing bpffs must not leave a device behind. */
-	if ((r = bw_dp_bpffs_ensure(pin_dir, res->msg, sizeof(res->msg))) < 0)
+	if ((r = bw_dp_bpffs_ensure(pin_dir, &res->notes, res->msg, sizeof(res->msg))) < 0)
 		return r;
-	if ((r = bw_net_device_up(c, &created, res->msg, sizeof(res->msg))) < 0)
+	if ((r = bw_net_device_up(c, &created, &res->notes, res->msg, sizeof(res->msg))) < 0)
 		return r;
 	/* WireGuard and (when attached) the peer map first, then the datapath (re)loaded with the
 	 * whole desired state: the diff engine finds the peer map equal and writes nothing, so a
@@ -432,7 +432,7 @@ int bw_net_up(const struct bw_conf *c, const char *pin_dir, struct bw_net_result
 		uplinks[i] = c->node.uplinks[i];
 	if ((r = bw_net_desired(c, &d)) < 0)
 		goto fail;
-	r = bw_dp_attach(pin_dir, uplinks, c->node.n_uplinks, c->iface.device, &d, res->msg, sizeof(res->msg));
+	r = bw_dp_attach(pin_dir, uplinks, c->node.n_uplinks, c->iface.device, &d, &res->notes, res->msg, sizeof(res->msg));
 	bw_dp_desired_free(&d);
 	if (r == 0)
 		return 0;

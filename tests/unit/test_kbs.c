@@ -80,7 +80,7 @@ static void jwe_round_trip(enum bw_jwk_type type)
 	struct json_object *jwk = NULL;
 	_cleanup_free_ char *jwe = NULL;
 	struct bw_secret out = { 0 };
-	char err[256];
+	char err[BW_ERR_LEN];
 	const uint8_t msg[32] = "0123456789abcdef0123456789abcde";
 
 	assert_non_null(k);
@@ -145,7 +145,7 @@ static void jwt_verify(void **state)
 	EVP_PKEY *k = bw_jwk_new(BW_JWK_EC_P256), *other = bw_jwk_new(BW_JWK_EC_P256);
 	struct json_object *back = NULL;
 	char *tok = sign_claims(k, "{\"iss\":\"" BW_KS_ISSUER "\",\"iat\":1000,\"exp\":2000,\"tee\":\"sample\"}");
-	char err[256];
+	char err[BW_ERR_LEN];
 	(void)state;
 
 	assert_int_equal(bw_jwt_verify(k, BW_KS_ISSUER, tok, 1500, &back, err, sizeof(err)), 0);
@@ -289,7 +289,7 @@ static void jwe_crit_and_zip_refused(void **state)
 	_cleanup_free_ char *jwe = NULL;
 	struct bw_secret out = { 0 };
 	const uint8_t msg[32] = { 1 };
-	char err[256];
+	char err[BW_ERR_LEN];
 	const char *hdrs[] = { "{\"crit\":[\"exp\"],\"exp\":1}", "{\"zip\":\"DEF\"}", "{\"crit\":[]}" };
 	(void)state;
 
@@ -354,7 +354,7 @@ static void json_strict(void **state)
 	json_object_put(o);
 	/* The policy file uses the same parser. */
 	struct bw_ks_policy p;
-	char err[256];
+	char err[BW_ERR_LEN];
 	const char *pol[] = { "{\"sample\":true,\"sample\":false}", "{\"rules\":[],}", "{'sample':true}",
 			      "{\"rules\":[{\"name\":\"t\",\"tee\":\"sample\",\"resources\":[\"a/\"],\"name\":\"u\"}]}" };
 	for (size_t i = 0; i < ARRAY_SIZE(pol); i++)
@@ -388,7 +388,7 @@ static void policy_parse_and_match(void **state)
 			   "{\"name\":\"t\",\"tee\":\"tpm\",\"trusted_aks\":[\"" AK "\"],\"pcrs\":{\"7\":\"" P7 "\"},"
 			   "\"resources\":[\"bulwark/statedisk/n1\"]}]}";
 	struct bw_ks_policy p;
-	char err[256];
+	char err[BW_ERR_LEN];
 	struct json_object *claims, *names, *pcrs;
 	(void)state;
 
@@ -557,7 +557,7 @@ static void fixture_init(struct fixture *f, bool sample)
 {
 	const char *pol = sample ? "{\"sample\":true,\"rules\":[{\"name\":\"s\",\"tee\":\"sample\",\"resources\":[\"bulwark/volume/\"]}]}"
 				 : "{\"rules\":[{\"name\":\"s\",\"tee\":\"sample\",\"resources\":[\"bulwark/volume/\"]}]}";
-	char err[256];
+	char err[BW_ERR_LEN];
 
 	memset(f, 0, sizeof(*f));
 	assert_int_equal(bw_ks_policy_parse(pol, strlen(pol), &f->c.policy, err, sizeof(err)), 0);
@@ -620,7 +620,7 @@ static void handshake(struct fixture *f, char *cookie, char *nonce)
 static void handlers_sample_flow_and_rejections(void **state)
 {
 	struct fixture f;
-	char cookie[65], nonce[64], err[256];
+	char cookie[65], nonce[64], err[BW_ERR_LEN];
 	_cleanup_free_ char *att = NULL, *wrong = NULL;
 	struct bw_ks_reply r = { 0 };
 	struct bw_secret key = { 0 };
@@ -683,7 +683,7 @@ static void jwcrypto_encrypts_client_decrypts(enum bw_jwk_type type, const char 
 {
 	EVP_PKEY *k = bw_jwk_new(type);
 	struct json_object *jwk = NULL;
-	char path[] = "/tmp/bw-jwk-XXXXXX", cmd[512], err[256];
+	char path[] = "/tmp/bw-jwk-XXXXXX", cmd[512], err[BW_ERR_LEN];
 	_cleanup_free_ char *out = NULL;
 	struct bw_secret pt = { 0 };
 	size_t n = 0;

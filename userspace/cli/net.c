@@ -101,7 +101,8 @@ static void report(const char *what, int r, const struct bw_net_result *res)
 		       res->peers_removed, res->prefixes_added, res->prefixes_removed);
 }
 
-static int cmd_up(int argc, char **argv)
+/* up and sync: the same steps around bw_net_up (device, key, peers, datapath) or bw_net_reconcile. */
+static int up_or_sync(int argc, char **argv, int (*apply)(const struct bw_conf *, const char *, struct bw_net_result *))
 {
 	struct opts o;
 	struct bw_conf c;
@@ -111,26 +112,20 @@ static int cmd_up(int argc, char **argv)
 	if ((r = net_begin(argc, argv, "", "", &o, &c)) != BW_EXIT_OK)
 		return r;
 	m = mesh(&c);
-	r = bw_net_up(&c, o.pin_dir, &res);
-	report("up", r, &res);
+	r = apply(&c, o.pin_dir, &res);
+	report(argv[0], r, &res);
 	bw_conf_free(&c);
 	return r < 0 || m < 0 ? BW_EXIT_FAIL : BW_EXIT_OK;
 }
 
+static int cmd_up(int argc, char **argv)
+{
+	return up_or_sync(argc, argv, bw_net_up);
+}
+
 static int cmd_sync(int argc, char **argv)
 {
-	struct opts o;
-	struct bw_conf c;
-	struct bw_net_result res;
-	int m, r;
-
-	if ((r = net_begin(argc, argv, "", "", &o, &c)) != BW_EXIT_OK)
-		return r;
-	m = mesh(&c);
-	r = bw_net_reconcile(&c, o.pin_dir, &res);
-	report("sync", r, &res);
-	bw_conf_free(&c);
-	return r < 0 || m < 0 ? BW_EXIT_FAIL : BW_EXIT_OK;
+	return up_or_sync(argc, argv, bw_net_reconcile);
 }
 
 static int cmd_down(int argc, char **argv)

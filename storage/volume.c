@@ -407,7 +407,7 @@ static int check_loaded(struct crypt_device *cd, bool integrity, struct op *op)
 	struct crypt_params_integrity ip = { 0 };
 	const char *c = crypt_get_cipher(cd), *m = crypt_get_cipher_mode(cd), *json = NULL;
 	uint64_t mdsize = 0, kssize = 0;
-	char why[256] = "";
+	char why[BW_ERR_LEN] = "";
 	bool integ = false;
 	int r;
 

@@ -11,17 +11,17 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct ks_ctx *c = fuzz_ks_ctx(16);
+	struct bw_ks_ctx *c = fuzz_ks_ctx(16);
 	char *s = strndup((const char *)data, size), err[BW_ERR_LEN];
 	struct json_object *claims = NULL;
-	struct ks_reply r = { 0 };
+	struct bw_ks_reply r = { 0 };
 
 	if (!s)
 		return 0;
-	if (bw_jwt_verify(c->signing_key, KS_ISSUER, s, 1000, &claims, err, sizeof(err)) == 0)
+	if (bw_jwt_verify(c->signing_key, BW_KS_ISSUER, s, 1000, &claims, err, sizeof(err)) == 0)
 		abort(); /* nobody but the service holds the signing key */
 	s[strcspn(s, "\n")] = '\0';
-	ks_handle_resource(c, NULL, s, s, 1000, &r);
+	bw_ks_handle_resource(c, NULL, s, s, 1000, &r);
 	if (r.status == 200)
 		abort();
 	free(r.body);

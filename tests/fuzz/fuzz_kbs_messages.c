@@ -12,26 +12,26 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct ks_ctx *c = fuzz_ks_ctx(1 << 20);
-	struct ks_reply r = { 0 };
-	struct ks_session *s;
-	struct ks_policy p;
+	struct bw_ks_ctx *c = fuzz_ks_ctx(1 << 20);
+	struct bw_ks_reply r = { 0 };
+	struct bw_ks_session *s;
+	struct bw_ks_policy p;
 	struct json_object *o = NULL;
 	char err[BW_ERR_LEN], *canon = NULL;
 
-	ks_handle_auth(c, "192.0.2.1", (const char *)data, size, 1000, &r);
+	bw_ks_handle_auth(c, "192.0.2.1", (const char *)data, size, 1000, &r);
 	free(r.body);
-	r = (struct ks_reply){ 0 };
-	s = ks_session_create(c->sessions, "sample", "192.0.2.1", 1000);
+	r = (struct bw_ks_reply){ 0 };
+	s = bw_ks_session_create(c->sessions, "sample", "192.0.2.1", 1000);
 	if (s) {
-		ks_handle_attest(c, s->id, (const char *)data, size, 1000, &r);
+		bw_ks_handle_attest(c, s->id, (const char *)data, size, 1000, &r);
 		if (r.status == 200)
 			abort();
 		free(r.body);
-		ks_sessions_purge(c->sessions, 100000); /* keep the table small */
+		bw_ks_sessions_purge(c->sessions, 100000); /* keep the table small */
 	}
-	if (ks_policy_parse((const char *)data, size, &p, err, sizeof(err)) == 0)
-		ks_policy_free(&p);
+	if (bw_ks_policy_parse((const char *)data, size, &p, err, sizeof(err)) == 0)
+		bw_ks_policy_free(&p);
 	if (bw_kbs_parse_object((const char *)data, size, &o) == 0) {
 		/* Differential: what the strict parser accepted, json-c writes back as text the strict
 		 * parser accepts again, with the same members (no lossy or lenient round trip). */

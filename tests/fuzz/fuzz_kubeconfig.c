@@ -7,7 +7,7 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct bw_k8s_auth a;
-	char err[512];
+	char err[BW_ERR_LEN];
 
 	if (bw_k8s_kubeconfig_parse("/fuzz/kubeconfig", (const char *)data, size, &a, err, sizeof(err)) == 0) {
 		/* What it accepts is complete: an https server, a key only with a certificate. */

@@ -11,6 +11,7 @@
 #include <json-c/json.h>
 #include <openssl/sha.h>
 #include "bulwark/storage.h"
+#include "common/common.h"
 
 #define HS 16384
 
@@ -90,7 +91,7 @@ static void seal(uint8_t *p)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static uint8_t hdr[2 * HS];
-	char err[256];
+	char err[BW_ERR_LEN];
 	bool integrity;
 
 	/* The input as the JSON area; its length, not a NUL, bounds it. */

@@ -84,7 +84,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct json_object *ev = size && data[0] == 1 ? from_binary(data, size)
 						      : from_json(data, size);
 	struct bw_tpm_claims c;
-	char err[256] = "";
+	char err[BW_ERR_LEN] = "";
 	int r;
 
 	if (!ev)

@@ -381,7 +381,7 @@ static void dl_load_on_first_use(void **state)
 	struct bw_dl_lib libc = { .soname = "libc.so.6", .package = "libc6", .syms = libc_syms };
 	struct bw_dl_lib missing = { .soname = "libbw-no-such-library.so.9", .package = "bw-nothing9", .syms = none_syms };
 	struct bw_dl_lib bad = { .soname = "libc.so.6", .package = "libc6", .syms = bad_syms };
-	char err[300] = "";
+	char err[BW_ERR_LEN] = "";
 
 	(void)state;
 	assert_int_equal(bw_dl_load(&libc, err, sizeof(err)), 0);

@@ -31,7 +31,7 @@ static const char *write_kc(const char *name, const char *text)
 static void test_files_relative(void **state)
 {
 	struct bw_k8s_auth a;
-	char err[512], want[300];
+	char err[BW_ERR_LEN], want[300];
 	(void)state;
 
 	const char *p = write_kc("config", HEAD "clusters:\n- name: c1\n  cluster:\n    server: https://10.0.0.1:6443/\n"
@@ -49,7 +49,7 @@ static void test_files_relative(void **state)
 static void test_inline(void **state)
 {
 	struct bw_k8s_auth a;
-	char err[512];
+	char err[BW_ERR_LEN];
 	(void)state;
 
 	/* "-----BEGIN X-----\n" and "key!" in base64 */
@@ -70,7 +70,7 @@ static void test_inline(void **state)
 static void refused(const char *text, const char *why)
 {
 	struct bw_k8s_auth a;
-	char err[512] = "";
+	char err[BW_ERR_LEN] = "";
 	const char *p = write_kc("bad", text);
 
 	assert_int_equal(bw_k8s_kubeconfig_load(p, &a, err, sizeof(err)), -EINVAL);
@@ -105,7 +105,7 @@ static void test_refusals(void **state)
 static void test_missing_file(void **state)
 {
 	struct bw_k8s_auth a;
-	char err[512];
+	char err[BW_ERR_LEN];
 	(void)state;
 
 	assert_int_equal(bw_k8s_kubeconfig_load("/nonexistent/kubeconfig", &a, err, sizeof(err)), -ENOENT);

@@ -80,7 +80,7 @@ static void jwe_round_trip(enum bw_jwk_type type)
 	struct json_object *jwk = NULL;
 	_cleanup_free_ char *jwe = NULL;
 	struct bw_secret out = { 0 };
-	char err[256];
+	char err[BW_ERR_LEN];
 	const uint8_t msg[32] = "0123456789abcdef0123456789abcde";
 
 	assert_non_null(k);
@@ -144,41 +144,41 @@ static void jwt_verify(void **state)
 {
 	EVP_PKEY *k = bw_jwk_new(BW_JWK_EC_P256), *other = bw_jwk_new(BW_JWK_EC_P256);
 	struct json_object *back = NULL;
-	char *tok = sign_claims(k, "{\"iss\":\"" KS_ISSUER "\",\"iat\":1000,\"exp\":2000,\"tee\":\"sample\"}");
-	char err[256];
+	char *tok = sign_claims(k, "{\"iss\":\"" BW_KS_ISSUER "\",\"iat\":1000,\"exp\":2000,\"tee\":\"sample\"}");
+	char err[BW_ERR_LEN];
 	(void)state;
 
-	assert_int_equal(bw_jwt_verify(k, KS_ISSUER, tok, 1500, &back, err, sizeof(err)), 0);
+	assert_int_equal(bw_jwt_verify(k, BW_KS_ISSUER, tok, 1500, &back, err, sizeof(err)), 0);
 	assert_string_equal(bw_json_str(back, "tee"), "sample");
 	json_object_put(back);
-	assert_int_equal(bw_jwt_verify(k, KS_ISSUER, tok, 2000, &back, err, sizeof(err)), -EKEYEXPIRED);
-	assert_int_equal(bw_jwt_verify(k, KS_ISSUER, tok, 1000 - BW_JWT_SKEW - 1, &back, err, sizeof(err)), -EKEYEXPIRED);
-	assert_int_equal(bw_jwt_verify(other, KS_ISSUER, tok, 1500, &back, err, sizeof(err)), -EKEYREJECTED);
+	assert_int_equal(bw_jwt_verify(k, BW_KS_ISSUER, tok, 2000, &back, err, sizeof(err)), -EKEYEXPIRED);
+	assert_int_equal(bw_jwt_verify(k, BW_KS_ISSUER, tok, 1000 - BW_JWT_SKEW - 1, &back, err, sizeof(err)), -EKEYEXPIRED);
+	assert_int_equal(bw_jwt_verify(other, BW_KS_ISSUER, tok, 1500, &back, err, sizeof(err)), -EKEYREJECTED);
 	/* Another issuer, signed with the right key: refused. */
 	assert_int_equal(bw_jwt_verify(k, "someone-else", tok, 1500, &back, err, sizeof(err)), -EKEYREJECTED);
 	tok[strlen(tok) - 2] ^= 1;
-	assert_true(bw_jwt_verify(k, KS_ISSUER, tok, 1500, &back, err, sizeof(err)) < 0);
+	assert_true(bw_jwt_verify(k, BW_KS_ISSUER, tok, 1500, &back, err, sizeof(err)) < 0);
 	free(tok);
 	/* Signed by the right key but: nbf in the future, no iss, no exp, a string exp. */
 	const struct { const char *claims; int want; } bad[] = {
-		{ "{\"iss\":\"" KS_ISSUER "\",\"iat\":1000,\"nbf\":1800,\"exp\":2000}", -EKEYEXPIRED },
-		{ "{\"iss\":\"" KS_ISSUER "\",\"iat\":1000,\"nbf\":\"0\",\"exp\":2000}", -EBADMSG },
+		{ "{\"iss\":\"" BW_KS_ISSUER "\",\"iat\":1000,\"nbf\":1800,\"exp\":2000}", -EKEYEXPIRED },
+		{ "{\"iss\":\"" BW_KS_ISSUER "\",\"iat\":1000,\"nbf\":\"0\",\"exp\":2000}", -EBADMSG },
 		{ "{\"iat\":1000,\"exp\":2000}", -EKEYREJECTED },
-		{ "{\"iss\":\"" KS_ISSUER "x\",\"iat\":1000,\"exp\":2000}", -EKEYREJECTED },
-		{ "{\"iss\":\"" KS_ISSUER "\",\"iat\":1000}", -EBADMSG },
-		{ "{\"iss\":\"" KS_ISSUER "\",\"iat\":1000,\"exp\":\"2000\"}", -EBADMSG },
+		{ "{\"iss\":\"" BW_KS_ISSUER "x\",\"iat\":1000,\"exp\":2000}", -EKEYREJECTED },
+		{ "{\"iss\":\"" BW_KS_ISSUER "\",\"iat\":1000}", -EBADMSG },
+		{ "{\"iss\":\"" BW_KS_ISSUER "\",\"iat\":1000,\"exp\":\"2000\"}", -EBADMSG },
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
 		tok = sign_claims(k, bad[i].claims);
 		back = NULL;
-		if (bw_jwt_verify(k, KS_ISSUER, tok, 1500, &back, err, sizeof(err)) != bad[i].want)
+		if (bw_jwt_verify(k, BW_KS_ISSUER, tok, 1500, &back, err, sizeof(err)) != bad[i].want)
 			fail_msg("%s: %s", bad[i].claims, err);
 		assert_null(back);
 		free(tok);
 	}
 	/* nbf in the past is fine. */
-	tok = sign_claims(k, "{\"iss\":\"" KS_ISSUER "\",\"iat\":1000,\"nbf\":1000,\"exp\":2000}");
-	assert_int_equal(bw_jwt_verify(k, KS_ISSUER, tok, 1500, &back, err, sizeof(err)), 0);
+	tok = sign_claims(k, "{\"iss\":\"" BW_KS_ISSUER "\",\"iat\":1000,\"nbf\":1000,\"exp\":2000}");
+	assert_int_equal(bw_jwt_verify(k, BW_KS_ISSUER, tok, 1500, &back, err, sizeof(err)), 0);
 	json_object_put(back);
 	free(tok);
 	EVP_PKEY_free(k);
@@ -289,7 +289,7 @@ static void jwe_crit_and_zip_refused(void **state)
 	_cleanup_free_ char *jwe = NULL;
 	struct bw_secret out = { 0 };
 	const uint8_t msg[32] = { 1 };
-	char err[256];
+	char err[BW_ERR_LEN];
 	const char *hdrs[] = { "{\"crit\":[\"exp\"],\"exp\":1}", "{\"zip\":\"DEF\"}", "{\"crit\":[]}" };
 	(void)state;
 
@@ -353,12 +353,12 @@ static void json_strict(void **state)
 	assert_null(bw_json_str(o, "tee"));
 	json_object_put(o);
 	/* The policy file uses the same parser. */
-	struct ks_policy p;
-	char err[256];
+	struct bw_ks_policy p;
+	char err[BW_ERR_LEN];
 	const char *pol[] = { "{\"sample\":true,\"sample\":false}", "{\"rules\":[],}", "{'sample':true}",
 			      "{\"rules\":[{\"name\":\"t\",\"tee\":\"sample\",\"resources\":[\"a/\"],\"name\":\"u\"}]}" };
 	for (size_t i = 0; i < ARRAY_SIZE(pol); i++)
-		assert_int_equal(ks_policy_parse(pol[i], strlen(pol[i]), &p, err, sizeof(err)), -EBADMSG);
+		assert_int_equal(bw_ks_policy_parse(pol[i], strlen(pol[i]), &p, err, sizeof(err)), -EBADMSG);
 }
 
 static void resource_paths(void **state)
@@ -371,9 +371,9 @@ static void resource_paths(void **state)
 	assert_false(bw_kbs_resource_path_valid("bulwark//x"));
 	assert_false(bw_kbs_resource_path_valid("bulwark/v/%2e"));
 	char buf[64];
-	assert_int_equal(ks_info("bulwark/volume/abc", buf, sizeof(buf)), 0);
+	assert_int_equal(bw_ks_info("bulwark/volume/abc", buf, sizeof(buf)), 0);
 	assert_string_equal(buf, "key-abc");
-	assert_int_equal(ks_info("bulwark/statedisk/n1", buf, sizeof(buf)), 0);
+	assert_int_equal(bw_ks_info("bulwark/statedisk/n1", buf, sizeof(buf)), 0);
 	assert_string_equal(buf, "bulwark/statedisk/n1");
 }
 
@@ -387,18 +387,18 @@ static void policy_parse_and_match(void **state)
 			   "{\"name\":\"s\",\"tee\":\"sample\",\"resources\":[\"bulwark/volume/\"]},"
 			   "{\"name\":\"t\",\"tee\":\"tpm\",\"trusted_aks\":[\"" AK "\"],\"pcrs\":{\"7\":\"" P7 "\"},"
 			   "\"resources\":[\"bulwark/statedisk/n1\"]}]}";
-	struct ks_policy p;
-	char err[256];
+	struct bw_ks_policy p;
+	char err[BW_ERR_LEN];
 	struct json_object *claims, *names, *pcrs;
 	(void)state;
 
-	assert_int_equal(ks_policy_parse(text, strlen(text), &p, err, sizeof(err)), 0);
+	assert_int_equal(bw_ks_policy_parse(text, strlen(text), &p, err, sizeof(err)), 0);
 	claims = json_tokener_parse("{\"tee\":\"sample\"}");
-	names = ks_policy_match(&p, claims);
+	names = bw_ks_policy_match(&p, claims);
 	assert_int_equal(json_object_array_length(names), 1);
-	assert_true(ks_policy_allows(&p, names, "sample", "bulwark/volume/x"));
-	assert_false(ks_policy_allows(&p, names, "sample", "bulwark/statedisk/n1"));
-	assert_false(ks_policy_allows(&p, names, "tpm", "bulwark/volume/x"));
+	assert_true(bw_ks_policy_allows(&p, names, "sample", "bulwark/volume/x"));
+	assert_false(bw_ks_policy_allows(&p, names, "sample", "bulwark/statedisk/n1"));
+	assert_false(bw_ks_policy_allows(&p, names, "tpm", "bulwark/volume/x"));
 	json_object_put(names);
 	json_object_put(claims);
 
@@ -409,34 +409,34 @@ static void policy_parse_and_match(void **state)
 	json_object_object_add(claims, "tee", json_object_new_string("tpm"));
 	json_object_object_add(claims, "ak", json_object_new_string(AK));
 	json_object_object_add(claims, "pcrs", pcrs);
-	names = ks_policy_match(&p, claims);
+	names = bw_ks_policy_match(&p, claims);
 	assert_int_equal(json_object_array_length(names), 1);
-	assert_true(ks_policy_allows(&p, names, "tpm", "bulwark/statedisk/n1"));
-	assert_false(ks_policy_allows(&p, names, "tpm", "bulwark/statedisk/n2"));
+	assert_true(bw_ks_policy_allows(&p, names, "tpm", "bulwark/statedisk/n1"));
+	assert_false(bw_ks_policy_allows(&p, names, "tpm", "bulwark/statedisk/n2"));
 	/* The same rule name with another reference value: tokens issued under the old rule lapse. */
 	{
-		struct ks_policy p2;
+		struct bw_ks_policy p2;
 		char *t2 = strdup(text), *at = strstr(t2, P7);
 		at[0] = '8';
-		assert_int_equal(ks_policy_parse(t2, strlen(t2), &p2, err, sizeof(err)), 0);
-		assert_false(ks_policy_allows(&p2, names, "tpm", "bulwark/statedisk/n1"));
-		ks_policy_free(&p2);
+		assert_int_equal(bw_ks_policy_parse(t2, strlen(t2), &p2, err, sizeof(err)), 0);
+		assert_false(bw_ks_policy_allows(&p2, names, "tpm", "bulwark/statedisk/n1"));
+		bw_ks_policy_free(&p2);
 		free(t2);
 	}
 	json_object_put(names);
 	/* A PCR that differs from the reference value: no rule. */
 	json_object_array_put_idx(pcrs, 7, json_object_new_string(P0));
-	names = ks_policy_match(&p, claims);
+	names = bw_ks_policy_match(&p, claims);
 	assert_int_equal(json_object_array_length(names), 0);
 	json_object_put(names);
 	/* Unknown AK: no rule. */
 	json_object_array_put_idx(pcrs, 7, json_object_new_string(P7));
 	json_object_object_add(claims, "ak", json_object_new_string(P0));
-	names = ks_policy_match(&p, claims);
+	names = bw_ks_policy_match(&p, claims);
 	assert_int_equal(json_object_array_length(names), 0);
 	json_object_put(names);
 	json_object_put(claims);
-	ks_policy_free(&p);
+	bw_ks_policy_free(&p);
 
 	const char *bad[] = {
 		"{\"rules\":[{\"name\":\"t\",\"tee\":\"tpm\",\"resources\":[\"a/\"]}]}",      /* no AK */
@@ -446,84 +446,84 @@ static void policy_parse_and_match(void **state)
 		"[]",
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(bad); i++)
-		assert_true(ks_policy_parse(bad[i], strlen(bad[i]), &p, err, sizeof(err)) < 0);
+		assert_true(bw_ks_policy_parse(bad[i], strlen(bad[i]), &p, err, sizeof(err)) < 0);
 }
 
-static struct ks_sessions *sessions_new(size_t max, size_t per_source, time_t unattested)
+static struct bw_ks_sessions *sessions_new(size_t max, size_t per_source, time_t unattested)
 {
-	return ks_sessions_new(&(struct ks_session_limits){ .max = max, .per_source = per_source, .lifetime = 300,
+	return bw_ks_sessions_new(&(struct bw_ks_session_limits){ .max = max, .per_source = per_source, .lifetime = 300,
 							   .unattested_lifetime = unattested });
 }
 
 static void sessions(void **state)
 {
-	struct ks_sessions *s = sessions_new(2, 0, 0);
-	struct ks_session *a, *b, *c;
+	struct bw_ks_sessions *s = sessions_new(2, 0, 0);
+	struct bw_ks_session *a, *b, *c;
 	(void)state;
 
-	a = ks_session_create(s, "sample", "10.0.0.1", 1000);
-	b = ks_session_create(s, "sample", "10.0.0.1", 1000);
+	a = bw_ks_session_create(s, "sample", "10.0.0.1", 1000);
+	b = bw_ks_session_create(s, "sample", "10.0.0.1", 1000);
 	assert_non_null(a);
 	assert_non_null(b);
 	assert_string_not_equal(a->nonce, b->nonce);
 	assert_int_equal(strlen(a->nonce), 44);
-	assert_int_equal(ks_session_attested(s, a, strdup("token-a"), 1000), 0);
+	assert_int_equal(bw_ks_session_attested(s, a, strdup("token-a"), 1000), 0);
 	/* Full: the oldest unattested session (b) makes room, the attested one (a) stays. */
-	c = ks_session_create(s, "sample", "10.0.0.2", 1100);
+	c = bw_ks_session_create(s, "sample", "10.0.0.2", 1100);
 	assert_non_null(c);
-	assert_int_equal(ks_sessions_count(s), 2);
-	assert_ptr_equal(ks_session_find(s, a->id, 1100), a);
-	assert_ptr_equal(ks_session_find(s, c->id, 1100), c);
-	assert_int_equal(ks_sessions_evicted(s), 1);
-	assert_ptr_equal(ks_session_find(s, a->id, 1299), a);
-	assert_null(ks_session_find(s, a->id, 1300)); /* 5 minutes from the attestation */
-	assert_non_null(ks_session_create(s, "sample", "10.0.0.1", 1400)); /* purged the expired ones */
-	assert_int_equal(ks_sessions_count(s), 1);
-	ks_sessions_free(s);
+	assert_int_equal(bw_ks_sessions_count(s), 2);
+	assert_ptr_equal(bw_ks_session_find(s, a->id, 1100), a);
+	assert_ptr_equal(bw_ks_session_find(s, c->id, 1100), c);
+	assert_int_equal(bw_ks_sessions_evicted(s), 1);
+	assert_ptr_equal(bw_ks_session_find(s, a->id, 1299), a);
+	assert_null(bw_ks_session_find(s, a->id, 1300)); /* 5 minutes from the attestation */
+	assert_non_null(bw_ks_session_create(s, "sample", "10.0.0.1", 1400)); /* purged the expired ones */
+	assert_int_equal(bw_ks_sessions_count(s), 1);
+	bw_ks_sessions_free(s);
 }
 
 /* An unauthenticated flood cannot keep an honest client from a session. */
 static void sessions_flood(void **state)
 {
-	struct ks_sessions *s = sessions_new(1000, 100, 30);
-	struct ks_session *honest, *x, *kept[10];
+	struct bw_ks_sessions *s = sessions_new(1000, 100, 30);
+	struct bw_ks_session *honest, *x, *kept[10];
 	char id[65];
 	(void)state;
 
 	/* Unattested sessions live 30 s, attested ones the full lifetime. */
-	x = ks_session_create(s, "sample", "10.0.0.9", 1000);
+	x = bw_ks_session_create(s, "sample", "10.0.0.9", 1000);
 	strcpy(id, x->id);
-	assert_non_null(ks_session_find(s, id, 1029));
-	assert_null(ks_session_find(s, id, 1030));
+	assert_non_null(bw_ks_session_find(s, id, 1029));
+	assert_null(bw_ks_session_find(s, id, 1030));
 	/* One source floods: it only ever holds its quota (100), evicting its own oldest. */
 	for (int i = 0; i < 5000; i++)
-		assert_non_null(ks_session_create(s, "sample", "10.6.6.6", 1000));
-	assert_int_equal(ks_sessions_count(s), 101);
-	honest = ks_session_create(s, "sample", "10.0.0.1", 1000);
+		assert_non_null(bw_ks_session_create(s, "sample", "10.6.6.6", 1000));
+	assert_int_equal(bw_ks_sessions_count(s), 101);
+	honest = bw_ks_session_create(s, "sample", "10.0.0.1", 1000);
 	strcpy(id, honest->id);
 	for (int i = 0; i < 5000; i++)
-		ks_session_create(s, "sample", "10.6.6.6", 1000);
-	assert_ptr_equal(ks_session_find(s, id, 1001), honest);
+		bw_ks_session_create(s, "sample", "10.6.6.6", 1000);
+	assert_ptr_equal(bw_ks_session_find(s, id, 1001), honest);
 	/* Many sources fill the table: the oldest unattested go first, attested ones stay. */
 	for (int i = 0; i < 10; i++) {
-		kept[i] = ks_session_create(s, "sample", "10.0.1.1", 1002);
-		assert_int_equal(ks_session_attested(s, kept[i], strdup("t"), 1002), 0);
+		kept[i] = bw_ks_session_create(s, "sample", "10.0.1.1", 1002);
+		assert_int_equal(bw_ks_session_attested(s, kept[i], strdup("t"), 1002), 0);
 	}
 	for (int i = 0; i < 20000; i++) {
 		char src[32];
 		snprintf(src, sizeof(src), "10.1.%d.%d", i / 250, i % 250);
-		assert_non_null(ks_session_create(s, "sample", src, 1003));
+		assert_non_null(bw_ks_session_create(s, "sample", src, 1003));
 	}
-	assert_true(ks_sessions_count(s) <= 1000);
+	assert_true(bw_ks_sessions_count(s) <= 1000);
 	for (int i = 0; i < 10; i++)
-		assert_ptr_equal(ks_session_find(s, kept[i]->id, 1004), kept[i]);
-	assert_int_equal(ks_sessions_pending(s), 990);
+		assert_ptr_equal(bw_ks_session_find(s, kept[i]->id, 1004), kept[i]);
+	assert_int_equal(bw_ks_sessions_pending(s), 990);
 	/* A failed attestation drops its session at once. */
-	x = ks_session_create(s, "sample", "10.0.0.1", 1005);
+	x = bw_ks_session_create(s, "sample", "10.0.0.1", 1005);
 	strcpy(id, x->id);
-	ks_session_drop(s, x);
-	assert_null(ks_session_find(s, id, 1005));
-	ks_sessions_free(s);
+	bw_ks_session_drop(s, x);
+	assert_null(bw_ks_session_find(s, id, 1005));
+	bw_ks_sessions_free(s);
 }
 
 static void tsm_request(void **state)
@@ -548,7 +548,7 @@ static void tsm_request(void **state)
 /* ---- handlers without the network ---- */
 
 struct fixture {
-	struct ks_ctx c;
+	struct bw_ks_ctx c;
 	EVP_PKEY *tee;
 	struct json_object *jwk;
 };
@@ -557,10 +557,10 @@ static void fixture_init(struct fixture *f, bool sample)
 {
 	const char *pol = sample ? "{\"sample\":true,\"rules\":[{\"name\":\"s\",\"tee\":\"sample\",\"resources\":[\"bulwark/volume/\"]}]}"
 				 : "{\"rules\":[{\"name\":\"s\",\"tee\":\"sample\",\"resources\":[\"bulwark/volume/\"]}]}";
-	char err[256];
+	char err[BW_ERR_LEN];
 
 	memset(f, 0, sizeof(*f));
-	assert_int_equal(ks_policy_parse(pol, strlen(pol), &f->c.policy, err, sizeof(err)), 0);
+	assert_int_equal(bw_ks_policy_parse(pol, strlen(pol), &f->c.policy, err, sizeof(err)), 0);
 	f->c.sessions = sessions_new(100, 0, 30);
 	f->c.signing_key = bw_jwk_new(BW_JWK_EC_P256);
 	f->c.token_lifetime = 60;
@@ -572,9 +572,9 @@ static void fixture_init(struct fixture *f, bool sample)
 
 static void fixture_free(struct fixture *f)
 {
-	ks_ctx_free_cache(&f->c);
-	ks_policy_free(&f->c.policy);
-	ks_sessions_free(f->c.sessions);
+	bw_ks_ctx_free_cache(&f->c);
+	bw_ks_policy_free(&f->c.policy);
+	bw_ks_sessions_free(f->c.sessions);
 	EVP_PKEY_free(f->c.signing_key);
 	bw_secret_free(&f->c.master);
 	bw_secret_free(&f->c.salt);
@@ -605,10 +605,10 @@ static char *attestation(struct fixture *f, const char *nonce, const char *bind_
 static void handshake(struct fixture *f, char *cookie, char *nonce)
 {
 	const char *req = "{\"version\":\"0.4.0\",\"tee\":\"sample\",\"extra-params\":{}}";
-	struct ks_reply r = { 0 };
+	struct bw_ks_reply r = { 0 };
 	struct json_object *o;
 
-	ks_handle_auth(&f->c, "10.0.0.1", req, strlen(req), 1000, &r);
+	bw_ks_handle_auth(&f->c, "10.0.0.1", req, strlen(req), 1000, &r);
 	assert_int_equal(r.status, 200);
 	strcpy(cookie, r.set_cookie);
 	o = json_tokener_parse(r.body);
@@ -620,41 +620,41 @@ static void handshake(struct fixture *f, char *cookie, char *nonce)
 static void handlers_sample_flow_and_rejections(void **state)
 {
 	struct fixture f;
-	char cookie[65], nonce[64], err[256];
+	char cookie[65], nonce[64], err[BW_ERR_LEN];
 	_cleanup_free_ char *att = NULL, *wrong = NULL;
-	struct ks_reply r = { 0 };
+	struct bw_ks_reply r = { 0 };
 	struct bw_secret key = { 0 };
 	(void)state;
 
 	fixture_init(&f, true);
 	handshake(&f, cookie, nonce);
 	att = attestation(&f, nonce, nonce);
-	ks_handle_attest(&f.c, cookie, att, strlen(att), 1001, &r);
+	bw_ks_handle_attest(&f.c, cookie, att, strlen(att), 1001, &r);
 	assert_int_equal(r.status, 200);
 	free(r.body);
 	r.body = NULL;
 	/* Replay of the same attestation on the same session: nonce already used. */
-	ks_handle_attest(&f.c, cookie, att, strlen(att), 1002, &r);
+	bw_ks_handle_attest(&f.c, cookie, att, strlen(att), 1002, &r);
 	assert_int_equal(r.status, 401);
 	assert_non_null(strstr(r.body, "already used"));
 	free(r.body);
 	r.body = NULL;
 	/* The cookie's session serves the resource, encrypted to the tee key. */
-	ks_handle_resource(&f.c, cookie, NULL, "bulwark/volume/v1", 1003, &r);
+	bw_ks_handle_resource(&f.c, cookie, NULL, "bulwark/volume/v1", 1003, &r);
 	assert_int_equal(r.status, 200);
 	assert_int_equal(bw_jwe_decrypt(f.tee, r.body, strlen(r.body), &key, err, sizeof(err)), 0);
 	assert_int_equal(key.len, 32);
 	bw_secret_free(&key);
 	free(r.body);
 	r.body = NULL;
-	ks_handle_resource(&f.c, cookie, NULL, "bulwark/statedisk/n1", 1003, &r);
+	bw_ks_handle_resource(&f.c, cookie, NULL, "bulwark/statedisk/n1", 1003, &r);
 	assert_int_equal(r.status, 403);
 	free(r.body);
 	r.body = NULL;
 	/* Evidence bound to another nonce, on a fresh session. */
 	handshake(&f, cookie, nonce);
 	wrong = attestation(&f, nonce, "another nonce");
-	ks_handle_attest(&f.c, cookie, wrong, strlen(wrong), 1004, &r);
+	bw_ks_handle_attest(&f.c, cookie, wrong, strlen(wrong), 1004, &r);
 	assert_int_equal(r.status, 401);
 	free(r.body);
 	fixture_free(&f);
@@ -665,13 +665,13 @@ static void handlers_sample_disabled(void **state)
 	struct fixture f;
 	char cookie[65], nonce[64];
 	_cleanup_free_ char *att = NULL;
-	struct ks_reply r = { 0 };
+	struct bw_ks_reply r = { 0 };
 	(void)state;
 
 	fixture_init(&f, false);
 	handshake(&f, cookie, nonce);
 	att = attestation(&f, nonce, nonce);
-	ks_handle_attest(&f.c, cookie, att, strlen(att), 1001, &r);
+	bw_ks_handle_attest(&f.c, cookie, att, strlen(att), 1001, &r);
 	assert_int_equal(r.status, 401);
 	assert_non_null(strstr(r.body, "disabled"));
 	free(r.body);
@@ -683,7 +683,7 @@ static void jwcrypto_encrypts_client_decrypts(enum bw_jwk_type type, const char 
 {
 	EVP_PKEY *k = bw_jwk_new(type);
 	struct json_object *jwk = NULL;
-	char path[] = "/tmp/bw-jwk-XXXXXX", cmd[512], err[256];
+	char path[] = "/tmp/bw-jwk-XXXXXX", cmd[512], err[BW_ERR_LEN];
 	_cleanup_free_ char *out = NULL;
 	struct bw_secret pt = { 0 };
 	size_t n = 0;

@@ -13,6 +13,7 @@
 #include <cmocka.h>
 #include <openssl/sha.h>
 #include "bulwark/storage.h"
+#include "common/common.h"
 
 /* LUKS2 metadata as cryptsetup 2.6 writes it for a bulwark volume (trimmed to what is checked). */
 #define SEG(enc, sector, integ) \
@@ -41,7 +42,7 @@ static const char *good_integrity = HDR(SEG("aes-xts-plain64", "4096", INTEG), S
 
 static void expect_refused(const char *json, const char *field)
 {
-	char err[256] = "";
+	char err[BW_ERR_LEN] = "";
 	int r = bw_vol_check_luks2_json(json, strlen(json), "pvc-1", NULL, err, sizeof(err));
 
 	if (r >= 0 || !strstr(err, field))
@@ -50,7 +51,7 @@ static void expect_refused(const char *json, const char *field)
 
 static void accepts_bulwark_headers(void **state)
 {
-	char err[256] = "";
+	char err[BW_ERR_LEN] = "";
 	bool integrity = true;
 	(void)state;
 	assert_int_equal(bw_vol_check_luks2_json(good, strlen(good), "pvc-1", &integrity, err, sizeof(err)), 0);
@@ -144,7 +145,7 @@ static void put_hdr(uint8_t *p, const char *magic, uint64_t off, const char *jso
 static void binary_headers_must_agree(void **state)
 {
 	static uint8_t buf[2 * HS];
-	char err[256] = "";
+	char err[BW_ERR_LEN] = "";
 	(void)state;
 
 	memset(buf, 0, sizeof(buf));
@@ -195,7 +196,7 @@ static void binary_headers_must_agree(void **state)
 static void no_keyslot_is_an_interrupted_format(void **state)
 {
 	const char *j = HDRD(SEG("aes-xts-plain64", "4096", ""), "", TOKENI("pvc-1", "prepared", "false"), DIGEST(""));
-	char err[256] = "";
+	char err[BW_ERR_LEN] = "";
 	(void)state;
 	assert_int_equal(bw_vol_check_luks2_json(j, strlen(j), "pvc-1", NULL, err, sizeof(err)), -ENOKEY);
 	/* ...only this volume's, in state prepared, otherwise valid */
@@ -235,7 +236,7 @@ static void write_key(const char *path, size_t n, mode_t mode)
 
 static void key_file_source_rules(void **state)
 {
-	char dir[] = "/tmp/bw-test-key.XXXXXX", path[64], err[256] = "";
+	char dir[] = "/tmp/bw-test-key.XXXXXX", path[64], err[BW_ERR_LEN] = "";
 	struct bw_vol_key_source ks;
 	uint8_t key[BW_VOL_KEY_LEN];
 	(void)state;

@@ -90,7 +90,7 @@ static void expect_fail(struct json_object *ev, const uint8_t *data, size_t len,
 			const char *what)
 {
 	struct bw_tpm_claims c;
-	char err[256] = "";
+	char err[BW_ERR_LEN] = "";
 
 	memset(&c, 0xaa, sizeof(c));
 	assert_int_equal(bw_tpm_verify(ev, data, len, &c, err, sizeof(err)), code);
@@ -104,7 +104,7 @@ static void expect_fail(struct json_object *ev, const uint8_t *data, size_t len,
 static void expect_ok(struct json_object *ev, const uint8_t *data, size_t len,
 		      struct bw_tpm_claims *c)
 {
-	char err[256] = "";
+	char err[BW_ERR_LEN] = "";
 
 	if (bw_tpm_verify(ev, data, len, c, err, sizeof(err)) != 0)
 		fail_msg("verify failed: %s", err);

@@ -82,7 +82,7 @@ static int cmd_verify(const char *path, const uint8_t *rd, size_t len)
 	_cleanup_free_ char *text = NULL;
 	struct json_object *ev;
 	struct bw_tpm_claims c;
-	char err[256];
+	char err[BW_ERR_LEN];
 	int r;
 
 	r = bw_read_file(path, MAX_EVIDENCE_FILE, &text, NULL);

@@ -139,7 +139,7 @@ void agent_k8s_key_applied(const struct bw_conf *c)
 int agent_k8s_start(const struct bw_conf *c, struct event_base *base, void (*on_change)(void *), void *arg)
 {
 	struct bw_k8s_config cfg;
-	char err[512];
+	char err[BW_ERR_LEN];
 	int r;
 
 	if (c->node.peer_source != BW_PEERS_KUBERNETES)

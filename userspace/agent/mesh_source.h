@@ -19,7 +19,7 @@ struct agent_mesh_result {
 	char path[256];      /* the resource fetched */
 	char from[512];      /* the key service asked */
 	char attester[16];
-	char err[256];
+	char err[BW_ERR_LEN];
 	struct bw_secret secret;
 };
 

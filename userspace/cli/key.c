@@ -97,7 +97,7 @@ static int exit_code(int r)
 static int client(const struct opts *o, struct bw_kbs_client **c)
 {
 	int r = bw_kbs_client_new(&o->c, c);
-	char why[300];
+	char why[BW_ERR_LEN];
 
 	if (r == -ENOENT)
 		fprintf(stderr, "bulwark: unknown attester '%s' (have: %s)\n", o->c.attester, bw_attester_names());

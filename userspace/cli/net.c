@@ -47,31 +47,36 @@ static int parse(int argc, char **argv, struct opts *o, const char *accepts)
 		default: return -EINVAL;
 		}
 	}
-	return optind == argc ? 0 : -EINVAL;
-}
-
-static int load(const struct opts *o, struct bw_conf *c)
-{
-	char err[BW_ERR_LEN];
-	int r = bw_conf_load(o->config, c, err, sizeof(err));
-
-	if (r < 0)
-		fprintf(stderr, "bulwark: %s\n", err);
-	return r;
+	if (optind < argc) {
+		fprintf(stderr, "bulwark %s: unexpected argument '%s'\n", what, argv[optind]);
+		return -EINVAL;
+	}
+	return 0;
 }
 
 #define NET_ARGS "[--config FILE] [--pin-dir DIR] [--json]"
-/* Parse (more: the options beyond the common three, as " name", and their usage) and load. */
-#define PREAMBLE(verb, more, more_usage)                                    \
-	struct opts o;                                                      \
-	struct bw_conf c;                                                   \
-	int r;                                                              \
-	if (parse(argc, argv, &o, more) < 0) {                              \
-		fprintf(stderr, "usage: bulwark net " verb " [--config FILE] [--pin-dir DIR]" more_usage " [--json]\n"); \
-		return BW_EXIT_USAGE;                                       \
-	}                                                                   \
-	if (load(&o, &c) < 0)                                               \
+
+/*
+ * Every net verb begins here: its options (the common three plus more, as " name" for
+ * bw_cli_getopt, with their usage more_usage), then the configuration. BW_EXIT_OK: c is loaded
+ * (the verb bw_conf_frees it); otherwise the exit code to return (what went wrong is on stderr;
+ * with --json the dispatcher turns it into {"error","code"}).
+ */
+static int net_begin(int argc, char **argv, const char *more, const char *more_usage, struct opts *o,
+		     struct bw_conf *c)
+{
+	char err[BW_ERR_LEN];
+
+	if (parse(argc, argv, o, more) < 0) {
+		fprintf(stderr, "usage: bulwark net %s [--config FILE] [--pin-dir DIR]%s [--json]\n", argv[0], more_usage);
+		return BW_EXIT_USAGE;
+	}
+	if (bw_conf_load(o->config, c, err, sizeof(err)) < 0) {
+		fprintf(stderr, "bulwark: %s\n", err);
 		return BW_EXIT_FAIL;
+	}
+	return BW_EXIT_OK;
+}
 
 /* MeshSecret: peers get their derived PSKs, or none is configured (fail closed). */
 static int mesh(struct bw_conf *c)
@@ -100,34 +105,42 @@ static void report(const char *what, int r, struct bw_net_result *res)
 		       res->peers_removed, res->prefixes_added, res->prefixes_removed);
 }
 
-static int cmd_up(int argc, char **argv)
+/* up and sync: the same steps around bw_net_up (device, key, peers, datapath) or bw_net_reconcile. */
+static int up_or_sync(int argc, char **argv, int (*apply)(const struct bw_conf *, const char *, struct bw_net_result *))
 {
+	struct opts o;
+	struct bw_conf c;
 	struct bw_net_result res;
-	int m;
-	PREAMBLE("up", "", "")
+	int m, r;
+
+	if ((r = net_begin(argc, argv, "", "", &o, &c)) != BW_EXIT_OK)
+		return r;
 	m = mesh(&c);
-	r = bw_net_up(&c, o.pin_dir, &res);
-	report("up", r, &res);
+	r = apply(&c, o.pin_dir, &res);
+	report(argv[0], r, &res);
 	bw_conf_free(&c);
 	return r < 0 || m < 0 ? BW_EXIT_FAIL : BW_EXIT_OK;
+}
+
+static int cmd_up(int argc, char **argv)
+{
+	return up_or_sync(argc, argv, bw_net_up);
 }
 
 static int cmd_sync(int argc, char **argv)
 {
-	struct bw_net_result res;
-	int m;
-	PREAMBLE("sync", "", "")
-	m = mesh(&c);
-	r = bw_net_reconcile(&c, o.pin_dir, &res);
-	report("sync", r, &res);
-	bw_conf_free(&c);
-	return r < 0 || m < 0 ? BW_EXIT_FAIL : BW_EXIT_OK;
+	return up_or_sync(argc, argv, bw_net_reconcile);
 }
 
 static int cmd_down(int argc, char **argv)
 {
+	struct opts o;
+	struct bw_conf c;
 	struct bw_net_result res = { 0 };
-	PREAMBLE("down", "", "")
+	int r;
+
+	if ((r = net_begin(argc, argv, "", "", &o, &c)) != BW_EXIT_OK)
+		return r;
 	r = bw_net_down(&c, res.msg, sizeof(res.msg));
 	report("down", r, r < 0 ? &res : NULL);
 	bw_conf_free(&c);
@@ -136,7 +149,12 @@ static int cmd_down(int argc, char **argv)
 
 static int cmd_export(int argc, char **argv)
 {
-	PREAMBLE("export-peer", " endpoint", " [--endpoint HOST:PORT]")
+	struct opts o;
+	struct bw_conf c;
+	int r;
+
+	if ((r = net_begin(argc, argv, " endpoint", " [--endpoint HOST:PORT]", &o, &c)) != BW_EXIT_OK)
+		return r;
 	r = bw_net_export_peer(&c, o.endpoint, stdout);
 	if (r < 0)
 		fprintf(stderr, "bulwark: export-peer: %s\n", r == -EADDRNOTAVAIL ? "uplink has no address; pass --endpoint" : r == -EINVAL && o.endpoint ? "--endpoint is not address:port (a.b.c.d:port or [x::y]:port)" : strerror(-r));
@@ -146,7 +164,12 @@ static int cmd_export(int argc, char **argv)
 
 static int cmd_showconf(int argc, char **argv)
 {
-	PREAMBLE("showconf", "", "")
+	struct opts o;
+	struct bw_conf c;
+	int r;
+
+	if ((r = net_begin(argc, argv, "", "", &o, &c)) != BW_EXIT_OK)
+		return r;
 	r = bw_conf_write_wg(stdout, &c, NULL);
 	bw_conf_free(&c);
 	return r < 0 ? BW_EXIT_FAIL : BW_EXIT_OK;
@@ -183,8 +206,13 @@ static struct json_object *peer_json(const struct bw_conf *c, const struct bw_wg
 
 static int cmd_peers(int argc, char **argv)
 {
+	struct opts o;
+	struct bw_conf c;
 	struct bw_wg_device *d = NULL;
-	PREAMBLE("peers", "", "")
+	int r;
+
+	if ((r = net_begin(argc, argv, "", "", &o, &c)) != BW_EXIT_OK)
+		return r;
 	if ((r = bw_wg_get(c.iface.device, &d)) < 0) {
 		fprintf(stderr, "bulwark: WireGuard device %s: %s%s\n", c.iface.device, strerror(-r),
 			(r == -EPERM || r == -EACCES || r == -ENODEV) && geteuid() ? " (needs root or CAP_NET_ADMIN)" : "");
@@ -246,6 +274,8 @@ static const char *priv_hint(void)
  */
 static int cmd_status(int argc, char **argv)
 {
+	struct opts o;
+	struct bw_conf c;
 	struct bw_wg_device *d = NULL;
 	struct bw_dp *dp = NULL;
 	struct json_object *j = NULL;
@@ -255,8 +285,10 @@ static int cmd_status(int argc, char **argv)
 	size_t with_ips = 0;
 	enum bw_wg_backend be;
 	bool dp_ok, dev_ok;
-	int code;
-	PREAMBLE("status", "", "")
+	int code, r;
+
+	if ((r = net_begin(argc, argv, "", "", &o, &c)) != BW_EXIT_OK)
+		return r;
 	if (o.json)
 		j = json_object_new_object();
 	for (size_t i = 0; i < c.node.n_uplinks; i++)

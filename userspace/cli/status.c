@@ -42,7 +42,7 @@ static size_t on_data(char *p, size_t size, size_t n, void *arg)
 static struct json_object *agent_status(const char *base)
 {
 	static struct buf b;
-	char url[512], why[300];
+	char url[512], why[BW_ERR_LEN];
 	long code = 0;
 	CURLcode r;
 	CURL *c;

@@ -8,6 +8,10 @@
  *   _cleanup_fclose_ FILE *f = NULL;        fclose()
  *   _cleanup_secret_ struct bw_secret k;    bw_secret_free(): wiped, unlocked, unmapped
  *   _cleanup_pkey_ EVP_PKEY *key = NULL;    EVP_PKEY_free()
+ *   _cleanup_pkey_ctx_ EVP_PKEY_CTX *c = NULL;       EVP_PKEY_CTX_free()
+ *   _cleanup_cipher_ctx_ EVP_CIPHER_CTX *c = NULL;   EVP_CIPHER_CTX_free()
+ *   _cleanup_bn_ BIGNUM *n = NULL;          BN_free()
+ *   _cleanup_openssl_ uint8_t *der = NULL;  OPENSSL_free() (what OpenSSL allocated for us)
  *   _cleanup_json_ struct json_object *o;   json_object_put()
  *   _cleanup_crypt_ struct crypt_device *cd = NULL;   crypt_free()
  *
@@ -22,6 +26,8 @@
 #include <unistd.h>
 #include <json-c/json_object.h>
 #include <libcryptsetup.h>
+#include <openssl/bn.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 
 /* bw_<fn>p: the cleanup function for pointers of type, calling fn on them when not NULL. */
@@ -36,6 +42,10 @@ static inline void bw_freep(void *p) { free(*(void **)p); }
 static inline void bw_closep(int *fd) { if (*fd >= 0) close(*fd); }
 BW_DEFINE_POINTER_CLEANUP(FILE, fclose)
 BW_DEFINE_POINTER_CLEANUP(EVP_PKEY, EVP_PKEY_free)
+BW_DEFINE_POINTER_CLEANUP(EVP_PKEY_CTX, EVP_PKEY_CTX_free)
+BW_DEFINE_POINTER_CLEANUP(EVP_CIPHER_CTX, EVP_CIPHER_CTX_free)
+BW_DEFINE_POINTER_CLEANUP(BIGNUM, BN_free)
+static inline void bw_openssl_freep(void *p) { OPENSSL_free(*(void **)p); }
 BW_DEFINE_POINTER_CLEANUP(struct json_object, json_object_put)
 BW_DEFINE_POINTER_CLEANUP(struct crypt_device, crypt_free)
 struct bw_secret;
@@ -47,6 +57,10 @@ static inline void bw_secret_freep(struct bw_secret *s) { bw_secret_free(s); }
 #define _cleanup_fclose_ __attribute__((cleanup(bw_fclosep)))
 #define _cleanup_secret_ __attribute__((cleanup(bw_secret_freep)))
 #define _cleanup_pkey_ __attribute__((cleanup(bw_EVP_PKEY_freep)))
+#define _cleanup_pkey_ctx_ __attribute__((cleanup(bw_EVP_PKEY_CTX_freep)))
+#define _cleanup_cipher_ctx_ __attribute__((cleanup(bw_EVP_CIPHER_CTX_freep)))
+#define _cleanup_bn_ __attribute__((cleanup(bw_BN_freep)))
+#define _cleanup_openssl_ __attribute__((cleanup(bw_openssl_freep)))
 #define _cleanup_json_ __attribute__((cleanup(bw_json_object_putp)))
 #define _cleanup_crypt_ __attribute__((cleanup(bw_crypt_freep)))
 

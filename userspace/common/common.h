@@ -163,7 +163,7 @@ struct bw_dl_lib {
 	const char *package;  /* the Debian package that ships it, for the error message */
 	const struct bw_dl_sym *syms; /* terminated by { NULL } */
 	int state;            /* 0 not tried, 1 loaded, -1 failed (not retried) */
-	char error[256];
+	char error[BW_ERR_LEN];
 };
 /*
  * Load lib and resolve all its symbols on the first call (thread-safe); later calls return the

@@ -541,7 +541,7 @@ static int stage_mount(struct call *x, const char *id, const char *dev, const st
 		       bool integrity, const char *staging)
 {
 	enum csi_probe kind;
-	char type[64], opts[STR_MAX + 8], why[512] = "";
+	char type[64], opts[STR_MAX + 8], why[BW_ERR_LEN] = "";
 	int r;
 
 	if ((r = csi_probe(dev, &kind, type, sizeof(type))) < 0)
@@ -581,7 +581,7 @@ static int stage_locked(struct call *x, const Csi__V1__NodeStageVolumeRequest *q
 	struct bw_vol_key_source ks;
 	struct keysrc k;
 	struct csi_mnt m;
-	char path[128], err[768] = "";
+	char path[128], err[BW_ERR_LEN] = "";
 	enum csi_probe kind;
 	dev_t mdev = 0;
 	bool fresh;
@@ -659,7 +659,7 @@ static int node_unstage(struct call *x, const ProtobufCMessage *in)
 	const Csi__V1__NodeUnstageVolumeRequest *q = (const void *)in;
 	Csi__V1__NodeUnstageVolumeResponse resp = CSI__V1__NODE_UNSTAGE_VOLUME_RESPONSE__INIT;
 	struct bw_vol_opts o = { .id = q->volume_id, .lock_timeout_ms = lock_ms(x) };
-	char name[64], err[768] = "", sp[PATH_MAX];
+	char name[64], err[BW_ERR_LEN] = "", sp[PATH_MAX];
 	struct csi_mnt m;
 	dev_t mdev;
 	int r;
@@ -701,7 +701,7 @@ static int node_publish(struct call *x, const ProtobufCMessage *in)
 	const Csi__V1__NodePublishVolumeRequest *q = (const void *)in;
 	Csi__V1__NodePublishVolumeResponse resp = CSI__V1__NODE_PUBLISH_VOLUME_RESPONSE__INIT;
 	const char *target = q->target_path;
-	char name[64], dev[96], why[512] = "";
+	char name[64], dev[96], why[BW_ERR_LEN] = "";
 	struct csi_mnt m, sm;
 	struct cap c;
 	bool ro;
@@ -768,7 +768,7 @@ static int node_unpublish(struct call *x, const ProtobufCMessage *in)
 {
 	const Csi__V1__NodeUnpublishVolumeRequest *q = (const void *)in;
 	Csi__V1__NodeUnpublishVolumeResponse resp = CSI__V1__NODE_UNPUBLISH_VOLUME_RESPONSE__INIT;
-	char name[64], why[512] = "";
+	char name[64], why[BW_ERR_LEN] = "";
 	struct csi_mnt m;
 	dev_t mdev = 0;
 	int r;
@@ -857,7 +857,7 @@ static int expand_locked(struct call *x, const Csi__V1__NodeExpandVolumeRequest 
 	struct json_object *st = state_load(x, name), *v;
 	struct bw_vol_key_source ks;
 	struct keysrc k;
-	char err[768] = "", dev[96], why[512] = "", type[64] = "";
+	char err[BW_ERR_LEN] = "", dev[96], why[BW_ERR_LEN] = "", type[64] = "";
 	enum csi_probe kind;
 	bool integrity;
 	struct csi_mnt m;

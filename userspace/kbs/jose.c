@@ -23,13 +23,6 @@
 #define IV_LEN 12
 #define TAG_LEN 16
 
-static void pctx_freep(EVP_PKEY_CTX **c) { EVP_PKEY_CTX_free(*c); }
-static void cctx_freep(EVP_CIPHER_CTX **c) { EVP_CIPHER_CTX_free(*c); }
-static void bn_freep(BIGNUM **b) { BN_free(*b); }
-#define _cleanup_pctx_ __attribute__((cleanup(pctx_freep)))
-#define _cleanup_cctx_ __attribute__((cleanup(cctx_freep)))
-#define _cleanup_bn_ __attribute__((cleanup(bn_freep)))
-
 /* OpenSSL 3 algorithm fetches cost more than the operations here: fetch once per process. */
 static struct {
 	EVP_KDF *sskdf;
@@ -160,7 +153,7 @@ static int get_b64(struct json_object *o, const char *key, uint8_t **buf, size_t
 static int import_ec(struct json_object *jwk, EVP_PKEY **out)
 {
 	_cleanup_free_ uint8_t *x = NULL, *y = NULL;
-	_cleanup_pctx_ EVP_PKEY_CTX *ctx = NULL, *chk = NULL;
+	_cleanup_pkey_ctx_ EVP_PKEY_CTX *ctx = NULL, *chk = NULL;
 	uint8_t pub[65];
 	size_t xl, yl;
 	OSSL_PARAM params[3];
@@ -202,7 +195,7 @@ static int import_ec(struct json_object *jwk, EVP_PKEY **out)
  */
 static bool rsa_public_ok(EVP_PKEY *k, const BIGNUM *e)
 {
-	_cleanup_pctx_ EVP_PKEY_CTX *chk = EVP_PKEY_CTX_new_from_pkey(NULL, k, NULL);
+	_cleanup_pkey_ctx_ EVP_PKEY_CTX *chk = EVP_PKEY_CTX_new_from_pkey(NULL, k, NULL);
 
 	return BN_is_word(e, RSA_F4) && chk && EVP_PKEY_public_check(chk) == 1;
 }
@@ -210,7 +203,7 @@ static bool rsa_public_ok(EVP_PKEY *k, const BIGNUM *e)
 static int import_rsa(struct json_object *jwk, EVP_PKEY **out)
 {
 	_cleanup_free_ uint8_t *n = NULL, *e = NULL;
-	_cleanup_pctx_ EVP_PKEY_CTX *ctx = NULL;
+	_cleanup_pkey_ctx_ EVP_PKEY_CTX *ctx = NULL;
 	_cleanup_bn_ BIGNUM *bn = NULL, *be = NULL;
 	OSSL_PARAM_BLD *bld = NULL;
 	OSSL_PARAM *params = NULL;
@@ -270,7 +263,7 @@ int bw_jwk_import(struct json_object *jwk, EVP_PKEY **out, const char **alg)
  * peer validation would repeat it as a full check with a scalar multiplication. */
 static int ecdh(EVP_PKEY *priv, EVP_PKEY *peer, uint8_t z[32])
 {
-	_cleanup_pctx_ EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_pkey(NULL, priv, NULL);
+	_cleanup_pkey_ctx_ EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_pkey(NULL, priv, NULL);
 	size_t len = 32;
 
 	if (!ctx || EVP_PKEY_derive_init(ctx) <= 0 || EVP_PKEY_derive_set_peer_ex(ctx, peer, 0) <= 0 ||
@@ -306,7 +299,7 @@ static int concat_kdf(const uint8_t z[32], uint8_t kek[32])
 static int aes_kw(bool wrap, const uint8_t kek[32], const uint8_t *in, size_t inlen, uint8_t *out,
 		  size_t *outlen)
 {
-	_cleanup_cctx_ EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+	_cleanup_cipher_ctx_ EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
 	int n = 0, f = 0, r = -EINVAL;
 
 	algs_init();
@@ -321,7 +314,7 @@ static int aes_kw(bool wrap, const uint8_t kek[32], const uint8_t *in, size_t in
 static int rsa_oaep(bool enc, EVP_PKEY *key, const uint8_t *in, size_t inlen, uint8_t *out,
 		    size_t *outlen)
 {
-	_cleanup_pctx_ EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_pkey(NULL, key, NULL);
+	_cleanup_pkey_ctx_ EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_pkey(NULL, key, NULL);
 
 	if (!ctx || (enc ? EVP_PKEY_encrypt_init(ctx) : EVP_PKEY_decrypt_init(ctx)) <= 0 ||
 	    EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_OAEP_PADDING) <= 0 ||
@@ -337,7 +330,7 @@ static int rsa_oaep(bool enc, EVP_PKEY *key, const uint8_t *in, size_t inlen, ui
 static int gcm(bool enc, const uint8_t cek[32], const uint8_t iv[IV_LEN], const char *aad,
 	       const uint8_t *in, size_t len, uint8_t *out, uint8_t tag[TAG_LEN])
 {
-	_cleanup_cctx_ EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+	_cleanup_cipher_ctx_ EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
 	int n = 0, f = 0;
 
 	algs_init();

@@ -20,7 +20,7 @@
  * Closing is shutdown(2) on the socket: evhttp then sees end-of-file and frees the connection
  * itself, so nothing is freed behind its back.
  *
- * Threads: every loop (one per worker thread) shares one ks_conns under its mutex, so the
+ * Threads: every loop (one per worker thread) shares one bw_ks_conns under its mutex, so the
  * bounds above are global. A connection is owned by the loop that accepted it: only that loop
  * frees it and closes its descriptor, so a close decided by another thread (making room, a
  * deadline) is queued to the owner, which shuts the socket down in its next iteration (a
@@ -44,15 +44,15 @@
 
 #define SRC_BUCKETS 1024
 #define LOG_PERIOD_MS 10000
-#define KS_CLOSING_MAX 32 /* below main.c's descriptor headroom */
+#define BW_KS_CLOSING_MAX 32 /* below main.c's descriptor headroom */
 #define ACCEPT_BURST 16
 
 enum where { NOWHERE, FRESH, OPEN, KILL };
 
 struct conn {
-	struct ks_conns_loop *loop; /* owner: accepted it, frees it */
+	struct bw_ks_conns_loop *loop; /* owner: accepted it, frees it */
 	struct bufferevent *bev;
-	char src[KS_SOURCE_LEN];
+	char src[BW_KS_SOURCE_LEN];
 	uint64_t last_ms;          /* accept, then each completed request */
 	bool closing;
 	enum where on;             /* FRESH: source not yet known (fd set after the callback) */
@@ -60,13 +60,13 @@ struct conn {
 };
 
 struct src_count {
-	char addr[KS_SOURCE_LEN];
+	char addr[BW_KS_SOURCE_LEN];
 	size_t n;
 	struct src_count *next;
 };
 
-struct ks_conns_loop {
-	struct ks_conns *c;
+struct bw_ks_conns_loop {
+	struct bw_ks_conns *c;
 	struct event_base *base;
 	struct evconnlistener *listener;
 	struct event *sweep, *post_accept, *resume, *unpause, *kill_ev;
@@ -76,22 +76,22 @@ struct ks_conns_loop {
 	unsigned burst;             /* accepted since post_accept last ran */
 };
 
-struct ks_conns {
+struct bw_ks_conns {
 	pthread_mutex_t lock;
 	SSL_CTX *ssl;
-	struct ks_conn_limits l;
+	struct bw_ks_conn_limits l;
 	size_t cap;                 /* l.max, lowered while descriptors run out */
 	uint64_t fd_error_ms;       /* last EMFILE/ENFILE */
 	struct conn *head, *tail;   /* open connections, least recently active first */
 	struct src_count *src[SRC_BUCKETS];
 	size_t open, closing;
 	uint64_t last_log_ms, suppressed;
-	struct ks_conn_stats st;
+	struct bw_ks_conn_stats st;
 };
 
 static int ex_index = -1;
 static pthread_once_t ex_once = PTHREAD_ONCE_INIT;
-static __thread struct ks_conns_loop *self; /* the loop this thread runs */
+static __thread struct bw_ks_conns_loop *self; /* the loop this thread runs */
 
 static uint64_t now_ms(void)
 {
@@ -110,7 +110,7 @@ static size_t src_hash(const char *a)
 	return h % SRC_BUCKETS;
 }
 
-static struct src_count *src_get(struct ks_conns *c, const char *addr, bool create)
+static struct src_count *src_get(struct bw_ks_conns *c, const char *addr, bool create)
 {
 	struct src_count *x;
 
@@ -125,7 +125,7 @@ static struct src_count *src_get(struct ks_conns *c, const char *addr, bool crea
 	return x;
 }
 
-static void src_dec(struct ks_conns *c, const char *addr)
+static void src_dec(struct bw_ks_conns *c, const char *addr)
 {
 	struct src_count **pp, *x;
 
@@ -141,7 +141,7 @@ static void src_dec(struct ks_conns *c, const char *addr)
 }
 
 /* Take x off the list it is on (c->lock held). */
-static void unlink_conn(struct ks_conns *c, struct conn *x)
+static void unlink_conn(struct bw_ks_conns *c, struct conn *x)
 {
 	struct conn **head = x->on == FRESH ? &x->loop->fresh : x->on == KILL ? &x->loop->kill : &c->head;
 
@@ -169,7 +169,7 @@ static void push(struct conn **head, struct conn *x, enum where on)
 	x->on = on;
 }
 
-static void append(struct ks_conns *c, struct conn *x)
+static void append(struct bw_ks_conns *c, struct conn *x)
 {
 	x->prev = c->tail;
 	x->next = NULL;
@@ -183,7 +183,7 @@ static void append(struct ks_conns *c, struct conn *x)
 
 /* Close x (c->lock held): it leaves the open list at once (its descriptor stays counted until
  * evhttp frees it); the owner loop shuts its socket down, now if that is us. */
-static void close_conn(struct ks_conns *c, struct conn *x)
+static void close_conn(struct bw_ks_conns *c, struct conn *x)
 {
 	if (x->closing)
 		return;
@@ -201,7 +201,7 @@ static void close_conn(struct ks_conns *c, struct conn *x)
 	event_active(x->loop->kill_ev, EV_TIMEOUT, 0);
 }
 
-static void evict_lru(struct ks_conns *c, uint64_t *counter)
+static void evict_lru(struct bw_ks_conns *c, uint64_t *counter)
 {
 	if (c->head) {
 		close_conn(c, c->head);
@@ -212,7 +212,7 @@ static void evict_lru(struct ks_conns *c, uint64_t *counter)
 /* Connections other threads closed: shut their sockets down (we own them). */
 static void on_kill(evutil_socket_t fd, short ev, void *arg)
 {
-	struct ks_conns_loop *lp = arg;
+	struct bw_ks_conns_loop *lp = arg;
 	struct conn *x;
 
 	(void)fd, (void)ev;
@@ -231,7 +231,7 @@ static void on_kill(evutil_socket_t fd, short ev, void *arg)
 static void on_ssl_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void *argp)
 {
 	struct conn *x = ptr;
-	struct ks_conns *c;
+	struct bw_ks_conns *c;
 
 	(void)parent, (void)ad, (void)idx, (void)argl, (void)argp;
 	if (!x)
@@ -249,7 +249,7 @@ static void on_ssl_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, lo
 	free(x);
 }
 
-static void log_accept_error(struct ks_conns *c, int err, long backoff_ms)
+static void log_accept_error(struct bw_ks_conns *c, int err, long backoff_ms)
 {
 	uint64_t t = now_ms();
 
@@ -266,19 +266,19 @@ static void log_accept_error(struct ks_conns *c, int err, long backoff_ms)
 }
 
 /* What RLIMIT_NOFILE allows now (the configured cap at most). */
-static size_t fd_cap(const struct ks_conns *c)
+static size_t fd_cap(const struct bw_ks_conns *c)
 {
 	struct rlimit rl;
 
 	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY ||
-	    rl.rlim_cur >= (rlim_t)c->l.max + KS_FD_HEADROOM)
+	    rl.rlim_cur >= (rlim_t)c->l.max + BW_KS_FD_HEADROOM)
 		return c->l.max;
-	return rl.rlim_cur > KS_FD_HEADROOM + 16 ? (size_t)(rl.rlim_cur - KS_FD_HEADROOM) : 16;
+	return rl.rlim_cur > BW_KS_FD_HEADROOM + 16 ? (size_t)(rl.rlim_cur - BW_KS_FD_HEADROOM) : 16;
 }
 
 /* Descriptors ran out (c->lock held): lower the cap to what the limit allows, or below the open
  * connections when they are already within it (other descriptors, ENFILE), and make room. */
-static void fd_shortage(struct ks_conns *c)
+static void fd_shortage(struct bw_ks_conns *c)
 {
 	size_t cap = fd_cap(c);
 
@@ -295,7 +295,7 @@ static void fd_shortage(struct ks_conns *c)
 /* The listener's user data is evhttp's; the error comes on the thread of its loop. */
 static void on_accept_error(struct evconnlistener *lev, void *arg)
 {
-	struct ks_conns_loop *lp = self;
+	struct bw_ks_conns_loop *lp = self;
 	int err = EVUTIL_SOCKET_ERROR();
 	struct timeval tv;
 
@@ -317,7 +317,7 @@ static void on_accept_error(struct evconnlistener *lev, void *arg)
 
 static void on_resume(evutil_socket_t fd, short ev, void *arg)
 {
-	struct ks_conns_loop *lp = arg;
+	struct bw_ks_conns_loop *lp = arg;
 
 	(void)fd, (void)ev;
 	evconnlistener_enable(lp->listener);
@@ -326,7 +326,7 @@ static void on_resume(evutil_socket_t fd, short ev, void *arg)
 /* After a burst of accepts: accept again once the events already pending have run. */
 static void on_unpause(evutil_socket_t fd, short ev, void *arg)
 {
-	struct ks_conns_loop *lp = arg;
+	struct bw_ks_conns_loop *lp = arg;
 
 	(void)fd, (void)ev;
 	if (!event_pending(lp->resume, EV_TIMEOUT, NULL))
@@ -336,8 +336,8 @@ static void on_unpause(evutil_socket_t fd, short ev, void *arg)
 /* The sources of this iteration's new connections, now that evhttp has set their sockets. */
 static void on_post_accept(evutil_socket_t fd, short ev, void *arg)
 {
-	struct ks_conns_loop *lp = arg;
-	struct ks_conns *c = lp->c;
+	struct bw_ks_conns_loop *lp = arg;
+	struct bw_ks_conns *c = lp->c;
 	struct conn *x;
 
 	(void)fd, (void)ev;
@@ -377,7 +377,7 @@ static void on_post_accept(evutil_socket_t fd, short ev, void *arg)
 
 static void on_sweep(evutil_socket_t fd, short ev, void *arg)
 {
-	struct ks_conns *c = ((struct ks_conns_loop *)arg)->c;
+	struct bw_ks_conns *c = ((struct bw_ks_conns_loop *)arg)->c;
 	uint64_t t = now_ms();
 
 	(void)fd, (void)ev;
@@ -397,9 +397,9 @@ static void ex_make(void)
 	ex_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, on_ssl_free);
 }
 
-struct ks_conns *ks_conns_new(SSL_CTX *ssl, const struct ks_conn_limits *l)
+struct bw_ks_conns *bw_ks_conns_new(SSL_CTX *ssl, const struct bw_ks_conn_limits *l)
 {
-	struct ks_conns *c;
+	struct bw_ks_conns *c;
 
 	pthread_once(&ex_once, ex_make);
 	if (ex_index < 0 || !(c = calloc(1, sizeof(*c))))
@@ -411,9 +411,9 @@ struct ks_conns *ks_conns_new(SSL_CTX *ssl, const struct ks_conn_limits *l)
 	return c;
 }
 
-struct ks_conns_loop *ks_conns_loop_new(struct ks_conns *c, struct event_base *base, struct evconnlistener *lev)
+struct bw_ks_conns_loop *bw_ks_conns_loop_new(struct bw_ks_conns *c, struct event_base *base, struct evconnlistener *lev)
 {
-	struct ks_conns_loop *lp = calloc(1, sizeof(*lp));
+	struct bw_ks_conns_loop *lp = calloc(1, sizeof(*lp));
 	struct timeval period = { 0, 250000 };
 
 	if (!lp)
@@ -428,21 +428,21 @@ struct ks_conns_loop *ks_conns_loop_new(struct ks_conns *c, struct event_base *b
 	lp->kill_ev = event_new(base, -1, 0, on_kill, lp);
 	if (!lp->sweep || !lp->post_accept || !lp->resume || !lp->unpause || !lp->kill_ev ||
 	    event_add(lp->sweep, &period) < 0) {
-		ks_conns_loop_free(lp);
+		bw_ks_conns_loop_free(lp);
 		return NULL;
 	}
 	evconnlistener_set_error_cb(lev, on_accept_error);
 	return lp;
 }
 
-void ks_conns_loop_enter(struct ks_conns_loop *lp)
+void bw_ks_conns_loop_enter(struct bw_ks_conns_loop *lp)
 {
 	self = lp;
 }
 
-struct bufferevent *ks_conns_bev(struct ks_conns_loop *lp)
+struct bufferevent *bw_ks_conns_bev(struct bw_ks_conns_loop *lp)
 {
-	struct ks_conns *c = lp->c;
+	struct bw_ks_conns *c = lp->c;
 	SSL *ssl;
 	struct conn *x;
 	struct bufferevent *bev;
@@ -455,7 +455,7 @@ struct bufferevent *ks_conns_bev(struct ks_conns_loop *lp)
 	/* Closed connections hold their descriptors until evhttp sees the end of file in a later
 	 * loop iteration, and libevent accepts in a loop: let those go before accepting more, so
 	 * open + closing stays within the descriptor headroom. */
-	pause = c->closing >= KS_CLOSING_MAX;
+	pause = c->closing >= BW_KS_CLOSING_MAX;
 	pthread_mutex_unlock(&c->lock);
 	if (pause && evconnlistener_disable(lp->listener) == 0)
 		event_add(lp->resume, &(struct timeval){ 0, 10000 });
@@ -485,16 +485,16 @@ struct bufferevent *ks_conns_bev(struct ks_conns_loop *lp)
 	return bev;
 }
 
-bool ks_conns_is_tls(struct bufferevent *bev)
+bool bw_ks_conns_is_tls(struct bufferevent *bev)
 {
 	return bev && bufferevent_openssl_get_ssl(bev);
 }
 
-void ks_conns_served(struct ks_conns_loop *lp, struct bufferevent *bev)
+void bw_ks_conns_served(struct bw_ks_conns_loop *lp, struct bufferevent *bev)
 {
 	SSL *ssl = bev ? bufferevent_openssl_get_ssl(bev) : NULL;
 	struct conn *x = ssl ? SSL_get_ex_data(ssl, ex_index) : NULL;
-	struct ks_conns *c = lp->c;
+	struct bw_ks_conns *c = lp->c;
 
 	if (!x)
 		return;
@@ -507,7 +507,7 @@ void ks_conns_served(struct ks_conns_loop *lp, struct bufferevent *bev)
 	pthread_mutex_unlock(&c->lock);
 }
 
-void ks_conns_stats(struct ks_conns *c, struct ks_conn_stats *st)
+void bw_ks_conns_stats(struct bw_ks_conns *c, struct bw_ks_conn_stats *st)
 {
 	pthread_mutex_lock(&c->lock);
 	*st = c->st;
@@ -516,7 +516,7 @@ void ks_conns_stats(struct ks_conns *c, struct ks_conn_stats *st)
 	pthread_mutex_unlock(&c->lock);
 }
 
-void ks_conns_loop_free(struct ks_conns_loop *lp)
+void bw_ks_conns_loop_free(struct bw_ks_conns_loop *lp)
 {
 	if (!lp)
 		return;
@@ -536,7 +536,7 @@ void ks_conns_loop_free(struct ks_conns_loop *lp)
 	free(lp);
 }
 
-void ks_conns_free(struct ks_conns *c)
+void bw_ks_conns_free(struct bw_ks_conns *c)
 {
 	if (!c)
 		return;

@@ -8,7 +8,7 @@
 #include <string.h>
 #include "keyservice/keyservice.h"
 
-void ks_error(struct ks_reply *r, int status, const char *type, const char *fmt, ...)
+void bw_ks_error(struct bw_ks_reply *r, int status, const char *type, const char *fmt, ...)
 {
 	struct json_object *o = json_object_new_object();
 	char detail[BW_ERR_LEN + 64], t[128];
@@ -32,38 +32,38 @@ void ks_error(struct ks_reply *r, int status, const char *type, const char *fmt,
 	json_object_put(o);
 }
 
-static void reply_json(struct ks_reply *r, struct json_object *o)
+static void reply_json(struct bw_ks_reply *r, struct json_object *o)
 {
 	r->status = 200;
 	r->body = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
 	json_object_put(o);
 }
 
-void ks_handle_auth(struct ks_ctx *c, const char *source, const char *body, size_t len, time_t now,
-		    struct ks_reply *r)
+void bw_ks_handle_auth(struct bw_ks_ctx *c, const char *source, const char *body, size_t len, time_t now,
+		       struct bw_ks_reply *r)
 {
 	struct json_object *req = NULL, *ch;
 	const char *version, *tee;
-	struct ks_session *s;
+	struct bw_ks_session *s;
 	char nonce[sizeof(s->nonce)];
 
 	if (bw_kbs_parse_object(body, len, &req) < 0) {
 		c->m.bad_request++;
-		ks_error(r, 400, "MalformedRequest", "Request is not a JSON object of at most %d bytes", BW_KBS_MAX_BODY);
+		bw_ks_error(r, 400, "MalformedRequest", "Request is not a JSON object of at most %d bytes", BW_KBS_MAX_BODY);
 		return;
 	}
 	version = bw_json_str(req, "version");
 	tee = bw_json_str(req, "tee");
 	if (!version || strcmp(version, BW_KBS_VERSION)) {
 		c->m.auth_fail++;
-		ks_error(r, 401, "ProtocolVersion", "KBS Client Protocol Version Mismatch: expect =%s while the request is %.32s",
-			 BW_KBS_VERSION, version ? version : "(none)");
-	} else if (!tee || !ks_verifier_find(tee)) {
+		bw_ks_error(r, 401, "ProtocolVersion", "KBS Client Protocol Version Mismatch: expect =%s while the request is %.32s",
+			    BW_KBS_VERSION, version ? version : "(none)");
+	} else if (!tee || !bw_ks_verifier_find(tee)) {
 		c->m.auth_fail++;
-		ks_error(r, 401, "AttestationError", "tee %.32s is not supported", tee ? tee : "(none)");
+		bw_ks_error(r, 401, "AttestationError", "tee %.32s is not supported", tee ? tee : "(none)");
 	} else {
 		pthread_mutex_lock(&c->lock);
-		s = ks_session_create(c->sessions, tee, source, now);
+		s = bw_ks_session_create(c->sessions, tee, source, now);
 		if (s) {
 			memcpy(nonce, s->nonce, sizeof(nonce));
 			memcpy(r->set_cookie, s->id, sizeof(s->id));
@@ -71,7 +71,7 @@ void ks_handle_auth(struct ks_ctx *c, const char *source, const char *body, size
 		pthread_mutex_unlock(&c->lock);
 		if (!s) {
 			c->m.auth_fail++;
-			ks_error(r, 503, "SessionsExhausted", "too many open sessions, retry later");
+			bw_ks_error(r, 503, "SessionsExhausted", "too many open sessions, retry later");
 		} else {
 			c->m.auth_ok++;
 			ch = json_object_new_object();
@@ -113,13 +113,13 @@ static int parse_attestation(const char *body, size_t len, struct attestation *a
 	return 0;
 }
 
-static char *issue_token(struct ks_ctx *c, const char *tee, struct json_object *jwk,
+static char *issue_token(struct bw_ks_ctx *c, const char *tee, struct json_object *jwk,
 			 struct json_object *claims, struct json_object *rules, time_t now)
 {
 	struct json_object *t = json_object_new_object();
 	char *tok = NULL;
 
-	json_object_object_add(t, "iss", json_object_new_string(KS_ISSUER));
+	json_object_object_add(t, "iss", json_object_new_string(BW_KS_ISSUER));
 	json_object_object_add(t, "iat", json_object_new_int64(now));
 	json_object_object_add(t, "exp", json_object_new_int64(now + c->token_lifetime));
 	json_object_object_add(t, "tee", json_object_new_string(tee));
@@ -138,24 +138,24 @@ struct claim {
 	char id[65], nonce[48], tee[16];
 };
 
-static void drop_session(struct ks_ctx *c, const char *id, time_t now)
+static void drop_session(struct bw_ks_ctx *c, const char *id, time_t now)
 {
-	struct ks_session *s;
+	struct bw_ks_session *s;
 
 	pthread_mutex_lock(&c->lock);
-	if ((s = ks_session_find(c->sessions, id, now)))
-		ks_session_drop(c->sessions, s);
+	if ((s = bw_ks_session_find(c->sessions, id, now)))
+		bw_ks_session_drop(c->sessions, s);
 	pthread_mutex_unlock(&c->lock);
 }
 
 /* Verify an attestation for session k; on success the token is stored in the session and a
  * copy returned in *token. */
-static int attest(struct ks_ctx *c, const struct claim *k, const struct attestation *a, time_t now,
+static int attest(struct bw_ks_ctx *c, const struct claim *k, const struct attestation *a, time_t now,
 		  char **token, char *err, size_t errlen)
 {
-	const struct ks_verifier *v = ks_verifier_find(k->tee);
+	const struct bw_ks_verifier *v = bw_ks_verifier_find(k->tee);
 	struct json_object *claims = NULL, *rules = NULL;
-	struct ks_session *s;
+	struct bw_ks_session *s;
 	char *tok = NULL;
 	EVP_PKEY *pk = NULL;
 	const char *alg;
@@ -179,7 +179,7 @@ static int attest(struct ks_ctx *c, const struct claim *k, const struct attestat
 	pthread_rwlock_rdlock(&c->policy_lock);
 	r = v->verify(&c->policy, a->evidence, rd, sizeof(rd), &claims, err, errlen);
 	if (r == 0)
-		rules = ks_policy_match(&c->policy, claims);
+		rules = bw_ks_policy_match(&c->policy, claims);
 	pthread_rwlock_unlock(&c->policy_lock);
 	if (r < 0)
 		return r;
@@ -192,8 +192,8 @@ static int attest(struct ks_ctx *c, const struct claim *k, const struct attestat
 		r = -EIO;
 	} else {
 		pthread_mutex_lock(&c->lock);
-		s = ks_session_find(c->sessions, k->id, now);
-		r = s ? ks_session_attested(c->sessions, s, tok, now) : -ESTALE;
+		s = bw_ks_session_find(c->sessions, k->id, now);
+		r = s ? bw_ks_session_attested(c->sessions, s, tok, now) : -ESTALE;
 		pthread_mutex_unlock(&c->lock);
 		if (r < 0) {
 			free(tok);
@@ -208,10 +208,10 @@ static int attest(struct ks_ctx *c, const struct claim *k, const struct attestat
 	return r;
 }
 
-void ks_handle_attest(struct ks_ctx *c, const char *cookie, const char *body, size_t len, time_t now,
-		      struct ks_reply *r)
+void bw_ks_handle_attest(struct bw_ks_ctx *c, const char *cookie, const char *body, size_t len, time_t now,
+			 struct bw_ks_reply *r)
 {
-	struct ks_session *s;
+	struct bw_ks_session *s;
 	struct attestation a = { 0 };
 	struct claim k;
 	char err[BW_ERR_LEN] = "", *token = NULL;
@@ -219,7 +219,7 @@ void ks_handle_attest(struct ks_ctx *c, const char *cookie, const char *body, si
 	struct json_object *o;
 
 	pthread_mutex_lock(&c->lock);
-	s = ks_session_find(c->sessions, cookie, now);
+	s = bw_ks_session_find(c->sessions, cookie, now);
 	if (s) {
 		/* Single use: whatever happens next, this nonce cannot be presented again. */
 		used = s->nonce_used;
@@ -231,21 +231,21 @@ void ks_handle_attest(struct ks_ctx *c, const char *cookie, const char *body, si
 	pthread_mutex_unlock(&c->lock);
 	if (!s) {
 		c->m.attest_fail++;
-		ks_error(r, 401, "InvalidCookie", "no valid %s cookie (unknown or expired session)", BW_KBS_COOKIE);
+		bw_ks_error(r, 401, "InvalidCookie", "no valid %s cookie (unknown or expired session)", BW_KBS_COOKIE);
 		return;
 	}
 	if (used) {
 		c->m.attest_fail++;
-		ks_error(r, 401, "AttestationError", "the session's nonce was already used");
+		bw_ks_error(r, 401, "AttestationError", "the session's nonce was already used");
 		return;
 	}
 	if (parse_attestation(body, len, &a, err, sizeof(err)) < 0) {
 		c->m.bad_request++;
-		ks_error(r, 400, "MalformedRequest", "%s", err);
+		bw_ks_error(r, 400, "MalformedRequest", "%s", err);
 		drop_session(c, k.id, now); /* its nonce is spent: the session has no further use */
 	} else if (attest(c, &k, &a, now, &token, err, sizeof(err)) < 0) {
 		c->m.attest_fail++;
-		ks_error(r, 401, "AttestationError", "%s", err);
+		bw_ks_error(r, 401, "AttestationError", "%s", err);
 		drop_session(c, k.id, now);
 	} else {
 		c->m.attest_ok++;
@@ -262,7 +262,7 @@ void ks_handle_attest(struct ks_ctx *c, const char *cookie, const char *body, si
  * no second ECDSA verification until they expire. The policy is still checked per request.
  */
 #define TOKEN_SLOTS 1024
-struct ks_token_cache {
+struct bw_ks_token_cache {
 	struct slot {
 		uint8_t hash[32];
 		int64_t exp;
@@ -275,12 +275,12 @@ struct ks_token_cache {
 /* The key being served sits in this thread's locked buffer, wiped after each use. */
 static __thread struct bw_secret scratch;
 
-void ks_thread_done(void)
+void bw_ks_thread_done(void)
 {
 	bw_secret_free(&scratch);
 }
 
-void ks_ctx_free_cache(struct ks_ctx *c)
+void bw_ks_ctx_free_cache(struct bw_ks_ctx *c)
 {
 	for (size_t i = 0; c->tokens && i < TOKEN_SLOTS; i++) {
 		json_object_put(c->tokens->s[i].claims);
@@ -288,30 +288,30 @@ void ks_ctx_free_cache(struct ks_ctx *c)
 	}
 	free(c->tokens);
 	c->tokens = NULL;
-	ks_thread_done();
+	bw_ks_thread_done();
 }
 
-void ks_ctx_set_policy(struct ks_ctx *c, struct ks_policy *p)
+void bw_ks_ctx_set_policy(struct bw_ks_ctx *c, struct bw_ks_policy *p)
 {
-	struct ks_policy old;
+	struct bw_ks_policy old;
 
 	pthread_rwlock_wrlock(&c->policy_lock);
 	old = c->policy;
 	c->policy = *p;
 	pthread_rwlock_unlock(&c->policy_lock);
-	ks_policy_free(&old);
+	bw_ks_policy_free(&old);
 }
 
 /* Whether the verified claims' rules (under the current policy) allow path. Called with c->lock
  * held when the claims are the cache's (json-c reference counts are not atomic). */
-static bool allowed(struct ks_ctx *c, struct json_object *claims, const char *path)
+static bool allowed(struct bw_ks_ctx *c, struct json_object *claims, const char *path)
 {
 	struct json_object *rules = NULL;
 	bool ok;
 
 	json_object_object_get_ex(claims, "rules", &rules);
 	pthread_rwlock_rdlock(&c->policy_lock);
-	ok = ks_policy_allows(&c->policy, rules, bw_json_str(claims, "tee"), path);
+	ok = bw_ks_policy_allows(&c->policy, rules, bw_json_str(claims, "tee"), path);
 	pthread_rwlock_unlock(&c->policy_lock);
 	return ok;
 }
@@ -322,7 +322,7 @@ static bool allowed(struct ks_ctx *c, struct json_object *claims, const char *pa
  * not verify. The same bytes verified once need no second ECDSA verification until they expire;
  * the signature check runs outside the lock.
  */
-static int authorize(struct ks_ctx *c, const char *tok, const char *path, time_t now, EVP_PKEY **tee,
+static int authorize(struct bw_ks_ctx *c, const char *tok, const char *path, time_t now, EVP_PKEY **tee,
 		     const char **alg, char *err, size_t errlen)
 {
 	uint8_t h[32];
@@ -351,7 +351,7 @@ static int authorize(struct ks_ctx *c, const char *tok, const char *path, time_t
 	if (r != -ENOENT)
 		return r;
 
-	r = bw_jwt_verify(c->signing_key, KS_ISSUER, tok, now, &claims, err, errlen);
+	r = bw_jwt_verify(c->signing_key, BW_KS_ISSUER, tok, now, &claims, err, errlen);
 	if (r < 0)
 		return r;
 	if (!json_object_object_get_ex(claims, "tee-pubkey", &jwk) || bw_jwk_import(jwk, &pk, &a) < 0 ||
@@ -380,11 +380,11 @@ static int authorize(struct ks_ctx *c, const char *tok, const char *path, time_t
 	return 0;
 }
 
-void ks_handle_resource(struct ks_ctx *c, const char *cookie, const char *bearer, const char *path,
-			time_t now, struct ks_reply *r)
+void bw_ks_handle_resource(struct bw_ks_ctx *c, const char *cookie, const char *bearer, const char *path,
+			   time_t now, struct bw_ks_reply *r)
 {
 	_cleanup_free_ char *own = NULL;
-	struct ks_session *s;
+	struct bw_ks_session *s;
 	char err[BW_ERR_LEN] = "";
 	EVP_PKEY *tee = NULL;
 	const char *alg = NULL;
@@ -392,33 +392,33 @@ void ks_handle_resource(struct ks_ctx *c, const char *cookie, const char *bearer
 
 	if (!bw_kbs_resource_path_valid(path)) {
 		c->m.bad_request++;
-		ks_error(r, 404, "InvalidRequestPath", "resource path must be REPO/TYPE/TAG of [A-Za-z0-9._-]");
+		bw_ks_error(r, 404, "InvalidRequestPath", "resource path must be REPO/TYPE/TAG of [A-Za-z0-9._-]");
 		return;
 	}
 	/* The token: bearer, or the one of the cookie's attested session. */
 	if (!bearer && cookie) {
 		pthread_mutex_lock(&c->lock);
-		if ((s = ks_session_find(c->sessions, cookie, now)) && s->token)
+		if ((s = bw_ks_session_find(c->sessions, cookie, now)) && s->token)
 			bearer = own = strdup(s->token);
 		pthread_mutex_unlock(&c->lock);
 	}
 	if (!bearer) {
 		c->m.resource_denied++;
-		ks_error(r, 401, "TokenNotFound", "no token: attest first (cookie session or Authorization: Bearer)");
+		bw_ks_error(r, 401, "TokenNotFound", "no token: attest first (cookie session or Authorization: Bearer)");
 		return;
 	}
 	e = authorize(c, bearer, path, now, &tee, &alg, err, sizeof(err));
 	if (e == -EACCES) {
 		c->m.resource_denied++;
-		ks_error(r, 403, "PolicyDeny", "resource %s is not allowed for this evidence", path);
+		bw_ks_error(r, 403, "PolicyDeny", "resource %s is not allowed for this evidence", path);
 	} else if (e < 0) {
 		c->m.resource_denied++;
-		ks_error(r, 401, "TokenVerifierError", "%s", err[0] ? err : "token cannot be verified");
-	} else if ((!scratch.data && bw_secret_new(&scratch, KS_RESOURCE_LEN) < 0) ||
-		   ks_derive_into(&c->master, &c->salt, path, scratch.data) < 0 ||
-		   bw_jwe_encrypt_to(tee, alg, scratch.data, KS_RESOURCE_LEN, &r->body) < 0) {
+		bw_ks_error(r, 401, "TokenVerifierError", "%s", err[0] ? err : "token cannot be verified");
+	} else if ((!scratch.data && bw_secret_new(&scratch, BW_KS_RESOURCE_LEN) < 0) ||
+		   bw_ks_derive_into(&c->master, &c->salt, path, scratch.data) < 0 ||
+		   bw_jwe_encrypt_to(tee, alg, scratch.data, BW_KS_RESOURCE_LEN, &r->body) < 0) {
 		c->m.resource_fail++;
-		ks_error(r, 500, "JweError", "cannot derive or encrypt the resource");
+		bw_ks_error(r, 500, "JweError", "cannot derive or encrypt the resource");
 	} else {
 		c->m.resource_ok++;
 		r->status = 200;

@@ -50,16 +50,16 @@ struct worker {
 	struct server *s;
 	struct event_base *base;
 	struct evhttp *http;
-	struct ks_conns_loop *loop;
+	struct bw_ks_conns_loop *loop;
 	pthread_t thread;
 	bool started;
 };
 
 struct server {
-	struct ks_ctx ctx;
+	struct bw_ks_ctx ctx;
 	struct opts o;
 	SSL_CTX *ssl;
-	struct ks_conns *conns;
+	struct bw_ks_conns *conns;
 	struct worker w[MAX_WORKERS];
 	size_t n_workers;
 	_Atomic uint64_t requests;
@@ -165,7 +165,7 @@ static const char *bearer_value(struct evhttp_request *req)
 	return h && !strncmp(h, "Bearer ", 7) ? h + 7 : NULL;
 }
 
-static void send_reply(struct evhttp_request *req, struct ks_reply *r, const char *ctype)
+static void send_reply(struct evhttp_request *req, struct bw_ks_reply *r, const char *ctype)
 {
 	struct evkeyvalq *out = evhttp_request_get_output_headers(req);
 	struct evbuffer *buf = evbuffer_new();
@@ -188,19 +188,19 @@ static void send_reply(struct evhttp_request *req, struct ks_reply *r, const cha
 	r->body = NULL;
 }
 
-static void metrics(struct server *s, struct ks_reply *r)
+static void metrics(struct server *s, struct bw_ks_reply *r)
 {
-	const struct ks_metrics *m = &s->ctx.m;
-	struct ks_conn_stats cs;
+	const struct bw_ks_metrics *m = &s->ctx.m;
+	struct bw_ks_conn_stats cs;
 	_cleanup_free_ char *conns = NULL;
 	size_t n_sessions, n_pending;
 	uint64_t n_evicted;
 
-	ks_conns_stats(s->conns, &cs);
+	bw_ks_conns_stats(s->conns, &cs);
 	pthread_mutex_lock(&s->ctx.lock);
-	n_sessions = ks_sessions_count(s->ctx.sessions);
-	n_pending = ks_sessions_pending(s->ctx.sessions);
-	n_evicted = ks_sessions_evicted(s->ctx.sessions);
+	n_sessions = bw_ks_sessions_count(s->ctx.sessions);
+	n_pending = bw_ks_sessions_pending(s->ctx.sessions);
+	n_evicted = bw_ks_sessions_evicted(s->ctx.sessions);
 	pthread_mutex_unlock(&s->ctx.lock);
 	if (asprintf(&conns,
 		     "# TYPE bulwark_keyservice_connections gauge\nbulwark_keyservice_connections %zu\n"
@@ -270,7 +270,7 @@ static void route(struct evhttp_request *req, void *arg)
 	struct evbuffer *in = evhttp_request_get_input_buffer(req);
 	size_t len = evbuffer_get_length(in);
 	const char *body = len ? (const char *)evbuffer_pullup(in, -1) : "";
-	struct ks_reply r = { 0 };
+	struct bw_ks_reply r = { 0 };
 	char cookie[80];
 	const char *allow;
 	struct bufferevent *bev;
@@ -279,27 +279,27 @@ static void route(struct evhttp_request *req, void *arg)
 	s->requests++;
 	path = path ? path : "";
 	bev = evhttp_connection_get_bufferevent(evhttp_request_get_connection(req));
-	if (!ks_conns_is_tls(bev)) {
+	if (!bw_ks_conns_is_tls(bev)) {
 		/* Only when creating the TLS bufferevent failed (evhttp then falls back to plain
 		 * sockets): never answer in clear. */
 		shutdown(bufferevent_getfd(bev), SHUT_RDWR);
 		evhttp_send_error(req, 421, "TLS required");
 		return;
 	}
-	ks_conns_served(w->loop, bev);
+	bw_ks_conns_served(w->loop, bev);
 	allow = allowed_method(path);
 	if (allow && strcmp(allow, cmd == EVHTTP_REQ_POST ? "POST" : cmd == EVHTTP_REQ_GET ? "GET" : "")) {
 		/* A known endpoint with another method: 405 with Allow (RFC 9110 §15.5.6). */
 		evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", allow);
 		s->ctx.m.bad_request++;
-		ks_error(&r, 405, "MethodNotAllowed", "use %s for this endpoint", allow);
+		bw_ks_error(&r, 405, "MethodNotAllowed", "use %s for this endpoint", allow);
 	} else if (cmd == EVHTTP_REQ_POST && !strcmp(path, BW_KBS_PREFIX "/auth"))
-		ks_handle_auth(&s->ctx, peer(req), body, len, now, &r);
+		bw_ks_handle_auth(&s->ctx, peer(req), body, len, now, &r);
 	else if (cmd == EVHTTP_REQ_POST && !strcmp(path, BW_KBS_PREFIX "/attest"))
-		ks_handle_attest(&s->ctx, cookie_value(req, cookie, sizeof(cookie)), body, len, now, &r);
+		bw_ks_handle_attest(&s->ctx, cookie_value(req, cookie, sizeof(cookie)), body, len, now, &r);
 	else if (cmd == EVHTTP_REQ_GET && !strncmp(path, BW_KBS_PREFIX "/resource/", strlen(BW_KBS_PREFIX "/resource/")))
-		ks_handle_resource(&s->ctx, cookie_value(req, cookie, sizeof(cookie)), bearer_value(req),
-				   path + strlen(BW_KBS_PREFIX "/resource/"), now, &r);
+		bw_ks_handle_resource(&s->ctx, cookie_value(req, cookie, sizeof(cookie)), bearer_value(req),
+				      path + strlen(BW_KBS_PREFIX "/resource/"), now, &r);
 	else if (cmd == EVHTTP_REQ_GET && !strcmp(path, "/healthz")) {
 		r.status = 200;
 		r.body = strdup("{\"status\":\"ok\"}");
@@ -308,7 +308,7 @@ static void route(struct evhttp_request *req, void *arg)
 		send_reply(req, &r, "text/plain; version=0.0.4");
 		return;
 	} else
-		ks_error(&r, 404, "InvalidRequestPath", "no such endpoint");
+		bw_ks_error(&r, 404, "InvalidRequestPath", "no such endpoint");
 	send_reply(req, &r, "application/json");
 }
 
@@ -317,7 +317,7 @@ static struct bufferevent *tls_bev(struct event_base *base, void *arg)
 	struct worker *w = arg;
 
 	(void)base;
-	return ks_conns_bev(w->loop);
+	return bw_ks_conns_bev(w->loop);
 }
 
 static SSL_CTX *tls_ctx(const char *cert, const char *key)
@@ -345,7 +345,7 @@ static EVP_PKEY *signing_key(const char *path, char *err, size_t errlen)
 
 	if (!path)
 		return bw_jwk_new(BW_JWK_EC_P256); /* tokens die with the process; clients re-attest */
-	r = ks_read_secret(path, 1, &pem);
+	r = bw_ks_read_secret(path, 1, &pem);
 	if (r < 0) {
 		snprintf(err, errlen, "signing key %s: %s (need a 0600 PEM file of at most 4096 bytes, owned by the service user)",
 			 path, strerror(-r));
@@ -368,7 +368,7 @@ static EVP_PKEY *signing_key(const char *path, char *err, size_t errlen)
 static void on_signal(evutil_socket_t sig, short ev, void *arg)
 {
 	struct server *s = arg;
-	struct ks_policy p;
+	struct bw_ks_policy p;
 	char err[BW_ERR_LEN];
 
 	(void)ev;
@@ -377,11 +377,11 @@ static void on_signal(evutil_socket_t sig, short ev, void *arg)
 			event_base_loopbreak(s->w[i].base);
 		return;
 	}
-	if (ks_policy_load(s->o.policy, &p, err, sizeof(err)) < 0) {
+	if (bw_ks_policy_load(s->o.policy, &p, err, sizeof(err)) < 0) {
 		bw_err("policy reload failed, keeping the old policy: %s", err);
 		return;
 	}
-	ks_ctx_set_policy(&s->ctx, &p);
+	bw_ks_ctx_set_policy(&s->ctx, &p);
 	bw_info("policy reloaded: %zu rules%s", p.n_rules, p.sample ? ", sample evidence ENABLED" : "");
 }
 
@@ -392,7 +392,7 @@ static void on_purge(evutil_socket_t fd, short ev, void *arg)
 	(void)fd;
 	(void)ev;
 	pthread_mutex_lock(&s->ctx.lock);
-	ks_sessions_purge(s->ctx.sessions, time(NULL));
+	bw_ks_sessions_purge(s->ctx.sessions, time(NULL));
 	pthread_mutex_unlock(&s->ctx.lock);
 }
 
@@ -400,17 +400,17 @@ static int load(struct server *s, char *err, size_t errlen)
 {
 	int r;
 
-	r = ks_read_secret(s->o.master, 32, &s->ctx.master);
+	r = bw_ks_read_secret(s->o.master, 32, &s->ctx.master);
 	if (r < 0) {
 		snprintf(err, errlen, "master secret %s: %s (need a 0600 file of 32..4096 bytes)", s->o.master, strerror(-r));
 		return r;
 	}
-	r = ks_read_secret(s->o.salt, 32, &s->ctx.salt);
+	r = bw_ks_read_secret(s->o.salt, 32, &s->ctx.salt);
 	if (r < 0) {
 		snprintf(err, errlen, "salt %s: %s (need a 0600 file of 32..4096 bytes)", s->o.salt, strerror(-r));
 		return r;
 	}
-	r = ks_policy_load(s->o.policy, &s->ctx.policy, err, errlen);
+	r = bw_ks_policy_load(s->o.policy, &s->ctx.policy, err, errlen);
 	if (r < 0)
 		return r;
 	s->ctx.signing_key = signing_key(s->o.signing_key, err, errlen);
@@ -421,7 +421,7 @@ static int load(struct server *s, char *err, size_t errlen)
 		snprintf(err, errlen, "TLS certificate/key %s / %s cannot be loaded", s->o.cert, s->o.key);
 		return -EINVAL;
 	}
-	s->ctx.sessions = ks_sessions_new(&(struct ks_session_limits){
+	s->ctx.sessions = bw_ks_sessions_new(&(struct bw_ks_session_limits){
 		.max = (size_t)s->o.max_sessions, .per_source = (size_t)s->o.sessions_per_source,
 		.lifetime = s->o.session_lifetime, .unattested_lifetime = s->o.attest_timeout });
 	s->ctx.token_lifetime = s->o.token_lifetime;
@@ -452,7 +452,7 @@ static int split_listen(const char *l, char *host, size_t size, unsigned short *
  * connection cap stays below it with headroom for the listener, logs, TPM and policy reloads,
  * so accept() has a descriptor whenever the cap lets a connection in.
  */
-#define FD_HEADROOM KS_FD_HEADROOM
+#define FD_HEADROOM BW_KS_FD_HEADROOM
 static size_t conn_cap(long want)
 {
 	struct rlimit rl;
@@ -535,7 +535,7 @@ static int worker_new(struct worker *w, struct server *s, int lfd)
 			close(fd);
 		return -ENOMEM;
 	}
-	w->loop = ks_conns_loop_new(s->conns, w->base, evhttp_bound_socket_get_listener(bound));
+	w->loop = bw_ks_conns_loop_new(s->conns, w->base, evhttp_bound_socket_get_listener(bound));
 	return w->loop ? 0 : -ENOMEM;
 }
 
@@ -543,7 +543,7 @@ static void worker_free(struct worker *w)
 {
 	if (w->http)
 		evhttp_free(w->http); /* frees its connections: before the loop's accounting */
-	ks_conns_loop_free(w->loop);
+	bw_ks_conns_loop_free(w->loop);
 	if (w->base)
 		event_base_free(w->base);
 }
@@ -552,9 +552,9 @@ static void *worker_run(void *arg)
 {
 	struct worker *w = arg;
 
-	ks_conns_loop_enter(w->loop);
+	bw_ks_conns_loop_enter(w->loop);
 	event_base_dispatch(w->base);
-	ks_thread_done();
+	bw_ks_thread_done();
 	return NULL;
 }
 
@@ -566,7 +566,7 @@ static int serve(struct server *s)
 	sigset_t all, old;
 	int lfd, r = 0;
 
-	s->conns = ks_conns_new(s->ssl, &(struct ks_conn_limits){
+	s->conns = bw_ks_conns_new(s->ssl, &(struct bw_ks_conn_limits){
 		.max = conn_cap(s->o.max_conns), .per_source = (size_t)s->o.conns_per_source,
 		.request_timeout_ms = s->o.request_timeout * 1000 });
 	if (!s->conns)
@@ -574,7 +574,7 @@ static int serve(struct server *s)
 	lfd = listen_socket(s->o.listen);
 	if (lfd < 0) {
 		bw_err("cannot listen on %s: %s", s->o.listen, strerror(-lfd));
-		ks_conns_free(s->conns);
+		bw_ks_conns_free(s->conns);
 		return lfd;
 	}
 	for (s->n_workers = 0; s->n_workers < (size_t)s->o.workers && r == 0; s->n_workers++)
@@ -612,7 +612,7 @@ static int serve(struct server *s)
 			event_free(ev[i]);
 	for (size_t i = 0; i < s->n_workers; i++)
 		worker_free(&s->w[i]);
-	ks_conns_free(s->conns);
+	bw_ks_conns_free(s->conns);
 	return r;
 }
 
@@ -639,9 +639,9 @@ int main(int argc, char **argv)
 	r = evthread_use_pthreads() < 0 ? -ENOMEM : serve(&s);
 	SSL_CTX_free(s.ssl);
 	EVP_PKEY_free(s.ctx.signing_key);
-	ks_sessions_free(s.ctx.sessions);
-	ks_ctx_free_cache(&s.ctx);
-	ks_policy_free(&s.ctx.policy);
+	bw_ks_sessions_free(s.ctx.sessions);
+	bw_ks_ctx_free_cache(&s.ctx);
+	bw_ks_policy_free(&s.ctx.policy);
 	bw_secret_free(&s.ctx.master);
 	bw_secret_free(&s.ctx.salt);
 	return r < 0 ? 1 : 0;

@@ -71,7 +71,7 @@ static bool resource_ok(const char *s)
 	return bw_kbs_resource_path_valid(buf);
 }
 
-static int parse_pcrs(struct json_object *o, struct ks_rule *r)
+static int parse_pcrs(struct json_object *o, struct bw_ks_rule *r)
 {
 	if (!json_object_is_type(o, json_type_object))
 		return -EINVAL;
@@ -86,7 +86,7 @@ static int parse_pcrs(struct json_object *o, struct ks_rule *r)
 	return 0;
 }
 
-static void rule_ref(struct json_object *o, struct ks_rule *r)
+static void rule_ref(struct json_object *o, struct bw_ks_rule *r)
 {
 	const char *text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
 	uint8_t md[32];
@@ -97,7 +97,7 @@ static void rule_ref(struct json_object *o, struct ks_rule *r)
 		bw_hex_encode(md, 8, r->ref + n);
 }
 
-static int parse_rule(struct json_object *o, struct ks_rule *r, char *err, size_t errlen)
+static int parse_rule(struct json_object *o, struct bw_ks_rule *r, char *err, size_t errlen)
 {
 	const char *name = bw_json_str(o, "name"), *tee = bw_json_str(o, "tee");
 	struct json_object *res;
@@ -133,12 +133,12 @@ static int parse_rule(struct json_object *o, struct ks_rule *r, char *err, size_
 	return 0;
 }
 
-int ks_policy_parse(const char *text, size_t len, struct ks_policy *p, char *err, size_t errlen)
+int bw_ks_policy_parse(const char *text, size_t len, struct bw_ks_policy *p, char *err, size_t errlen)
 {
 	struct json_object *o = NULL, *rules = NULL;
 	int r = 0;
 
-	*p = (struct ks_policy){ 0 };
+	*p = (struct bw_ks_policy){ 0 };
 	if (len > MAX_POLICY)
 		FAIL(-EFBIG, "policy larger than %d bytes", MAX_POLICY);
 	/* The same strict parser as the protocol messages, with the policy's own size bound. */
@@ -165,11 +165,11 @@ int ks_policy_parse(const char *text, size_t len, struct ks_policy *p, char *err
 	}
 	json_object_put(o);
 	if (r < 0)
-		ks_policy_free(p);
+		bw_ks_policy_free(p);
 	return r;
 }
 
-int ks_policy_load(const char *path, struct ks_policy *p, char *err, size_t errlen)
+int bw_ks_policy_load(const char *path, struct bw_ks_policy *p, char *err, size_t errlen)
 {
 	_cleanup_free_ char *text = NULL;
 	size_t len;
@@ -177,7 +177,7 @@ int ks_policy_load(const char *path, struct ks_policy *p, char *err, size_t errl
 
 	if (r < 0)
 		FAIL(r, "policy %s: %s", path, strerror(-r));
-	return ks_policy_parse(text, len, p, err, errlen);
+	return bw_ks_policy_parse(text, len, p, err, errlen);
 }
 
 static void free_strs(char **s, size_t n)
@@ -187,7 +187,7 @@ static void free_strs(char **s, size_t n)
 	free(s);
 }
 
-void ks_policy_free(struct ks_policy *p)
+void bw_ks_policy_free(struct bw_ks_policy *p)
 {
 	for (size_t i = 0; p->rules && i < p->n_rules; i++) {
 		free(p->rules[i].name);
@@ -196,10 +196,10 @@ void ks_policy_free(struct ks_policy *p)
 		free_strs(p->rules[i].resources, p->rules[i].n_resources);
 	}
 	free(p->rules);
-	*p = (struct ks_policy){ 0 };
+	*p = (struct bw_ks_policy){ 0 };
 }
 
-static bool tpm_matches(const struct ks_rule *r, struct json_object *claims)
+static bool tpm_matches(const struct bw_ks_rule *r, struct json_object *claims)
 {
 	const char *ak = bw_json_str(claims, "ak");
 	struct json_object *pcrs;
@@ -222,13 +222,13 @@ static bool tpm_matches(const struct ks_rule *r, struct json_object *claims)
 	return true;
 }
 
-struct json_object *ks_policy_match(const struct ks_policy *p, struct json_object *claims)
+struct json_object *bw_ks_policy_match(const struct bw_ks_policy *p, struct json_object *claims)
 {
 	struct json_object *names = json_object_new_array();
 	const char *tee = bw_json_str(claims, "tee");
 
 	for (size_t i = 0; names && tee && i < p->n_rules; i++) {
-		const struct ks_rule *r = &p->rules[i];
+		const struct bw_ks_rule *r = &p->rules[i];
 		if (strcmp(r->tee, tee))
 			continue;
 		if (!strcmp(tee, "tpm") && !tpm_matches(r, claims))
@@ -247,15 +247,15 @@ static bool resource_matches(const char *pat, const char *path)
 	return pat[n - 1] == '/' ? !strncmp(pat, path, n) : !strcmp(pat, path);
 }
 
-bool ks_policy_allows(const struct ks_policy *p, struct json_object *rule_names, const char *tee,
-		      const char *path)
+bool bw_ks_policy_allows(const struct bw_ks_policy *p, struct json_object *rule_names, const char *tee,
+			 const char *path)
 {
 	if (!json_object_is_type(rule_names, json_type_array) || !tee)
 		return false;
 	for (size_t i = 0; i < json_object_array_length(rule_names); i++) {
 		const char *name = json_object_get_string(json_object_array_get_idx(rule_names, i));
 		for (size_t j = 0; name && j < p->n_rules; j++) {
-			const struct ks_rule *r = &p->rules[j];
+			const struct bw_ks_rule *r = &p->rules[j];
 			if (strcmp(r->ref, name) || strcmp(r->tee, tee))
 				continue;
 			for (size_t k = 0; k < r->n_resources; k++)

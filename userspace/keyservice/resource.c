@@ -11,7 +11,7 @@
 #define VOLUME_PREFIX "bulwark/volume/"
 #define MAX_SECRET_FILE 4096
 
-int ks_info(const char *path, char *buf, size_t size)
+int bw_ks_info(const char *path, char *buf, size_t size)
 {
 	int n;
 
@@ -22,31 +22,31 @@ int ks_info(const char *path, char *buf, size_t size)
 	return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
 }
 
-int ks_derive_into(const struct bw_secret *master, const struct bw_secret *salt, const char *path,
-		   uint8_t *out)
+int bw_ks_derive_into(const struct bw_secret *master, const struct bw_secret *salt, const char *path,
+		      uint8_t *out)
 {
 	char info[300];
-	int r = ks_info(path, info, sizeof(info));
+	int r = bw_ks_info(path, info, sizeof(info));
 
 	return r < 0 ? r : bw_hkdf_sha256(master->data, master->len, salt->data, salt->len, info, strlen(info), out,
-					 KS_RESOURCE_LEN);
+					 BW_KS_RESOURCE_LEN);
 }
 
-int ks_derive(const struct bw_secret *master, const struct bw_secret *salt, const char *path,
-	      struct bw_secret *out)
+int bw_ks_derive(const struct bw_secret *master, const struct bw_secret *salt, const char *path,
+		 struct bw_secret *out)
 {
 	_cleanup_secret_ struct bw_secret key = { 0 };
-	int r = bw_secret_new(&key, KS_RESOURCE_LEN);
+	int r = bw_secret_new(&key, BW_KS_RESOURCE_LEN);
 
 	if (r == 0)
-		r = ks_derive_into(master, salt, path, key.data);
+		r = bw_ks_derive_into(master, salt, path, key.data);
 	if (r < 0)
 		return r;
 	*out = TAKE_SECRET(key);
 	return 0;
 }
 
-int ks_read_secret(const char *path, size_t min, struct bw_secret *out)
+int bw_ks_read_secret(const char *path, size_t min, struct bw_secret *out)
 {
 	return bw_read_key_file_range(path, min, MAX_SECRET_FILE, out);
 }

@@ -18,29 +18,29 @@
 #define BUCKETS 4096
 
 struct list {
-	struct ks_session *head, *tail;
+	struct bw_ks_session *head, *tail;
 };
 
-struct ks_source {
-	char addr[KS_SOURCE_LEN];
+struct bw_ks_source {
+	char addr[BW_KS_SOURCE_LEN];
 	size_t total;            /* sessions of this source (frees the record at 0) */
 	size_t unattested;
 	struct list pending;     /* its unattested sessions, oldest first (src_prev/src_next) */
-	struct ks_source *next;  /* hash chain */
+	struct bw_ks_source *next;  /* hash chain */
 };
 
-struct ks_sessions {
-	struct ks_session *b[BUCKETS];
-	struct ks_source *src[BUCKETS];
+struct bw_ks_sessions {
+	struct bw_ks_session *b[BUCKETS];
+	struct bw_ks_source *src[BUCKETS];
 	struct list pending, attested; /* prev/next, oldest first */
 	size_t count, n_pending, max, per_source;
 	time_t lifetime, unattested_lifetime;
 	uint64_t evicted;
 };
 
-struct ks_sessions *ks_sessions_new(const struct ks_session_limits *l)
+struct bw_ks_sessions *bw_ks_sessions_new(const struct bw_ks_session_limits *l)
 {
-	struct ks_sessions *s = calloc(1, sizeof(*s));
+	struct bw_ks_sessions *s = calloc(1, sizeof(*s));
 
 	if (s) {
 		s->max = l->max ? l->max : 1;
@@ -67,10 +67,10 @@ static size_t src_bucket(const char *addr)
 	return h % BUCKETS;
 }
 
-static void list_del(struct list *l, struct ks_session *x, bool src)
+static void list_del(struct list *l, struct bw_ks_session *x, bool src)
 {
-	struct ks_session **prev = src ? &x->src_prev : &x->prev, **next = src ? &x->src_next : &x->next;
-	struct ks_session *p = *prev, *n = *next;
+	struct bw_ks_session **prev = src ? &x->src_prev : &x->prev, **next = src ? &x->src_next : &x->next;
+	struct bw_ks_session *p = *prev, *n = *next;
 
 	if (p)
 		*(src ? &p->src_next : &p->next) = n;
@@ -83,7 +83,7 @@ static void list_del(struct list *l, struct ks_session *x, bool src)
 	*prev = *next = NULL;
 }
 
-static void list_add_tail(struct list *l, struct ks_session *x, bool src)
+static void list_add_tail(struct list *l, struct bw_ks_session *x, bool src)
 {
 	if (src) {
 		x->src_prev = l->tail;
@@ -101,10 +101,10 @@ static void list_add_tail(struct list *l, struct ks_session *x, bool src)
 	l->tail = x;
 }
 
-static struct ks_source *source_get(struct ks_sessions *s, const char *addr, bool create)
+static struct bw_ks_source *source_get(struct bw_ks_sessions *s, const char *addr, bool create)
 {
 	size_t b = src_bucket(addr);
-	struct ks_source *x;
+	struct bw_ks_source *x;
 
 	for (x = s->src[b]; x; x = x->next)
 		if (!strcmp(x->addr, addr))
@@ -117,9 +117,9 @@ static struct ks_source *source_get(struct ks_sessions *s, const char *addr, boo
 	return x;
 }
 
-static void source_put(struct ks_sessions *s, struct ks_source *x)
+static void source_put(struct bw_ks_sessions *s, struct bw_ks_source *x)
 {
-	struct ks_source **pp;
+	struct bw_ks_source **pp;
 
 	if (x->total)
 		return;
@@ -130,10 +130,10 @@ static void source_put(struct ks_sessions *s, struct ks_source *x)
 }
 
 /* Unlink x from every structure and free it. */
-static void session_drop(struct ks_sessions *s, struct ks_session *x)
+static void session_drop(struct bw_ks_sessions *s, struct bw_ks_session *x)
 {
-	struct ks_session **pp;
-	struct ks_source *src = x->src;
+	struct bw_ks_session **pp;
+	struct bw_ks_source *src = x->src;
 
 	for (pp = &s->b[bucket(x->id)]; *pp != x; pp = &(*pp)->bnext)
 		;
@@ -156,9 +156,9 @@ static void session_drop(struct ks_sessions *s, struct ks_session *x)
 	free(x);
 }
 
-void ks_session_drop(struct ks_sessions *s, struct ks_session *x) { session_drop(s, x); }
+void bw_ks_session_drop(struct bw_ks_sessions *s, struct bw_ks_session *x) { session_drop(s, x); }
 
-size_t ks_sessions_purge(struct ks_sessions *s, time_t now)
+size_t bw_ks_sessions_purge(struct bw_ks_sessions *s, time_t now)
 {
 	size_t n = 0;
 
@@ -173,7 +173,7 @@ size_t ks_sessions_purge(struct ks_sessions *s, time_t now)
 	return n;
 }
 
-void ks_sessions_free(struct ks_sessions *s)
+void bw_ks_sessions_free(struct bw_ks_sessions *s)
 {
 	if (!s)
 		return;
@@ -184,17 +184,17 @@ void ks_sessions_free(struct ks_sessions *s)
 	free(s);
 }
 
-struct ks_session *ks_session_create(struct ks_sessions *s, const char *tee, const char *source, time_t now)
+struct bw_ks_session *bw_ks_session_create(struct bw_ks_sessions *s, const char *tee, const char *source, time_t now)
 {
-	struct ks_session *x;
-	struct ks_source *src;
+	struct bw_ks_session *x;
+	struct bw_ks_source *src;
 	uint8_t id[32], nonce[32];
 
-	if (!source || strlen(source) >= KS_SOURCE_LEN)
+	if (!source || strlen(source) >= BW_KS_SOURCE_LEN)
 		source = "?";
 	if (strlen(tee) >= sizeof(x->tee) || RAND_bytes(id, sizeof(id)) <= 0 || RAND_bytes(nonce, sizeof(nonce)) <= 0)
 		return NULL;
-	ks_sessions_purge(s, now);
+	bw_ks_sessions_purge(s, now);
 	src = source_get(s, source, true);
 	if (!src)
 		return NULL;
@@ -231,7 +231,7 @@ struct ks_session *ks_session_create(struct ks_sessions *s, const char *tee, con
 	return x;
 }
 
-int ks_session_attested(struct ks_sessions *s, struct ks_session *x, char *token, time_t now)
+int bw_ks_session_attested(struct bw_ks_sessions *s, struct bw_ks_session *x, char *token, time_t now)
 {
 	if (x->token || !token)
 		return -EINVAL;
@@ -245,16 +245,16 @@ int ks_session_attested(struct ks_sessions *s, struct ks_session *x, char *token
 	return 0;
 }
 
-struct ks_session *ks_session_find(struct ks_sessions *s, const char *id, time_t now)
+struct bw_ks_session *bw_ks_session_find(struct bw_ks_sessions *s, const char *id, time_t now)
 {
 	if (!id || strlen(id) != 64 || strspn(id, "0123456789abcdef") != 64)
 		return NULL;
-	for (struct ks_session *x = s->b[bucket(id)]; x; x = x->bnext)
+	for (struct bw_ks_session *x = s->b[bucket(id)]; x; x = x->bnext)
 		if (bw_memeq_ct(x->id, id, 64))
 			return x->expires <= now ? NULL : x;
 	return NULL;
 }
 
-size_t ks_sessions_count(const struct ks_sessions *s) { return s->count; }
-size_t ks_sessions_pending(const struct ks_sessions *s) { return s->n_pending; }
-uint64_t ks_sessions_evicted(const struct ks_sessions *s) { return s->evicted; }
+size_t bw_ks_sessions_count(const struct bw_ks_sessions *s) { return s->count; }
+size_t bw_ks_sessions_pending(const struct bw_ks_sessions *s) { return s->n_pending; }
+uint64_t bw_ks_sessions_evicted(const struct bw_ks_sessions *s) { return s->evicted; }

@@ -10,11 +10,11 @@
 #include <string.h>
 #include "keyservice/keyservice.h"
 
-extern const struct ks_verifier ks_verifier_tpm __attribute__((weak));
+extern const struct bw_ks_verifier bw_ks_verifier_tpm __attribute__((weak));
 
 #define FAIL(code, ...) do { snprintf(err, errlen, __VA_ARGS__); return (code); } while (0)
 
-static int verify_sample(const struct ks_policy *p, struct json_object *ev, const uint8_t *rd,
+static int verify_sample(const struct bw_ks_policy *p, struct json_object *ev, const uint8_t *rd,
 			 size_t len, struct json_object **claims, char *err, size_t errlen)
 {
 	_cleanup_free_ uint8_t *got = NULL;
@@ -36,11 +36,11 @@ static int verify_sample(const struct ks_policy *p, struct json_object *ev, cons
 	return 0;
 }
 
-static const struct ks_verifier verifier_sample = { .tee = "sample", .verify = verify_sample };
+static const struct bw_ks_verifier verifier_sample = { .tee = "sample", .verify = verify_sample };
 
-const struct ks_verifier *ks_verifier_find(const char *tee)
+const struct bw_ks_verifier *bw_ks_verifier_find(const char *tee)
 {
-	const struct ks_verifier *all[] = { &verifier_sample, &ks_verifier_tpm };
+	const struct bw_ks_verifier *all[] = { &verifier_sample, &bw_ks_verifier_tpm };
 
 	for (size_t i = 0; tee && i < ARRAY_SIZE(all); i++)
 		if (all[i] && !strcmp(all[i]->tee, tee))

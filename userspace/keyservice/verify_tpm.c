@@ -2,13 +2,13 @@
 /*
  * The tpm verifier: userspace/tpm checks the quote (AK signature, PCR digest, nonce binding);
  * the claims it returns (AK identity, 24 SHA-256 PCRs) are matched against the policy's
- * reference values by ks_policy_match.
+ * reference values by bw_ks_policy_match.
  */
 #include <errno.h>
 #include "keyservice/keyservice.h"
 #include "tpm/tpm.h"
 
-static int verify_tpm(const struct ks_policy *p, struct json_object *ev, const uint8_t *rd, size_t len,
+static int verify_tpm(const struct bw_ks_policy *p, struct json_object *ev, const uint8_t *rd, size_t len,
 		      struct json_object **claims, char *err, size_t errlen)
 {
 	struct bw_tpm_claims c;
@@ -37,4 +37,4 @@ static int verify_tpm(const struct ks_policy *p, struct json_object *ev, const u
 	return 0;
 }
 
-const struct ks_verifier ks_verifier_tpm = { .tee = "tpm", .verify = verify_tpm };
+const struct bw_ks_verifier bw_ks_verifier_tpm = { .tee = "tpm", .verify = verify_tpm };

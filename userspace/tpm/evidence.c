@@ -93,7 +93,6 @@ static void tpm_close(struct tpm *t)
 
 static void esys_freep(void *p) { Esys_Free(*(void **)p); }
 #define _cleanup_esys_ __attribute__((cleanup(esys_freep)))
-static void ossl_freep(uint8_t **p) { OPENSSL_free(*p); }
 
 /* TPM and TCTI failures are reported with tss2-rc's decoding; callers see -EIO. */
 static int tss_err(struct tpm *t, const char *what, TSS2_RC rc)
@@ -411,7 +410,7 @@ int bw_tpm_evidence(const struct bw_tpm_opts *o, const uint8_t *report_data, siz
 	struct quote q = { 0 };
 	TPMT_PUBLIC pub;
 	ESYS_TR ak = ESYS_TR_NONE;
-	__attribute__((cleanup(ossl_freep))) uint8_t *spki = NULL;
+	_cleanup_openssl_ uint8_t *spki = NULL;
 	size_t spki_len = 0;
 	int r;
 

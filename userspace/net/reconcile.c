@@ -320,10 +320,11 @@ static int reconcile(const struct bw_conf *c, const struct bw_conf *applied, con
 	r = applied ? device_from_conf(applied, &act) : bw_wg_get(c->iface.device, &act);
 	if (r < 0)
 		return r;
+	/* The desired index serves only lookups for the device's peers: none on an empty device. */
 	if ((r = device_settings(c, act, applied != NULL, &cfg)) < 0 ||
 	    (r = index_build(&actual_ix, act->peers, act->n_peers, sizeof(*act->peers),
 			     offsetof(struct bw_wg_peer, public_key))) < 0 ||
-	    (r = index_build(&desired_ix, c->peers, c->n_peers, sizeof(*c->peers),
+	    (r = index_build(&desired_ix, c->peers, act->n_peers ? c->n_peers : 0, sizeof(*c->peers),
 			     offsetof(struct bw_conf_peer, public_key))) < 0)
 		goto out;
 	res->ms_read = ms_since(&t);

@@ -52,6 +52,23 @@ static int clear_peers(const char *dev)
 	return bw_wg_set(dev, &d);
 }
 
+/* `wg setconf DEV PATH`, timed (process start and parsing included); < 0 when it failed. */
+static double setconf_ms(const char *dev, const char *path)
+{
+	char cmd[512];
+	double t0 = now_ms();
+
+	snprintf(cmd, sizeof(cmd), "wg setconf %s %s", dev, path);
+	return sh(cmd) == 0 ? now_ms() - t0 : -1;
+}
+
+/* Device and datapath peer map empty again, the node's key kept. */
+static int empty(const struct bw_conf *c, const char *pin_dir, const uint8_t key[BW_WG_KEY_LEN])
+{
+	return reset(c->iface.device, key) < 0 ? -1
+	       : bw_net_reconcile(&(struct bw_conf){ .node = c->node, .iface = c->iface }, pin_dir, NULL);
+}
+
 static int dbl_cmp(const void *a, const void *b)
 {
 	double x = *(const double *)a, y = *(const double *)b;
@@ -81,7 +98,7 @@ int main(int argc, char **argv)
 {
 	struct bw_conf c, applied;
 	struct bw_net_result res;
-	char err[BW_ERR_LEN], cmd[512], wgkey[] = "/tmp/bw-bench-wg-XXXXXX", wgnokey[] = "/tmp/bw-bench-wg-XXXXXX";
+	char err[BW_ERR_LEN], wgkey[] = "/tmp/bw-bench-wg-XXXXXX", wgnokey[] = "/tmp/bw-bench-wg-XXXXXX";
 	double t0, load_ms, ours_ms, wg_ms, nokey_ms, one_ms, since_ms;
 	double ours[REPS_MAX], wg[REPS_MAX], nokey[REPS_MAX], rd[REPS_MAX], add[REPS_MAX], dp[REPS_MAX],
 		rm[REPS_MAX];
@@ -115,17 +132,11 @@ int main(int argc, char **argv)
 	/* Each round from an empty keyed device (as `net up` leaves it), the three interleaved so
 	 * they see the same load; medians reported. */
 	for (int i = 0; i < reps; i++) {
-		if (reset(c.iface.device, key.data) < 0)
+		if (reset(c.iface.device, key.data) < 0 || (wg[i] = setconf_ms(c.iface.device, wgkey)) < 0)
 			return 1;
-		snprintf(cmd, sizeof(cmd), "wg setconf %s %s", c.iface.device, wgkey);
-		t0 = now_ms();
-		if (sh(cmd) != 0)
-			return 1;
-		wg[i] = now_ms() - t0;
 
 		/* Ours: full sync onto the empty device, datapath peer map included (emptied first). */
-		if (reset(c.iface.device, key.data) < 0 || bw_net_reconcile(&(struct bw_conf){
-			.node = c.node, .iface = c.iface }, argv[2], NULL) < 0)
+		if (empty(&c, argv[2], key.data) < 0)
 			return 1;
 		t0 = now_ms();
 		if (bw_net_reconcile(&c, argv[2], &res) < 0)
@@ -133,13 +144,8 @@ int main(int argc, char **argv)
 		ours[i] = now_ms() - t0;
 		rd[i] = res.ms_read, add[i] = res.ms_wg_add, dp[i] = res.ms_datapath, rm[i] = res.ms_wg_remove;
 
-		if (clear_peers(c.iface.device) < 0)
+		if (clear_peers(c.iface.device) < 0 || (nokey[i] = setconf_ms(c.iface.device, wgnokey)) < 0)
 			return 1;
-		snprintf(cmd, sizeof(cmd), "wg setconf %s %s", c.iface.device, wgnokey);
-		t0 = now_ms();
-		if (sh(cmd) != 0)
-			return 1;
-		nokey[i] = now_ms() - t0;
 	}
 	ours_ms = median(ours, reps), wg_ms = median(wg, reps), nokey_ms = median(nokey, reps);
 	unlink(wgkey);
@@ -189,8 +195,7 @@ int main(int argc, char **argv)
 	if (bw_net_mesh_apply(&c, &mesh, self) < 0)
 		return 1;
 	derive_ms = now_ms() - t0;
-	if (reset(c.iface.device, key.data) < 0 || bw_net_reconcile(&(struct bw_conf){
-		.node = c.node, .iface = c.iface }, argv[2], NULL) < 0)
+	if (empty(&c, argv[2], key.data) < 0)
 		return 1;
 	t0 = now_ms();
 	if (bw_net_reconcile(&c, argv[2], &res) < 0)

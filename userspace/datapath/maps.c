@@ -170,10 +170,15 @@ static void peer_len_add(struct bw_dp *dp, int family, unsigned len)
 /* A peer prefix as the map holds it: host bits zero, as the programs' probes build the key. */
 static int peer_cidr(struct bw_cidr *c)
 {
+	unsigned whole;
+
 	if ((c->family != 4 && c->family != 6) || c->len > (c->family == 4 ? 32 : 128))
 		return -EINVAL;
-	for (unsigned i = c->len; i < 128; i++)
-		c->addr[i / 8] &= (uint8_t)~(0x80 >> (i % 8));
+	/* Bytes, not bits: this runs for every prefix of every sync. */
+	whole = c->len / 8;
+	if (c->len % 8)
+		c->addr[whole++] &= (uint8_t)(0xff00 >> (c->len % 8));
+	memset(c->addr + whole, 0, sizeof(c->addr) - whole);
 	return 0;
 }
 

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <stddef.h>
 #include <string.h>
+#include <time.h>
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 #include "datapath/datapath.h"
@@ -290,10 +291,23 @@ static int device_settings(const struct bw_conf *c, const struct bw_wg_device *a
 	return 0;
 }
 
+static double ms_since(double *t0)
+{
+	struct timespec t;
+	double now, d;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	now = t.tv_sec * 1e3 + t.tv_nsec / 1e6;
+	d = now - *t0;
+	*t0 = now;
+	return d;
+}
+
 static int reconcile(const struct bw_conf *c, const struct bw_conf *applied, const char *pin_dir,
 		     struct bw_net_result *res)
 {
 	struct bw_wg_device *act = NULL, cfg = { 0 };
+	double t = 0;
 	int r;
 
 	/* No downgrade: with a mesh secret configured, a peer without its derived PSK never
@@ -302,20 +316,26 @@ static int reconcile(const struct bw_conf *c, const struct bw_conf *applied, con
 	for (size_t i = 0; c->node.mesh_secret[0] && i < c->n_peers; i++)
 		if (!c->peers[i].has_psk)
 			return -EKEYREJECTED;
+	ms_since(&t);
 	r = applied ? device_from_conf(applied, &act) : bw_wg_get(c->iface.device, &act);
 	if (r < 0)
 		return r;
+	/* The desired index serves only lookups for the device's peers: none on an empty device. */
 	if ((r = device_settings(c, act, applied != NULL, &cfg)) < 0 ||
 	    (r = index_build(&actual_ix, act->peers, act->n_peers, sizeof(*act->peers),
 			     offsetof(struct bw_wg_peer, public_key))) < 0 ||
-	    (r = index_build(&desired_ix, c->peers, c->n_peers, sizeof(*c->peers),
+	    (r = index_build(&desired_ix, c->peers, act->n_peers ? c->n_peers : 0, sizeof(*c->peers),
 			     offsetof(struct bw_conf_peer, public_key))) < 0)
 		goto out;
+	res->ms_read = ms_since(&t);
 	r = wg_add(c, act, &cfg, res);
+	res->ms_wg_add = ms_since(&t);
 	if (r == 0)
 		r = dp_step(c, applied, pin_dir);
+	res->ms_datapath = ms_since(&t);
 	if (r == 0)
 		r = wg_remove(c, act, res);
+	res->ms_wg_remove = ms_since(&t);
 out:
 	OPENSSL_cleanse(cfg.private_key, sizeof(cfg.private_key));
 	free(actual_ix.keys);

@@ -133,9 +133,9 @@ struct worker {
 	int id;
 };
 
-/* Latency histogram of the timed requests, all threads: 10 us buckets up to 2 s. */
+/* Latency histogram of the timed requests, all threads: 10 us buckets up to 20 s. */
 #define HIST_US 10
-#define HIST_N 200000
+#define HIST_N 2000000
 static unsigned long hist[HIST_N + 1];
 
 static void record(double ms)

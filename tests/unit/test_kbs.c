@@ -660,6 +660,96 @@ static void handlers_sample_flow_and_rejections(void **state)
 	fixture_free(&f);
 }
 
+/* A bearer token signed by the fixture's service key, told apart by n. */
+static char *bearer_token(struct fixture *f, int n, time_t now)
+{
+	struct json_object *t = json_object_new_object(), *rules = json_object_new_array();
+	char *tok = NULL;
+
+	json_object_array_add(rules, json_object_new_string(f->c.policy.rules[0].ref));
+	json_object_object_add(t, "iss", json_object_new_string(BW_KS_ISSUER));
+	json_object_object_add(t, "iat", json_object_new_int64(now));
+	json_object_object_add(t, "exp", json_object_new_int64(now + 60));
+	json_object_object_add(t, "tee", json_object_new_string("sample"));
+	json_object_object_add(t, "tee-pubkey", json_object_get(f->jwk));
+	json_object_object_add(t, "rules", rules);
+	json_object_object_add(t, "n", json_object_new_int(n));
+	assert_int_equal(bw_jwt_sign(f->c.signing_key, t, &tok), 0);
+	json_object_put(t);
+	return tok;
+}
+
+static int bearer_fetch(struct fixture *f, const char *tok, time_t now)
+{
+	struct bw_ks_reply r = { 0 };
+
+	bw_ks_handle_resource(&f->c, NULL, tok, "bulwark/volume/v1", now, &r);
+	free(r.body);
+	return r.status;
+}
+
+/* The verified-token cache: tokens whose hashes share a set all stay verified (direct-mapped
+ * slots evicted each other on every fetch), the least recently used goes when the set is full,
+ * and expiry still applies to a cached token. Cached = served after the service's signing key
+ * changed (a token verified afresh would be refused). */
+static void handlers_token_cache_sets(void **state)
+{
+	struct fixture f;
+	char *tok[5] = { 0 }, *by_set[1024][5] = { { 0 } };
+	int count[1024] = { 0 }, full = -1;
+	EVP_PKEY *old;
+	(void)state;
+
+	fixture_init(&f, true);
+	/* Five tokens of one set (1024 sets, by the first two bytes of SHA-256 of the token). */
+	for (int n = 0; full < 0 && n < 50000; n++) {
+		char *t = bearer_token(&f, n, 1000);
+		uint8_t h[32];
+		int set;
+
+		EVP_Digest(t, strlen(t), h, NULL, EVP_sha256(), NULL);
+		set = (h[0] | h[1] << 8) % 1024;
+		by_set[set][count[set]++] = t;
+		if (count[set] == 5)
+			full = set;
+	}
+	assert_true(full >= 0);
+	memcpy(tok, by_set[full], sizeof(tok));
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(bearer_fetch(&f, tok[i], 1001), 200);
+	old = f.c.signing_key;
+	f.c.signing_key = bw_jwk_new(BW_JWK_EC_P256);
+	/* All four of the set are still verified: served under the new key, in any order. */
+	for (int round = 0; round < 2; round++)
+		for (int i = 3; i >= 0; i--)
+			assert_int_equal(bearer_fetch(&f, tok[i], 1002), 200);
+	/* A fifth token of the set verifies under the new key and evicts the least recently used
+	 * (tok[3]; tok[0] was used last). */
+	EVP_PKEY_free(old);
+	free(tok[4]);
+	for (int n = 50000;; n++) {
+		uint8_t h[32];
+
+		tok[4] = bearer_token(&f, n, 1000);
+		EVP_Digest(tok[4], strlen(tok[4]), h, NULL, EVP_sha256(), NULL);
+		if ((h[0] | h[1] << 8) % 1024 == full)
+			break;
+		free(tok[4]);
+	}
+	assert_int_equal(bearer_fetch(&f, tok[4], 1003), 200);
+	assert_int_equal(bearer_fetch(&f, tok[3], 1003), 401);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(bearer_fetch(&f, tok[i], 1003), 200);
+	/* Expired: refused though cached. */
+	assert_int_equal(bearer_fetch(&f, tok[0], 1061), 401);
+	for (int s = 0; s < 1024; s++)
+		for (int i = 0; i < count[s]; i++)
+			if (!(s == full && i == 4))
+				free(by_set[s][i]);
+	free(tok[4]);
+	fixture_free(&f);
+}
+
 static void handlers_sample_disabled(void **state)
 {
 	struct fixture f;
@@ -746,6 +836,7 @@ int main(void)
 		cmocka_unit_test(tsm_request),
 		cmocka_unit_test(handlers_sample_flow_and_rejections),
 		cmocka_unit_test(handlers_sample_disabled),
+		cmocka_unit_test(handlers_token_cache_sets),
 		cmocka_unit_test(jwcrypto_ec),
 		cmocka_unit_test(jwcrypto_rsa),
 	};

@@ -120,6 +120,19 @@ static int request(struct bw_kbs_client *c, const char *path, const char *body, 
 	return 0;
 }
 
+static void setup(struct bw_kbs_client *c)
+{
+	curl_easy_setopt(c->curl, CURLOPT_COOKIEFILE, ""); /* in-memory cookie engine */
+	curl_easy_setopt(c->curl, CURLOPT_WRITEFUNCTION, on_data);
+	curl_easy_setopt(c->curl, CURLOPT_TIMEOUT_MS, c->o.timeout_ms);
+	curl_easy_setopt(c->curl, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c->curl, CURLOPT_PROTOCOLS_STR, "https");
+	curl_easy_setopt(c->curl, CURLOPT_SSL_VERIFYPEER, 1L);
+	curl_easy_setopt(c->curl, CURLOPT_SSL_VERIFYHOST, 2L);
+	if (c->ca)
+		curl_easy_setopt(c->curl, CURLOPT_CAINFO, c->ca);
+}
+
 int bw_kbs_client_new(const struct bw_kbs_client_opts *o, struct bw_kbs_client **out)
 {
 	struct bw_kbs_client *c;
@@ -152,15 +165,7 @@ int bw_kbs_client_new(const struct bw_kbs_client_opts *o, struct bw_kbs_client *
 		c->o.timeout_ms = 10000;
 	if (c->o.backoff_ms <= 0)
 		c->o.backoff_ms = 200;
-	curl_easy_setopt(c->curl, CURLOPT_COOKIEFILE, ""); /* in-memory cookie engine */
-	curl_easy_setopt(c->curl, CURLOPT_WRITEFUNCTION, on_data);
-	curl_easy_setopt(c->curl, CURLOPT_TIMEOUT_MS, c->o.timeout_ms);
-	curl_easy_setopt(c->curl, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(c->curl, CURLOPT_PROTOCOLS_STR, "https");
-	curl_easy_setopt(c->curl, CURLOPT_SSL_VERIFYPEER, 1L);
-	curl_easy_setopt(c->curl, CURLOPT_SSL_VERIFYHOST, 2L);
-	if (c->ca)
-		curl_easy_setopt(c->curl, CURLOPT_CAINFO, c->ca);
+	setup(c);
 	*out = c;
 	return 0;
 }
@@ -446,6 +451,31 @@ int bw_kbs_get_resource_into(struct bw_kbs_client *c, const char *path, uint8_t 
 			     size_t *len, char *err, size_t errlen)
 {
 	return get_resource(c, path, &(struct sink){ .buf = out, .cap = cap, .len = len }, err, errlen);
+}
+
+int bw_kbs_client_decrypt_into(struct bw_kbs_client *c, const char *jwe, size_t len, uint8_t *out, size_t cap,
+				size_t *outlen, char *err, size_t errlen)
+{
+	struct http_resp resp = { .status = 200, .body = (char *)jwe, .len = len };
+
+	if (!c->key) {
+		snprintf(err, errlen, "resource: no tee key (attest first)");
+		return -ENOKEY;
+	}
+	return decrypt(c, &resp, &(struct sink){ .buf = out, .cap = cap, .len = outlen }, err, errlen);
+}
+
+int bw_kbs_client_disconnect(struct bw_kbs_client *c)
+{
+	CURL *n = curl_easy_init();
+
+	if (!n)
+		return -ENOMEM;
+	/* curl_easy_cleanup closes the handle's connections; the token and key stay. */
+	curl_easy_cleanup(c->curl);
+	c->curl = n;
+	setup(c);
+	return 0;
 }
 
 int bw_kbs_fetch_key(const struct bw_kbs_client_opts *o, const char *path, uint8_t *out, size_t len,

@@ -30,6 +30,14 @@ int bw_jwe_decrypt(EVP_PKEY *key, const char *jwe, size_t len, struct bw_secret 
 int bw_jwe_decrypt_into(EVP_PKEY *key, const char *jwe, size_t len, uint8_t *out, size_t cap,
 			size_t *outlen, char *err, size_t errlen);
 
+/* ---- client, for callers that fetch on connections of their own (the open-loop benchmark) ---- */
+/* Decrypt a resource reply (flattened JWE) sent to the client's tee key, as
+ * bw_kbs_get_resource_into does; -ENOKEY before a handshake. */
+int bw_kbs_client_decrypt_into(struct bw_kbs_client *c, const char *jwe, size_t len, uint8_t *out, size_t cap,
+				size_t *outlen, char *err, size_t errlen);
+/* Close the client's own connection to the service; the token and tee key stay. */
+int bw_kbs_client_disconnect(struct bw_kbs_client *c);
+
 /* ---- attesters, exposed for unit tests ---- */
 /* tsm request building: the 64-byte inblob (report data zero-padded). */
 int bw_tsm_inblob(const uint8_t *report_data, size_t len, uint8_t out[64]);

@@ -321,14 +321,8 @@ static int write_copy(struct op *op, int dev, uint8_t *meta, size_t mlen)
 		return -errno;
 	if ((r = bw_vol_luks2_extent(json, strnlen(json, hs - LUKS2_BIN_SIZE), &end, &data)) < 0)
 		return r;
-	/* Reseal both headers of the copy with their own checksums (the validated bytes already
-	 * carry right ones): libcryptsetup takes them as they are and never scans for others. */
-	for (int i = 0; i < 2; i++) {
-		uint8_t *h = meta + i * hs;
-		memset(h + LUKS2_CSUM_OFF, 0, LUKS2_CSUM_LEN);
-		if ((r = bw_vol_luks2_csum(h, hs, h + LUKS2_CSUM_OFF)) < 0)
-			return r;
-	}
+	/* Both headers go to the copy as validated, with the checksums bw_vol_check_luks2_header()
+	 * just verified: libcryptsetup takes them as they are and never scans for others. */
 	if (end > mlen) {
 		if (!(areas = malloc(end - mlen)))
 			return -ENOMEM;

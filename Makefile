@@ -49,10 +49,13 @@ LIBS     := $(call libfile,$(lib-y))
 BINS     := $(addprefix $(BUILD)/bin/,$(bin-y))
 UNIT     := $(addprefix $(BUILD)/tests/unit/,$(test-unit-y))
 BPFTESTS := $(addprefix $(BUILD)/tests/bpf/,$(test-bpf-y))
+# built by `all` (so by `make check`) though only scripts/bench runs them: an API change that
+# breaks a benchmark fails the build, not the next benchmark run
+BENCHES  := $(addprefix $(BUILD)/bench/,$(bench-y))
 ALL_OBJS := $(call obj,$(foreach p,$(lib-y) $(bin-y) $(test-unit-y) $(test-bpf-y) $(bench-y),$($(p)-objs)))
 
 .PHONY: all check clean bpf distclean
-all: $(LIBS) $(BINS) $(UNIT) $(BPFTESTS) $(BPF_OBJS)
+all: $(LIBS) $(BINS) $(UNIT) $(BPFTESTS) $(BPF_OBJS) $(BENCHES)
 bpf: $(BPF_OBJS) $(SKELS)
 
 # -fno-sanitize-recover=all: undefined behaviour aborts, so libFuzzer reports it as a finding

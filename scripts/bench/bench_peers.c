@@ -123,7 +123,7 @@ int main(int argc, char **argv)
 	/* The anchor is `wg setconf` of the same configuration: the node's key and every peer. Also
 	 * timed without the key, as this benchmark did before: kernel WireGuard then skips the
 	 * per-peer static-static Curve25519 it does for every peer of a keyed device. */
-	if (bw_net_node_key(&c, false, &key) < 0 || write_wg(wgkey, &c, key.data) < 0 ||
+	if (bw_net_node_key(&c, false, &key, NULL) < 0 || write_wg(wgkey, &c, key.data) < 0 ||
 	    write_wg(wgnokey, &c, NULL) < 0) {
 		perror("write wg config");
 		return 1;

@@ -111,9 +111,12 @@ check "...and the other annotation on the Nodes is untouched" \
   test "$(grep -o '"example.com/owner": "someone-else"' "$CTL/state.json" | wc -l)" -eq 3
 
 npeers() { local out; out=$(nsx "${NS[$1]}" wg show "bwg$BW_ID$1" peers) || { echo x; return; }; [ -z "$out" ] && echo 0 || wc -l <<<"$out"; }
+# node N has exactly K peers, counted again at every try of wait_for (a "$(npeers ..)" argument
+# would be counted once, before the first try, and could never change)
+npeers_is() { test "$(npeers "$1")" = "$2"; }
 has_peer() { nsx "${NS[$1]}" wg show "bwg$BW_ID$1" peers | grep -qxF "$(cat "$TMP/$2.pub")"; }
 for x in a b c; do
-  check "node $x has the two other nodes as peers (from the Nodes, no peer files)" wait_for 100 test "$(npeers $x)" = 2
+  check "node $x has the two other nodes as peers (from the Nodes, no peer files)" wait_for 100 npeers_is $x 2
 done
 check "node d (no Node object yet) is nobody's peer" sh -c "! grep -qF '$(cat "$TMP/d.pub")' '$CTL/state.json'"
 for x in a b c; do check "...not on node $x" eval "! has_peer $x d"; done
@@ -168,7 +171,7 @@ t0=$(ev_ns MODIFIED d)
 ms=$(logged_ms "$t0" "peer added: node=d " a b c)
 check "a, b and c have d as a peer within 2 s of its annotation ($ms ms)" test "$ms" -le 2000
 for x in a b c; do check "...node $x has d as a peer" has_peer $x d; done
-check "node d has a, b and c" wait_for 50 test "$(npeers d)" = 3
+check "node d has a, b and c" wait_for 50 npeers_is d 3
 check "pod a -> pod d" wait_for 50 ping_ok a 198.18.4.2
 
 # A node deleted leaves every other node within 2 s.

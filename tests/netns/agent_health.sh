@@ -145,6 +145,23 @@ check "wireguard-go of node a found" test -n "$wgpid"
 nsx "${POD[a]}" ping -i 0.005 -q 198.18.2.2 > /dev/null 2>&1 &
 flood=$!
 at_exit "kill $flood"
+# On a quiet machine the agent restores the device about 10 ms after it sees it gone, and only
+# packets sent in that window meet ifindex 0 and are counted as dropped-no-device. ping cannot
+# show it: a drop at tc egress fails its send with ENOBUFS and ping backs off (0 or 1 counted,
+# even at -i 0.0002). This sender ignores failed sends: a datagram every 0.2 ms to pod b's
+# discard port until the stop file appears.
+nsx "${POD[a]}" python3 -c '
+import os, socket, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+while not os.path.exists(sys.argv[1]):
+    try:
+        s.sendto(b"bulwark", ("198.18.2.2", 9))
+    except OSError:
+        pass
+    time.sleep(0.0002)
+' "$TMP/udp.stop" &
+udp=$!
+at_exit "kill $udp"
 sleep 0.3
 counter() { nsx "${NS[a]}" bulwark datapath status --json --pin-dir "${PIN[a]}" |
   python3 -c "import json,sys; print(json.load(sys.stdin)['counters']['$1']['packets'])"; }
@@ -158,6 +175,7 @@ check "...killed, socket left behind" test -S "$sock"
 # (Spawning a probe process right after the kill can itself stall for seconds on a loaded host.)
 check "pod traffic flows again" wait_for 100 nsx "${POD[a]}" ping -n -c 1 -W 1 -q 198.18.2.2
 kill $flood; wait $flood 2>/dev/null
+touch "$TMP/udp.stop"; wait $udp 2>/dev/null
 cluster_capture_stop
 ms=$(tcpdump -tt -n -r "$CAP" 'udp port 51820' 2>/dev/null | python3 -c "
 import sys

@@ -423,7 +423,7 @@ static uint64_t be64(const uint8_t *p)
 }
 
 /* SHA-256 over one header (binary + JSON area) with its checksum field zeroed, as LUKS2 defines. */
-int bw_vol_luks2_csum(const uint8_t *h, uint64_t hs, uint8_t out[32])
+static int luks2_csum(const uint8_t *h, uint64_t hs, uint8_t out[32])
 {
 	static const uint8_t zero[LUKS2_CSUM_LEN];
 	EVP_MD_CTX *c = EVP_MD_CTX_new();
@@ -458,7 +458,7 @@ static int check_bin(const uint8_t *h, const char *magic, uint64_t hs, uint64_t 
 	if (!all_zero(h + 264, LUKS2_CSUM_OFF - 264) || !all_zero(h + LUKS2_CSUM_OFF + 32, LUKS2_CSUM_LEN - 32) ||
 	    !all_zero(h + LUKS2_CSUM_OFF + LUKS2_CSUM_LEN, LUKS2_BIN_SIZE - LUKS2_CSUM_OFF - LUKS2_CSUM_LEN))
 		return bw_errf(err, len, -EMEDIUMTYPE, "the %s header's padding is not zero", which);
-	if (bw_vol_luks2_csum(h, hs, md) < 0)
+	if (luks2_csum(h, hs, md) < 0)
 		return -ENOMEM;
 	if (CRYPTO_memcmp(md, h + LUKS2_CSUM_OFF, 32))
 		return bw_errf(err, len, -EMEDIUMTYPE, "the %s header's checksum is wrong (a damaged or forged header)", which);
@@ -479,14 +479,14 @@ int bw_vol_check_luks2_header(const uint8_t *buf, size_t n, const char *id, bool
 	size_t jlen;
 	int r;
 
-	if (n < LUKS2_BIN_SIZE || memcmp(a, "LUKS\xba\xbe\x00\x02", 8))
+	if (n < LUKS2_BIN_SIZE || memcmp(a, LUKS2_MAGIC, 8))
 		return bw_errf(err, len, -EMEDIUMTYPE, "the header is not LUKS2 (magic/version)");
 	hs = be64(a + 8);
 	if (hs < LUKS2_HDR_MIN || hs > LUKS2_HDR_MAX || (hs & (hs - 1)) || 2 * hs > n)
 		return bw_errf(err, len, -EMEDIUMTYPE, "the header's hdr_size %llu is invalid", (unsigned long long)hs);
 	b = buf + hs;
-	if ((r = check_bin(a, "LUKS\xba\xbe\x00\x02", hs, 0, "primary", err, len)) < 0 ||
-	    (r = check_bin(b, "SKUL\xba\xbe\x00\x02", hs, hs, "secondary", err, len)) < 0)
+	if ((r = check_bin(a, LUKS2_MAGIC, hs, 0, "primary", err, len)) < 0 ||
+	    (r = check_bin(b, LUKS2_MAGIC_2ND, hs, hs, "secondary", err, len)) < 0)
 		return r;
 	/* hdr_size, seqid, label, checksum_alg | uuid, subsystem (the salts differ by design) */
 	if (memcmp(a + 8, b + 8, 104 - 8) || memcmp(a + 168, b + 168, 256 - 168))

@@ -22,13 +22,14 @@
 #define BW_VOL_HDR_DIR "/run/bulwark/headers"  /* detached header copies (tmpfs), 0700 */
 
 /* The binary LUKS2 header (both copies follow each other; see cryptsetup's docs/on-disk format). */
+#define LUKS2_MAGIC "LUKS\xba\xbe\x00\x02"      /* primary header: magic and version 2, 8 bytes */
+#define LUKS2_MAGIC_2ND "SKUL\xba\xbe\x00\x02"  /* secondary header */
 #define LUKS2_BIN_SIZE 4096
 #define LUKS2_CSUM_OFF 448
 #define LUKS2_CSUM_LEN 64
 #define LUKS2_HDR_MIN (16u << 10)
 #define LUKS2_HDR_MAX (4u << 20)
 #define LUKS2_DATA_MAX (136ll << 20)  /* metadata (2 x 4 MiB) + keyslots area (<= 128 MiB) */
-int bw_vol_luks2_csum(const uint8_t *hdr, uint64_t hdr_size, uint8_t out[32]);
 /* The allow-list with the binary header's hdr_size known (0: not known, config.json_size unchecked). */
 int bw_vol_check_luks2_json_hs(const char *json, size_t n, uint64_t hdr_size, const char *id, bool *integrity,
 			       char *err, size_t len);

@@ -208,15 +208,20 @@ static int zeros_at_start(const char *device, char *what, size_t len)
 	return 1;
 }
 
-/* libblkid decides: LUKS version 2, nothing at all (and zeros at the start), or something else. */
-static int probe(const char *device, enum kind *k, char *what, size_t len)
+/*
+ * libblkid decides: LUKS version 2, nothing at all (and zeros at the start), or something else.
+ * A failure is reported in op's message.
+ */
+static int probe(struct op *op, enum kind *k, char *what, size_t len)
 {
+	const char *device = op->o->device, *type = NULL, *ver = NULL;
 	blkid_probe pr = blkid_new_probe_from_filename(device);
-	const char *type = NULL, *ver = NULL;
 	int r;
 
-	if (!pr)
-		return errno ? -errno : -ENODEV;
+	if (!pr) {
+		r = errno ? -errno : -ENODEV;
+		return bw_errf(op->err, op->len, r, "probing %s: %s", device, strerror(-r));
+	}
 	blkid_probe_enable_superblocks(pr, 1);
 	blkid_probe_set_superblocks_flags(pr, BLKID_SUBLKS_TYPE | BLKID_SUBLKS_VERSION);
 	blkid_probe_enable_partitions(pr, 1);
@@ -237,7 +242,9 @@ static int probe(const char *device, enum kind *k, char *what, size_t len)
 		if (r >= 0)
 			*k = r ? BLANK : OTHER;
 	}
-	return r < 0 && r != -2 ? -EIO : 0;
+	if (r < 0 && r != -2)
+		return bw_errf(op->err, op->len, -EIO, "probing %s: %s", device, strerror(EIO));
+	return 0;
 }
 
 /*
@@ -258,7 +265,7 @@ static int luks2_magic(const char *device)
 	n = pread(fd, m, sizeof(m), 0);
 	if (n < 0)
 		return -errno;
-	return n == (ssize_t)sizeof(m) && !memcmp(m, "LUKS\xba\xbe\x00\x02", sizeof(m));
+	return n == (ssize_t)sizeof(m) && !memcmp(m, LUKS2_MAGIC, sizeof(m));
 }
 
 /* The backing device of an active mapping is this device (same dev_t)? */
@@ -737,6 +744,7 @@ static int stage_locked(struct op *op, bool allow_open, bool integrity)
 {
 	char what[160] = "";
 	enum kind k = OTHER;
+	bool quick;
 	int r;
 
 	if (allow_open && is_active(op->name)) {
@@ -745,13 +753,12 @@ static int stage_locked(struct op *op, bool allow_open, bool integrity)
 			return bw_errf(op->err, op->len, -EEXIST, "volume '%s' is already staged from another device", op->id);
 		return r < 0 ? bw_errf(op->err, op->len, r, "inspecting %s: %s", op->name, strerror(-r)) : 0;
 	}
-	if ((r = luks2_magic(op->o->device)) > 0)
+	quick = luks2_magic(op->o->device) > 0;
+	if (quick)
 		k = LUKS2;
-	else if ((r = probe(op->o->device, &k, what, sizeof(what))) < 0)
-		return bw_errf(op->err, op->len, r, "probing %s: %s", op->o->device, strerror(-r));
+	else if ((r = probe(op, &k, what, sizeof(what))) < 0)
+		return r;
 	if (k == LUKS2) {
-		bool quick = r > 0;
-
 		r = open_copy(op, true);
 		if (r != -ENOKEY)
 			return r;
@@ -760,8 +767,8 @@ static int stage_locked(struct op *op, bool allow_open, bool integrity)
 		 * which only the full probe sees. */
 		if (op->err && op->len)
 			op->err[0] = 0;
-		if (quick && (r = probe(op->o->device, &k, what, sizeof(what))) < 0)
-			return bw_errf(op->err, op->len, r, "probing %s: %s", op->o->device, strerror(-r));
+		if (quick && (r = probe(op, &k, what, sizeof(what))) < 0)
+			return r;
 	}
 	if (k == OTHER)
 		return bw_errf(op->err, op->len, -ENOTEMPTY, "device %s holds %s: refusing to touch it", op->o->device, what);
@@ -834,8 +841,8 @@ static int do_format(struct op *op, void *arg)
 	int r;
 
 	(void)arg;
-	if ((r = probe(op->o->device, &k, what, sizeof(what))) < 0)
-		return bw_errf(op->err, op->len, r, "probing %s: %s", op->o->device, strerror(-r));
+	if ((r = probe(op, &k, what, sizeof(what))) < 0)
+		return r;
 	if (k != BLANK)
 		return bw_errf(op->err, op->len, -ENOTEMPTY, "device %s holds %s: format only takes blank devices",
 			   op->o->device, what);
